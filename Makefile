@@ -1,0 +1,59 @@
+# stackserve: `make demo` and `make test` work on a fresh machine (they install first).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+STAMP := $(VENV)/.stackserve-installed
+BUILD_INPUTS := pyproject.toml setup.py $(wildcard proto/stackserve/v1/*.proto) $(wildcard kernels/cython/*.pyx) $(wildcard kernels/cpp/*.cpp)
+export HF_HUB_OFFLINE := 1
+export RAY_USAGE_STATS_ENABLED := 0
+export PYTHONUNBUFFERED := 1
+
+.PHONY: install build demo serve test unit integration lint bench bench-ci clean
+
+$(PY):
+	python3 -m venv $(VENV)
+
+$(STAMP): $(PY) $(BUILD_INPUTS)
+	$(PIP) install -q -U pip "setuptools>=70" wheel
+	# torch first, pinned: the CPU build lies on local disk; an unpinned torch pulls a CUDA build.
+	$(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q "cython>=3.0" "pybind11>=2.12" "numpy>=2.0" "grpcio-tools>=1.60"
+	# The Shuttle dataset ships inside river's wheel; its own dependencies are not needed.
+	$(PIP) install -q --no-deps "river==0.26.1"
+	$(PIP) install -q --no-build-isolation -e ".[dev,bench]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+build: install  ## regenerate gRPC stubs and rebuild the compiled kernels in place
+	$(PY) setup.py -q build_ext --inplace
+
+demo: install
+	$(VENV)/bin/stackserve demo
+
+serve: install
+	$(VENV)/bin/stackserve serve
+
+lint: install
+	$(VENV)/bin/ruff check server kernels deployments bench tests setup.py
+
+unit: install
+	$(PY) -m pytest tests/unit
+
+integration: install
+	$(PY) -m pytest tests/integration
+
+test: install lint
+	$(PY) -m pytest tests
+
+bench: install
+	$(PY) bench/anomaly_kernels.py
+	$(PY) bench/anomaly_load.py
+
+bench-ci: install
+	$(PY) bench/anomaly_kernels.py --quick --check
+	$(PY) bench/anomaly_load.py --quick
+
+clean:
+	rm -rf build server/gen kernels/**/*.so kernels/cython/*.c *.egg-info

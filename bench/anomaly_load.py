@@ -1,0 +1,223 @@
+"""Closed-loop gRPC load on the anomaly path: our gateway vs Ray Serve's own gRPC proxy.
+
+Both targets front the *same* AnomalyScorer deployment in the same server process,
+started once for the run; only the front door differs (our gateway coalesces small
+requests before they cross into Ray; Ray's proxy sends each request across). For
+each target, events per request (1 and 256) and concurrency (1, 16, 64), the client
+keeps N requests in flight for a fixed time and records every latency.
+
+    python bench/anomaly_load.py [--quick] [--duration S] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import numpy as np
+from rich.console import Console
+from rich.progress import Progress
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.report import markdown_table, write_json, write_text
+from server.anomaly.data import load_shuttle
+from server.client import score_request
+from server.gen.stackserve.v1 import anomaly_pb2_grpc as pb_grpc
+
+console = Console(stderr=True)
+TARGETS = ("stackserve-gateway", "ray-serve-grpc-proxy")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data_dir: Path, ray_grpc_port: int) -> tuple[subprocess.Popen, str, Path]:
+    ready = data_dir / "ready.json"
+    ready.unlink(missing_ok=True)
+    log = open(data_dir / "server.log", "w")  # noqa: SIM115
+    env = {**os.environ, "STACKSERVE_DATA_DIR": str(data_dir), "RAY_USAGE_STATS_ENABLED": "0",
+           "STACKSERVE__RAY__HTTP_PROXY_PORT": str(free_port())}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0",
+         "--ray-grpc-port", str(ray_grpc_port), "--ready-file", str(ready)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"server failed to start; see {data_dir / 'server.log'}")
+        time.sleep(0.2)
+    return proc, json.loads(ready.read_text())["grpc"], data_dir / "server.log"
+
+
+async def closed_loop(address: str, metadata: tuple, requests: list, concurrency: int, duration: float) -> dict:
+    """N workers, each with one request in flight, for `duration` seconds after a short warm-up."""
+    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
+    # a few channels so HTTP/2 flow control on one connection is not the bottleneck
+    channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(min(4, concurrency))]
+    stubs = [pb_grpc.AnomalyServiceStub(ch) for ch in channels]
+    latencies: list[float] = []
+    errors = 0
+    stop_at = 0.0
+    recording = False
+
+    async def worker(i: int) -> None:
+        nonlocal errors
+        stub = stubs[i % len(stubs)]
+        k = i
+        while time.perf_counter() < stop_at:
+            req = requests[k % len(requests)]
+            k += concurrency
+            t0 = time.perf_counter()
+            try:
+                await stub.Score(req, metadata=metadata, timeout=30)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                continue
+            if recording:
+                latencies.append(time.perf_counter() - t0)
+
+    stop_at = time.perf_counter() + min(1.0, duration / 3)  # warm-up
+    await asyncio.gather(*[worker(i) for i in range(concurrency)])
+    recording = True
+    start = time.perf_counter()
+    stop_at = start + duration
+    await asyncio.gather(*[worker(i) for i in range(concurrency)])
+    elapsed = time.perf_counter() - start
+    for ch in channels:
+        await ch.close()
+    lat = np.asarray(latencies)
+    return {
+        "requests": int(lat.size),
+        "errors": errors,
+        "seconds": elapsed,
+        "req_per_s": lat.size / elapsed,
+        "p50_ms": float(np.percentile(lat, 50) * 1e3) if lat.size else float("nan"),
+        "p95_ms": float(np.percentile(lat, 95) * 1e3) if lat.size else float("nan"),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3) if lat.size else float("nan"),
+        "latencies_ms": (lat * 1e3).round(4).tolist(),
+    }
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for target in TARGETS:
+        for events in sorted({r["events"] for r in results}):
+            rows = sorted((r for r in results if r["target"] == target and r["events"] == events),
+                          key=lambda r: r["concurrency"])
+            if not rows:
+                continue
+            c = [r["concurrency"] for r in rows]
+            style = "-o" if target == TARGETS[0] else "--s"
+            axes[0].plot(c, [r["events_per_s"] for r in rows], style, label=f"{target}, {events} ev/req")
+            axes[1].plot(c, [r["p95_ms"] for r in rows], style, label=f"{target}, {events} ev/req")
+    axes[0].set(xscale="log", yscale="log", xlabel="concurrency", ylabel="events/s", title="throughput")
+    axes[1].set(xscale="log", yscale="log", xlabel="concurrency", ylabel="p95 latency (ms)", title="p95 latency")
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="short runs (CI)")
+    ap.add_argument("--duration", type=float, help="seconds per cell (default 6, quick 2)")
+    ap.add_argument("--data-dir", type=Path, help="MLflow store with trained models (default: a temp dir)")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
+    args = ap.parse_args()
+    duration = args.duration or (2.0 if args.quick else 6.0)
+
+    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="stackserve-bench-"))
+    from server.config import load_settings
+    from server.demo import ensure_models
+
+    settings = load_settings(None, data_dir=str(data_dir))
+    ensure_models(settings)
+    ray_port = free_port()
+    proc, gateway_addr, _log = start_server(data_dir, ray_port)
+    console.print(f"server up: gateway {gateway_addr}, Ray gRPC proxy 127.0.0.1:{ray_port}")
+
+    X = load_shuttle().drop(columns="anomaly").to_numpy(np.float32)
+    rng = np.random.default_rng(0)
+    payloads = {
+        1: [score_request(X[i : i + 1], model="shuttle-rf") for i in rng.integers(0, len(X) - 1, 512)],
+        256: [score_request(X[i : i + 256], model="shuttle-rf") for i in rng.integers(0, len(X) - 256, 64)],
+    }
+    targets = {
+        "stackserve-gateway": (gateway_addr, ()),
+        "ray-serve-grpc-proxy": (f"127.0.0.1:{ray_port}", (("application", "anomaly"),)),
+    }
+    results = []
+    cells = [(t, e, c) for e in (1, 256) for c in (1, 16, 64) for t in TARGETS]
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task("load", total=len(cells))
+            for target, events, conc in cells:
+                progress.update(task, description=f"{target} {events} ev/req c={conc}")
+                addr, md = targets[target]
+                r = asyncio.run(closed_loop(addr, md, payloads[events], conc, duration))
+                r.update(target=target, events=events, concurrency=conc, events_per_s=r["req_per_s"] * events)
+                results.append(r)
+                progress.advance(task)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+    def cell(t: str, e: int, c: int) -> dict:
+        return next(r for r in results if r["target"] == t and r["events"] == e and r["concurrency"] == c)
+
+    rows = []
+    for r in results:
+        base = cell("ray-serve-grpc-proxy", r["events"], r["concurrency"])
+        rows.append([
+            r["target"], r["events"], r["concurrency"], f"{r['req_per_s']:.0f}", f"{r['events_per_s']:.0f}",
+            f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}", f"{r['p99_ms']:.2f}", r["errors"],
+            f"{r['req_per_s'] / base['req_per_s']:.2f}x" if base["req_per_s"] else "-",
+        ])
+    table = markdown_table(
+        ["target", "events/req", "concurrency", "req/s", "events/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+         "throughput vs Ray proxy"],
+        rows,
+    )
+    checks = []
+    for c in (16, 64):
+        ours, base = cell(TARGETS[0], 1, c), cell(TARGETS[1], 1, c)
+        ratio = ours["req_per_s"] / max(base["req_per_s"], 1e-9)
+        checks.append((f"1 event/req c={c}: throughput >= 5x Ray proxy", ratio >= 5, f"{ratio:.2f}x"))
+        checks.append((f"1 event/req c={c}: p95 <= Ray proxy", ours["p95_ms"] <= base["p95_ms"],
+                       f"{ours['p95_ms']:.2f} vs {base['p95_ms']:.2f} ms"))
+    best = max(r["events_per_s"] for r in results if r["target"] == TARGETS[0] and r["events"] == 256)
+    checks.append(("256 events/req >= 200,000 events/s", best >= 200_000, f"{best:,.0f} events/s"))
+    check_table = markdown_table(["target", "met", "measured"], [[n, "yes" if ok else "NO", v] for n, ok, v in checks])
+    print(table)
+    print()
+    print(check_table)
+    write_json("anomaly_load", {"duration_s": duration, "results": results, "checks": checks})
+    write_text("anomaly_load.md", table + "\n\n" + check_table + "\n")
+    plot(results, Path(__file__).parent / "results" / "anomaly_load.png")
+    return 1 if args.check and not all(ok for _, ok, _ in checks) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

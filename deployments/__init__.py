@@ -1,0 +1,1 @@
+"""Ray Serve deployments: thin wiring of ``server`` objects into Serve."""

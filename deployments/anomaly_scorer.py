@@ -1,0 +1,100 @@
+"""AnomalyScorer deployment: champion models from MLflow, dynamic batching in the replica.
+
+Two entry points share one batched path: ``score`` (numpy in, numpy out) for our
+gateway, and ``Score`` (protobuf in and out) so Ray Serve's built-in gRPC proxy can
+route to the same deployment; that proxy is the baseline our gateway is measured against.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+from ray import serve
+from ray.serve.metrics import Histogram
+
+from server.anomaly.scorer import AnomalyScorer, ScoreResult
+from server.config import Settings
+
+log = logging.getLogger("stackserve.anomaly")
+
+
+@serve.deployment(name="AnomalyScorer", health_check_period_s=10)
+class AnomalyScorerDeployment:
+    def __init__(self, settings_json: str):
+        from server.anomaly import registry
+        from server.gateway.anomaly_catalog import CatalogEntry
+
+        self.settings = Settings.model_validate_json(settings_json)
+        cfg = self.settings.anomaly
+        client = registry.connect(self.settings)
+        models = {}
+        for name in cfg.models:
+            try:
+                models[name] = registry.load_servable(client, name, cfg.alias, kernel=cfg.kernel)
+            except registry.ModelNotFoundError as exc:
+                log.warning("skipping %s: %s", name, exc)
+        if not models:
+            raise RuntimeError(
+                f"none of {cfg.models} is registered with alias {cfg.alias!r}: run `stackserve train anomaly`"
+            )
+        self.scorer = AnomalyScorer(models)
+        self.catalog = {i["name"]: CatalogEntry.from_info(i) for i in self.scorer.info()}
+        self.batch_size = Histogram(
+            "stackserve_replica_batch_calls",
+            description="calls merged into one replica batch (@serve.batch)",
+            boundaries=[1, 2, 4, 8, 16, 32, 64, 128],
+        )
+        self.batch_events = Histogram(
+            "stackserve_replica_batch_events",
+            description="events scored per replica batch",
+            boundaries=[1, 16, 64, 256, 1024, 4096, 16384, 65536],
+        )
+
+    def reconfigure(self, user_config: dict) -> None:
+        """Batching knobs can change at run time (serve deploy with a new user_config)."""
+        if "max_batch_size" in user_config:
+            self._batched.set_max_batch_size(int(user_config["max_batch_size"]))
+        if "batch_wait_timeout_s" in user_config:
+            self._batched.set_batch_wait_timeout_s(float(user_config["batch_wait_timeout_s"]))
+
+    async def models(self) -> list[dict]:
+        return self.scorer.info()
+
+    async def score(self, model: str, X: np.ndarray, request_ids: Sequence[str] = ()) -> ScoreResult:
+        return await self._batched((model, X))
+
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
+    async def _batched(self, items: list[tuple[str, np.ndarray]]) -> list[ScoreResult]:
+        self.batch_size.observe(len(items))
+        self.batch_events.observe(sum(x.shape[0] for _, x in items))
+        return self.scorer.score_many(items)
+
+    async def Score(self, request):
+        """Baseline path for Ray Serve's own gRPC proxy: validate, score, answer (no coalescing)."""
+        import grpc
+
+        from server.gateway.anomaly_validation import parse_score_request
+        from server.gateway.errors import ServingError
+        from server.gen.stackserve.v1 import anomaly_pb2 as pb
+
+        cfg = self.settings.anomaly
+        try:
+            parsed = parse_score_request(request, self.catalog, cfg.default_model, cfg.default_stream_model)
+        except ServingError as err:
+            raise ValueError(f"{grpc.StatusCode.INVALID_ARGUMENT.name}: {err.details}") from None
+        if parsed.entity_keys is not None:
+            raise ValueError("stream models are served through the stackserve gateway only")
+        result = await self.score(parsed.model.name, parsed.raw)
+        return pb.ScoreResponse(
+            model=result.model,
+            model_version=result.version,
+            scores=result.scores.tolist(),
+            is_anomaly=result.is_anomaly.tolist(),
+            threshold=result.threshold,
+        )
+
+    def check_health(self) -> None:
+        if not self.scorer.models:
+            raise RuntimeError("no models loaded")

@@ -1,0 +1,1 @@
+"""Anomaly detection: data validation, training, MLflow registry and the servable scorer."""

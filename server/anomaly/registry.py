@@ -1,0 +1,122 @@
+"""MLflow tracking and model registry access.
+
+The registry needs a database store, so the default is a sqlite file under the
+data dir. Serving resolves a registered model by alias (``champion``) and loads
+only the compiled artifact (arrays + JSON), never the pickled estimator.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from server.anomaly.model import ServableModel
+from server.config import Settings
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+COMPILED_ARTIFACT = "compiled"
+
+
+class ModelNotFoundError(LookupError):
+    """No registered model (or no version at the alias) under that name."""
+
+
+@dataclass(slots=True)
+class RegisteredVersion:
+    name: str
+    version: str
+    aliases: list[str]
+    run_id: str
+    f1: float | None
+    roc_auc: float | None
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured store and make sure our experiment exists."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    uri = settings.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    if client.get_experiment_by_name(settings.mlflow.experiment) is None:
+        location = None
+        if uri.startswith("sqlite:"):
+            settings.artifact_root.mkdir(parents=True, exist_ok=True)
+            location = settings.artifact_root.as_uri()
+        try:
+            client.create_experiment(settings.mlflow.experiment, artifact_location=location)
+        except Exception:  # another process created it first
+            if client.get_experiment_by_name(settings.mlflow.experiment) is None:
+                raise
+    mlflow.set_experiment(settings.mlflow.experiment)
+    return client
+
+
+def has_version(client: MlflowClient, name: str, alias: str = "champion") -> bool:
+    try:
+        client.get_model_version_by_alias(name, alias)
+    except Exception:
+        return False
+    return True
+
+
+def register(client: MlflowClient, run_id: str, name: str, promote: bool, alias: str = "champion") -> str:
+    """Register the run's model; give it the alias if asked or if none holds it yet."""
+    import mlflow
+
+    first = not has_version(client, name, alias)
+    mv = mlflow.register_model(f"runs:/{run_id}/model", name)
+    if promote or first:
+        client.set_registered_model_alias(name, alias, mv.version)
+    return str(mv.version)
+
+
+def promote(client: MlflowClient, name: str, version: str, alias: str = "champion") -> None:
+    """Move ``alias`` to ``version``; raises ModelNotFoundError if either is unknown."""
+    try:
+        client.get_model_version(name, str(version))
+    except Exception as exc:
+        raise ModelNotFoundError(f"model {name!r} has no version {version}") from exc
+    client.set_registered_model_alias(name, alias, str(version))
+
+
+def list_versions(client: MlflowClient) -> list[RegisteredVersion]:
+    out: list[RegisteredVersion] = []
+    for rm in client.search_registered_models():
+        for mv in client.search_model_versions(f"name='{rm.name}'"):
+            metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+            out.append(
+                RegisteredVersion(
+                    name=rm.name,
+                    version=str(mv.version),
+                    aliases=list(mv.aliases or []),
+                    run_id=mv.run_id or "",
+                    f1=metrics.get("test_f1"),
+                    roc_auc=metrics.get("test_roc_auc"),
+                )
+            )
+    return sorted(out, key=lambda v: (v.name, int(v.version)))
+
+
+def load_servable(
+    client: MlflowClient, name: str, alias: str = "champion", kernel: str = "auto"
+) -> ServableModel:
+    """Download the compiled artifact of ``name@alias`` and load it (no pickle)."""
+    import mlflow
+
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except Exception as exc:
+        raise ModelNotFoundError(f"no registered model {name!r} with alias {alias!r}") from exc
+    with tempfile.TemporaryDirectory(prefix="stackserve-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=mv.run_id, artifact_path=COMPILED_ARTIFACT, dst_path=tmp, tracking_uri=mlflow.get_tracking_uri()
+        )
+        return ServableModel.load(Path(local), kernel=kernel, version=str(mv.version), run_id=mv.run_id)

@@ -1,0 +1,193 @@
+"""Coalesce concurrent small requests into bounded batches before they cross into Ray.
+
+Shape borrowed from Ray Serve's ``batching.py``: one queue per key, a "batch full"
+event, a wait that shrinks from the first item's arrival, at least one item per
+batch, results checked against the batch, one exception delivered to every waiter.
+Differences that matter for a gateway: the batch is bounded in *rows* (events), not
+requests; the queue is bounded (``QueueFullError`` → RESOURCE_EXHAUSTED) so latency
+cannot grow without bound; a waiter whose deadline passed or who was cancelled is
+dropped before dispatch and never costs a slot in the batch; and the number of
+batches in flight at once is capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+import numpy as np
+
+R = TypeVar("R")
+
+# dispatch(key, concatenated rows, per-item row counts, per-item tags) -> one result per item
+Dispatch = Callable[[str, np.ndarray, Sequence[int], Sequence[str]], Awaitable[Sequence[R]]]
+
+
+class QueueFullError(RuntimeError):
+    """The coalescer holds max_queue_rows already; shed this request."""
+
+
+@dataclass(slots=True)
+class _Item(Generic[R]):
+    rows: np.ndarray
+    tag: str
+    deadline: float | None
+    future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+@dataclass(slots=True)
+class BatchStats:
+    rows: int
+    requests: int
+
+
+class Coalescer(Generic[R]):
+    def __init__(
+        self,
+        dispatch: Dispatch,
+        max_batch_rows: int = 4096,
+        max_wait_s: float = 0.002,
+        max_queue_rows: int = 200_000,
+        max_inflight: int = 4,
+        on_batch: Callable[[str, BatchStats], None] | None = None,
+    ):
+        if max_batch_rows < 1 or max_queue_rows < 1 or max_inflight < 1 or max_wait_s < 0:
+            raise ValueError("coalescer limits must be positive")
+        self._dispatch = dispatch
+        self.max_batch_rows = max_batch_rows
+        self.max_wait_s = max_wait_s
+        self.max_queue_rows = max_queue_rows
+        self._inflight = asyncio.Semaphore(max_inflight)
+        self._on_batch = on_batch
+        self._queues: dict[str, deque[_Item]] = {}
+        self._wakeups: dict[str, asyncio.Event] = {}
+        self._loops: dict[str, asyncio.Task] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._key_rows: dict[str, int] = {}
+        self._queued_rows = 0
+        self._closed = False
+
+    @property
+    def queued_rows(self) -> int:
+        return self._queued_rows
+
+    async def submit(self, key: str, rows: np.ndarray, tag: str = "", timeout: float | None = None) -> R:
+        """Queue ``rows`` under ``key`` and wait for this item's share of the batch result."""
+        if self._closed:
+            raise RuntimeError("coalescer is closed")
+        n = int(rows.shape[0])
+        if self._queued_rows + n > self.max_queue_rows:
+            raise QueueFullError(
+                f"queue holds {self._queued_rows} events, limit {self.max_queue_rows}; retry later"
+            )
+        deadline = None if timeout is None else time.monotonic() + timeout
+        item: _Item = _Item(rows, tag, deadline)
+        self._queues.setdefault(key, deque()).append(item)
+        self._queued_rows += n
+        self._key_rows[key] = self._key_rows.get(key, 0) + n
+        self._wakeup(key).set()
+        if key not in self._loops or self._loops[key].done():
+            self._loops[key] = asyncio.create_task(self._batch_loop(key))
+        try:
+            if timeout is None:
+                return await asyncio.shield(item.future)
+            return await asyncio.wait_for(asyncio.shield(item.future), timeout)
+        except (asyncio.CancelledError, TimeoutError):
+            if not item.future.done():
+                item.future.cancel()  # the loop drops it before dispatch
+            raise
+
+    def _wakeup(self, key: str) -> asyncio.Event:
+        if key not in self._wakeups:
+            self._wakeups[key] = asyncio.Event()
+        return self._wakeups[key]
+
+    async def _batch_loop(self, key: str) -> None:
+        queue = self._queues[key]
+        event = self._wakeup(key)
+        while not self._closed:
+            if not queue:
+                event.clear()
+                await event.wait()
+                continue
+            first_seen = time.monotonic()
+            # Wait for companions until the batch is full or the oldest item has waited max_wait_s.
+            while self._key_rows[key] < self.max_batch_rows:
+                remaining = self.max_wait_s - (time.monotonic() - first_seen)
+                if remaining <= 0:
+                    break
+                event.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(event.wait(), remaining)
+            await self._inflight.acquire()
+            batch = self._take(key, queue)
+            if not batch:
+                self._inflight.release()
+                continue
+            task = asyncio.create_task(self._run(key, batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def _take(self, key: str, queue: deque[_Item]) -> list[_Item]:
+        """Pop items up to max_batch_rows (at least one), dropping cancelled or expired ones."""
+        batch: list[_Item] = []
+        rows = 0
+        now = time.monotonic()
+        while queue:
+            item = queue[0]
+            if item.future.done() or (item.deadline is not None and item.deadline <= now):
+                queue.popleft()
+                self._queued_rows -= item.rows.shape[0]
+                self._key_rows[key] -= item.rows.shape[0]
+                if not item.future.done():
+                    item.future.set_exception(TimeoutError("deadline passed while queued"))
+                continue
+            n = item.rows.shape[0]
+            if batch and rows + n > self.max_batch_rows:
+                break
+            queue.popleft()
+            self._queued_rows -= n
+            self._key_rows[key] -= n
+            batch.append(item)
+            rows += n
+        return batch
+
+    async def _run(self, key: str, batch: list[_Item]) -> None:
+        try:
+            counts = [it.rows.shape[0] for it in batch]
+            rows = batch[0].rows if len(batch) == 1 else np.concatenate([it.rows for it in batch], axis=0)
+            if self._on_batch is not None:
+                self._on_batch(key, BatchStats(int(rows.shape[0]), len(batch)))
+            results = await self._dispatch(key, rows, counts, [it.tag for it in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"dispatch returned {len(results)} results for {len(batch)} requests")
+            for item, result in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(result)
+        except BaseException as exc:  # one failure reaches every waiter of the batch
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+        finally:
+            self._inflight.release()
+
+    async def close(self) -> None:
+        """Stop the loops; fail whatever is still queued so no caller hangs."""
+        self._closed = True
+        for task in [*self._loops.values(), *self._tasks]:
+            task.cancel()
+        await asyncio.gather(*self._loops.values(), *self._tasks, return_exceptions=True)
+        for queue in self._queues.values():
+            while queue:
+                item = queue.popleft()
+                if not item.future.done():
+                    item.future.set_exception(RuntimeError("server is shutting down"))
+        self._queued_rows = 0
+        self._key_rows.clear()

@@ -1,0 +1,290 @@
+"""`stackserve` command line: serve, train, score, models, health, demo.
+
+Heavy imports (ray, mlflow, sklearn) happen inside the commands that need them,
+so `stackserve --help` and `stackserve health` start in well under a second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import sys
+from pathlib import Path
+
+from server.config import Settings, load_settings
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict = {}
+    gateway = {}
+    if getattr(args, "port", None) is not None:
+        gateway["port"] = args.port
+    if getattr(args, "metrics_port", None) is not None:
+        gateway["metrics_port"] = args.metrics_port
+    if gateway:
+        overrides["gateway"] = gateway
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "ray_grpc_port", None):
+        overrides["ray"] = {"grpc_proxy_port": args.ray_grpc_port}
+    return load_settings(args.config, **overrides)
+
+
+# ----- serve ------------------------------------------------------------------
+async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> None:
+    from server.observability.logs import configure_logging
+    from server.runtime import running_server
+
+    configure_logging()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_server(settings, use_ray=use_ray) as gateway:
+        await gateway.wait_ready(settings.gateway.warmup_timeout_s)
+        info = {
+            "grpc": f"{settings.gateway.host}:{gateway.port}",
+            "metrics": f"http://{settings.gateway.host}:{gateway.metrics_port}/metrics",
+            "models": sorted(gateway.anomaly.catalog),
+        }
+        if ready_file:
+            tmp = ready_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info))
+            tmp.replace(ready_file)
+        print(f"stackserve ready: gRPC {info['grpc']}, metrics {info['metrics']}, models {info['models']}",
+              file=sys.stderr, flush=True)
+        await stop.wait()
+        print("stackserve: shutting down", file=sys.stderr, flush=True)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    asyncio.run(_serve(settings, use_ray=not args.no_ray, ready_file=args.ready_file))
+    return 0
+
+
+# ----- train ------------------------------------------------------------------
+def cmd_train_anomaly(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from server.anomaly.data import read_table
+    from server.anomaly.training import MODEL_FAMILIES, train_default
+    from server.anomaly.validation import DataValidationError
+
+    console = Console(stderr=True)
+    settings = _settings(args)
+    if args.name_prefix:
+        settings.training.name_prefix = args.name_prefix
+    families = args.families.split(",") if args.families else list(MODEL_FAMILIES)
+    bad = [f for f in families if f not in MODEL_FAMILIES]
+    if bad:
+        console.print(f"[red]unknown model families {bad}; choose from {MODEL_FAMILIES}")
+        return 2
+    data = read_table(args.data, args.format) if args.data else None
+    try:
+        with console.status("training") as status:
+            results = train_default(
+                settings,
+                data=data,
+                label=args.label,
+                entity_column=args.entity_column,
+                families=families,
+                promote=args.promote,
+                progress=lambda msg: (status.update(msg), console.log(msg)),
+            )
+    except DataValidationError as exc:
+        console.print(f"[red]{exc}")
+        return 3
+    table = Table(title=f"trained (MLflow: {settings.tracking_uri})")
+    for col in ("model", "version", "precision", "recall", "F1", "ROC-AUC", "AP", "µs/event@4096"):
+        table.add_column(col)
+    for r in results:
+        m = r.metrics
+        table.add_row(
+            r.name, r.version, f"{m['test_precision']:.4f}", f"{m['test_recall']:.4f}", f"{m['test_f1']:.4f}",
+            f"{m['test_roc_auc']:.4f}", f"{m['test_average_precision']:.4f}",
+            f"{m['scoring_latency_batch4096_us_per_event']:.3f}",
+        )
+    Console().print(table)
+    return 0
+
+
+# ----- score ------------------------------------------------------------------
+def cmd_score(args: argparse.Namespace) -> int:
+    import grpc
+    import numpy as np
+
+    from server.anomaly.data import read_table
+    from server.client import AnomalyClient
+
+    df = read_table(args.input, args.format)
+    with AnomalyClient(args.address) as client:
+        try:
+            infos = {m.name: m for m in client.list_models()}
+            name = args.model or next((m.name for m in infos.values() if m.is_default and
+                                       m.uses_stream_features == bool(args.entity_column)), "")
+            if name not in infos:
+                print(f"stackserve score: unknown model {name!r}; server has {sorted(infos)}", file=sys.stderr)
+                return 2
+            columns = list(infos[name].feature_names)
+            missing = [c for c in columns if c not in df.columns]
+            if missing:
+                print(f"stackserve score: input lacks columns {missing} that model {name!r} needs", file=sys.stderr)
+                return 2
+            X = df[columns].to_numpy(dtype=np.float32)
+            keys = df[args.entity_column].astype(str).tolist() if args.entity_column else None
+            scores, flags = [], []
+            for start in range(0, len(X), args.batch_size):
+                stop = start + args.batch_size
+                r = client.score(X[start:stop], model=name, entity_keys=keys[start:stop] if keys else None)
+                scores.append(r.scores)
+                flags.append(r.is_anomaly)
+        except grpc.RpcError as exc:
+            print(f"stackserve score: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    out = df.copy()
+    out["score"] = np.concatenate(scores) if scores else np.array([])
+    out["is_anomaly"] = np.concatenate(flags) if flags else np.array([], dtype=bool)
+    dest = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
+    try:
+        if args.output.endswith(".parquet"):
+            dest.close()
+            out.to_parquet(args.output)
+        elif args.output_format == "jsonl" or args.output.endswith(".jsonl"):
+            out.to_json(dest, orient="records", lines=True)
+        else:
+            out.to_csv(dest, index=False)
+    finally:
+        if dest is not sys.stdout and not dest.closed:
+            dest.close()
+    return 0
+
+
+# ----- models -----------------------------------------------------------------
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from server.anomaly import registry
+
+    client = registry.connect(_settings(args))
+    table = Table(title="registered models")
+    for col in ("name", "version", "aliases", "test F1", "test ROC-AUC", "run"):
+        table.add_column(col)
+    for v in registry.list_versions(client):
+        table.add_row(v.name, v.version, ",".join(v.aliases), _fmt(v.f1), _fmt(v.roc_auc), v.run_id[:12])
+    Console().print(table)
+    return 0
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    from server.anomaly import registry
+
+    settings = _settings(args)
+    client = registry.connect(settings)
+    try:
+        registry.promote(client, args.name, args.version, args.alias or settings.anomaly.alias)
+    except registry.ModelNotFoundError as exc:
+        print(f"stackserve models promote: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.name} version {args.version} is now @{args.alias or settings.anomaly.alias}; "
+          "restart or redeploy the server to serve it")
+    return 0
+
+
+# ----- health / demo ------------------------------------------------------------
+def cmd_health(args: argparse.Namespace) -> int:
+    import grpc
+
+    from server.client import AnomalyClient
+
+    with AnomalyClient(args.address) as client:
+        try:
+            status = client.health(args.service, timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"{args.address}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    print(f"{args.address} {args.service or '(server)'}: {status}")
+    return 0 if status == "SERVING" else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from server.demo import run_demo
+
+    return run_demo(_settings(args), use_ray=not args.no_ray)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="stackserve", description=__doc__.splitlines()[0])
+    p.add_argument("--config", help="YAML config file (default: $STACKSERVE_CONFIG)")
+    p.add_argument("--data-dir", help="where MLflow and logs live (default: ./.data)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("serve", help="start Ray, the Serve app and the gRPC gateway until Ctrl-C")
+    s.add_argument("--port", type=int, help="gRPC port (default 50051; 0 = any free port)")
+    s.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9464)")
+    s.add_argument("--no-ray", action="store_true", help="score in the gateway process, without Ray")
+    s.add_argument("--ray-grpc-port", type=int, help="also start Ray Serve's own gRPC proxy (benchmark baseline)")
+    s.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once SERVING")
+    s.set_defaults(func=cmd_serve)
+
+    t = sub.add_parser("train", help="train and register models").add_subparsers(dest="what", required=True)
+    ta = t.add_parser("anomaly", help="train anomaly detectors, log to MLflow, register them")
+    ta.add_argument("--data", help="CSV/Parquet/JSONL with a label column (default: ODDS Shuttle)")
+    ta.add_argument("--format", choices=["csv", "parquet", "jsonl"])
+    ta.add_argument("--label", default="anomaly", help="0/1 label column (default: anomaly)")
+    ta.add_argument("--entity-column", help="entity id column for stream features (rf-stream)")
+    ta.add_argument("--families", help="comma list of iforest,rf,rf-stream (default: all)")
+    ta.add_argument("--name-prefix", help="registered names are <prefix>-<family> (default: shuttle)")
+    ta.add_argument("--promote", action="store_true", help="move the champion alias to the new versions")
+    ta.set_defaults(func=cmd_train_anomaly)
+
+    sc = sub.add_parser("score", help="score a CSV/Parquet/JSONL file (or - for stdin) over gRPC")
+    sc.add_argument("input", nargs="?", default="-")
+    sc.add_argument("--format", choices=["csv", "parquet", "jsonl"])
+    sc.add_argument("--model", default="", help="registered model name (default: the server's default)")
+    sc.add_argument("--entity-column", help="column with entity keys (uses the stream model)")
+    sc.add_argument("--address", default=DEFAULT_ADDRESS)
+    sc.add_argument("--batch-size", type=int, default=4096)
+    sc.add_argument("--output", "-o", default="-", help="output path (default stdout)")
+    sc.add_argument("--output-format", choices=["csv", "jsonl"], default="csv")
+    sc.set_defaults(func=cmd_score)
+
+    m = sub.add_parser("models", help="MLflow registry").add_subparsers(dest="what", required=True)
+    m.add_parser("list", help="registered models, versions and aliases").set_defaults(func=cmd_models_list)
+    mp = m.add_parser("promote", help="move the champion alias to a version")
+    mp.add_argument("name")
+    mp.add_argument("version")
+    mp.add_argument("--alias", help="alias to move (default: champion)")
+    mp.set_defaults(func=cmd_models_promote)
+
+    h = sub.add_parser("health", help="gRPC health check")
+    h.add_argument("--address", default=DEFAULT_ADDRESS)
+    h.add_argument("--service", default="", help="e.g. stackserve.v1.AnomalyService (default: whole server)")
+    h.add_argument("--timeout", type=float, default=5.0)
+    h.set_defaults(func=cmd_health)
+
+    d = sub.add_parser("demo", help="train if needed, start everything, run a scripted client session, stop")
+    d.add_argument("--port", type=int, default=0)
+    d.add_argument("--metrics-port", type=int, default=0)
+    d.add_argument("--no-ray", action="store_true")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Python client for stackserve's gRPC API, sync and async.
+
+Used by the CLI, the demo, the benchmarks and the tests, so the contract is
+exercised the way users exercise it. Features go over the wire as packed float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from server.gen.stackserve.v1 import anomaly_pb2 as pb
+from server.gen.stackserve.v1 import anomaly_pb2_grpc as pb_grpc
+
+DEFAULT_ADDRESS = "127.0.0.1:50051"
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class Scores:
+    model: str
+    version: str
+    threshold: float
+    scores: np.ndarray
+    is_anomaly: np.ndarray
+
+    @classmethod
+    def from_proto(cls, r: pb.ScoreResponse) -> Scores:
+        return cls(
+            r.model,
+            r.model_version,
+            r.threshold,
+            np.asarray(r.scores, dtype=np.float64),
+            np.asarray(r.is_anomaly, dtype=bool),
+        )
+
+
+def score_request(
+    X: np.ndarray | Sequence[Sequence[float]],
+    model: str = "",
+    entity_keys: Sequence[str] | None = None,
+    feature_names: Sequence[str] | None = None,
+) -> pb.ScoreRequest:
+    """Pack a [n_events, n_features] matrix into a ScoreRequest."""
+    arr = np.asarray(X, dtype=np.float32)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    if arr.ndim != 2:
+        raise ValueError(f"expected a 2-D [events, features] array, got shape {arr.shape}")
+    return pb.ScoreRequest(
+        model=model,
+        num_features=arr.shape[1],
+        features=arr.ravel(),
+        entity_keys=list(entity_keys or []),
+        feature_names=list(feature_names or []),
+    )
+
+
+def _options(max_message_bytes: int) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+class AnomalyClient:
+    """Blocking client. ``with AnomalyClient(addr) as c: c.score(X)``."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
+        self.channel = grpc.insecure_channel(address, options=_options(max_message_bytes))
+        self.stub = pb_grpc.AnomalyServiceStub(self.channel)
+        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+
+    def __enter__(self) -> AnomalyClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def score(
+        self,
+        X: np.ndarray,
+        model: str = "",
+        entity_keys: Sequence[str] | None = None,
+        timeout: float | None = 30.0,
+        request_id: str | None = None,
+    ) -> Scores:
+        metadata = (("x-request-id", request_id),) if request_id else None
+        return Scores.from_proto(
+            self.stub.Score(score_request(X, model, entity_keys), timeout=timeout, metadata=metadata)
+        )
+
+    def score_stream(
+        self, batches: Iterable[tuple[np.ndarray, Sequence[str] | None]], model: str = "", timeout: float | None = None
+    ) -> Iterator[Scores]:
+        """Send (matrix, entity_keys) batches in order; yields one Scores per batch, in order."""
+        requests = (score_request(X, model, keys) for X, keys in batches)
+        for r in self.stub.ScoreStream(requests, timeout=timeout):
+            yield Scores.from_proto(r)
+
+    def list_models(self, timeout: float = 10.0) -> list[pb.ModelInfo]:
+        return list(self.stub.ListModels(pb.ListModelsRequest(), timeout=timeout).models)
+
+    def health(self, service: str = "", timeout: float = 5.0) -> str:
+        resp = self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+    def wait_ready(self, timeout: float = 120.0, service: str = "stackserve.v1.AnomalyService") -> None:
+        """Block until health reports SERVING (polls with a deadline, no fixed sleeps)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        last: Exception | str = "not checked"
+        while time.monotonic() < deadline:
+            try:
+                status = self.health(service, timeout=2.0)
+                if status == "SERVING":
+                    return
+                last = status
+            except grpc.RpcError as exc:
+                last = exc
+            time.sleep(0.2)
+        raise TimeoutError(f"server not SERVING after {timeout:.0f}s (last: {last})")
+
+
+class AsyncAnomalyClient:
+    """asyncio client: ``async with AsyncAnomalyClient(addr) as c: await c.score(X)``."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
+        self.channel = grpc.aio.insecure_channel(address, options=_options(max_message_bytes))
+        self.stub = pb_grpc.AnomalyServiceStub(self.channel)
+        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+
+    async def __aenter__(self) -> AsyncAnomalyClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def score(
+        self, X: np.ndarray, model: str = "", entity_keys: Sequence[str] | None = None, timeout: float | None = 30.0
+    ) -> Scores:
+        return Scores.from_proto(await self.stub.Score(score_request(X, model, entity_keys), timeout=timeout))
+
+    async def score_request(self, request: pb.ScoreRequest, timeout: float | None = 30.0) -> pb.ScoreResponse:
+        return await self.stub.Score(request, timeout=timeout)
+
+    async def score_stream(
+        self, batches: Iterable[tuple[np.ndarray, Sequence[str] | None]], model: str = ""
+    ) -> AsyncIterator[Scores]:
+        call = self.stub.ScoreStream(score_request(X, model, keys) for X, keys in batches)
+        async for r in call:
+            yield Scores.from_proto(r)
+
+    async def list_models(self, timeout: float = 10.0) -> list[pb.ModelInfo]:
+        return list((await self.stub.ListModels(pb.ListModelsRequest(), timeout=timeout)).models)
+
+    async def health(self, service: str = "", timeout: float = 5.0) -> str:
+        resp = await self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)

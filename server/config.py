@@ -1,0 +1,173 @@
+"""One typed configuration tree, the single place where defaults live.
+
+Load order (later wins): built-in defaults, a YAML file (``--config`` or
+``STACKSERVE_CONFIG``), then environment variables ``STACKSERVE__SECTION__KEY``
+(for example ``STACKSERVE__GATEWAY__PORT=50052``). Defaults run everything on one
+machine with a local Ray instance; ``RAY_ADDRESS`` joins an existing cluster.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """Where MLflow runs, registered models and logs go unless configured."""
+    return Path(os.environ.get("STACKSERVE_DATA_DIR", Path.cwd() / ".data")).resolve()
+
+
+class _Section(BaseModel):
+    """A config section: unknown keys are errors, so a typo never silently does nothing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class GatewayConfig(_Section):
+    """The grpc.aio front door."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(50051, ge=0, le=65535, description="0 picks a free port")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics; 0 picks a free port")
+    max_message_bytes: int = Field(8 * 1024 * 1024, gt=0, description="larger requests get RESOURCE_EXHAUSTED")
+    max_concurrent_rpcs: int = Field(1024, gt=0)
+    default_timeout_s: float = Field(30.0, gt=0, description="deadline applied when the client sets none")
+    warmup_timeout_s: float = Field(300.0, gt=0, description="how long to wait for deployments to load models")
+
+
+class CoalescingConfig(_Section):
+    """Gateway-side coalescing: many small requests become one call into Ray.
+
+    Why here and not only in the replica: each crossing into Ray costs ~2.5 ms of
+    CPU on a 2-core machine, so batching must happen before the crossing.
+    """
+
+    enabled: bool = True
+    max_batch_events: int = Field(4096, gt=0, description="events per call into Ray")
+    max_wait_ms: float = Field(2.0, ge=0, description="longest a request waits for companions")
+    max_queue_events: int = Field(200_000, gt=0, description="beyond this, RESOURCE_EXHAUSTED")
+    max_inflight_batches: int = Field(4, gt=0, description="concurrent calls into Ray")
+
+
+class ReplicaBatchingConfig(_Section):
+    """Ray Serve @serve.batch knobs inside the AnomalyScorer replica."""
+
+    max_batch_size: int = Field(64, gt=0, description="calls merged per replica batch")
+    batch_wait_timeout_s: float = Field(0.002, ge=0)
+
+
+class AnomalyServingConfig(_Section):
+    """Which registered models the AnomalyScorer serves and how it scales."""
+
+    models: list[str] = Field(
+        default_factory=lambda: ["shuttle-rf", "shuttle-iforest", "shuttle-rf-stream"],
+        description="MLflow registered model names, loaded at alias `alias`",
+    )
+    default_model: str = "shuttle-rf"
+    default_stream_model: str = "shuttle-rf-stream"
+    alias: str = "champion"
+    num_replicas: int | str = Field(1, description="an int, or 'auto' for autoscaling")
+    min_replicas: int = Field(1, ge=0)
+    max_replicas: int = Field(2, ge=1)
+    num_cpus: float = Field(0.5, gt=0)
+    max_ongoing_requests: int = Field(64, gt=0)
+    kernel: str = Field("auto", description="tree kernel: auto | cython | cpp | numba | reference")
+    stream_window: int = Field(32, gt=0)
+    stream_alpha: float = Field(0.1, gt=0, le=1)
+    stream_max_entities: int = Field(100_000, gt=0)
+    batching: ReplicaBatchingConfig = Field(default_factory=ReplicaBatchingConfig)
+
+    @field_validator("num_replicas")
+    @classmethod
+    def _replicas(cls, v: int | str) -> int | str:
+        if isinstance(v, str) and v != "auto":
+            raise ValueError("num_replicas must be an integer or 'auto'")
+        if isinstance(v, int) and v < 1:
+            raise ValueError("num_replicas must be >= 1")
+        return v
+
+
+class TrainingConfig(_Section):
+    """Defaults for `stackserve train anomaly`."""
+
+    seed: int = 42
+    test_size: float = Field(0.2, gt=0, lt=1)
+    validation_size: float = Field(0.2, gt=0, lt=1)
+    if_n_estimators: int = Field(100, gt=0)
+    rf_n_estimators: int = Field(100, gt=0)
+    name_prefix: str = "shuttle"
+
+
+class MlflowConfig(_Section):
+    """MLflow tracking and registry; the registry needs a database store."""
+
+    tracking_uri: str | None = Field(None, description="default: sqlite under data_dir (MLFLOW_TRACKING_URI wins)")
+    experiment: str = "stackserve-anomaly"
+
+
+class RayConfig(_Section):
+    address: str | None = Field(None, description="None starts a local instance; RAY_ADDRESS joins a cluster")
+    num_cpus: int | None = Field(None, description="CPUs for a local instance")
+    grpc_proxy_port: int = Field(0, ge=0, description="Ray Serve's own gRPC proxy (the benchmark baseline); 0 = off")
+    http_proxy_port: int = Field(8000, gt=0, description="Ray Serve's HTTP proxy, started only with the gRPC proxy")
+
+
+class Settings(BaseSettings):
+    """Root of the configuration tree."""
+
+    model_config = SettingsConfigDict(env_prefix="STACKSERVE__", env_nested_delimiter="__", extra="forbid")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
+    coalescing: CoalescingConfig = Field(default_factory=CoalescingConfig)
+    anomaly: AnomalyServingConfig = Field(default_factory=AnomalyServingConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    ray: RayConfig = Field(default_factory=RayConfig)
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLflow URI: env var, then config, then a sqlite store under data_dir."""
+        return (
+            os.environ.get("MLFLOW_TRACKING_URI")
+            or self.mlflow.tracking_uri
+            or f"sqlite:///{self.data_dir / 'mlflow.db'}"
+        )
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.data_dir / "mlartifacts"
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Build settings from an optional YAML file plus env vars and explicit overrides.
+
+    Explicit keyword overrides (from CLI flags) win over the environment, which wins
+    over the file.
+    """
+    path = path or os.environ.get("STACKSERVE_CONFIG")
+    file_values: dict[str, Any] = {}
+    if path:
+        text = Path(path).read_text()
+        file_values = yaml.safe_load(text) or {}
+        if not isinstance(file_values, dict):
+            raise ValueError(f"config file {path} must hold a mapping at the top level")
+    env_settings = Settings()
+    merged = _deep_merge(file_values, env_settings.model_dump(exclude_unset=True))
+    merged = _deep_merge(merged, overrides)
+    return Settings(**merged) if merged else env_settings
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

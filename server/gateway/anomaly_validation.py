@@ -1,0 +1,88 @@
+"""Turn a ScoreRequest into a checked float32 matrix, or an error naming the field.
+
+Runs in the gateway so that bad input never crosses into Ray, and is reused by the
+deployment's own ``Score`` method (the Ray gRPC proxy baseline) so both entry
+points reject the same things with the same words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from server.gateway.anomaly_catalog import CatalogEntry
+from server.gateway.errors import invalid, not_found
+from server.gateway.registration import DecodeFailure
+
+MAX_ENTITY_KEY_BYTES = 256
+
+
+@dataclass(slots=True)
+class ParsedScoreRequest:
+    model: CatalogEntry
+    raw: np.ndarray  # float32 [n_events, n_raw]
+    entity_keys: list[str] | None
+
+
+def parse_score_request(
+    request: object,
+    catalog: Mapping[str, CatalogEntry],
+    default_model: str,
+    default_stream_model: str,
+) -> ParsedScoreRequest:
+    if isinstance(request, DecodeFailure):
+        raise invalid("request", f"body is not a valid {request.type_name}: {request.reason}")
+    unknown = UnknownFieldSet(request)
+    if len(unknown):
+        numbers = sorted({f.field_number for f in unknown})
+        raise invalid(
+            "request", f"unknown field number(s) {numbers} in {request.DESCRIPTOR.full_name}; check the client's proto"
+        )
+    keys = list(request.entity_keys)
+    name = request.model or (default_stream_model if keys else default_model)
+    entry = catalog.get(name)
+    if entry is None:
+        raise not_found("model", f"unknown model {name!r}; serving {sorted(catalog)}")
+    nf = request.num_features
+    if nf == 0:
+        raise invalid("num_features", f"must be set to the features per event ({entry.n_raw} for {name!r})")
+    if nf != entry.n_raw:
+        raise invalid("num_features", f"model {name!r} takes {entry.n_raw} features per event, got {nf}")
+    values = np.asarray(request.features, dtype=np.float32)
+    if values.size == 0:
+        raise invalid("features", "no events in the request")
+    if values.size % nf:
+        raise invalid("features", f"{values.size} values is not a multiple of num_features={nf}")
+    raw = values.reshape(-1, nf)
+    finite = np.isfinite(raw)
+    if not finite.all():
+        row, col = map(int, np.argwhere(~finite)[0])
+        kind = "NaN" if np.isnan(raw[row, col]) else "infinite"
+        raise invalid(
+            "features",
+            f"event {row} feature {entry.feature_names[col]!r} is {kind}; only finite values are accepted",
+        )
+    if request.feature_names and tuple(request.feature_names) != entry.feature_names:
+        raise invalid(
+            "feature_names",
+            f"model {name!r} expects columns {list(entry.feature_names)}, got {list(request.feature_names)}",
+        )
+    if entry.stream is None:
+        if keys:
+            raise invalid(
+                "entity_keys",
+                f"model {name!r} was trained without stream features; omit entity_keys or use a stream model "
+                f"such as {default_stream_model!r}",
+            )
+        return ParsedScoreRequest(entry, raw, None)
+    if len(keys) != raw.shape[0]:
+        raise invalid(
+            "entity_keys", f"model {name!r} needs one entity key per event: {raw.shape[0]} events, {len(keys)} keys"
+        )
+    for i, key in enumerate(keys):
+        if not key or len(key.encode()) > MAX_ENTITY_KEY_BYTES:
+            raise invalid("entity_keys", f"key {i} must be 1..{MAX_ENTITY_KEY_BYTES} bytes")
+    return ParsedScoreRequest(entry, raw, keys)

@@ -1,0 +1,45 @@
+"""Errors that map to gRPC status codes, with the field and the reason.
+
+Handlers raise ``ServingError``; one place (``abort``) turns it into a status, so
+every code means the same thing everywhere (DESIGN.md, "Errors").
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ServingError(Exception):
+    def __init__(self, code: grpc.StatusCode, reason: str, field: str | None = None):
+        super().__init__(reason)
+        self.code = code
+        self.field = field
+        self.reason = reason
+
+    @property
+    def details(self) -> str:
+        return f"{self.field}: {self.reason}" if self.field else self.reason
+
+
+def invalid(field: str, reason: str) -> ServingError:
+    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, reason, field)
+
+
+def not_found(field: str, reason: str) -> ServingError:
+    return ServingError(grpc.StatusCode.NOT_FOUND, reason, field)
+
+
+def unavailable(reason: str) -> ServingError:
+    return ServingError(grpc.StatusCode.UNAVAILABLE, reason)
+
+
+def exhausted(reason: str) -> ServingError:
+    return ServingError(grpc.StatusCode.RESOURCE_EXHAUSTED, reason)
+
+
+def deadline(reason: str) -> ServingError:
+    return ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, reason)
+
+
+async def abort(context: grpc.aio.ServicerContext, err: ServingError) -> None:
+    await context.abort(err.code, err.details)

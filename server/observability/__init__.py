@@ -1,0 +1,1 @@
+"""Metrics and structured logs: one place that names every exported series."""

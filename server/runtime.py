@@ -1,0 +1,112 @@
+"""Start and stop the whole server: Ray, the Serve app, the gateway.
+
+The gateway starts first and reports NOT_SERVING while Ray and the replicas come
+up, so health checks and clients see "warming up" (UNAVAILABLE) rather than a
+refused connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from server.config import Settings
+from server.gateway.anomaly_backend import LocalAnomalyBackend, RayAnomalyBackend
+from server.gateway.server import Gateway, start_gateway
+
+log = logging.getLogger("stackserve.runtime")
+
+
+class _LateRayBackend(RayAnomalyBackend):
+    """A Ray backend whose handle arrives once ``serve.run`` returns."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+    async def models(self) -> list[dict]:
+        if self.handle is None:
+            raise RuntimeError("Serve application is still starting")
+        return await super().models()
+
+
+def start_ray_app(settings: Settings) -> Any:
+    """Connect to (or start) Ray, start Serve and deploy the app; returns its handle."""
+    import ray
+    from ray import serve
+
+    from deployments.app import ANOMALY_APP, build_anomaly_app
+
+    address = settings.ray.address or os.environ.get("RAY_ADDRESS")
+    if not ray.is_initialized():
+        ray.init(
+            address=address,
+            num_cpus=None if address else settings.ray.num_cpus,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            log_to_driver=True,
+        )
+    if settings.ray.grpc_proxy_port:
+        serve.start(
+            proxy_location="HeadOnly",
+            http_options={"host": settings.gateway.host, "port": settings.ray.http_proxy_port},
+            grpc_options={
+                "port": settings.ray.grpc_proxy_port,
+                "grpc_servicer_functions": [
+                    "server.gen.stackserve.v1.anomaly_pb2_grpc.add_AnomalyServiceServicer_to_server"
+                ],
+            },
+        )
+    else:
+        serve.start(proxy_location="Disabled")
+    return serve.run(build_anomaly_app(settings), name=ANOMALY_APP, route_prefix=None)
+
+
+def stop_ray_app() -> None:
+    import ray
+    from ray import serve
+
+    if ray.is_initialized():
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+
+
+def local_backend(settings: Settings) -> LocalAnomalyBackend:
+    """Score in this process (no Ray): for tests and machines without Ray."""
+    from server.anomaly import registry
+    from server.anomaly.scorer import AnomalyScorer
+
+    cfg = settings.anomaly
+    client = registry.connect(settings)
+    models = {}
+    for name in cfg.models:
+        try:
+            models[name] = registry.load_servable(client, name, cfg.alias, kernel=cfg.kernel)
+        except registry.ModelNotFoundError as exc:
+            log.warning("skipping %s: %s", name, exc)
+    return LocalAnomalyBackend(AnomalyScorer(models))
+
+
+@asynccontextmanager
+async def running_server(settings: Settings, use_ray: bool = True) -> AsyncIterator[Gateway]:
+    """Everything up for the duration of the block; torn down cleanly on exit."""
+    if not use_ray:
+        gateway = await start_gateway(settings, local_backend(settings))
+        try:
+            yield gateway
+        finally:
+            await gateway.stop()
+        return
+    backend = _LateRayBackend()
+    gateway = await start_gateway(settings, backend)
+    try:
+        backend.handle = await asyncio.to_thread(start_ray_app, settings)
+        yield gateway
+    finally:
+        await gateway.stop()
+        await asyncio.to_thread(stop_ray_app)

@@ -1,0 +1,43 @@
+"""Shared fixtures: one trained, registered model store per test session.
+
+Training all three model families into a real MLflow store (sqlite + local
+artifacts) takes tens of seconds, so it happens once and every test that needs
+registered models (training checks, the in-process gateway, the Ray app) shares it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stackserve-data")
+
+
+@pytest.fixture(scope="session")
+def settings(store_dir: Path):
+    from server.config import load_settings
+
+    return load_settings(None, data_dir=str(store_dir))
+
+
+@pytest.fixture(scope="session")
+def trained(settings):
+    """Train and register shuttle-iforest, shuttle-rf and shuttle-rf-stream once."""
+    from server.anomaly.training import train_default
+
+    return {r.name: r for r in train_default(settings)}

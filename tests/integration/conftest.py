@@ -1,0 +1,72 @@
+"""Start the real app once per session: Ray + Serve app + gateway, on free ports.
+
+The server runs as ``stackserve serve`` in a subprocess, exactly as a user starts
+it, against the session's trained MLflow store; tests talk real gRPC to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port
+
+
+@dataclass
+class RunningServer:
+    address: str
+    metrics_url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def server(trained, settings, tmp_path_factory) -> RunningServer:
+    tmp = tmp_path_factory.mktemp("server")
+    ready = tmp / "ready.json"
+    log_path = tmp / "server.log"
+    ray_grpc_port = free_port()
+    env = {
+        **os.environ,
+        "STACKSERVE_DATA_DIR": str(settings.data_dir),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        # small coalescing wait keeps single-request latency low in tests
+        "STACKSERVE__COALESCING__MAX_WAIT_MS": "1",
+        "STACKSERVE__RAY__HTTP_PROXY_PORT": str(free_port()),
+    }
+    cmd = [
+        sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0",
+        "--ready-file", str(ready), "--ray-grpc-port", str(ray_grpc_port),
+    ]
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not ready.exists():
+        if proc.poll() is not None:
+            pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()[-5000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"server not ready in 240s:\n{log_path.read_text()[-5000:]}")
+        time.sleep(0.2)
+    info = json.loads(ready.read_text())
+    running = RunningServer(info["grpc"], info["metrics"], proc, log_path)
+    running.ray_grpc_address = f"127.0.0.1:{ray_grpc_port}"  # type: ignore[attr-defined]
+    yield running
+    proc.send_signal(signal.SIGTERM)
+    try:
+        code = proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("server did not stop within 60s of SIGTERM")
+    assert code == 0, f"server exited with {code}:\n{log_path.read_text()[-3000:]}"

@@ -1,0 +1,110 @@
+"""Training on Shuttle with real MLflow tracking and registry (no Ray needed)."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from server.anomaly import registry
+from server.anomaly.data import load_shuttle
+from server.anomaly.training import train_family
+from server.anomaly.validation import DataValidationError
+
+pytestmark = pytest.mark.integration
+
+
+def test_quality_on_shuttle_test_split(trained):
+    iforest = trained["shuttle-iforest"].metrics
+    rf = trained["shuttle-rf"].metrics
+    assert iforest["test_roc_auc"] >= 0.99
+    assert iforest["test_f1"] >= 0.95
+    assert rf["test_f1"] >= 0.99
+    assert trained["shuttle-rf-stream"].metrics["test_roc_auc"] > 0.9
+
+
+def test_split_is_stratified_and_disjoint(trained):
+    split = trained["shuttle-rf"].split
+    y = load_shuttle()["anomaly"].to_numpy()
+    parts = [split.train, split.validation, split.test]
+    assert sum(map(len, parts)) == len(y)
+    assert len(np.unique(np.concatenate(parts))) == len(y)
+    rates = [y[p].mean() for p in parts]
+    assert max(rates) - min(rates) < 0.002
+
+
+def test_run_logs_params_metrics_and_artifacts(trained, settings):
+    client = registry.connect(settings)
+    run = client.get_run(trained["shuttle-iforest"].run_id)
+    for key in ("test_precision", "test_recall", "test_f1", "test_roc_auc", "test_average_precision",
+                "scoring_latency_batch1_us", "scoring_latency_batch4096_us_per_event"):
+        assert key in run.data.metrics
+    assert run.data.params["family"] == "iforest"
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"compiled", "feature_schema.json", "reference_profile.json"} <= names
+    profile = mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/reference_profile.json")
+    assert set(profile["features"]) == {f"f{i}" for i in range(1, 10)}
+    assert len(profile["features"]["f1"]["bin_edges"]) >= 2
+
+
+def test_registered_champion_equals_the_logged_sklearn_model(trained, settings):
+    client = registry.connect(settings)
+    df = load_shuttle()
+    X = df.drop(columns="anomaly").to_numpy(np.float64)[trained["shuttle-rf"].split.test[:2000]]
+    for name in ("shuttle-rf", "shuttle-iforest"):
+        served = registry.load_servable(client, name)
+        assert served.card.version == trained[name].version
+        # skops rebuilds only the types we listed at log time (SKOPS_TRUSTED_TYPES)
+        sk = mlflow.sklearn.load_model(f"models:/{name}@champion")
+        want = sk.predict_proba(X)[:, 1] if name == "shuttle-rf" else -sk.decision_function(X)
+        np.testing.assert_allclose(served.score(X), want, atol=1e-6)
+
+
+def test_promote_moves_the_alias(trained, settings):
+    client = registry.connect(settings)
+    df = load_shuttle().sample(6000, random_state=1).reset_index(drop=True)
+    r = train_family(df, "iforest", "promote-check", "anomaly", None, settings)
+    assert r.version == "1"
+    r2 = train_family(df, "iforest", "promote-check", "anomaly", None, settings)
+    assert client.get_model_version_by_alias("promote-check", "champion").version == "1"
+    registry.promote(client, "promote-check", r2.version)
+    assert client.get_model_version_by_alias("promote-check", "champion").version == r2.version
+    with pytest.raises(registry.ModelNotFoundError):
+        registry.promote(client, "promote-check", "99")
+    with pytest.raises(registry.ModelNotFoundError):
+        registry.load_servable(client, "never-registered")
+
+
+def test_invalid_data_stops_training_and_registers_nothing(settings):
+    df = load_shuttle().head(3000).copy()
+    df.loc[[10, 20], "f3"] = np.nan
+    df["f5"] = df["f5"].astype(object)
+    df.loc[7, "f5"] = "bad"
+    with pytest.raises(DataValidationError) as err:
+        train_family(df, "rf", "should-not-exist", "anomaly", None, settings)
+    text = str(err.value)
+    assert "'f3': missing values rows [10, 20]" in text and "'f5'" in text
+    client = registry.connect(settings)
+    assert not registry.has_version(client, "should-not-exist")
+
+
+def test_cli_trains_a_user_file(tmp_path, settings):
+    from server.cli import main
+
+    df = load_shuttle().sample(5000, random_state=3)
+    path = tmp_path / "events.parquet"
+    df.rename(columns={"anomaly": "is_bad"}).to_parquet(path)
+    code = main(["--data-dir", str(settings.data_dir), "train", "anomaly", "--data", str(path), "--label", "is_bad",
+                 "--families", "rf", "--name-prefix", "userfile"])
+    assert code == 0
+    client = registry.connect(settings)
+    served = registry.load_servable(client, "userfile-rf")
+    assert served.card.feature_names == [f"f{i}" for i in range(1, 10)]
+    assert json.loads(served.card.to_json())["name"] == "userfile-rf"
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"a": [1.0, np.nan], "y": [0, 1]}).to_csv(bad, index=False)
+    assert main(["--data-dir", str(settings.data_dir), "train", "anomaly", "--data", str(bad), "--label", "y",
+                 "--families", "rf"]) == 3

@@ -1,0 +1,181 @@
+"""The gateway's coalescer: merging, limits, deadlines, cancellation and failures."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from server.batching import Coalescer, QueueFullError
+
+
+class Recorder:
+    """A dispatch target that records batches and echoes row sums per item."""
+
+    def __init__(self, delay: float = 0.0, fail: Exception | None = None, wrong_count: bool = False):
+        self.batches: list[tuple[int, int]] = []
+        self.delay = delay
+        self.fail = fail
+        self.wrong_count = wrong_count
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self, key, rows, counts, tags):
+        self.batches.append((int(rows.shape[0]), len(counts)))
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.fail:
+            raise self.fail
+        out, start = [], 0
+        for n in counts:
+            out.append(float(rows[start : start + n].sum()))
+            start += n
+        return out[:-1] if self.wrong_count else out
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_concurrent_requests_share_batches_and_get_their_own_results():
+    async def main():
+        rec = Recorder()
+        co = Coalescer(rec, max_batch_rows=1000, max_wait_s=0.05)
+        xs = [np.full((1, 3), i, dtype=np.float32) for i in range(50)]
+        got = await asyncio.gather(*[co.submit("m", x) for x in xs])
+        await co.close()
+        return rec, got
+
+    rec, got = run(main())
+    assert got == [3.0 * i for i in range(50)]
+    assert sum(n for n, _ in rec.batches) == 50
+    assert len(rec.batches) < 50  # merged
+
+
+def test_batches_never_exceed_max_rows_but_take_at_least_one_item():
+    async def main():
+        rec = Recorder()
+        co = Coalescer(rec, max_batch_rows=10, max_wait_s=0.01)
+        sizes = [4, 4, 4, 25, 1]
+        got = await asyncio.gather(*[co.submit("m", np.ones((n, 2))) for n in sizes])
+        await co.close()
+        return rec, got
+
+    rec, got = run(main())
+    assert got == [2.0 * n for n in [4, 4, 4, 25, 1]]
+    assert all(n <= 10 or reqs == 1 for n, reqs in rec.batches)
+    assert (25, 1) in rec.batches
+
+
+def test_keys_are_batched_separately():
+    async def main():
+        seen = []
+
+        async def dispatch(key, rows, counts, tags):
+            seen.append(key)
+            return [key] * len(counts)
+
+        co = Coalescer(dispatch, max_wait_s=0.01)
+        got = await asyncio.gather(co.submit("a", np.ones((1, 1))), co.submit("b", np.ones((1, 1))))
+        await co.close()
+        return got, seen
+
+    got, seen = run(main())
+    assert got == ["a", "b"] and sorted(seen) == ["a", "b"]
+
+
+def test_full_queue_sheds_load():
+    async def main():
+        rec = Recorder()
+        rec.gate = asyncio.Event()
+        co = Coalescer(rec, max_batch_rows=4, max_wait_s=0.0, max_queue_rows=8, max_inflight=1)
+        first = [asyncio.create_task(co.submit("m", np.ones((4, 1))))]
+        await asyncio.sleep(0.02)  # the first batch is now stuck in dispatch
+        first += [asyncio.create_task(co.submit("m", np.ones((4, 1)))) for _ in range(2)]
+        await asyncio.sleep(0.02)  # 8 rows queued behind it
+        with pytest.raises(QueueFullError, match="limit 8"):
+            await co.submit("m", np.ones((1, 1)))
+        rec.gate.set()
+        got = await asyncio.gather(*first)
+        await co.close()
+        return got
+
+    assert run(main()) == [4.0, 4.0, 4.0]
+
+
+def test_expired_items_are_dropped_before_dispatch():
+    async def main():
+        rec = Recorder()
+        rec.gate = asyncio.Event()
+        co = Coalescer(rec, max_batch_rows=1, max_wait_s=0.0, max_inflight=1)
+        blocker = asyncio.create_task(co.submit("m", np.ones((1, 1))))
+        await asyncio.sleep(0.01)
+        with pytest.raises(TimeoutError):
+            await co.submit("m", np.full((1, 1), 7.0), timeout=0.02)
+        assert co.queued_rows == 1  # still queued until the loop drops it
+        rec.gate.set()
+        await blocker
+        later = await co.submit("m", np.full((1, 1), 2.0))
+        await co.close()
+        return rec, later
+
+    rec, later = run(main())
+    assert later == 2.0
+    assert rec.batches == [(1, 1), (1, 1)]  # the expired request never reached dispatch
+
+
+def test_cancelled_caller_frees_its_slot():
+    async def main():
+        rec = Recorder()
+        rec.gate = asyncio.Event()
+        co = Coalescer(rec, max_batch_rows=1, max_wait_s=0.0, max_inflight=1)
+        blocker = asyncio.create_task(co.submit("m", np.ones((1, 1))))
+        await asyncio.sleep(0.01)
+        doomed = asyncio.create_task(co.submit("m", np.ones((3, 1))))
+        await asyncio.sleep(0.01)
+        doomed.cancel()
+        rec.gate.set()
+        await blocker
+        await co.submit("m", np.ones((1, 1)))
+        await co.close()
+        return rec, co.queued_rows
+
+    rec, queued = run(main())
+    assert (3, 1) not in rec.batches and queued == 0
+
+
+def test_one_failure_reaches_every_waiter_and_result_count_is_checked():
+    async def main(rec):
+        co = Coalescer(rec, max_batch_rows=100, max_wait_s=0.02)
+        res = await asyncio.gather(*[co.submit("m", np.ones((1, 1))) for _ in range(5)], return_exceptions=True)
+        await co.close()
+        return res
+
+    res = run(main(Recorder(fail=ValueError("boom"))))
+    assert all(isinstance(r, ValueError) and str(r) == "boom" for r in res)
+    res = run(main(Recorder(wrong_count=True)))
+    assert all(isinstance(r, RuntimeError) and "results for" in str(r) for r in res)
+
+
+def test_close_fails_queued_callers_and_rejects_new_ones():
+    async def main():
+        rec = Recorder()
+        rec.gate = asyncio.Event()
+        co = Coalescer(rec, max_batch_rows=1, max_wait_s=0.0, max_inflight=1)
+        tasks = [asyncio.create_task(co.submit("m", np.ones((1, 1)))) for _ in range(3)]
+        await asyncio.sleep(0.02)
+        await co.close()
+        res = await asyncio.gather(*tasks, return_exceptions=True)
+        with pytest.raises(RuntimeError, match="closed"):
+            await co.submit("m", np.ones((1, 1)))
+        return res
+
+    res = run(main())
+    assert all(isinstance(r, BaseException) for r in res)
+
+
+def test_invalid_limits():
+    with pytest.raises(ValueError):
+        Coalescer(Recorder(), max_batch_rows=0)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from server.config import Settings, load_settings
+
+
+def test_defaults_match_design(tmp_path, monkeypatch):
+    monkeypatch.delenv("STACKSERVE_CONFIG", raising=False)
+    s = load_settings(None, data_dir=str(tmp_path))
+    assert (s.gateway.host, s.gateway.port, s.gateway.metrics_port) == ("127.0.0.1", 50051, 9464)
+    assert s.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}" or "MLFLOW_TRACKING_URI" in __import__("os").environ
+
+
+def test_yaml_then_env_then_overrides(tmp_path, monkeypatch):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("gateway:\n  port: 6000\n  metrics_port: 6001\ncoalescing:\n  max_wait_ms: 5\n")
+    monkeypatch.setenv("STACKSERVE__GATEWAY__METRICS_PORT", "7001")
+    s = load_settings(cfg, gateway={"port": 8000})
+    assert s.gateway.port == 8000
+    assert s.gateway.metrics_port == 7001
+    assert s.coalescing.max_wait_ms == 5
+
+
+def test_bad_values_are_rejected_with_the_field(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("coalescing:\n  max_batch_events: 0\n")
+    with pytest.raises(ValidationError, match="max_batch_events"):
+        load_settings(cfg)
+    with pytest.raises(ValidationError, match="num_replicas"):
+        Settings(anomaly={"num_replicas": "many"})
+    cfg.write_text("gateway:\n  prot: 1\n")
+    with pytest.raises(ValidationError, match="prot"):
+        load_settings(cfg)
+
+
+def test_non_mapping_yaml_is_rejected(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match="mapping"):
+        load_settings(cfg)
