@@ -24,9 +24,11 @@ GEN_ROOT = ROOT / "server" / "gen"
 def generate_protos() -> None:
     """Compile every ``proto/**/*.proto`` into ``server/gen`` with grpcio-tools.
 
-    protoc writes absolute imports (``from stackserve.v1 import x_pb2``); they are
-    rewritten to ``server.gen.stackserve.v1`` because a top-level ``stackserve``
-    or ``proto`` module would clash with other installed packages.
+    protoc writes absolute imports (``from stackserve.v1 import x_pb2``) and names the
+    message classes' module after the proto path; both are rewritten to
+    ``server.gen.stackserve.v1`` because a top-level ``stackserve`` or ``proto``
+    module would clash with other packages, and pickling a message (Ray does, for
+    its gRPC proxy) must import the module the class names.
     """
     from grpc_tools import protoc
 
@@ -51,6 +53,7 @@ def generate_protos() -> None:
     for path in GEN_ROOT.rglob("*.py"):
         text = path.read_text()
         fixed = re.sub(r"^from stackserve\.", "from server.gen.stackserve.", text, flags=re.M)
+        fixed = re.sub(r"(BuildTopDescriptorsAndMessages\(DESCRIPTOR, )'stackserve\.", r"\1'server.gen.stackserve.", fixed)
         if fixed != text:
             path.write_text(fixed)
     for folder in [GEN_ROOT, *[p for p in GEN_ROOT.rglob("*") if p.is_dir()]]:

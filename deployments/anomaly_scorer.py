@@ -65,7 +65,7 @@ class AnomalyScorerDeployment:
     async def score(self, model: str, X: np.ndarray, request_ids: Sequence[str] = ()) -> ScoreResult:
         return await self._batched((model, X))
 
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.0)  # reconfigure() applies the config
     async def _batched(self, items: list[tuple[str, np.ndarray]]) -> list[ScoreResult]:
         self.batch_size.observe(len(items))
         self.batch_events.observe(sum(x.shape[0] for _, x in items))

@@ -24,6 +24,8 @@ import importlib
 import importlib.util
 import math
 import os
+import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,8 +45,13 @@ __all__ = [
     "score_reference",
 ]
 
-#: Implementation names in order of preference for ``impl="auto"`` (fastest first, measured with
-#: ``bench/anomaly_kernels.py`` on the 2-core development machine; the reference is the last resort).
+#: Implementation names in order of preference for ``impl="auto"``, measured with
+#: ``bench/anomaly_kernels.py`` on the 2-core development machine. C++ and Cython run the same
+#: algorithm and are within noise of each other on a quiet machine (Cython ~0.3 us faster at batch 1,
+#: pybind11's call costs more); C++ comes first because its work-sharing thread pool degrades to
+#: serial speed when the other core is busy, where an OpenMP barrier was seen to stall for
+#: milliseconds waiting for a descheduled thread. Numba is ~1.5-2x slower; the reference is the last
+#: resort.
 IMPLEMENTATIONS: tuple[str, ...] = ("cpp", "cython", "numba", "reference")
 
 KINDS: tuple[str, ...] = ("isolation_forest", "random_forest")
@@ -131,10 +138,12 @@ class FlatForest:
         """
         try:
             npz = np.load(Path(path), allow_pickle=False)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zipfile.BadZipFile) as exc:
             raise ValueError(f"cannot read forest file {path}: {exc}") from exc
-        except ValueError as exc:
+        except ValueError as exc:  # e.g. a pickle, refused by allow_pickle=False
             raise ValueError(f"forest file {path} is not a plain-array .npz: {exc}") from exc
+        if not isinstance(npz, np.lib.npyio.NpzFile):
+            raise ValueError(f"forest file {path} is a single array, not an .npz archive")
         with npz:
             expected = {*_ARRAY_FIELDS, "n_features", "kind", "offset", "denominator", "format_version"}
             missing = sorted(expected - set(npz.files))
@@ -144,6 +153,8 @@ class FlatForest:
                 data = {name: npz[name] for name in expected}
             except ValueError as exc:  # an object array needs pickle, which is refused
                 raise ValueError(f"forest file {path} holds a non-plain array: {exc}") from exc
+            except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+                raise ValueError(f"forest file {path} is corrupt: {exc}") from exc
         version = _scalar(data, "format_version", np.integer)
         if int(version) != _FORMAT_VERSION:
             raise ValueError(f"forest file {path} has format_version {version}, expected {_FORMAT_VERSION}")
@@ -332,11 +343,7 @@ def compile_forest(estimator: Any) -> FlatForest:
         local_feature = np.where(leaf, 0, tree.feature)
         feature = local_feature if features is None else np.asarray(features)[local_feature]
         if kind == "isolation_forest":
-            value = (
-                tree.compute_node_depths().astype(np.float64)
-                + _average_path_length(tree.n_node_samples)
-                - 1.0
-            )
+            value = tree.compute_node_depths().astype(np.float64) + _average_path_length(tree.n_node_samples) - 1.0
         else:
             value = tree.value[:, 0, 1].astype(np.float64)
         parts["feature"].append(np.where(leaf, -1, feature))
@@ -466,9 +473,7 @@ PARALLEL_MIN_STEPS = 20_000
 _PARALLEL_FLOOR_ROWS = 32
 
 
-def pack_forest(
-    forest: FlatForest, n_threads: int | None = None, parallel_min_rows: int | None = None
-) -> PackedForest:
+def pack_forest(forest: FlatForest, n_threads: int | None = None, parallel_min_rows: int | None = None) -> PackedForest:
     """Build the packed node array the compiled kernels traverse.
 
     Layout, and why: nodes are 16-byte records ``(thr, feat, left)`` so a split touches one cache

@@ -42,9 +42,14 @@ async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> 
     configure_logging()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+
+    def on_signals() -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+    on_signals()
     async with running_server(settings, use_ray=use_ray) as gateway:
+        on_signals()  # Ray's core worker installs its own SIGTERM handler during ray.init: ours must win
         await gateway.wait_ready(settings.gateway.warmup_timeout_s)
         info = {
             "grpc": f"{settings.gateway.host}:{gateway.port}",

@@ -49,16 +49,28 @@ class CoalescingConfig(_Section):
 
     enabled: bool = True
     max_batch_events: int = Field(4096, gt=0, description="events per call into Ray")
-    max_wait_ms: float = Field(2.0, ge=0, description="longest a request waits for companions")
+    max_wait_ms: float = Field(
+        2.0, ge=0, description="longest a request waits for companions while other batches are in flight"
+    )
     max_queue_events: int = Field(200_000, gt=0, description="beyond this, RESOURCE_EXHAUSTED")
-    max_inflight_batches: int = Field(4, gt=0, description="concurrent calls into Ray")
+    max_inflight_batches: int = Field(
+        1,
+        gt=0,
+        description="concurrent calls into Ray per model and scorer replica; more in flight means smaller "
+        "batches and more ~2.5 ms crossings (measured: 1 gives the best throughput on 2 cores)",
+    )
 
 
 class ReplicaBatchingConfig(_Section):
     """Ray Serve @serve.batch knobs inside the AnomalyScorer replica."""
 
     max_batch_size: int = Field(64, gt=0, description="calls merged per replica batch")
-    batch_wait_timeout_s: float = Field(0.002, ge=0)
+    batch_wait_timeout_s: float = Field(
+        0.0,
+        ge=0,
+        description="0: take whatever calls are queued, never wait. The gateway already coalesces, so a "
+        "replica-side wait only added latency (measured +2 ms p50, -28% req/s at concurrency 16)",
+    )
 
 
 class AnomalyServingConfig(_Section):

@@ -169,17 +169,20 @@ cdef int score_range(const Packed* p, const float* x, int64_t r0, int64_t r1, do
 
 cdef int run(const Packed* p, const float* x, int64_t n, double* out,
              int n_threads, int64_t parallel_min_rows) noexcept nogil:
-    # Contiguous chunks of whole lockstep groups, one per thread.
     cdef int64_t groups = (n + ROW_CHAINS - 1) // ROW_CHAINS
     cdef int threads = <int>min(<int64_t>n_threads, groups)
-    cdef int k, failed = 0
-    cdef int64_t r0, r1
+    cdef int64_t per, chunk, n_chunks, c
+    cdef int failed = 0
     if threads <= 1 or n < parallel_min_rows:
         return score_range(p, x, 0, n, out)
-    for k in prange(threads, num_threads=threads, schedule="static"):
-        r0 = groups * k // threads * ROW_CHAINS
-        r1 = min(n, groups * (k + 1) // threads * ROW_CHAINS)
-        failed += score_range(p, x, r0, r1, out) != 0   # an in-place sum is a prange reduction
+    # About four chunks per thread, whole lockstep groups, at most one block each, handed out
+    # dynamically: on a shared machine one thread is often slower, and a static split would make
+    # the batch wait for it.
+    per = max(<int64_t>1, min((groups + 4 * threads - 1) // (4 * threads), p.block_rows // ROW_CHAINS))
+    chunk = per * ROW_CHAINS
+    n_chunks = (n + chunk - 1) // chunk
+    for c in prange(n_chunks, num_threads=threads, schedule="dynamic"):
+        failed += score_range(p, x, c * chunk, min(n, (c + 1) * chunk), out) != 0   # a reduction
     return -1 if failed else 0
 
 

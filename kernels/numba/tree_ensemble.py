@@ -19,6 +19,8 @@ import numpy as np
 
 from kernels.tree_ensemble import PackedForest
 
+Arr = np.ndarray
+
 # Must match _INF_INPUT in kernels/tree_ensemble.py.
 INF_INPUT = 1e200
 ROW_CHAINS = 16  # rows walking one tree in lockstep (large batches)
@@ -44,7 +46,9 @@ def _widen_row(x: np.ndarray, nf: int, out: np.ndarray, base: int) -> None:
 
 
 @nb.njit(**_OPTS)
-def _rows_small(thr, feat, left, values, roots, depths, X, r0, r1, out) -> None:  # noqa: ANN001
+def _rows_small(
+    thr: Arr, feat: Arr, left: Arr, values: Arr, roots: Arr, depths: Arr, X: Arr, r0: int, r1: int, out: Arr
+) -> None:
     nf = X.shape[1]
     n_trees = roots.shape[0]
     row = np.empty(2 * nf, dtype=np.float64)
@@ -74,7 +78,19 @@ def _rows_small(thr, feat, left, values, roots, depths, X, r0, r1, out) -> None:
 
 
 @nb.njit(**_OPTS)
-def _rows_large(thr, feat, left, values, roots, depths, X, r0, r1, block_rows, out) -> None:  # noqa: ANN001
+def _rows_large(
+    thr: Arr,
+    feat: Arr,
+    left: Arr,
+    values: Arr,
+    roots: Arr,
+    depths: Arr,
+    X: Arr,
+    r0: int,
+    r1: int,
+    block_rows: int,
+    out: Arr,
+) -> None:
     nf = X.shape[1]
     w = 2 * nf
     n_trees = roots.shape[0]
@@ -103,7 +119,7 @@ def _rows_large(thr, feat, left, values, roots, depths, X, r0, r1, block_rows, o
 
 
 @nb.njit(**_OPTS)
-def _finish(kind, denominator, out, r0, r1) -> None:  # noqa: ANN001
+def _finish(kind: int, denominator: float, out: Arr, r0: int, r1: int) -> None:
     """Random forest: mean. Isolation forest: -(sum / denominator); numpy raises 2 to it."""
     for i in range(r0, r1):
         if kind == 1:
@@ -115,7 +131,21 @@ def _finish(kind, denominator, out, r0, r1) -> None:  # noqa: ANN001
 
 
 @nb.njit(**_OPTS)
-def _score_range(thr, feat, left, values, roots, depths, X, r0, r1, block_rows, kind, den, out) -> None:  # noqa: ANN001
+def _score_range(
+    thr: Arr,
+    feat: Arr,
+    left: Arr,
+    values: Arr,
+    roots: Arr,
+    depths: Arr,
+    X: Arr,
+    r0: int,
+    r1: int,
+    block_rows: int,
+    kind: int,
+    den: float,
+    out: Arr,
+) -> None:
     if r1 - r0 < SMALL_BATCH:
         _rows_small(thr, feat, left, values, roots, depths, X, r0, r1, out)
     else:
@@ -124,14 +154,37 @@ def _score_range(thr, feat, left, values, roots, depths, X, r0, r1, block_rows, 
 
 
 @nb.njit(**_OPTS)
-def _score_serial(thr, feat, left, values, roots, depths, X, block_rows, kind, den):  # noqa: ANN001, ANN202
+def _score_serial(
+    thr: Arr,
+    feat: Arr,
+    left: Arr,
+    values: Arr,
+    roots: Arr,
+    depths: Arr,
+    X: Arr,
+    block_rows: int,
+    kind: int,
+    den: float,
+) -> Arr:
     out = np.empty(X.shape[0], dtype=np.float64)
     _score_range(thr, feat, left, values, roots, depths, X, 0, X.shape[0], block_rows, kind, den, out)
     return out
 
 
 @nb.njit(parallel=True, **_OPTS)
-def _score_parallel(thr, feat, left, values, roots, depths, X, block_rows, kind, den, threads):  # noqa: ANN001, ANN202
+def _score_parallel(
+    thr: Arr,
+    feat: Arr,
+    left: Arr,
+    values: Arr,
+    roots: Arr,
+    depths: Arr,
+    X: Arr,
+    block_rows: int,
+    kind: int,
+    den: float,
+    threads: int,
+) -> Arr:
     n = X.shape[0]
     out = np.empty(n, dtype=np.float64)
     groups = (n + ROW_CHAINS - 1) // ROW_CHAINS  # chunks of whole lockstep groups, one per thread

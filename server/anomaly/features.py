@@ -8,15 +8,20 @@ streaming kernel.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from kernels.stream_features import StreamFeatureState
 
 from server.anomaly.model import StreamSpec
 
+if TYPE_CHECKING:
+    from kernels.stream_features import StreamFeatureState
+
 
 def new_stream_state(n_features: int, spec: StreamSpec, max_entities: int) -> StreamFeatureState:
+    from kernels.stream_features import StreamFeatureState
+
     return StreamFeatureState(n_features, window=spec.window, alpha=spec.alpha, max_entities=max_entities)
 
 

@@ -67,12 +67,12 @@ def has_version(client: MlflowClient, name: str, alias: str = "champion") -> boo
     return True
 
 
-def register(client: MlflowClient, run_id: str, name: str, promote: bool, alias: str = "champion") -> str:
-    """Register the run's model; give it the alias if asked or if none holds it yet."""
+def register(client: MlflowClient, model_uri: str, name: str, promote: bool, alias: str = "champion") -> str:
+    """Register a logged model; give it the alias if asked or if no version holds it yet."""
     import mlflow
 
     first = not has_version(client, name, alias)
-    mv = mlflow.register_model(f"runs:/{run_id}/model", name)
+    mv = mlflow.register_model(model_uri, name)
     if promote or first:
         client.set_registered_model_alias(name, alias, mv.version)
     return str(mv.version)

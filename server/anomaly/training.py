@@ -224,7 +224,7 @@ def train_family(
             }
         )
         mlflow.log_metrics(metrics)
-        mlflow.sklearn.log_model(
+        logged = mlflow.sklearn.log_model(
             estimator,
             name="model",
             serialization_format="skops",
@@ -240,7 +240,7 @@ def train_family(
             reference_profile(X[split.train], card.input_names, normal_val), "reference_profile.json"
         )
         run_id = run.info.run_id
-    version = registry.register(client, run_id, name, promote=promote, alias=settings.anomaly.alias)
+    version = registry.register(client, logged.model_uri, name, promote=promote, alias=settings.anomaly.alias)
     card.version, card.run_id = version, run_id
     return TrainResult(name, family, run_id, version, metrics, card.threshold, servable, split)
 

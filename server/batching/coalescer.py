@@ -3,8 +3,11 @@
 Shape borrowed from Ray Serve's ``batching.py``: one queue per key, a "batch full"
 event, a wait that shrinks from the first item's arrival, at least one item per
 batch, results checked against the batch, one exception delivered to every waiter.
-Differences that matter for a gateway: the batch is bounded in *rows* (events), not
-requests; the queue is bounded (``QueueFullError`` → RESOURCE_EXHAUSTED) so latency
+Differences that matter for a gateway: when no batch is in flight the first request
+goes at once (waiting would only add latency: there is nothing to overlap with);
+while batches are in flight, new requests gather for up to ``max_wait_s`` and then
+for a free in-flight slot, so batches grow with load by themselves. The batch is
+bounded in *rows* (events), not requests; the queue is bounded (``QueueFullError`` → RESOURCE_EXHAUSTED) so latency
 cannot grow without bound; a waiter whose deadline passed or who was cancelled is
 dropped before dispatch and never costs a slot in the batch; and the number of
 batches in flight at once is capped.
@@ -26,6 +29,11 @@ R = TypeVar("R")
 
 # dispatch(key, concatenated rows, per-item row counts, per-item tags) -> one result per item
 Dispatch = Callable[[str, np.ndarray, Sequence[int], Sequence[str]], Awaitable[Sequence[R]]]
+
+
+def _expire(future: asyncio.Future) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("deadline passed before the batch was scored"))
 
 
 class QueueFullError(RuntimeError):
@@ -63,6 +71,7 @@ class Coalescer(Generic[R]):
         self.max_wait_s = max_wait_s
         self.max_queue_rows = max_queue_rows
         self._inflight = asyncio.Semaphore(max_inflight)
+        self._running = 0
         self._on_batch = on_batch
         self._queues: dict[str, deque[_Item]] = {}
         self._wakeups: dict[str, asyncio.Event] = {}
@@ -87,6 +96,12 @@ class Coalescer(Generic[R]):
             )
         deadline = None if timeout is None else time.monotonic() + timeout
         item: _Item = _Item(rows, tag, deadline)
+        # A timer fails the item's future at the deadline; awaiting the future itself
+        # (no shield, no wait_for task) keeps the per-request cost low, and a cancelled
+        # caller cancels the future, which the loop then drops before dispatch.
+        timer = None
+        if timeout is not None:
+            timer = asyncio.get_running_loop().call_later(timeout, _expire, item.future)
         self._queues.setdefault(key, deque()).append(item)
         self._queued_rows += n
         self._key_rows[key] = self._key_rows.get(key, 0) + n
@@ -94,13 +109,10 @@ class Coalescer(Generic[R]):
         if key not in self._loops or self._loops[key].done():
             self._loops[key] = asyncio.create_task(self._batch_loop(key))
         try:
-            if timeout is None:
-                return await asyncio.shield(item.future)
-            return await asyncio.wait_for(asyncio.shield(item.future), timeout)
-        except (asyncio.CancelledError, TimeoutError):
-            if not item.future.done():
-                item.future.cancel()  # the loop drops it before dispatch
-            raise
+            return await item.future
+        finally:
+            if timer is not None:
+                timer.cancel()
 
     def _wakeup(self, key: str) -> asyncio.Event:
         if key not in self._wakeups:
@@ -116,8 +128,8 @@ class Coalescer(Generic[R]):
                 await event.wait()
                 continue
             first_seen = time.monotonic()
-            # Wait for companions until the batch is full or the oldest item has waited max_wait_s.
-            while self._key_rows[key] < self.max_batch_rows:
+            # Busy pipeline: wait for companions until the batch is full or max_wait_s passed.
+            while self._running and self._key_rows[key] < self.max_batch_rows:
                 remaining = self.max_wait_s - (time.monotonic() - first_seen)
                 if remaining <= 0:
                     break
@@ -129,6 +141,7 @@ class Coalescer(Generic[R]):
             if not batch:
                 self._inflight.release()
                 continue
+            self._running += 1
             task = asyncio.create_task(self._run(key, batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -176,6 +189,7 @@ class Coalescer(Generic[R]):
             if isinstance(exc, asyncio.CancelledError):
                 raise
         finally:
+            self._running -= 1
             self._inflight.release()
 
     async def close(self) -> None:

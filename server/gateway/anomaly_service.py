@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
-from kernels.stream_features import StreamFeatureState
 
 from server.anomaly.features import new_stream_state, stream_matrix
 from server.anomaly.scorer import ScoreResult
@@ -29,7 +29,15 @@ from server.gateway.request_context import current_request_id
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
 from server.observability import metrics
 
+if TYPE_CHECKING:
+    from kernels.stream_features import StreamFeatureState
+
 STREAM_PIPELINE_DEPTH = 64
+
+
+def _replica_count(settings: Settings) -> int:
+    cfg = settings.anomaly
+    return cfg.max_replicas if cfg.num_replicas == "auto" else int(cfg.num_replicas)
 
 
 class AnomalyService:
@@ -45,7 +53,7 @@ class AnomalyService:
                 max_batch_rows=co.max_batch_events,
                 max_wait_s=co.max_wait_ms / 1000,
                 max_queue_rows=co.max_queue_events,
-                max_inflight=co.max_inflight_batches,
+                max_inflight=co.max_inflight_batches * _replica_count(settings),
                 on_batch=self._record_batch,
             )
             if co.enabled

@@ -18,7 +18,7 @@ from server.gateway.anomaly_service import AnomalyService
 from server.gateway.interceptors.observability import ObservabilityInterceptor
 from server.gateway.registration import add_service
 from server.gen.stackserve.v1 import anomaly_pb2
-from server.observability.logs import log_event
+from server.observability.logs import ACCESS, log_event
 from server.observability.metrics import serve_metrics
 
 log = logging.getLogger("stackserve.gateway")
@@ -34,6 +34,7 @@ class Gateway:
     health: health_aio.HealthServicer
     metrics_server: object
     warmup_task: asyncio.Task
+    log_flusher: asyncio.Task
 
     async def wait_ready(self, timeout: float) -> None:
         await asyncio.wait_for(asyncio.shield(self.warmup_task), timeout)
@@ -44,6 +45,8 @@ class Gateway:
         self.warmup_task.cancel()
         await self.server.stop(grace)
         await self.anomaly.close()
+        self.log_flusher.cancel()
+        ACCESS.flush()
         with contextlib.suppress(Exception):
             self.metrics_server.shutdown()  # type: ignore[attr-defined]
 
@@ -98,5 +101,13 @@ async def start_gateway(settings: Settings, backend: AnomalyBackend) -> Gateway:
     await server.start()
     metrics_server, metrics_port = serve_metrics(cfg.host, cfg.metrics_port)
     warmup = asyncio.create_task(_warm_up(anomaly, backend, health, cfg.warmup_timeout_s))
+    flusher = asyncio.create_task(_flush_access_log())
     log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
-    return Gateway(server, port, metrics_port, anomaly, health, metrics_server, warmup)
+    return Gateway(server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher)
+
+
+async def _flush_access_log() -> None:
+    """Write buffered access-log lines even when traffic stops."""
+    while True:
+        await asyncio.sleep(ACCESS.interval_s)
+        ACCESS.flush()

@@ -204,7 +204,7 @@ def test_request_id_is_echoed_and_logged(server):
         stub = pb_grpc.AnomalyServiceStub(ch)
         _, call = stub.Score.with_call(score_request(np.ones((1, 9)), model="shuttle-rf"),
                                        metadata=(("x-request-id", rid),), timeout=10)
-        assert dict(call.initial_metadata())["x-request-id"] == rid
+        assert dict(call.trailing_metadata())["x-request-id"] == rid
     lines = [json.loads(ln) for ln in server.log().splitlines() if rid in ln and ln.startswith("{")]
     assert lines and lines[0]["code"] == "OK" and lines[0]["method"] == SCORE
 

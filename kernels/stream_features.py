@@ -1,0 +1,324 @@
+"""Per-entity rolling statistics over an event stream: API, references and dispatch.
+
+Why: anomaly models score an event better when they see it against the recent behaviour of the
+same entity (a device, an account). The server keeps, per entity, a fixed window of recent
+values and an exponentially weighted mean, updated as events arrive, request after request, in
+fixed memory: a ring buffer ``[max_entities, window, n_features]`` plus counts and EWMA state, and
+a key -> slot map with least-recently-used eviction when it is full (an evicted entity that comes
+back starts fresh).
+
+Semantics per event of entity k and feature j, where H holds the last ``min(n_prev, window)``
+non-NaN values of that entity and feature *before* this event:
+
+* H empty: mean = x, std = 0, z = 0; otherwise mean = mean(H), std = population std(H) and
+  z = (x - mean) / std if std > 1e-12 else 0.
+* ewma: the first value sets it to x, later ones to ``alpha * x + (1 - alpha) * previous``; the
+  value reported includes x.
+* x is NaN: mean, std and ewma report the history unchanged (NaN without history), z is NaN, and
+  that feature's state is not updated.
+
+Events are processed in the given order, so an entity repeated inside one batch sees its own
+earlier events, and one batch split into two calls gives the same result as one call. Mean and
+std are recomputed from the buffer in chronological order (no running sums), so long streams do
+not drift and every implementation performs the same floating-point operations.
+
+Implementations: ``"numba"`` (compiled, default when numba is installed) and ``"reference"``
+(the same array algorithm in plain Python). :func:`stream_features_reference` is an independent
+oracle written with deques, used by the tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "STATS",
+    "ReferenceState",
+    "StreamFeatureState",
+    "available_implementations",
+    "stream_features_reference",
+]
+
+#: Implementation names in order of preference for ``impl="auto"``.
+IMPLEMENTATIONS: tuple[str, ...] = ("numba", "reference")
+#: Output blocks, in column order; each block has one column per input feature.
+STATS: tuple[str, ...] = ("mean", "std", "z", "ewma")
+#: A standard deviation at or below this is treated as zero (z = 0) to avoid dividing by noise.
+STD_EPS = 1e-12
+
+UpdateFn = Callable[..., None]
+
+
+def available_implementations() -> list[str]:
+    """Usable implementations in order of preference (numba is found without importing it)."""
+    names = ["reference"]
+    if importlib.util.find_spec("numba") is not None:
+        names.insert(0, "numba")
+    return names
+
+
+def update_python(
+    slots: np.ndarray,
+    fresh: np.ndarray,
+    X: np.ndarray,
+    buf: np.ndarray,
+    counts: np.ndarray,
+    ewma: np.ndarray,
+    alpha: float,
+    out: np.ndarray,
+) -> None:
+    """The array algorithm in plain Python: the "reference" implementation.
+
+    ``slots[e]`` is event e's entity slot and ``fresh[e]`` is 1 when the slot was (re)assigned to
+    a new entity at that event, so its state is cleared first. ``counts[s, j]`` counts the values
+    ever stored for a slot and feature; the ring position of the next one is ``counts % window``.
+    Writes features into ``out`` and updates ``buf``, ``counts`` and ``ewma`` in place. The numba
+    kernel (kernels/numba/stream_features.py) performs the same operations in the same order.
+    """
+    n, nf = X.shape
+    window = buf.shape[1]
+    for e in range(n):
+        s = int(slots[e])
+        if fresh[e]:
+            counts[s, :] = 0
+        for j in range(nf):
+            x = float(X[e, j])
+            c = int(counts[s, j])
+            h = min(c, window)
+            mean = std = math.nan
+            if h > 0:
+                first = c - h
+                total = 0.0
+                for k in range(h):
+                    total += float(buf[s, (first + k) % window, j])
+                mean = total / h
+                sq = 0.0
+                for k in range(h):
+                    d = float(buf[s, (first + k) % window, j]) - mean
+                    sq += d * d
+                std = math.sqrt(sq / h)
+            if math.isnan(x):
+                out[e, j] = mean
+                out[e, nf + j] = std
+                out[e, 2 * nf + j] = math.nan
+                out[e, 3 * nf + j] = ewma[s, j] if c > 0 else math.nan
+                continue
+            if h == 0:
+                mean, std, z = x, 0.0, 0.0
+            else:
+                z = (x - mean) / std if std > STD_EPS else 0.0
+            e_new = x if c == 0 else alpha * x + (1.0 - alpha) * float(ewma[s, j])
+            out[e, j] = mean
+            out[e, nf + j] = std
+            out[e, 2 * nf + j] = z
+            out[e, 3 * nf + j] = e_new
+            ewma[s, j] = e_new
+            buf[s, c % window, j] = x
+            counts[s, j] = c + 1
+
+
+def _load_update(impl: str) -> UpdateFn:
+    if impl == "reference":
+        return update_python
+    from kernels.numba.stream_features import update
+
+    return update
+
+
+class StreamFeatureState:
+    """Rolling per-entity features, stateful across calls, in fixed memory.
+
+    The arrays are allocated with ``np.zeros``, so the operating system commits their pages only
+    as slots are first used: a large ``max_entities`` costs address space, not resident memory,
+    until that many entities are seen. Calls are serialised by a lock, because the state is shared
+    by every request that reaches this object.
+    """
+
+    def __init__(self, n_features: int, window: int = 32, alpha: float = 0.1, max_entities: int = 100_000) -> None:
+        if not isinstance(n_features, int | np.integer) or n_features < 1:
+            raise ValueError(f"n_features must be a positive integer, got {n_features!r}")
+        if not isinstance(window, int | np.integer) or window < 1:
+            raise ValueError(f"window must be a positive integer, got {window!r}")
+        if not (isinstance(alpha, float | int) and 0.0 < alpha <= 1.0):
+            raise ValueError(f"alpha must lie in (0, 1], got {alpha!r}")
+        if not isinstance(max_entities, int | np.integer) or max_entities < 1:
+            raise ValueError(f"max_entities must be a positive integer, got {max_entities!r}")
+        self.n_features = int(n_features)
+        self.window = int(window)
+        self.alpha = float(alpha)
+        self.max_entities = int(max_entities)
+        self._buf = np.zeros((self.max_entities, self.window, self.n_features), dtype=np.float64)
+        self._counts = np.zeros((self.max_entities, self.n_features), dtype=np.int64)
+        self._ewma = np.zeros((self.max_entities, self.n_features), dtype=np.float64)
+        self._slots: OrderedDict[Hashable, int] = OrderedDict()  # least recently used first
+        self._lock = threading.Lock()
+        self._update: dict[str, UpdateFn] = {}
+
+    @property
+    def n_entities(self) -> int:
+        """Entities currently holding a slot."""
+        return len(self._slots)
+
+    def reset(self) -> None:
+        """Forget every entity (slots are cleared lazily when they are next assigned)."""
+        with self._lock:
+            self._slots.clear()
+
+    @staticmethod
+    def feature_names(columns: Sequence[str]) -> list[str]:
+        """Output column names, e.g. ``f1__mean`` ... ``f1__ewma``, block by block."""
+        return [f"{column}__{stat}" for stat in STATS for column in columns]
+
+    def transform(self, keys: Sequence[Hashable], X: np.ndarray, impl: str = "auto") -> np.ndarray:
+        """Features for a batch of events, updating the state: float64 ``[n, 4 * n_features]``.
+
+        ``keys[i]`` names the entity of row ``i`` (any hashable; strings in practice). Rows are
+        processed in order. Raises ``ValueError`` for a batch that is not 2-D, has the wrong
+        number of features or a different number of keys than rows.
+        """
+        update = self._update.get(impl)
+        if update is None:
+            update = self._resolve(impl)
+        arr = np.asarray(X)
+        if arr.dtype.kind not in "biuf":
+            raise ValueError(f"X must hold real numbers, got dtype {arr.dtype}")
+        if arr.ndim != 2:
+            raise ValueError(f"X must be 2-D (events, features), got {arr.ndim}-D")
+        if arr.shape[1] != self.n_features:
+            raise ValueError(f"X has {arr.shape[1]} features, the state tracks {self.n_features}")
+        if isinstance(keys, str | bytes):
+            raise ValueError("keys must be a sequence of entity keys, not a single string")
+        if len(keys) != arr.shape[0]:
+            raise ValueError(f"got {len(keys)} keys for {arr.shape[0]} rows of X")
+        X64 = np.ascontiguousarray(arr, dtype=np.float64)
+        n = X64.shape[0]
+        out = np.empty((n, 4 * self.n_features), dtype=np.float64)
+        if n == 0:
+            return out
+        with self._lock:
+            slots, fresh = self._assign(keys)
+            update(slots, fresh, X64, self._buf, self._counts, self._ewma, self.alpha, out)
+        return out
+
+    def _resolve(self, impl: str) -> UpdateFn:
+        if impl == "auto":
+            impl = available_implementations()[0]
+        if impl not in IMPLEMENTATIONS:
+            raise ValueError(f"unknown implementation {impl!r}; choose 'auto' or one of {IMPLEMENTATIONS}")
+        if impl not in available_implementations():
+            raise RuntimeError(f"implementation {impl!r} is not available here (install numba)")
+        fn = _load_update(impl)
+        self._update[impl] = fn
+        return fn
+
+    def _assign(self, keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+        """Slot per event in event order, with LRU eviction; ``fresh`` marks (re)assigned slots.
+
+        Done in Python because it is a dict walk; the kernel applies the resets at the right
+        event, so an entity evicted by a later key of the same batch has finished using the slot.
+        """
+        table = self._slots
+        slots = np.empty(len(keys), dtype=np.int64)
+        fresh = np.zeros(len(keys), dtype=np.uint8)
+        capacity = self.max_entities
+        for i, key in enumerate(keys):
+            slot = table.get(key)
+            if slot is not None:
+                table.move_to_end(key)
+            else:
+                slot = len(table) if len(table) < capacity else table.popitem(last=False)[1]
+                table[key] = slot
+                fresh[i] = 1
+            slots[i] = slot
+        return slots, fresh
+
+
+# --------------------------------------------------------------------------------------------
+# Independent oracle for the tests
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Entity:
+    history: list[deque[float]]
+    ewma: list[float | None]
+
+
+@dataclass
+class ReferenceState:
+    """State of :func:`stream_features_reference`: entities in least-recently-used order."""
+
+    window: int
+    alpha: float
+    max_entities: int
+    entities: OrderedDict[Any, _Entity] = field(default_factory=OrderedDict)
+
+
+def stream_features_reference(
+    keys: Sequence[Hashable],
+    X: np.ndarray,
+    window: int = 32,
+    alpha: float = 0.1,
+    max_entities: int = 100_000,
+    state: ReferenceState | None = None,
+) -> tuple[np.ndarray, ReferenceState]:
+    """The semantics written as directly as possible (deques, one event at a time).
+
+    Returns the features and the state to pass to the next call. Sums run oldest to newest with
+    plain float additions, the order the ring-buffer implementations use, so results are expected
+    to be bit-identical.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or len(keys) != X.shape[0]:
+        raise ValueError("X must be 2-D with one key per row")
+    state = state or ReferenceState(window, alpha, max_entities)
+    alpha = state.alpha
+    n, nf = X.shape
+    out = np.empty((n, 4 * nf))
+    for i, key in enumerate(keys):
+        entity = state.entities.get(key)
+        if entity is None:
+            if len(state.entities) >= state.max_entities:
+                state.entities.popitem(last=False)
+            entity = _Entity([deque(maxlen=state.window) for _ in range(nf)], [None] * nf)
+            state.entities[key] = entity
+        else:
+            state.entities.move_to_end(key)
+        for j in range(nf):
+            x = float(X[i, j])
+            history = entity.history[j]
+            if history:
+                total = 0.0
+                for v in history:
+                    total += v
+                mean = total / len(history)
+                sq = 0.0
+                for v in history:
+                    sq += (v - mean) * (v - mean)
+                std = math.sqrt(sq / len(history))
+            else:
+                mean = std = math.nan
+            previous = entity.ewma[j]
+            if math.isnan(x):
+                row = (mean, std, math.nan, math.nan if previous is None else previous)
+            else:
+                if not history:
+                    mean, std, z = x, 0.0, 0.0
+                else:
+                    z = (x - mean) / std if std > STD_EPS else 0.0
+                new = x if previous is None else alpha * x + (1.0 - alpha) * previous
+                entity.ewma[j] = new
+                history.append(x)
+                row = (mean, std, z, new)
+            for block, value in enumerate(row):
+                out[i, block * nf + j] = value
+    return out, state

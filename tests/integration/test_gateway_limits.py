@@ -1,0 +1,104 @@
+"""Gateway limits on a real gRPC server in this process (no Ray): load shedding and deadlines.
+
+The scorer is the real one loaded from the session's MLflow store; the backend in
+front of it is held on an event so the queue can be filled deterministically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import numpy as np
+import pytest
+
+from server.client import AsyncAnomalyClient
+from server.config import load_settings
+from server.gateway.server import start_gateway
+from server.runtime import local_backend
+
+pytestmark = pytest.mark.integration
+
+
+class HeldBackend:
+    """The real local backend, but each score waits until the test releases it."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.release = asyncio.Event()
+        self.calls = 0
+
+    async def models(self):
+        return await self.inner.models()
+
+    async def score(self, model, X, request_ids):
+        self.calls += 1
+        await self.release.wait()
+        return await self.inner.score(model, X, request_ids)
+
+
+def test_queue_full_sheds_load_and_deadlines_are_honoured(trained, settings):
+    cfg = load_settings(
+        None,
+        data_dir=str(settings.data_dir),
+        gateway={"port": 0, "metrics_port": 0},
+        coalescing={"max_batch_events": 4, "max_wait_ms": 0, "max_queue_events": 8, "max_inflight_batches": 1},
+    )
+
+    async def main():
+        backend = HeldBackend(local_backend(cfg))
+        gw = await start_gateway(cfg, backend)
+        await gw.wait_ready(30)
+        X = np.ones((4, 9), dtype=np.float32)
+        async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
+            first = asyncio.create_task(c.score(X, model="shuttle-rf"))
+            while backend.calls < 1:
+                await asyncio.sleep(0.005)
+            queued = [asyncio.create_task(c.score(X, model="shuttle-rf")) for _ in range(2)]
+            while gw.anomaly.coalescer.queued_rows < 8:
+                await asyncio.sleep(0.005)
+            with pytest.raises(grpc.aio.AioRpcError) as shed:
+                await c.score(X[:1], model="shuttle-rf")
+            assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert "limit 8" in shed.value.details()
+            backend.release.set()
+            done = await asyncio.gather(first, *queued)
+            assert all(r.scores.shape == (4,) for r in done)
+
+            backend.release.clear()
+            blocker = asyncio.create_task(c.score(X, model="shuttle-rf"))
+            while backend.calls < 4:
+                await asyncio.sleep(0.005)
+            with pytest.raises(grpc.aio.AioRpcError) as late:
+                await c.score(X, model="shuttle-rf", timeout=0.2)
+            assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            calls_before = backend.calls
+            backend.release.set()
+            await blocker
+            assert gw.anomaly.coalescer.queued_rows == 0
+            assert backend.calls == calls_before  # the expired request never reached the scorer
+        await gw.stop()
+
+    asyncio.run(main())
+
+
+def test_unavailable_while_warming_up(settings):
+    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0})
+
+    class NeverReady:
+        async def models(self):
+            raise RuntimeError("still starting")
+
+        async def score(self, model, X, request_ids):
+            raise AssertionError("must not be called")
+
+    async def main():
+        gw = await start_gateway(cfg, NeverReady())
+        async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
+            assert await c.health("stackserve.v1.AnomalyService") == "NOT_SERVING"
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await c.score(np.ones((1, 9)))
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        await gw.stop()
+
+    asyncio.run(main())
