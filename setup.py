@@ -53,7 +53,9 @@ def generate_protos() -> None:
     for path in GEN_ROOT.rglob("*.py"):
         text = path.read_text()
         fixed = re.sub(r"^from stackserve\.", "from server.gen.stackserve.", text, flags=re.M)
-        fixed = re.sub(r"(BuildTopDescriptorsAndMessages\(DESCRIPTOR, )'stackserve\.", r"\1'server.gen.stackserve.", fixed)
+        fixed = re.sub(
+            r"(BuildTopDescriptorsAndMessages\(DESCRIPTOR, )'stackserve\.", r"\1'server.gen.stackserve.", fixed
+        )
         if fixed != text:
             path.write_text(fixed)
     for folder in [GEN_ROOT, *[p for p in GEN_ROOT.rglob("*") if p.is_dir()]]:

@@ -18,6 +18,14 @@ from server.config import Settings, load_settings
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 
 
+def _console(stderr: bool = False):
+    """Rich console; piped output gets a wide fixed width so tables are not truncated."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(stderr=stderr, width=None if stream.isatty() else 200)
+
+
 def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict = {}
     gateway = {}
@@ -74,14 +82,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 # ----- train ------------------------------------------------------------------
 def cmd_train_anomaly(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from server.anomaly.data import read_table
     from server.anomaly.training import MODEL_FAMILIES, train_default
     from server.anomaly.validation import DataValidationError
 
-    console = Console(stderr=True)
+    console = _console(stderr=True)
     settings = _settings(args)
     if args.name_prefix:
         settings.training.name_prefix = args.name_prefix
@@ -115,7 +122,7 @@ def cmd_train_anomaly(args: argparse.Namespace) -> int:
             f"{m['test_roc_auc']:.4f}", f"{m['test_average_precision']:.4f}",
             f"{m['scoring_latency_batch4096_us_per_event']:.3f}",
         )
-    Console().print(table)
+    _console().print(table)
     return 0
 
 
@@ -172,7 +179,6 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 # ----- models -----------------------------------------------------------------
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from server.anomaly import registry
@@ -183,7 +189,7 @@ def cmd_models_list(args: argparse.Namespace) -> int:
         table.add_column(col)
     for v in registry.list_versions(client):
         table.add_row(v.name, v.version, ",".join(v.aliases), _fmt(v.f1), _fmt(v.roc_auc), v.run_id[:12])
-    Console().print(table)
+    _console().print(table)
     return 0
 
 

@@ -141,7 +141,7 @@ class Pool {
     n_chunks_ = n_chunks;
     next_.store(0);
     failed_.store(false);
-    caller_cpu_.store(sched_getcpu());
+    caller_cpu_.store(current_cpu());
     open_.store(true);  // publishes body_, n_chunks_ and next_ to helpers that see it
     {
       std::lock_guard<std::mutex> lock(m_);  // so that a helper about to sleep cannot miss it
@@ -162,8 +162,10 @@ class Pool {
 
  private:
   explicit Pool(int helpers) : pid_(getpid()) {
+#ifdef __linux__
     CPU_ZERO(&allowed_);
     if (sched_getaffinity(0, sizeof(allowed_), &allowed_) != 0) CPU_ZERO(&allowed_);
+#endif
     for (int w = 0; w < helpers; ++w) threads_.emplace_back([this] { loop(); });
     for (auto& t : threads_) t.detach();
   }
@@ -198,16 +200,31 @@ class Pool {
     }
   }
 
-  // Moves this helper off `cpu` if it runs there and another allowed CPU exists.
+  // Moves this helper off `cpu` if it runs there and another allowed CPU exists (Linux only;
+  // elsewhere work sharing alone keeps the caller from waiting).
   void leave_cpu(int cpu) {
+#ifdef __linux__
     if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getcpu() != cpu) return;
     cpu_set_t set = allowed_;
     CPU_CLR(cpu, &set);
     if (CPU_COUNT(&set) > 0) sched_setaffinity(0, sizeof(set), &set);  // 0: this thread
+#else
+    (void)cpu;
+#endif
+  }
+
+  static int current_cpu() {
+#ifdef __linux__
+    return sched_getcpu();
+#else
+    return -1;
+#endif
   }
 
   pid_t pid_;
+#ifdef __linux__
   cpu_set_t allowed_;
+#endif
   std::vector<std::thread> threads_;
   std::mutex busy_, m_;
   std::condition_variable work_;

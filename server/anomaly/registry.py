@@ -90,13 +90,19 @@ def promote(client: MlflowClient, name: str, version: str, alias: str = "champio
 def list_versions(client: MlflowClient) -> list[RegisteredVersion]:
     out: list[RegisteredVersion] = []
     for rm in client.search_registered_models():
+        # search results leave ModelVersion.aliases empty; the registered model has them
+        raw = rm.aliases or {}
+        pairs = raw.items() if isinstance(raw, dict) else [(a.alias, a.version) for a in raw]
+        by_version: dict[str, list[str]] = {}
+        for alias, version in pairs:
+            by_version.setdefault(str(version), []).append(alias)
         for mv in client.search_model_versions(f"name='{rm.name}'"):
             metrics = client.get_run(mv.run_id).data.metrics if mv.run_id else {}
             out.append(
                 RegisteredVersion(
                     name=rm.name,
                     version=str(mv.version),
-                    aliases=list(mv.aliases or []),
+                    aliases=sorted(by_version.get(str(mv.version), [])),
                     run_id=mv.run_id or "",
                     f1=metrics.get("test_f1"),
                     roc_auc=metrics.get("test_roc_auc"),

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 
@@ -15,8 +16,8 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from kernels.stream_features import StreamFeatureState
 
+from kernels.stream_features import StreamFeatureState
 from server.anomaly.data import load_shuttle
 from server.client import AnomalyClient, AsyncAnomalyClient, score_request
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
@@ -205,7 +206,10 @@ def test_request_id_is_echoed_and_logged(server):
         _, call = stub.Score.with_call(score_request(np.ones((1, 9)), model="shuttle-rf"),
                                        metadata=(("x-request-id", rid),), timeout=10)
         assert dict(call.trailing_metadata())["x-request-id"] == rid
-    lines = [json.loads(ln) for ln in server.log().splitlines() if rid in ln and ln.startswith("{")]
+    deadline = time.monotonic() + 10  # the access log is flushed in bulk every 0.2 s
+    while not (lines := [json.loads(ln) for ln in server.log().splitlines() if rid in ln and ln.startswith("{")]):
+        assert time.monotonic() < deadline, "request id never reached the access log"
+        time.sleep(0.05)
     assert lines and lines[0]["code"] == "OK" and lines[0]["method"] == SCORE
 
 

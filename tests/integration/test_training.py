@@ -69,9 +69,9 @@ def test_promote_moves_the_alias(trained, settings):
     r = train_family(df, "iforest", "promote-check", "anomaly", None, settings)
     assert r.version == "1"
     r2 = train_family(df, "iforest", "promote-check", "anomaly", None, settings)
-    assert client.get_model_version_by_alias("promote-check", "champion").version == "1"
+    assert str(client.get_model_version_by_alias("promote-check", "champion").version) == "1"
     registry.promote(client, "promote-check", r2.version)
-    assert client.get_model_version_by_alias("promote-check", "champion").version == r2.version
+    assert str(client.get_model_version_by_alias("promote-check", "champion").version) == r2.version
     with pytest.raises(registry.ModelNotFoundError):
         registry.promote(client, "promote-check", "99")
     with pytest.raises(registry.ModelNotFoundError):
