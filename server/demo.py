@@ -9,6 +9,7 @@ prints a few /metrics lines, and shuts everything down.
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import urllib.request
 
@@ -19,7 +20,7 @@ from rich.table import Table
 
 from server.config import Settings
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 140)
 
 
 def ensure_models(settings: Settings) -> None:
@@ -107,8 +108,12 @@ async def client_session(settings: Settings, address: str, metrics_url: str) -> 
 
 
 async def _demo(settings: Settings, use_ray: bool) -> None:
+    from server.observability.logs import ACCESS
     from server.runtime import running_server
 
+    access_path = settings.data_dir / "access.log"
+    ACCESS.stream = open(access_path, "a")  # noqa: SIM115 - closed at the end of the demo
+    console.print(f"access log (one JSON line per request): {access_path}")
     with console.status("starting Ray, the Serve app and the gateway"):
         t0 = time.perf_counter()
         async with running_server(settings, use_ray=use_ray) as gateway:
@@ -119,6 +124,9 @@ async def _demo(settings: Settings, use_ray: bool) -> None:
                 settings, f"{settings.gateway.host}:{gateway.port}",
                 f"http://{settings.gateway.host}:{gateway.metrics_port}/metrics",
             )
+    ACCESS.flush()
+    ACCESS.stream.close()
+    ACCESS.stream = None
     console.print("[green]demo finished; server stopped cleanly")
 
 

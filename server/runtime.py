@@ -78,13 +78,14 @@ def start_ray_app(settings: Settings) -> Any:
     )
 
 
-def stop_ray_app() -> None:
+async def stop_ray_app() -> None:
+    """Shut Serve down from the loop its handle's router runs on, then Ray."""
     import ray
     from ray import serve
 
     if ray.is_initialized():
         try:
-            serve.shutdown()
+            await serve.shutdown_async()
         finally:
             ray.shutdown()
 
@@ -122,4 +123,4 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
         yield gateway
     finally:
         await gateway.stop()
-        await asyncio.to_thread(stop_ray_app)
+        await stop_ray_app()
