@@ -150,12 +150,17 @@ def cmd_score(args: argparse.Namespace) -> int:
                 return 2
             X = df[columns].to_numpy(dtype=np.float32)
             keys = df[args.entity_column].astype(str).tolist() if args.entity_column else None
+            from rich.progress import Progress
+
             scores, flags = [], []
-            for start in range(0, len(X), args.batch_size):
-                stop = start + args.batch_size
-                r = client.score(X[start:stop], model=name, entity_keys=keys[start:stop] if keys else None)
-                scores.append(r.scores)
-                flags.append(r.is_anomaly)
+            with Progress(console=_console(stderr=True), transient=True, disable=len(X) <= args.batch_size) as bar:
+                task = bar.add_task(f"scoring with {name}", total=len(X))
+                for start in range(0, len(X), args.batch_size):
+                    stop = start + args.batch_size
+                    r = client.score(X[start:stop], model=name, entity_keys=keys[start:stop] if keys else None)
+                    scores.append(r.scores)
+                    flags.append(r.is_anomaly)
+                    bar.advance(task, len(r.scores))
         except grpc.RpcError as exc:
             print(f"stackserve score: {exc.code().name}: {exc.details()}", file=sys.stderr)
             return 1
