@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.report import markdown_table, write_json, write_text
 from server.anomaly.data import load_shuttle
 from server.client import score_request
+from server.eventloop import run_async
 from server.gen.stackserve.v1 import anomaly_pb2_grpc as pb_grpc
 
 console = Console(stderr=True)
@@ -176,7 +177,7 @@ def main() -> int:
             for target, events, conc in cells:
                 progress.update(task, description=f"{target} {events} ev/req c={conc}")
                 addr, md = targets[target]
-                r = asyncio.run(closed_loop(addr, md, payloads[events], conc, duration))
+                r = run_async(closed_loop(addr, md, payloads[events], conc, duration))
                 r.update(target=target, events=events, concurrency=conc, events_per_s=r["req_per_s"] * events)
                 results.append(r)
                 progress.advance(task)

@@ -76,7 +76,9 @@ async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    asyncio.run(_serve(settings, use_ray=not args.no_ray, ready_file=args.ready_file))
+    from server.eventloop import run_async
+
+    run_async(_serve(settings, use_ray=not args.no_ray, ready_file=args.ready_file))
     return 0
 
 

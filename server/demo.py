@@ -132,5 +132,7 @@ async def _demo(settings: Settings, use_ray: bool) -> None:
 
 def run_demo(settings: Settings, use_ray: bool = True) -> int:
     ensure_models(settings)
-    asyncio.run(_demo(settings, use_ray))
+    from server.eventloop import run_async
+
+    run_async(_demo(settings, use_ray))
     return 0

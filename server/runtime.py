@@ -38,14 +38,24 @@ def start_ray_app(settings: Settings) -> Any:
     import ray
 
     address = settings.ray.address or os.environ.get("RAY_ADDRESS")
-    if not ray.is_initialized():
-        ray.init(
-            address=address,
-            num_cpus=None if address else settings.ray.num_cpus,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            log_to_driver=True,
-        )
+    for attempt in (1, 2):
+        if ray.is_initialized():
+            break
+        try:
+            ray.init(
+                address=address,
+                num_cpus=None if address else settings.ray.num_cpus,
+                include_dashboard=False,
+                logging_level=logging.WARNING,
+                log_to_driver=True,
+            )
+        except RuntimeError as exc:
+            # Seen once on a loaded 2-core machine: the GCS did not write its port file
+            # in time. A second start has always worked; a second failure is real.
+            if attempt == 2 or address:
+                raise
+            log.warning("Ray failed to start (%s); retrying once", exc)
+            ray.shutdown()
     # Run the DeploymentHandle's router on the caller's event loop instead of a
     # separate thread: each call then skips two cross-thread hand-offs. Set after
     # ray.init so Ray's own processes (its gRPC proxy, the benchmark baseline) keep
