@@ -33,7 +33,7 @@ demo: install
 	$(VENV)/bin/stackserve demo
 
 serve: install
-	$(VENV)/bin/stackserve serve
+	$(VENV)/bin/stackserve serve --train-if-missing
 
 lint: install
 	$(VENV)/bin/ruff check server kernels deployments bench tests setup.py

@@ -74,8 +74,31 @@ async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> 
         print("stackserve: shutting down", file=sys.stderr, flush=True)
 
 
+def _check_models(settings: Settings, train_if_missing: bool) -> bool:
+    """Fail fast with a clear message instead of a replica traceback from inside Ray."""
+    from server.anomaly import registry
+
+    client = registry.connect(settings)
+    cfg = settings.anomaly
+    if any(registry.has_version(client, name, cfg.alias) for name in cfg.models):
+        return True
+    if train_if_missing:
+        from server.demo import ensure_models
+
+        ensure_models(settings)
+        return True
+    print(
+        f"stackserve serve: none of {cfg.models} is registered with alias {cfg.alias!r} in "
+        f"{settings.tracking_uri}. Run `stackserve train anomaly` first, or serve with --train-if-missing.",
+        file=sys.stderr,
+    )
+    return False
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    if not _check_models(settings, args.train_if_missing):
+        return 2
     from server.eventloop import run_async
 
     run_async(_serve(settings, use_ray=not args.no_ray, ready_file=args.ready_file))
@@ -253,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ray", action="store_true", help="score in the gateway process, without Ray")
     s.add_argument("--ray-grpc-port", type=int, help="also start Ray Serve's own gRPC proxy (benchmark baseline)")
     s.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once SERVING")
+    s.add_argument("--train-if-missing", action="store_true", help="train the default models if none is registered")
     s.set_defaults(func=cmd_serve)
 
     t = sub.add_parser("train", help="train and register models").add_subparsers(dest="what", required=True)

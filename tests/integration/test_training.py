@@ -108,3 +108,10 @@ def test_cli_trains_a_user_file(tmp_path, settings):
     pd.DataFrame({"a": [1.0, np.nan], "y": [0, 1]}).to_csv(bad, index=False)
     assert main(["--data-dir", str(settings.data_dir), "train", "anomaly", "--data", str(bad), "--label", "y",
                  "--families", "rf"]) == 3
+
+
+def test_serve_refuses_to_start_without_registered_models(tmp_path, capsys):
+    from server.cli import main
+
+    assert main(["--data-dir", str(tmp_path), "serve", "--port", "0", "--metrics-port", "0"]) == 2
+    assert "stackserve train anomaly" in capsys.readouterr().err
