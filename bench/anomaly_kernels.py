@@ -196,9 +196,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 progress.update(task, description=f"{name} batch {batch}")
                 gc.disable()
                 try:
-                    for r in range(args.repeats):
-                        # rotate the order each round so no contender always runs right after another
-                        for s, fn in group[r % len(group) :] + group[: r % len(group)]:
+                    for _ in range(args.repeats):
+                        # shuffle the order each round so no contender always runs right after
+                        # another (a rotation kept the same predecessor: ORT before auto every time)
+                        for k in rng.permutation(len(group)):
+                            s, fn = group[k]
                             # ONNX Runtime's and OpenMP's threads spin for a while after a call;
                             # let them stop so they do not steal the next contender's second core,
                             # then wake this contender's threads as steady traffic would.

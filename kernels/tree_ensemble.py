@@ -632,8 +632,11 @@ def score(forest: FlatForest, X: np.ndarray, impl: str = "auto") -> np.ndarray:
     """
     kernel = forest._kernels.get(impl)
     if kernel is None:
-        kernel = _build_kernel(forest, impl)
-        forest._kernels[impl] = kernel
+        # "auto" shares the chosen implementation's kernel object: two C++ forests would
+        # mean two thread pools competing for the same cores.
+        name = available_implementations()[0] if impl == "auto" else impl
+        kernel = forest._kernels.get(name) or _build_kernel(forest, name)
+        forest._kernels[name] = forest._kernels[impl] = kernel
     if not (type(X) is np.ndarray and X.dtype == np.float32 and X.flags.c_contiguous and X.ndim == 2):
         X = _as_batch(forest, X)
     elif X.shape[1] != forest.n_features:
