@@ -7,6 +7,7 @@ only the compiled artifact (arrays + JSON), never the pickled estimator.
 
 from __future__ import annotations
 
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,8 +43,16 @@ def connect(settings: Settings) -> MlflowClient:
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     uri = settings.tracking_uri
+    # mlflow.set_tracking_uri also writes MLFLOW_TRACKING_URI into os.environ; that would make
+    # the next Settings in this process (and every child process) silently use this store.
+    saved = {key: os.environ.get(key) for key in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(settings.mlflow.experiment) is None:
         location = None

@@ -41,8 +41,6 @@ def server(trained, settings, tmp_path_factory) -> RunningServer:
         **os.environ,
         "STACKSERVE_DATA_DIR": str(settings.data_dir),
         "RAY_USAGE_STATS_ENABLED": "0",
-        # small coalescing wait keeps single-request latency low in tests
-        "STACKSERVE__COALESCING__MAX_WAIT_MS": "1",
         "STACKSERVE__RAY__HTTP_PROXY_PORT": str(free_port()),
     }
     cmd = [
