@@ -29,17 +29,7 @@ class AnomalyScorerDeployment:
         self.settings = Settings.model_validate_json(settings_json)
         cfg = self.settings.anomaly
         client = registry.connect(self.settings)
-        models = {}
-        for name in cfg.models:
-            try:
-                models[name] = registry.load_servable(client, name, cfg.alias, kernel=cfg.kernel)
-            except registry.ModelNotFoundError as exc:
-                log.warning("skipping %s: %s", name, exc)
-        if not models:
-            raise RuntimeError(
-                f"none of {cfg.models} is registered with alias {cfg.alias!r}: run `stackserve train anomaly`"
-            )
-        self.scorer = AnomalyScorer(models)
+        self.scorer = AnomalyScorer(registry.load_servables(client, cfg.models, cfg.alias, cfg.kernel))
         self.catalog = {i["name"]: CatalogEntry.from_info(i) for i in self.scorer.info()}
         self.batch_size = Histogram(
             "stackserve_replica_batch_calls",

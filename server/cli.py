@@ -192,18 +192,15 @@ def cmd_score(args: argparse.Namespace) -> int:
     out = df.copy()
     out["score"] = np.concatenate(scores) if scores else np.array([])
     out["is_anomaly"] = np.concatenate(flags) if flags else np.array([], dtype=bool)
-    dest = sys.stdout if args.output == "-" else open(args.output, "w")  # noqa: SIM115
-    try:
-        if args.output.endswith(".parquet"):
-            dest.close()
-            out.to_parquet(args.output)
-        elif args.output_format == "jsonl" or args.output.endswith(".jsonl"):
-            out.to_json(dest, orient="records", lines=True)
-        else:
-            out.to_csv(dest, index=False)
-    finally:
-        if dest is not sys.stdout and not dest.closed:
-            dest.close()
+    jsonl = args.output_format == "jsonl" or args.output.endswith(".jsonl")
+    if args.output.endswith(".parquet"):
+        out.to_parquet(args.output)
+    elif args.output == "-":
+        out.to_json(sys.stdout, orient="records", lines=True) if jsonl else out.to_csv(sys.stdout, index=False)
+    elif jsonl:
+        out.to_json(args.output, orient="records", lines=True)
+    else:
+        out.to_csv(args.output, index=False)
     return 0
 
 

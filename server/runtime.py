@@ -107,13 +107,7 @@ def local_backend(settings: Settings) -> LocalAnomalyBackend:
 
     cfg = settings.anomaly
     client = registry.connect(settings)
-    models = {}
-    for name in cfg.models:
-        try:
-            models[name] = registry.load_servable(client, name, cfg.alias, kernel=cfg.kernel)
-        except registry.ModelNotFoundError as exc:
-            log.warning("skipping %s: %s", name, exc)
-    return LocalAnomalyBackend(AnomalyScorer(models))
+    return LocalAnomalyBackend(AnomalyScorer(registry.load_servables(client, cfg.models, cfg.alias, cfg.kernel)))
 
 
 @asynccontextmanager

@@ -135,3 +135,23 @@ def load_servable(
             run_id=mv.run_id, artifact_path=COMPILED_ARTIFACT, dst_path=tmp, tracking_uri=mlflow.get_tracking_uri()
         )
         return ServableModel.load(Path(local), kernel=kernel, version=str(mv.version), run_id=mv.run_id)
+
+
+def load_servables(
+    client: MlflowClient, names: list[str], alias: str = "champion", kernel: str = "auto"
+) -> dict[str, ServableModel]:
+    """Every registered model of ``names`` at ``alias``; unregistered ones are skipped with a
+    warning (a server may serve a subset), but none at all is an error."""
+    import logging
+
+    models = {}
+    for name in names:
+        try:
+            models[name] = load_servable(client, name, alias, kernel=kernel)
+        except ModelNotFoundError as exc:
+            logging.getLogger("stackserve.anomaly").warning("skipping %s: %s", name, exc)
+    if not models:
+        raise ModelNotFoundError(
+            f"none of {names} is registered with alias {alias!r}: run `stackserve train anomaly`"
+        )
+    return models

@@ -59,7 +59,7 @@ class DataValidationError(ValueError):
         self.report = report
 
 
-def _rows(mask: np.ndarray, index: pd.Index | None = None) -> tuple[list[int], int]:
+def _rows(mask: np.ndarray) -> tuple[list[int], int]:
     """Positional row numbers (0-based, data rows only) where mask holds, and their count."""
     hits = np.flatnonzero(mask)
     return [int(i) for i in hits[:MAX_ROWS_SHOWN]], int(hits.size)
@@ -108,26 +108,26 @@ def validate_frame(
         if not (pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)):
             coerced = pd.to_numeric(series, errors="coerce")
             bad = coerced.isna() & series.notna()
-            rows, n = _rows(bad.to_numpy(), df.index)
+            rows, n = _rows(bad.to_numpy())
             v.append(Violation("type", str(col), f"expected numbers, found dtype {series.dtype}", rows, n))
             continue
         values = series.to_numpy(dtype=np.float64)
         missing = np.isnan(values)
         if missing.any():
-            rows, n = _rows(missing, df.index)
+            rows, n = _rows(missing)
             v.append(Violation("missing", str(col), "missing values", rows, n))
         inf = np.isinf(values)
         if inf.any():
-            rows, n = _rows(inf, df.index)
+            rows, n = _rows(inf)
             v.append(Violation("range", str(col), "infinite values", rows, n))
         finite = values[np.isfinite(values)]
         if finite.size and np.abs(finite).max() > np.finfo(np.float32).max:
-            rows, n = _rows(np.abs(np.nan_to_num(values)) > np.finfo(np.float32).max, df.index)
+            rows, n = _rows(np.abs(np.nan_to_num(values)) > np.finfo(np.float32).max)
             v.append(Violation("range", str(col), "values overflow float32, the scoring precision", rows, n))
     if entity_column and entity_column in df.columns:
         missing = df[entity_column].isna().to_numpy()
         if missing.any():
-            rows, n = _rows(missing, df.index)
+            rows, n = _rows(missing)
             v.append(Violation("missing", entity_column, "missing entity keys", rows, n))
     if label and label in df.columns:
         _check_label(df, label, v, min_minority_fraction, min_minority_rows)
@@ -139,13 +139,13 @@ def _check_label(
 ) -> None:
     y = df[label]
     if y.isna().any():
-        rows, n = _rows(y.isna().to_numpy(), df.index)
+        rows, n = _rows(y.isna().to_numpy())
         v.append(Violation("missing", label, "missing labels", rows, n))
         return
     values = set(pd.unique(y).tolist())
     if not values <= {0, 1}:
         bad = ~y.isin([0, 1, True, False]).to_numpy()
-        rows, n = _rows(bad, df.index)
+        rows, n = _rows(bad)
         v.append(Violation("label", label, f"labels must be 0/1, found {sorted(map(str, values))[:5]}", rows, n))
         return
     n_pos = int(y.astype(int).sum())
