@@ -29,7 +29,7 @@ from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import markdown_table, write_json, write_text
+from bench.report import markdown_table, spread, write_json, write_text
 from server.anomaly.data import load_shuttle
 from server.client import score_request
 from server.eventloop import run_async
@@ -116,6 +116,20 @@ async def closed_loop(address: str, metadata: tuple, requests: list, concurrency
     }
 
 
+def aggregate(target: str, events: int, conc: int, runs: list[dict]) -> dict:
+    """Median throughput over runs (± half IQR); latency percentiles over every request of every run."""
+    rates = [r["req_per_s"] for r in runs]
+    med, half_iqr = spread(rates)
+    lat = np.concatenate([np.asarray(r["latencies_ms"]) for r in runs]) if runs else np.array([])
+    pct = (lambda q: float(np.percentile(lat, q))) if lat.size else (lambda q: float("nan"))
+    return {
+        "target": target, "events": events, "concurrency": conc,
+        "req_per_s": med, "req_per_s_half_iqr": half_iqr, "req_per_s_runs": rates,
+        "events_per_s": med * events, "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
+        "errors": sum(r["errors"] for r in runs), "latencies_ms": lat.round(4).tolist(),
+    }
+
+
 def plot(results: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -143,11 +157,13 @@ def plot(results: list[dict], path: Path) -> None:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs (CI)")
-    ap.add_argument("--duration", type=float, help="seconds per cell (default 6, quick 2)")
+    ap.add_argument("--duration", type=float, help="seconds per cell and run (default 5, quick 2)")
+    ap.add_argument("--runs", type=int, help="runs of every cell, interleaved; medians reported (default 3, quick 1)")
     ap.add_argument("--data-dir", type=Path, help="MLflow store with trained models (default: a temp dir)")
     ap.add_argument("--check", action="store_true", help="exit 1 if a target is missed")
     args = ap.parse_args()
-    duration = args.duration or (2.0 if args.quick else 6.0)
+    duration = args.duration or (2.0 if args.quick else 5.0)
+    runs = args.runs or (1 if args.quick else 3)
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="stackserve-bench-"))
     from server.config import load_settings
@@ -169,21 +185,23 @@ def main() -> int:
         "stackserve-gateway": (gateway_addr, ()),
         "ray-serve-grpc-proxy": (f"127.0.0.1:{ray_port}", (("application", "anomaly"),)),
     }
-    results = []
     cells = [(t, e, c) for e in (1, 256) for c in (1, 16, 64) for t in TARGETS]
+    samples: dict[tuple, list[dict]] = {cell: [] for cell in cells}
     try:
         with Progress(console=console) as progress:
-            task = progress.add_task("load", total=len(cells))
-            for target, events, conc in cells:
-                progress.update(task, description=f"{target} {events} ev/req c={conc}")
-                addr, md = targets[target]
-                r = run_async(closed_loop(addr, md, payloads[events], conc, duration))
-                r.update(target=target, events=events, concurrency=conc, events_per_s=r["req_per_s"] * events)
-                results.append(r)
-                progress.advance(task)
+            task = progress.add_task("load", total=len(cells) * runs)
+            for run in range(runs):  # whole sweeps interleaved, so slow phases of a noisy machine hit both targets
+                for target, events, conc in cells:
+                    progress.update(task, description=f"run {run + 1}/{runs}: {target} {events} ev/req c={conc}")
+                    addr, md = targets[target]
+                    samples[(target, events, conc)].append(
+                        run_async(closed_loop(addr, md, payloads[events], conc, duration))
+                    )
+                    progress.advance(task)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
+    results = [aggregate(target, events, conc, samples[(target, events, conc)]) for target, events, conc in cells]
 
     def cell(t: str, e: int, c: int) -> dict:
         return next(r for r in results if r["target"] == t and r["events"] == e and r["concurrency"] == c)
@@ -192,12 +210,14 @@ def main() -> int:
     for r in results:
         base = cell("ray-serve-grpc-proxy", r["events"], r["concurrency"])
         rows.append([
-            r["target"], r["events"], r["concurrency"], f"{r['req_per_s']:.0f}", f"{r['events_per_s']:.0f}",
+            r["target"], r["events"], r["concurrency"], f"{r['req_per_s']:.0f} ± {r['req_per_s_half_iqr']:.0f}",
+            f"{r['events_per_s']:.0f}",
             f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}", f"{r['p99_ms']:.2f}", r["errors"],
             f"{r['req_per_s'] / base['req_per_s']:.2f}x" if base["req_per_s"] else "-",
         ])
     table = markdown_table(
-        ["target", "events/req", "concurrency", "req/s", "events/s", "p50 ms", "p95 ms", "p99 ms", "errors",
+        ["target", "events/req", "concurrency", "req/s (median ± IQR/2)", "events/s", "p50 ms", "p95 ms", "p99 ms",
+         "errors",
          "throughput vs Ray proxy"],
         rows,
     )
@@ -214,7 +234,7 @@ def main() -> int:
     print(table)
     print()
     print(check_table)
-    write_json("anomaly_load", {"duration_s": duration, "results": results, "checks": checks})
+    write_json("anomaly_load", {"duration_s": duration, "runs": runs, "results": results, "checks": checks})
     write_text("anomaly_load.md", table + "\n\n" + check_table + "\n")
     plot(results, Path(__file__).parent / "results" / "anomaly_load.png")
     return 1 if args.check and not all(ok for _, ok, _ in checks) else 0
