@@ -107,6 +107,18 @@ class AnomalyServingConfig(_Section):
         return v
 
 
+class DriftConfig(_Section):
+    """Streaming drift monitoring in the gateway (server/anomaly/drift_monitor.py)."""
+
+    enabled: bool = True
+    window_events: int = Field(4096, gt=0, description="recent events kept per model (fixed memory)")
+    min_events: int = Field(500, gt=0, description="no verdict before this many events")
+    interval_s: float = Field(5.0, gt=0, description="how often PSI/KS are recomputed, off the request path")
+    psi_warn: float = Field(0.1, gt=0)
+    psi_alert: float = Field(0.25, gt=0)
+    ks_alpha: float = Field(0.01, gt=0, lt=1, description="family-wise; Bonferroni-divided over features")
+
+
 class TrainingConfig(_Section):
     """Defaults for `stackserve train anomaly`."""
 
@@ -141,6 +153,7 @@ class Settings(BaseSettings):
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)
     coalescing: CoalescingConfig = Field(default_factory=CoalescingConfig)
     anomaly: AnomalyServingConfig = Field(default_factory=AnomalyServingConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     ray: RayConfig = Field(default_factory=RayConfig)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from kernels.tree_ensemble import FlatForest, score
+from server.anomaly.reference import ReferenceProfile
 
 STREAM_STATS = ("mean", "std", "z", "ewma")
 
@@ -72,7 +73,9 @@ class ModelCard:
 class ServableModel:
     """A compiled forest whose scores are oriented so that higher means more anomalous."""
 
-    def __init__(self, forest: FlatForest, card: ModelCard, kernel: str = "auto"):
+    def __init__(
+        self, forest: FlatForest, card: ModelCard, kernel: str = "auto", reference: ReferenceProfile | None = None
+    ):
         expected = len(card.input_names)
         if forest.n_features != expected:
             raise ValueError(
@@ -81,6 +84,7 @@ class ServableModel:
         self.forest = forest
         self.card = card
         self.kernel = kernel
+        self.reference = reference  # training-time profile for drift monitoring, when recorded
 
     @property
     def n_inputs(self) -> int:
@@ -95,6 +99,8 @@ class ServableModel:
         directory.mkdir(parents=True, exist_ok=True)
         self.forest.save(directory / "forest.npz")
         (directory / "card.json").write_text(self.card.to_json())
+        if self.reference is not None:
+            self.reference.save(directory / "reference.npz")
         return directory
 
     @classmethod
@@ -104,4 +110,6 @@ class ServableModel:
         if not card_path.exists():
             raise FileNotFoundError(f"{directory} is not a compiled model: card.json missing")
         card = ModelCard.from_dict({**json.loads(card_path.read_text()), **card_overrides})
-        return cls(FlatForest.load(directory / "forest.npz"), card, kernel=kernel)
+        ref_path = directory / "reference.npz"
+        reference = ReferenceProfile.load(ref_path) if ref_path.exists() else None
+        return cls(FlatForest.load(directory / "forest.npz"), card, kernel=kernel, reference=reference)

@@ -49,6 +49,7 @@ class AnomalyScorer:
                 if m.card.stream is None
                 else {"window": m.card.stream.window, "alpha": m.card.stream.alpha},
                 "threshold": m.card.threshold,
+                "reference": m.reference,
             }
             for name, m in self.models.items()
         ]

@@ -32,6 +32,7 @@ from sklearn.model_selection import train_test_split
 from kernels.tree_ensemble import compile_forest
 from server.anomaly.features import training_matrix
 from server.anomaly.model import ModelCard, ServableModel, StreamSpec
+from server.anomaly.reference import ReferenceProfile
 from server.anomaly.validation import require_valid
 from server.config import Settings, TrainingConfig
 
@@ -198,6 +199,9 @@ def train_family(
     servable = ServableModel(forest, card)
     val_scores = servable.score(X[split.validation])
     card.threshold = best_f1_threshold(y[split.validation], val_scores)
+    # Drift reference: inputs as trained on; scores as live traffic would produce them
+    # (validation rows, anomalies in their natural share).
+    servable.reference = ReferenceProfile.fit(X[split.train], card.input_names, val_scores, seed=cfg.seed)
     test_scores = servable.score(X[split.test])
     metrics = {f"test_{k}": v for k, v in classification_metrics(y[split.test], test_scores, card.threshold).items()}
     val_metrics = classification_metrics(y[split.validation], val_scores, card.threshold)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from server.anomaly.model import StreamSpec
+from server.anomaly.reference import ReferenceProfile
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class CatalogEntry:
     name: str
     version: str
@@ -16,6 +17,7 @@ class CatalogEntry:
     n_inputs: int
     stream: StreamSpec | None
     threshold: float
+    reference: ReferenceProfile | None = None
 
     @classmethod
     def from_info(cls, info: dict) -> CatalogEntry:
@@ -28,6 +30,7 @@ class CatalogEntry:
             n_inputs=int(info["n_inputs"]),
             stream=StreamSpec(**stream) if stream else None,
             threshold=float(info["threshold"]),
+            reference=info.get("reference"),
         )
 
     @property

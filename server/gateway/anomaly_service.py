@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
 import numpy as np
 
+from server.anomaly.drift_monitor import DriftMonitor, DriftStatus
 from server.anomaly.features import new_stream_state, stream_matrix
 from server.anomaly.scorer import ScoreResult
 from server.batching import Coalescer, QueueFullError
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
     from kernels.stream_features import StreamFeatureState
 
 STREAM_PIPELINE_DEPTH = 64
+log = logging.getLogger("stackserve.gateway")
 
 
 def _replica_count(settings: Settings) -> int:
@@ -46,6 +49,8 @@ class AnomalyService:
         self.backend = backend
         self.catalog: dict[str, CatalogEntry] = {}
         self.streams: dict[str, StreamFeatureState] = {}
+        self.monitors: dict[str, DriftMonitor] = {}
+        self.drift_status: dict[str, DriftStatus] = {}
         co = settings.coalescing
         self.coalescer: Coalescer[ScoreResult] | None = (
             Coalescer(
@@ -65,10 +70,31 @@ class AnomalyService:
         """Install the served models' schemas; called once the backend is warm."""
         catalog = {info["name"]: CatalogEntry.from_info(info) for info in infos}
         cfg = self.settings.anomaly
+        drift = self.settings.drift
         for entry in catalog.values():
             if entry.stream is not None and entry.name not in self.streams:
                 self.streams[entry.name] = new_stream_state(entry.n_raw, entry.stream, cfg.stream_max_entities)
+            if drift.enabled and entry.reference is not None and entry.name not in self.monitors:
+                self.monitors[entry.name] = DriftMonitor(
+                    entry.name, entry.reference, drift.window_events, drift.min_events,
+                    drift.psi_warn, drift.psi_alert, drift.ks_alpha,
+                )
+                self.drift_status[entry.name] = DriftStatus.OK
         self.catalog = catalog
+
+    async def run_drift_loop(self) -> None:
+        """Recompute drift every interval in a worker thread, off the request path."""
+        from server.observability.drift import publish
+
+        while True:
+            await asyncio.sleep(self.settings.drift.interval_s)
+            for name, monitor in list(self.monitors.items()):
+                try:
+                    report = await asyncio.to_thread(monitor.evaluate)
+                except Exception:  # a broken window must not stop monitoring of the others
+                    log.exception("drift evaluation failed for %s", name)
+                    continue
+                self.drift_status[name] = publish(report, self.drift_status[name])
 
     @property
     def ready(self) -> bool:
@@ -135,6 +161,9 @@ class AnomalyService:
         finally:
             if self.coalescer is not None:
                 metrics.QUEUE_EVENTS.set(self.coalescer.queued_rows)
+        monitor = self.monitors.get(name)
+        if monitor is not None:
+            monitor.observe(X, result.scores)
         metrics.ANOMALY_EVENTS.labels(name).inc(len(result.scores))
         metrics.ANOMALY_FLAGGED.labels(name).inc(int(np.count_nonzero(result.is_anomaly)))
         return result

@@ -35,6 +35,7 @@ class Gateway:
     metrics_server: object
     warmup_task: asyncio.Task
     log_flusher: asyncio.Task
+    drift_task: asyncio.Task
 
     async def wait_ready(self, timeout: float) -> None:
         await asyncio.wait_for(asyncio.shield(self.warmup_task), timeout)
@@ -43,6 +44,7 @@ class Gateway:
         """Stop taking calls, let running ones finish within ``grace``, then close."""
         await self.health.enter_graceful_shutdown()
         self.warmup_task.cancel()
+        self.drift_task.cancel()
         await self.server.stop(grace)
         await self.anomaly.close()
         self.log_flusher.cancel()
@@ -102,8 +104,9 @@ async def start_gateway(settings: Settings, backend: AnomalyBackend) -> Gateway:
     metrics_server, metrics_port = serve_metrics(cfg.host, cfg.metrics_port)
     warmup = asyncio.create_task(_warm_up(anomaly, backend, health, cfg.warmup_timeout_s))
     flusher = asyncio.create_task(_flush_access_log())
+    drift = asyncio.create_task(anomaly.run_drift_loop())
     log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
-    return Gateway(server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher)
+    return Gateway(server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift)
 
 
 async def _flush_access_log() -> None:

@@ -46,6 +46,19 @@ ANOMALY_FLAGGED = Counter("stackserve_anomaly_flagged_total", "events scored as 
 STREAM_ENTITIES = Gauge("stackserve_anomaly_stream_entities", "entities with live stream state", ["model"])
 
 
+FEATURE_PSI = Gauge(
+    "stackserve_feature_drift_psi", "PSI of recent inputs against the training reference", ["model", "feature"]
+)
+FEATURE_KS = Gauge(
+    "stackserve_feature_drift_ks_statistic", "two-sample KS statistic, recent inputs vs reference", ["model", "feature"]
+)
+FEATURE_KS_P = Gauge("stackserve_feature_drift_ks_pvalue", "two-sample KS p-value", ["model", "feature"])
+SCORE_PSI = Gauge("stackserve_score_drift_psi", "PSI of recent scores against validation scores", ["model"])
+SCORE_KS_P = Gauge("stackserve_score_drift_ks_pvalue", "KS p-value of recent scores vs validation scores", ["model"])
+DRIFT_STATUS = Gauge("stackserve_drift_status", "0 ok, 1 warn, 2 alert (server/anomaly/drift_monitor.py)", ["model"])
+DRIFT_WINDOW = Gauge("stackserve_drift_window_events", "events in the drift window", ["model"])
+
+
 def serve_metrics(host: str, port: int) -> tuple[object, int]:
     """Start the /metrics HTTP endpoint; returns (server, bound port) so port 0 works."""
     server, _thread = start_http_server(port, addr=host)

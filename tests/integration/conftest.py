@@ -41,6 +41,7 @@ def server(trained, settings, tmp_path_factory) -> RunningServer:
         **os.environ,
         "STACKSERVE_DATA_DIR": str(settings.data_dir),
         "RAY_USAGE_STATS_ENABLED": "0",
+        "STACKSERVE__DRIFT__INTERVAL_S": "0.5",  # drift recomputed often enough to observe in a test
         "STACKSERVE__RAY__HTTP_PROXY_PORT": str(free_port()),
     }
     cmd = [

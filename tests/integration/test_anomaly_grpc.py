@@ -251,3 +251,34 @@ def test_cli_health_score_and_models(server, settings, tmp_path, shuttle_test):
     assert len(scored) == 40 and {"score", "is_anomaly"} <= set(scored.columns)
     out = subprocess.run([*cli, "models", "list"], capture_output=True, text=True, env=env)
     assert out.returncode == 0 and "shuttle-rf" in out.stdout and "champion" in out.stdout
+
+
+def test_drift_is_detected_exported_and_logged(server, client, shuttle_test):
+    """Runs last: it fills shuttle-iforest's drift window with shifted traffic."""
+    X, _ = shuttle_test
+
+    def scrape_until(name: str, ok, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            body = urllib.request.urlopen(server.metrics_url, timeout=5).read().decode()
+            if any(line.startswith(name + " ") for line in body.splitlines()) and ok(_metric(body, name)):
+                return body
+            assert time.monotonic() < deadline, f"{name} never satisfied the condition"
+            time.sleep(0.2)
+
+    # earlier tests sent in-distribution test-split traffic to shuttle-rf: no alarm
+    scrape_until('stackserve_drift_status{model="shuttle-rf"}', lambda v: v == 0, 60)
+    shifted = X[:4096].copy()
+    shifted[:, 0] += 40.0  # f1, in Shuttle's units (std ~13)
+    for i in range(0, len(shifted), 512):
+        client.score(shifted[i : i + 512], model="shuttle-iforest")
+    body = scrape_until('stackserve_drift_status{model="shuttle-iforest"}', lambda v: v == 2, 60)
+    assert _metric(body, 'stackserve_feature_drift_psi{feature="f1",model="shuttle-iforest"}') > 0.25
+    assert _metric(body, 'stackserve_feature_drift_ks_pvalue{feature="f1",model="shuttle-iforest"}') < 1e-6
+    assert _metric(body, 'stackserve_feature_drift_psi{feature="f3",model="shuttle-iforest"}') < 0.1
+    deadline = time.monotonic() + 10
+    while not (events := [json.loads(ln) for ln in server.log().splitlines()
+                          if ln.startswith("{") and '"stackserve.drift"' in ln and "shuttle-iforest" in ln]):
+        assert time.monotonic() < deadline, "no drift log event"
+        time.sleep(0.1)
+    assert events[-1]["status"] == "alert" and events[-1]["top_features"][0]["feature"] == "f1"
