@@ -239,6 +239,45 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- drift ------------------------------------------------------------------
+def cmd_drift(args: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from server.anomaly import registry
+    from server.anomaly.data import read_table
+    from server.anomaly.drift_report import compare, html_report
+
+    settings = _settings(args)
+    client = registry.connect(settings)
+    name, _, alias = args.reference.partition("@")
+    try:
+        servable = registry.load_servable(client, name, alias or settings.anomaly.alias)
+    except registry.ModelNotFoundError as exc:
+        print(f"stackserve drift: {exc}", file=sys.stderr)
+        return 2
+    if servable.reference is None:
+        print(f"stackserve drift: {args.reference} was trained without a reference profile", file=sys.stderr)
+        return 2
+    current = read_table(args.current, args.format)
+    try:
+        rows = compare(servable.reference, current, settings.drift)
+    except ValueError as exc:
+        print(f"stackserve drift: {exc}", file=sys.stderr)
+        return 2
+    table = Table(title=f"drift of {args.current} vs {name} v{servable.card.version} reference")
+    for col in ("feature", "PSI", "KS statistic", "KS p-value", "verdict"):
+        table.add_column(col)
+    colour = {"ok": "green", "warn": "yellow", "alert": "red"}
+    for r in rows:
+        table.add_row(r.feature, f"{r.psi:.4f}", f"{r.ks_statistic:.4f}", f"{r.ks_pvalue:.3g}",
+                      f"[{colour[r.verdict]}]{r.verdict}")
+    _console().print(table)
+    args.html.write_text(html_report(f"Drift: {args.current} vs {name} v{servable.card.version}",
+                                     servable.reference, current, rows))
+    print(f"HTML report: {args.html}", file=sys.stderr)
+    return 1 if any(r.verdict == "alert" for r in rows) and args.fail_on_alert else 0
+
+
 # ----- health / demo ------------------------------------------------------------
 def cmd_health(args: argparse.Namespace) -> int:
     import grpc
@@ -305,6 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     mp.add_argument("version")
     mp.add_argument("--alias", help="alias to move (default: champion)")
     mp.set_defaults(func=cmd_models_promote)
+
+    dr = sub.add_parser("drift", help="per-feature drift of a data file against a model's training reference")
+    dr.add_argument("--reference", required=True, help="NAME or NAME@ALIAS (default alias: champion)")
+    dr.add_argument("--current", required=True, help="CSV/Parquet/JSONL with the model's feature columns")
+    dr.add_argument("--format", choices=["csv", "parquet", "jsonl"])
+    dr.add_argument("--html", type=Path, default=Path("drift_report.html"), help="HTML report path")
+    dr.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any feature alerts (for CI)")
+    dr.set_defaults(func=cmd_drift)
 
     h = sub.add_parser("health", help="gRPC health check")
     h.add_argument("--address", default=DEFAULT_ADDRESS)

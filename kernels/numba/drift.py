@@ -235,10 +235,10 @@ def _bucket(x: float, j: int, lo_v: np.ndarray, scale: np.ndarray, table: np.nda
     the top bucket, otherwise slot ``s = floor(t)`` contributes ``table[s] = (first bucket,
     sub-buckets)`` and the fraction ``t - s`` (exact) picks the sub-bucket. Every step is
     monotone under rounding, which is all correctness needs; there is no data-dependent search,
-    so the pass costs a few ns per value. ``scale`` is positive and finite, so t is never NaN.
+    so the pass costs a few ns per value. ``lo_v`` is finite and ``scale`` positive and finite, so t is never NaN.
     """
     t = (x - lo_v[j]) * scale[j]
-    if t < 0.0:
+    if not (t >= 0.0):  # (never NaN: lo_v is finite and scale positive; this keeps it safe anyway)
         return 0
     if t >= SLOTS:
         return top[j]
@@ -284,9 +284,21 @@ def ks_index(
                 break
         if nv == 0 or status[j] != 0:
             continue
+        # The slot axis must start at a finite value (x - lo_v is then never NaN): clip the
+        # quantile indices to the finite values between leading -inf and trailing +inf.
+        i0 = 0
+        while i0 < nv and ref[j, i0] == -np.inf:
+            i0 += 1
+        i1 = nv - 1
+        while i1 >= i0 and ref[j, i1] == np.inf:
+            i1 -= 1
         tail = nv // SLOTS
-        a = ref[j, tail]
-        b = ref[j, nv - 1 - tail]
+        if i0 <= i1:
+            a = ref[j, min(max(tail, i0), i1)]
+            b = ref[j, max(min(nv - 1 - tail, i1), i0)]
+        else:
+            a = 0.0
+            b = 0.0
         width = b - a
         if not (width > 0.0):
             width = max(abs(a), 1.0)  # constant centre: any positive width is correct
@@ -402,6 +414,8 @@ def _ks_plan(
             bi, bf = _update(ref_lo[j, b], cur_lo[j, b], n1, n2, n1g, n2g, bi, bf)
         best[j] = bi
         bestf[j] = bf
+        if bi == n1g * n2:
+            continue  # complete separation: the gap is 1 (float 1.0 exactly), nothing to open
         size = 0
         for b in range(last + 1):
             c_in = counts[b]

@@ -115,3 +115,22 @@ def test_serve_refuses_to_start_without_registered_models(tmp_path, capsys):
 
     assert main(["--data-dir", str(tmp_path), "serve", "--port", "0", "--metrics-port", "0"]) == 2
     assert "stackserve train anomaly" in capsys.readouterr().err
+
+
+def test_batch_drift_report(trained, settings, tmp_path, capsys):
+    from server.cli import main
+
+    df = load_shuttle()
+    current = df.iloc[trained["shuttle-rf"].split.test].drop(columns="anomaly")
+    current.to_csv(tmp_path / "ok.csv", index=False)
+    args = ["--data-dir", str(settings.data_dir), "drift", "--reference", "shuttle-rf@champion", "--fail-on-alert"]
+    assert main([*args, "--current", str(tmp_path / "ok.csv"), "--html", str(tmp_path / "ok.html")]) == 0
+    shifted = current.assign(f5=current["f5"] * 3.0)  # a scale change
+    shifted.to_parquet(tmp_path / "bad.parquet")
+    capsys.readouterr()
+    assert main([*args, "--current", str(tmp_path / "bad.parquet"), "--html", str(tmp_path / "bad.html")]) == 1
+    out = capsys.readouterr().out
+    assert [ln for ln in out.splitlines() if "│ f5 " in ln and "alert" in ln]
+    page = (tmp_path / "bad.html").read_text()
+    assert "<tr class='alert'><td>f5</td>" in page and "data:image/png;base64," in page
+    assert main([*args, "--current", str(tmp_path / "bad.parquet"), "--reference", "nope"]) == 2
