@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install build demo serve test unit integration lint bench bench-ci clean
+.PHONY: install build demo serve test unit integration lint gate bench bench-ci clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -44,7 +44,13 @@ unit: install
 integration: install
 	$(PY) -m pytest tests/integration
 
-test: install lint
+# Quality gates on a fresh store: champion, then a retrained challenger (next seed), both
+# families; regression, latency-ratio and drift gates (server/anomaly/gates.py).
+gate: install
+	d=$$(mktemp -d) && for m in shuttle-rf shuttle-iforest; do \
+	  $(VENV)/bin/stackserve --data-dir $$d gate --train --model $$m || exit 1; done; rm -rf $$d
+
+test: install lint gate
 	$(PY) -m pytest tests
 
 bench: install

@@ -278,6 +278,61 @@ def cmd_drift(args: argparse.Namespace) -> int:
     return 1 if any(r.verdict == "alert" for r in rows) and args.fail_on_alert else 0
 
 
+# ----- gates ------------------------------------------------------------------
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Quality gates for a challenger version; ``--train`` first trains a champion and a
+    retrained challenger (next seed) into the store, which is what `make gate` runs in CI."""
+    import numpy as np
+    from rich.table import Table
+
+    from server.anomaly import registry
+    from server.anomaly.data import load_shuttle
+    from server.anomaly.gates import drift_gates, latency_gate, regression_gate
+    from server.anomaly.training import stratified_split, train_family
+
+    if not args.train and not args.challenger:
+        print("stackserve gate: give --challenger VERSION, or --train", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    client = registry.connect(settings)
+    family = args.model.removeprefix(f"{settings.training.name_prefix}-")
+    df = load_shuttle()
+    if args.train:
+        if family not in ("rf", "iforest"):
+            print("stackserve gate --train: choose a shuttle-rf or shuttle-iforest model", file=sys.stderr)
+            return 2
+        train_family(df, family, args.model, "anomaly", None, settings)
+        settings.training.seed += 1
+        args.challenger = train_family(df, family, args.model, "anomaly", None, settings).version
+        settings.training.seed -= 1
+    try:
+        champion = registry.load_servable(client, args.model, settings.anomaly.alias)
+        challenger = registry.load_servable(client, args.model, version=args.challenger)
+    except registry.ModelNotFoundError as exc:
+        print(f"stackserve gate: {exc}", file=sys.stderr)
+        return 2
+    if champion.card.stream is not None or champion.reference is None:
+        print("stackserve gate: needs a raw-feature model trained with a reference profile", file=sys.stderr)
+        return 2
+    y_all = df["anomaly"].to_numpy()
+    holdout = df.iloc[stratified_split(y_all, settings.training).test]
+    X = holdout[champion.card.feature_names].to_numpy(np.float64)
+    y = holdout["anomaly"].to_numpy()
+    results = [
+        regression_gate(champion, challenger, X, y, args.max_f1_drop),
+        latency_gate(champion, challenger, X, max_ratio=args.max_latency_ratio),
+        *drift_gates(challenger.reference, holdout[champion.card.feature_names], settings.drift),
+    ]
+    table = Table(title=f"gates: {args.model} v{challenger.card.version} (challenger) vs "
+                        f"v{champion.card.version} (@{settings.anomaly.alias})")
+    for col in ("gate", "result", "measured", "limit"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.gate, "[green]pass" if r.passed else "[red]FAIL", r.measured, r.limit)
+    _console().print(table)
+    return 0 if all(r.passed for r in results) else 1
+
+
 # ----- health / demo ------------------------------------------------------------
 def cmd_health(args: argparse.Namespace) -> int:
     import grpc
@@ -352,6 +407,14 @@ def build_parser() -> argparse.ArgumentParser:
     dr.add_argument("--html", type=Path, default=Path("drift_report.html"), help="HTML report path")
     dr.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any feature alerts (for CI)")
     dr.set_defaults(func=cmd_drift)
+
+    g = sub.add_parser("gate", help="CI quality gates: challenger version vs the champion")
+    g.add_argument("--model", default="shuttle-rf", help="registered model name")
+    g.add_argument("--challenger", help="challenger version (required unless --train)")
+    g.add_argument("--train", action="store_true", help="train a champion and a retrained challenger first")
+    g.add_argument("--max-f1-drop", type=float, default=0.01)
+    g.add_argument("--max-latency-ratio", type=float, default=1.2)
+    g.set_defaults(func=cmd_gate)
 
     h = sub.add_parser("health", help="gRPC health check")
     h.add_argument("--address", default=DEFAULT_ADDRESS)

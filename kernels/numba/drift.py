@@ -14,9 +14,10 @@ Because every value of a lower bucket lies below every value of a higher one, th
 bucket boundary is an attained ECDF gap, known from prefix counts alone; inside a bucket the gap
 can exceed its boundary values by at most the bucket's own mass. Only buckets whose bound
 reaches the best boundary gap are opened: their current values are gathered (a counting sort by
-bucket), sorted (a handful each) and merged with the reference slice. The result is the exact
-statistic, the same integer numerator and the same float as scipy, for one pass over the data
-plus a small gather.
+bucket) and ranked by binary search in the bucket's slice of the sorted reference; between two
+consecutive reference values the gap is monotone, so per-rank counts give every extreme without
+sorting anything. The result is the exact statistic, the same integer numerator and the same
+float as scipy, for one pass over the data plus a small gather.
 
 **P-values.** The exact two-sided distribution ports scipy 1.17's ``_compute_prob_outside_square``
 (equal sizes) and ``_compute_outer_prob_inside_method`` (Hodges' inside method with Viehmann's
@@ -212,21 +213,6 @@ def ks_walk(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
     return best, bestf
 
 
-@nb.njit(**_OPTS)
-def _sort_small(a: np.ndarray, lo: int, hi: int) -> None:
-    """Sort ``a[lo:hi]`` in place: insertion sort for the usual handful, numba's sort above that."""
-    if hi - lo > 24:
-        a[lo:hi] = np.sort(a[lo:hi])
-        return
-    for p in range(lo + 1, hi):
-        v = a[p]
-        q = p - 1
-        while q >= lo and a[q] > v:
-            a[q + 1] = a[q]
-            q -= 1
-        a[q + 1] = v
-
-
 @nb.njit(inline="always", **_OPTS)
 def _bucket(x: float, j: int, lo_v: np.ndarray, scale: np.ndarray, table: np.ndarray, top: np.ndarray) -> int:
     """Bucket of a non-NaN value x for feature j (see :func:`ks_index`); monotone in x.
@@ -370,25 +356,26 @@ def _ks_pass_buckets(
 
 @nb.njit(parallel=True, **_OPTS)
 def _ks_plan(
-    bucket_ids: np.ndarray, n_valid: np.ndarray, top: np.ndarray, ref_lo: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    bucket_ids: np.ndarray, n_valid: np.ndarray, top: np.ndarray, ref_lo: np.ndarray, n_chunks: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Count current values per bucket, read the gap at every bucket boundary, plan which buckets to open.
 
-    Returns ``(n_cur, cur_lo, best, bestf, pos, col_offset)``. ``cur_lo[j, b]``: current values
-    in buckets below b. All values of lower buckets lie below all values of bucket b, so the gap
-    ``(ref_lo[b], cur_lo[b])`` is an attained ECDF gap. Inside bucket b the gap cannot exceed
-    ``max(ref_lo[b+1] - cur_lo[b], cur_lo[b+1] - ref_lo[b])`` (scaled); a bucket is opened when
-    that bound reaches the best boundary gap and it holds values from both samples (with one side
-    only, the gap is monotone across it). ``pos[j, b]`` is where an opened bucket's values go in
-    the gather buffer (-1: not opened), a counting sort by bucket; ``col_offset[j]`` starts
-    column j's part.
+    Returns ``(n_cur, cur_lo, best, bestf, opened, pos, col_offset)``. ``cur_lo[j, b]``: current
+    values in buckets below b. All values of lower buckets lie below all values of bucket b, so
+    the gap ``(ref_lo[b], cur_lo[b])`` is an attained ECDF gap. Inside bucket b the gap cannot
+    exceed ``max(ref_lo[b+1] - cur_lo[b], cur_lo[b+1] - ref_lo[b])`` (scaled); a bucket is opened
+    when that bound reaches the best boundary gap and it holds values from both samples (with one
+    side only, the gap is monotone across it). ``pos[c, j, b]`` is where row block c writes its
+    values of opened bucket b in the gather buffer: a counting sort by bucket, column j's part
+    starting at ``col_offset[j]``.
     """
     n_features, n_rows = bucket_ids.shape
     n_cur = np.zeros(n_features, dtype=np.int64)
     cur_lo = np.zeros((n_features, WIDTH), dtype=np.int64)
     best = np.zeros(n_features, dtype=np.int64)
     bestf = np.zeros(n_features, dtype=np.float64)
-    pos = np.full((n_features, WIDTH), -1, dtype=np.int64)
+    opened = np.zeros((n_features, WIDTH), dtype=np.bool_)
+    pos = np.zeros((n_chunks, n_features, WIDTH), dtype=np.int64)
     sizes = np.zeros(n_features, dtype=np.int64)
     for j in nb.prange(n_features):
         counts = np.zeros(WIDTH, dtype=np.int64)
@@ -418,36 +405,72 @@ def _ks_plan(
             continue  # complete separation: the gap is 1 (float 1.0 exactly), nothing to open
         size = 0
         for b in range(last + 1):
-            c_in = counts[b]
-            if c_in == 0 or ref_lo[j, b + 1] == ref_lo[j, b]:
+            if counts[b] == 0 or ref_lo[j, b + 1] == ref_lo[j, b]:
                 continue
             up = ref_lo[j, b + 1] * n2g - cur_lo[j, b] * n1g
             down = cur_lo[j, b + 1] * n1g - ref_lo[j, b] * n2g
-            if max(up, down) < bi:
-                continue
-            pos[j, b] = size
-            size += c_in
+            if max(up, down) >= bi:
+                opened[j, b] = True
+                size += counts[b]
         sizes[j] = size
+        if size == 0:
+            continue
+        # Per row block counts of the opened buckets, so blocks can gather in parallel.
+        per_block = np.zeros((n_chunks, WIDTH), dtype=np.int64)
+        for c in range(n_chunks):
+            for i in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
+                b = bucket_ids[j, i]
+                if opened[j, b]:
+                    per_block[c, b] += 1
+        p = 0
+        for b in range(last + 1):
+            if opened[j, b]:
+                for c in range(n_chunks):
+                    pos[c, j, b] = p
+                    p += per_block[c, b]
     col_offset = np.zeros(n_features + 1, dtype=np.int64)
     for j in range(n_features):
         col_offset[j + 1] = col_offset[j] + sizes[j]
     for j in nb.prange(n_features):
-        for b in range(WIDTH):
-            if pos[j, b] >= 0:
-                pos[j, b] += col_offset[j]
-    return n_cur, cur_lo, best, bestf, pos, col_offset
+        for c in range(n_chunks):
+            for b in range(WIDTH):
+                pos[c, j, b] += col_offset[j]
+    return n_cur, cur_lo, best, bestf, opened, pos, col_offset
 
 
 @nb.njit(parallel=True, **_OPTS)
-def _ks_gather(X: np.ndarray, col_major: bool, bucket_ids: np.ndarray, pos: np.ndarray, buf: np.ndarray) -> None:
-    """Pass 2: copy the values of opened buckets into ``buf``, grouped by bucket (``pos`` advances)."""
+def _ks_gather(
+    X: np.ndarray,
+    col_major: bool,
+    bucket_ids: np.ndarray,
+    opened: np.ndarray,
+    pos: np.ndarray,
+    n_chunks: int,
+    buf: np.ndarray,
+) -> None:
+    """Pass 2: copy the values of opened buckets into ``buf``, grouped by bucket (``pos`` advances).
+
+    Walks the input in memory order like pass 1, so it stays cheap even when most values are
+    gathered (a feature whose current values all lie beyond the reference's range).
+    """
     n_features, n_rows = bucket_ids.shape
-    for j in nb.prange(n_features):
-        for i in range(n_rows):
-            p = pos[j, bucket_ids[j, i]]
-            if p >= 0:
-                buf[p] = (X[j, i] if col_major else X[i, j]) + 0.0  # + 0.0 folds -0.0 onto 0.0
-                pos[j, bucket_ids[j, i]] = p + 1
+    for c in nb.prange(n_chunks):
+        r0 = c * n_rows // n_chunks
+        r1 = (c + 1) * n_rows // n_chunks
+        if col_major:
+            for j in range(n_features):
+                for i in range(r0, r1):
+                    b = bucket_ids[j, i]
+                    if opened[j, b]:
+                        buf[pos[c, j, b]] = X[j, i] + 0.0  # + 0.0 folds -0.0 onto 0.0
+                        pos[c, j, b] += 1
+        else:
+            for i in range(r0, r1):
+                for j in range(n_features):
+                    b = bucket_ids[j, i]
+                    if opened[j, b]:
+                        buf[pos[c, j, b]] = X[i, j] + 0.0
+                        pos[c, j, b] += 1
 
 
 @nb.njit(parallel=True, **_OPTS)
@@ -469,7 +492,7 @@ def _ks_refine(
     used: np.ndarray,
     warn: np.ndarray,
 ) -> None:
-    """Open the planned buckets (sort their few values, merge with the reference slice), then p-values."""
+    """Open the planned buckets (rank their current values in the reference slice), then p-values."""
     n_features = ref.shape[0]
     for j in nb.prange(n_features):
         n1 = n_valid[j]
@@ -492,17 +515,36 @@ def _ks_refine(
             g0 = p0
             g1 = p0 + cur_lo[j, b + 1] - cur_lo[j, b]
             p0 = g1
-            _sort_small(buf, g0, g1)
-            i = ref_lo[j, b]
-            ie = ref_lo[j, b + 1]
-            q = g0
-            while i < ie or q < g1:
-                v = ref[j, i] if q >= g1 or (i < ie and ref[j, i] <= buf[q]) else buf[q]
-                while i < ie and ref[j, i] <= v:
-                    i += 1
-                while q < g1 and buf[q] <= v:
-                    q += 1
-                bi, bf = _update(i, cur_lo[j, b] + (q - g0), n1, n2, n1g, n2g, bi, bf)
+            i0 = ref_lo[j, b]
+            m = ref_lo[j, b + 1] - i0
+            # Rank every current value of the bucket in its (sorted) reference slice: r = number
+            # of slice values <= x; tie[r] counts those equal to slice value r - 1.
+            cnt = np.zeros(m + 1, dtype=np.int64)
+            tie = np.zeros(m + 1, dtype=np.int64)
+            for q in range(g0, g1):
+                x = buf[q]
+                lo = 0
+                hi = m
+                while lo < hi:
+                    mid = (lo + hi) >> 1
+                    if ref[j, i0 + mid] <= x:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                cnt[lo] += 1
+                if lo > 0 and ref[j, i0 + lo - 1] == x:
+                    tie[lo] += 1
+            # Between two consecutive distinct reference values only j moves, so the gap is
+            # monotone there: the extremes are the reference value's own point (with the current
+            # values tied to it) and the last point before the next reference value.
+            jj = cur_lo[j, b] + cnt[0]
+            bi, bf = _update(i0, jj, n1, n2, n1g, n2g, bi, bf)
+            for r in range(1, m + 1):
+                if r < m and ref[j, i0 + r] == ref[j, i0 + r - 1]:
+                    continue  # inside a tie group of the reference: no value ranks here
+                bi, bf = _update(i0 + r, jj + tie[r], n1, n2, n1g, n2g, bi, bf)
+                jj += cnt[r]
+                bi, bf = _update(i0 + r, jj, n1, n2, n1g, n2g, bi, bf)
         d, p, u, w = ks_pvalue(n1, n2, bi, bf, method)
         stat[j] = d
         pvalue[j] = p
@@ -525,10 +567,9 @@ def ks_columns(
     n_rows = X.shape[1] if col_major else X.shape[0]
     bucket_ids = np.empty((n_features, n_rows), dtype=np.uint16)
     _ks_pass_buckets(X, col_major, lo_v, scale, table, top, n_chunks, bucket_ids)
-    n_cur, cur_lo, best, bestf, pos, col_offset = _ks_plan(bucket_ids, n_valid, top, ref_lo)
-    opened = pos >= 0
+    n_cur, cur_lo, best, bestf, opened, pos, col_offset = _ks_plan(bucket_ids, n_valid, top, ref_lo, n_chunks)
     buf = np.empty(col_offset[-1], dtype=np.float64)
-    _ks_gather(X, col_major, bucket_ids, pos, buf)
+    _ks_gather(X, col_major, bucket_ids, opened, pos, n_chunks, buf)
     stat = np.empty(n_features, dtype=np.float64)
     pvalue = np.empty(n_features, dtype=np.float64)
     used = np.empty(n_features, dtype=np.int64)

@@ -121,15 +121,16 @@ def list_versions(client: MlflowClient) -> list[RegisteredVersion]:
 
 
 def load_servable(
-    client: MlflowClient, name: str, alias: str = "champion", kernel: str = "auto"
+    client: MlflowClient, name: str, alias: str = "champion", kernel: str = "auto", version: str | None = None
 ) -> ServableModel:
-    """Download the compiled artifact of ``name@alias`` and load it (no pickle)."""
+    """Download the compiled artifact of ``name@alias`` (or of ``version``) and load it (no pickle)."""
     import mlflow
 
     try:
-        mv = client.get_model_version_by_alias(name, alias)
+        mv = client.get_model_version(name, str(version)) if version else client.get_model_version_by_alias(name, alias)
     except Exception as exc:
-        raise ModelNotFoundError(f"no registered model {name!r} with alias {alias!r}") from exc
+        what = f"version {version}" if version else f"alias {alias!r}"
+        raise ModelNotFoundError(f"no registered model {name!r} with {what}") from exc
     with tempfile.TemporaryDirectory(prefix="stackserve-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(
             run_id=mv.run_id, artifact_path=COMPILED_ARTIFACT, dst_path=tmp, tracking_uri=mlflow.get_tracking_uri()

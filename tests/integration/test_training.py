@@ -134,3 +134,21 @@ def test_batch_drift_report(trained, settings, tmp_path, capsys):
     page = (tmp_path / "bad.html").read_text()
     assert "<tr class='alert'><td>f5</td>" in page and "data:image/png;base64," in page
     assert main([*args, "--current", str(tmp_path / "bad.parquet"), "--reference", "nope"]) == 2
+
+
+def test_gates_pass_a_retrained_challenger_and_fail_a_bad_one(settings, capsys):
+    from server.cli import main
+
+    base = ["--data-dir", str(settings.data_dir), "gate", "--model", "gate-rf"]
+    df = load_shuttle()
+    good = train_family(df, "rf", "gate-rf", "anomaly", None, settings)  # champion (first version)
+    rng = np.random.default_rng(0)
+    bad_df = df.assign(anomaly=rng.permutation(df["anomaly"].to_numpy()))  # labels carry no signal
+    bad = train_family(bad_df, "rf", "gate-rf", "anomaly", None, settings)
+    assert good.version == "1" and bad.version == "2"
+    capsys.readouterr()
+    assert main([*base, "--challenger", bad.version]) == 1
+    out = capsys.readouterr().out
+    assert [ln for ln in out.splitlines() if "regression" in ln and "FAIL" in ln]
+    assert main([*base, "--challenger", good.version]) == 0
+    assert main([*base, "--challenger", "77"]) == 2
