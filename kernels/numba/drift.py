@@ -8,8 +8,10 @@ benchmark's budget. The statistic only needs the largest ECDF gap, so each curre
 instead dropped into one of ~20k buckets per feature, in one streaming pass. The bucket function
 is a piecewise-linear approximation of the reference CDF (equal-width slots, each split into
 sub-buckets in proportion to its reference mass), so buckets hold nearly equal reference mass
-whatever the shape of the distribution, and finding one takes a multiply and one table load;
-any monotone bucket function would be *correct*, this one keeps buckets small and cheap.
+whenever the density is smooth at the scale of a slot (skewed and heavy-tailed shapes included),
+and finding one takes a multiply and one table load. Any monotone bucket function would be
+*correct* (point masses or a far-off current window only cost more buckets to open); this one
+keeps buckets small and cheap.
 Because every value of a lower bucket lies below every value of a higher one, the gap at each
 bucket boundary is an attained ECDF gap, known from prefix counts alone; inside a bucket the gap
 can exceed its boundary values by at most the bucket's own mass. Only buckets whose bound
@@ -43,12 +45,13 @@ _OPTS = {"nogil": True, "cache": True, "fastmath": False, "boundscheck": False}
 
 #: KS bucket layout (see ks_index): SLOTS equal-width slots over the reference's central range,
 #: each split into sub-buckets in proportion to its reference mass, ~TARGET buckets in all, so a
-#: bucket holds ~1/TARGET of the reference whatever the distribution's shape. Small buckets keep
-#: the number that must be opened small; the per-feature table is 32 KB.
+#: bucket holds ~1/TARGET of the reference where the density is smooth at the slot scale. Small
+#: buckets keep the number that must be opened small; the per-feature table is 32 KB.
 SLOTS = 4096
 TARGET = 16384
-#: Largest bucket id: bucket 0 (below the range), at most SLOTS + TARGET sub-buckets, the top one.
-MAX_BUCKET = SLOTS + TARGET + 1
+#: Largest bucket id: 0 (below the reference minimum), 1 (below the slot axis), at most SLOTS +
+#: TARGET sub-buckets, the top one, and one above the reference maximum.
+MAX_BUCKET = SLOTS + TARGET + 3
 #: Bucket id of a NaN current value: in range of every per-bucket array, never opened.
 NAN_BUCKET = MAX_BUCKET + 1
 #: Entries per feature in per-bucket arrays (ids 0 .. NAN_BUCKET, and one past the end).
@@ -214,20 +217,30 @@ def ks_walk(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
 
 
 @nb.njit(inline="always", **_OPTS)
-def _bucket(x: float, j: int, lo_v: np.ndarray, scale: np.ndarray, table: np.ndarray, top: np.ndarray) -> int:
+def _bucket(
+    x: float,
+    j: int,
+    lo_v: np.ndarray,
+    scale: np.ndarray,
+    table: np.ndarray,
+    top: np.ndarray,
+    r_min: np.ndarray,
+    r_max: np.ndarray,
+) -> int:
     """Bucket of a non-NaN value x for feature j (see :func:`ks_index`); monotone in x.
 
-    ``t = (x - lo_v) * scale`` places x on the slot axis; below 0 is bucket 0, at or beyond SLOTS
-    the top bucket, otherwise slot ``s = floor(t)`` contributes ``table[s] = (first bucket,
-    sub-buckets)`` and the fraction ``t - s`` (exact) picks the sub-bucket. Every step is
-    monotone under rounding, which is all correctness needs; there is no data-dependent search,
-    so the pass costs a few ns per value. ``lo_v`` is finite and ``scale`` positive and finite, so t is never NaN.
+    ``t = (x - lo_v) * scale`` places x on the slot axis. Below it: bucket 1, or 0 below the
+    reference minimum; beyond it: ``top``, or ``top + 1`` above the reference maximum. Otherwise
+    slot ``s = floor(t)`` gives ``table[s] = (first bucket, sub-buckets)`` and the fraction
+    ``t - s`` (exact) picks the sub-bucket. Every step is monotone under rounding, which is all
+    correctness needs; there is no data-dependent search, so the pass costs a few ns per value.
+    ``lo_v`` is finite and ``scale`` positive and finite, so t is never NaN.
     """
     t = (x - lo_v[j]) * scale[j]
-    if not (t >= 0.0):  # (never NaN: lo_v is finite and scale positive; this keeps it safe anyway)
-        return 0
+    if not (t >= 0.0):
+        return 0 if x < r_min[j] else 1
     if t >= SLOTS:
-        return top[j]
+        return top[j] + 1 if x > r_max[j] else top[j]
     s = int(t)
     n_sub = table[j, s, 1]
     sub = int((t - s) * n_sub)
@@ -235,31 +248,38 @@ def _bucket(x: float, j: int, lo_v: np.ndarray, scale: np.ndarray, table: np.nda
 
 
 @nb.njit(parallel=True, **_OPTS)
-def ks_index(
-    ref: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def ks_index(ref: np.ndarray) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]:  # fmt: skip
     """Bucket index of sorted reference columns ``ref[features, rows]`` (NaN last).
 
-    Returns ``(n_valid, status, lo_v, scale, table, top, ref_lo)``:
+    Returns ``(n_valid, status, lo_v, scale, table, top, r_min, r_max, ref_lo)``:
 
     * ``n_valid[j]``: non-NaN reference values; ``status[j]``: 0 ok, 1 not sorted (or NaN not last).
     * ``lo_v``, ``scale``: the slot axis spans the reference quantiles at 1/SLOTS and
-      1 - 1/SLOTS (tails beyond go to buckets 0 and ``top``, ~1/SLOTS of the reference each).
+      1 - 1/SLOTS; ``r_min``, ``r_max``: the reference's extremes. Buckets 0 and ``top + 1``
+      (beyond the extremes) hold no reference value, so they are never opened: a feature whose
+      current values all left the reference's range costs no more than any other.
     * ``table[j, s] = (first bucket of slot s, its sub-bucket count)``, the count proportional to
       the reference values in the slot (at least 1): together a piecewise-linear approximation
-      of the reference CDF with ~TARGET nearly equal-mass buckets. ``top[j]`` is the last bucket.
+      of the reference CDF with ~TARGET nearly equal-mass buckets.
     * ``ref_lo[j, b]``: reference values in buckets below b, computed with the same
       :func:`_bucket`, so bucket b's reference values are ``ref[j, ref_lo[b]:ref_lo[b + 1]]``.
     """
     n_features, n_rows = ref.shape
     n_valid = np.zeros(n_features, dtype=np.int64)
     status = np.zeros(n_features, dtype=np.int64)
+    # Defaults (kept for columns without values): one sub-bucket per slot, a valid bucket function.
     lo_v = np.zeros(n_features, dtype=np.float64)
     scale = np.ones(n_features, dtype=np.float64)
-    table = np.zeros((n_features, SLOTS, 2), dtype=np.int32)
-    top = np.ones(n_features, dtype=np.int64)
+    table = np.ones((n_features, SLOTS, 2), dtype=np.int32)
+    top = np.full(n_features, SLOTS + 2, dtype=np.int64)
+    r_min = np.zeros(n_features, dtype=np.float64)
+    r_max = np.zeros(n_features, dtype=np.float64)
     ref_lo = np.zeros((n_features, WIDTH), dtype=np.int64)
     for j in nb.prange(n_features):
+        for s in range(SLOTS):
+            table[j, s, 0] = 2 + s
         nv = n_rows
         while nv > 0 and ref[j, nv - 1] != ref[j, nv - 1]:
             nv -= 1
@@ -270,6 +290,8 @@ def ks_index(
                 break
         if nv == 0 or status[j] != 0:
             continue
+        r_min[j] = ref[j, 0]
+        r_max[j] = ref[j, nv - 1]
         # The slot axis must start at a finite value (x - lo_v is then never NaN): clip the
         # quantile indices to the finite values between leading -inf and trailing +inf.
         i0 = 0
@@ -279,12 +301,11 @@ def ks_index(
         while i1 >= i0 and ref[j, i1] == np.inf:
             i1 -= 1
         tail = nv // SLOTS
+        a = 0.0
+        b = 0.0
         if i0 <= i1:
             a = ref[j, min(max(tail, i0), i1)]
             b = ref[j, max(min(nv - 1 - tail, i1), i0)]
-        else:
-            a = 0.0
-            b = 0.0
         width = b - a
         if not (width > 0.0):
             width = max(abs(a), 1.0)  # constant centre: any positive width is correct
@@ -300,7 +321,7 @@ def ks_index(
             t = (ref[j, i] - a) * sc
             if 0.0 <= t < SLOTS:
                 per_slot[int(t)] += 1
-        first = 1
+        first = 2
         for s in range(SLOTS):
             n_sub = max(1, -(-per_slot[s] * target // nv))  # ceil, so the total stays <= SLOTS + TARGET
             table[j, s, 0] = first
@@ -308,10 +329,10 @@ def ks_index(
             first += n_sub
         top[j] = first
         for i in range(nv):
-            ref_lo[j, _bucket(ref[j, i], j, lo_v, scale, table, top) + 1] += 1
+            ref_lo[j, _bucket(ref[j, i], j, lo_v, scale, table, top, r_min, r_max) + 1] += 1
         for p in range(1, WIDTH):
             ref_lo[j, p] += ref_lo[j, p - 1]
-    return n_valid, status, lo_v, scale, table, top, ref_lo
+    return n_valid, status, lo_v, scale, table, top, r_min, r_max, ref_lo
 
 
 @nb.njit(parallel=True, **_OPTS)
@@ -322,13 +343,15 @@ def _ks_pass_buckets(
     scale: np.ndarray,
     table: np.ndarray,
     top: np.ndarray,
+    r_min: np.ndarray,
+    r_max: np.ndarray,
     n_chunks: int,
     bucket_ids: np.ndarray,
 ) -> None:
     """Pass 1: the bucket of every current value, ``NAN_BUCKET`` for NaN, into ``bucket_ids[features, rows]``.
 
     Row-major input is read along its rows (all features of a row, then the next row) and the
-    ids are written to one stream per feature, so the per-feature passes that follow read
+    ids are written to one stream per feature, so the per-feature pass that follows reads
     memory forwards (a feature-blocked order over row-major input measured 3x slower here).
     """
     n_features = lo_v.shape[0]
@@ -343,7 +366,7 @@ def _ks_pass_buckets(
                     if x != x:
                         bucket_ids[j, i] = NAN_BUCKET
                     else:
-                        bucket_ids[j, i] = _bucket(x, j, lo_v, scale, table, top)
+                        bucket_ids[j, i] = _bucket(x, j, lo_v, scale, table, top, r_min, r_max)
         else:
             for i in range(r0, r1):
                 for j in range(n_features):
@@ -351,152 +374,52 @@ def _ks_pass_buckets(
                     if x != x:
                         bucket_ids[j, i] = NAN_BUCKET
                     else:
-                        bucket_ids[j, i] = _bucket(x, j, lo_v, scale, table, top)
+                        bucket_ids[j, i] = _bucket(x, j, lo_v, scale, table, top, r_min, r_max)
 
 
 @nb.njit(parallel=True, **_OPTS)
-def _ks_plan(
-    bucket_ids: np.ndarray, n_valid: np.ndarray, top: np.ndarray, ref_lo: np.ndarray, n_chunks: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Count current values per bucket, read the gap at every bucket boundary, plan which buckets to open.
-
-    Returns ``(n_cur, cur_lo, best, bestf, opened, pos, col_offset)``. ``cur_lo[j, b]``: current
-    values in buckets below b. All values of lower buckets lie below all values of bucket b, so
-    the gap ``(ref_lo[b], cur_lo[b])`` is an attained ECDF gap. Inside bucket b the gap cannot
-    exceed ``max(ref_lo[b+1] - cur_lo[b], cur_lo[b+1] - ref_lo[b])`` (scaled); a bucket is opened
-    when that bound reaches the best boundary gap and it holds values from both samples (with one
-    side only, the gap is monotone across it). ``pos[c, j, b]`` is where row block c writes its
-    values of opened bucket b in the gather buffer: a counting sort by bucket, column j's part
-    starting at ``col_offset[j]``.
-    """
-    n_features, n_rows = bucket_ids.shape
-    n_cur = np.zeros(n_features, dtype=np.int64)
-    cur_lo = np.zeros((n_features, WIDTH), dtype=np.int64)
-    best = np.zeros(n_features, dtype=np.int64)
-    bestf = np.zeros(n_features, dtype=np.float64)
-    opened = np.zeros((n_features, WIDTH), dtype=np.bool_)
-    pos = np.zeros((n_chunks, n_features, WIDTH), dtype=np.int64)
-    sizes = np.zeros(n_features, dtype=np.int64)
-    for j in nb.prange(n_features):
-        counts = np.zeros(WIDTH, dtype=np.int64)
-        for i in range(n_rows):
-            counts[bucket_ids[j, i]] += 1
-        last = top[j]
-        n1 = n_valid[j]
-        total = 0
-        for b in range(last + 1):
-            cur_lo[j, b] = total
-            total += counts[b]
-        cur_lo[j, last + 1] = total
-        n2 = total
-        n_cur[j] = n2
-        if n1 == 0 or n2 == 0:
-            continue
-        g = math.gcd(n1, n2)
-        n1g = n1 // g
-        n2g = n2 // g
-        bi = 0
-        bf = 0.0
-        for b in range(1, last + 1):
-            bi, bf = _update(ref_lo[j, b], cur_lo[j, b], n1, n2, n1g, n2g, bi, bf)
-        best[j] = bi
-        bestf[j] = bf
-        if bi == n1g * n2:
-            continue  # complete separation: the gap is 1 (float 1.0 exactly), nothing to open
-        size = 0
-        for b in range(last + 1):
-            if counts[b] == 0 or ref_lo[j, b + 1] == ref_lo[j, b]:
-                continue
-            up = ref_lo[j, b + 1] * n2g - cur_lo[j, b] * n1g
-            down = cur_lo[j, b + 1] * n1g - ref_lo[j, b] * n2g
-            if max(up, down) >= bi:
-                opened[j, b] = True
-                size += counts[b]
-        sizes[j] = size
-        if size == 0:
-            continue
-        # Per row block counts of the opened buckets, so blocks can gather in parallel.
-        per_block = np.zeros((n_chunks, WIDTH), dtype=np.int64)
-        for c in range(n_chunks):
-            for i in range(c * n_rows // n_chunks, (c + 1) * n_rows // n_chunks):
-                b = bucket_ids[j, i]
-                if opened[j, b]:
-                    per_block[c, b] += 1
-        p = 0
-        for b in range(last + 1):
-            if opened[j, b]:
-                for c in range(n_chunks):
-                    pos[c, j, b] = p
-                    p += per_block[c, b]
-    col_offset = np.zeros(n_features + 1, dtype=np.int64)
-    for j in range(n_features):
-        col_offset[j + 1] = col_offset[j] + sizes[j]
-    for j in nb.prange(n_features):
-        for c in range(n_chunks):
-            for b in range(WIDTH):
-                pos[c, j, b] += col_offset[j]
-    return n_cur, cur_lo, best, bestf, opened, pos, col_offset
-
-
-@nb.njit(parallel=True, **_OPTS)
-def _ks_gather(
+def _ks_per_feature(
+    ref: np.ndarray,
     X: np.ndarray,
     col_major: bool,
     bucket_ids: np.ndarray,
-    opened: np.ndarray,
-    pos: np.ndarray,
-    n_chunks: int,
-    buf: np.ndarray,
-) -> None:
-    """Pass 2: copy the values of opened buckets into ``buf``, grouped by bucket (``pos`` advances).
-
-    Walks the input in memory order like pass 1, so it stays cheap even when most values are
-    gathered (a feature whose current values all lie beyond the reference's range).
-    """
-    n_features, n_rows = bucket_ids.shape
-    for c in nb.prange(n_chunks):
-        r0 = c * n_rows // n_chunks
-        r1 = (c + 1) * n_rows // n_chunks
-        if col_major:
-            for j in range(n_features):
-                for i in range(r0, r1):
-                    b = bucket_ids[j, i]
-                    if opened[j, b]:
-                        buf[pos[c, j, b]] = X[j, i] + 0.0  # + 0.0 folds -0.0 onto 0.0
-                        pos[c, j, b] += 1
-        else:
-            for i in range(r0, r1):
-                for j in range(n_features):
-                    b = bucket_ids[j, i]
-                    if opened[j, b]:
-                        buf[pos[c, j, b]] = X[i, j] + 0.0
-                        pos[c, j, b] += 1
-
-
-@nb.njit(parallel=True, **_OPTS)
-def _ks_refine(
-    ref: np.ndarray,
     n_valid: np.ndarray,
     top: np.ndarray,
     ref_lo: np.ndarray,
-    n_cur: np.ndarray,
-    cur_lo: np.ndarray,
-    best: np.ndarray,
-    bestf: np.ndarray,
-    opened: np.ndarray,
-    col_offset: np.ndarray,
-    buf: np.ndarray,
     method: int,
     stat: np.ndarray,
     pvalue: np.ndarray,
     used: np.ndarray,
     warn: np.ndarray,
+    n_cur: np.ndarray,
 ) -> None:
-    """Open the planned buckets (rank their current values in the reference slice), then p-values."""
-    n_features = ref.shape[0]
+    """Pass 2, one feature per task: bucket counts, boundary gaps, opened buckets, p-value.
+
+    1. Count current values per bucket; ``cur_lo[b]`` counts those in buckets below b. All values
+       of lower buckets lie below all values of bucket b, so ``(ref_lo[b], cur_lo[b])`` is an
+       attained ECDF gap (the ECDF value at the largest point below the boundary).
+    2. Inside bucket b the gap cannot exceed ``max(ref_lo[b+1] - cur_lo[b], cur_lo[b+1] -
+       ref_lo[b])`` (scaled), so only buckets whose bound reaches the best boundary gap and that
+       hold values from both samples are opened (with one side only, the gap is monotone
+       across the bucket). Their current values are gathered, grouped by bucket.
+    3. Each gathered value is ranked in the bucket's slice of the sorted reference (binary
+       search). Between two consecutive distinct reference values only the current count moves,
+       so the gap is monotone there: per-rank counts give every extreme without sorting.
+    One parallel task per feature keeps this to one launch: on a busy shared machine each
+    parallel launch costs milliseconds of thread wake-up.
+    """
+    n_features, n_rows = bucket_ids.shape
     for j in nb.prange(n_features):
+        counts = np.zeros(WIDTH, dtype=np.int64)
+        for i in range(n_rows):
+            counts[bucket_ids[j, i]] += 1
+        last = top[j] + 1
+        cur_lo = np.zeros(last + 2, dtype=np.int64)
+        for b in range(last + 1):
+            cur_lo[b + 1] = cur_lo[b] + counts[b]
         n1 = n_valid[j]
-        n2 = n_cur[j]
+        n2 = cur_lo[last + 1]
+        n_cur[j] = n2
         if n1 == 0 or n2 == 0:
             stat[j] = np.nan
             pvalue[j] = np.nan
@@ -505,51 +428,97 @@ def _ks_refine(
         g = math.gcd(n1, n2)
         n1g = n1 // g
         n2g = n2 // g
-        bi = best[j]
-        bf = bestf[j]
-        last = top[j]
-        p0 = col_offset[j]
-        for b in range(last + 1):
-            if not opened[j, b]:
-                continue
-            g0 = p0
-            g1 = p0 + cur_lo[j, b + 1] - cur_lo[j, b]
-            p0 = g1
-            i0 = ref_lo[j, b]
-            m = ref_lo[j, b + 1] - i0
-            # Rank every current value of the bucket in its (sorted) reference slice: r = number
-            # of slice values <= x; tie[r] counts those equal to slice value r - 1.
-            cnt = np.zeros(m + 1, dtype=np.int64)
-            tie = np.zeros(m + 1, dtype=np.int64)
-            for q in range(g0, g1):
-                x = buf[q]
-                lo = 0
-                hi = m
-                while lo < hi:
-                    mid = (lo + hi) >> 1
-                    if ref[j, i0 + mid] <= x:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                cnt[lo] += 1
-                if lo > 0 and ref[j, i0 + lo - 1] == x:
-                    tie[lo] += 1
-            # Between two consecutive distinct reference values only j moves, so the gap is
-            # monotone there: the extremes are the reference value's own point (with the current
-            # values tied to it) and the last point before the next reference value.
-            jj = cur_lo[j, b] + cnt[0]
-            bi, bf = _update(i0, jj, n1, n2, n1g, n2g, bi, bf)
-            for r in range(1, m + 1):
-                if r < m and ref[j, i0 + r] == ref[j, i0 + r - 1]:
-                    continue  # inside a tie group of the reference: no value ranks here
-                bi, bf = _update(i0 + r, jj + tie[r], n1, n2, n1g, n2g, bi, bf)
-                jj += cnt[r]
-                bi, bf = _update(i0 + r, jj, n1, n2, n1g, n2g, bi, bf)
+        bi = 0
+        bf = 0.0
+        for b in range(1, last + 1):
+            bi, bf = _update(ref_lo[j, b], cur_lo[b], n1, n2, n1g, n2g, bi, bf)
+        if bi < n1g * n2:  # else complete separation: the gap is 1 (float 1.0 exactly)
+            start = np.full(last + 1, -1, dtype=np.int64)
+            size = 0
+            for b in range(last + 1):
+                if counts[b] == 0 or ref_lo[j, b + 1] == ref_lo[j, b]:
+                    continue
+                up = ref_lo[j, b + 1] * n2g - cur_lo[b] * n1g
+                down = cur_lo[b + 1] * n1g - ref_lo[j, b] * n2g
+                if max(up, down) >= bi:
+                    start[b] = size
+                    size += counts[b]
+            if size > 0:
+                buf = np.empty(size, dtype=np.float64)
+                fill = start.copy()
+                for i in range(n_rows):
+                    b = bucket_ids[j, i]
+                    if b <= last and fill[b] >= 0:
+                        buf[fill[b]] = (X[j, i] if col_major else X[i, j]) + 0.0  # + 0.0: -0.0 -> 0.0
+                        fill[b] += 1
+                for b in range(last + 1):
+                    if start[b] >= 0:
+                        bi, bf = _open_bucket(ref, j, ref_lo[j, b], ref_lo[j, b + 1], cur_lo[b], buf,
+                                              start[b], start[b] + counts[b], n1, n2, n1g, n2g, bi, bf)  # fmt: skip
         d, p, u, w = ks_pvalue(n1, n2, bi, bf, method)
         stat[j] = d
         pvalue[j] = p
         used[j] = u
         warn[j] = w
+
+
+@nb.njit(**_OPTS)
+def _open_bucket(
+    ref: np.ndarray,
+    j: int,
+    i0: int,
+    i1: int,
+    j0: int,
+    buf: np.ndarray,
+    g0: int,
+    g1: int,
+    n1: int,
+    n2: int,
+    n1g: int,
+    n2g: int,
+    bi: int,
+    bf: float,
+) -> tuple[int, float]:
+    """Fold the gaps inside one bucket: reference ``ref[j, i0:i1]`` (sorted), current ``buf[g0:g1]``.
+
+    ``j0`` current values lie below the bucket. ``cnt[r]`` counts current values with r slice
+    values <= them, ``tie[r]`` those equal to slice value r - 1.
+    """
+    m = i1 - i0
+    cnt = np.zeros(m + 1, dtype=np.int64)
+    tie = np.zeros(m + 1, dtype=np.int64)
+    r_lo = ref[j, i0]
+    r_hi = ref[j, i1 - 1]
+    for q in range(g0, g1):
+        x = buf[q]
+        if x > r_hi:  # fast paths: outside the slice
+            cnt[m] += 1
+            continue
+        if x < r_lo:
+            cnt[0] += 1
+            continue
+        lo = 0
+        hi = m
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if ref[j, i0 + mid] <= x:
+                lo = mid + 1
+            else:
+                hi = mid
+        cnt[lo] += 1
+        if lo > 0 and ref[j, i0 + lo - 1] == x:
+            tie[lo] += 1
+    # Extremes between consecutive distinct reference values: the reference value's own point
+    # (with the current values tied to it) and the last point before the next reference value.
+    jj = j0 + cnt[0]
+    bi, bf = _update(i0, jj, n1, n2, n1g, n2g, bi, bf)
+    for r in range(1, m + 1):
+        if r < m and ref[j, i0 + r] == ref[j, i0 + r - 1]:
+            continue  # inside a tie group of the reference: no value ranks here
+        bi, bf = _update(i0 + r, jj + tie[r], n1, n2, n1g, n2g, bi, bf)
+        jj += cnt[r]
+        bi, bf = _update(i0 + r, jj, n1, n2, n1g, n2g, bi, bf)
+    return bi, bf
 
 
 def ks_columns(
@@ -560,24 +529,19 @@ def ks_columns(
     ``index`` is :func:`ks_index`'s result for ``ref``; ``X`` is C-contiguous float64,
     ``[rows, features]``, or ``[features, rows]`` when ``col_major``. Returns ``(statistic,
     pvalue, used, warn, n_ref, n_cur)``: used is 0 exact / 1 asymptotic / -1 no data; warn as in
-    :func:`ks_pvalue`. Plain Python on purpose: it only sequences the compiled passes.
+    :func:`ks_pvalue`. Plain Python on purpose: it only sequences the two compiled passes.
     """
-    n_valid, _status, lo_v, scale, table, top, ref_lo = index
+    n_valid, _status, lo_v, scale, table, top, r_min, r_max, ref_lo = index
     n_features = ref.shape[0]
     n_rows = X.shape[1] if col_major else X.shape[0]
     bucket_ids = np.empty((n_features, n_rows), dtype=np.uint16)
-    _ks_pass_buckets(X, col_major, lo_v, scale, table, top, n_chunks, bucket_ids)
-    n_cur, cur_lo, best, bestf, opened, pos, col_offset = _ks_plan(bucket_ids, n_valid, top, ref_lo, n_chunks)
-    buf = np.empty(col_offset[-1], dtype=np.float64)
-    _ks_gather(X, col_major, bucket_ids, opened, pos, n_chunks, buf)
+    _ks_pass_buckets(X, col_major, lo_v, scale, table, top, r_min, r_max, n_chunks, bucket_ids)
     stat = np.empty(n_features, dtype=np.float64)
     pvalue = np.empty(n_features, dtype=np.float64)
     used = np.empty(n_features, dtype=np.int64)
     warn = np.zeros(n_features, dtype=np.int64)
-    _ks_refine(
-        ref, n_valid, top, ref_lo, n_cur, cur_lo, best, bestf, opened, col_offset, buf, method,
-        stat, pvalue, used, warn,
-    )  # fmt: skip
+    n_cur = np.empty(n_features, dtype=np.int64)
+    _ks_per_feature(ref, X, col_major, bucket_ids, n_valid, top, ref_lo, method, stat, pvalue, used, warn, n_cur)
     return stat, pvalue, used, warn, n_valid, n_cur
 
 
@@ -1024,8 +988,9 @@ def ks_pvalue(n1: int, n2: int, h: int, d: float, method: int) -> tuple[float, f
 
     Returns ``(statistic, pvalue, used, warn)``, following scipy's ``ks_2samp`` step by step:
     auto is exact when max(n1, n2) <= 10000; an explicit exact request with lcm too large for
-    int32 (warn 1) or an exact result outside [0, 1] (warn 2) falls back to asymptotic. The exact
-    statistic is h / lcm, as scipy returns it.
+    int32 (warn 1) or an exact result outside [0, 1] (warn 2, which scipy hits for some equal
+    sizes at h = 1) falls back to asymptotic. Once the exact path ran, the statistic is h / lcm,
+    as scipy returns it.
     """
     g = math.gcd(n1, n2)
     n1g = n1 // g
@@ -1045,7 +1010,8 @@ def ks_pvalue(n1: int, n2: int, h: int, d: float, method: int) -> tuple[float, f
         p = prob_outside_square(n1, h) if n1 == n2 else outer_prob_inside(n1, n2, g, h)
         if 0.0 <= p <= 1.0:
             return de, p, USED_EXACT, warn
-        warn = WARN_EXACT_FAILED
+        warn = WARN_EXACT_FAILED  # e.g. 1 + 1 ulp; scipy then goes on with d = h / lcm, and so do we
+        d = de
     big = float(max(n1, n2))
     small = float(min(n1, n2))
     en = big * small / (big + small)
