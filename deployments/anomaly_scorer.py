@@ -1,4 +1,4 @@
-"""AnomalyScorer deployment: champion models from MLflow, dynamic batching in the replica.
+"""AnomalyScorer deployment: champion models (and a rollout challenger) from MLflow, dynamic batching.
 
 Two entry points share one batched path: ``score`` (numpy in, numpy out) for our
 gateway, and ``Score`` (protobuf in and out) so Ray Serve's built-in gRPC proxy can
@@ -14,7 +14,7 @@ import numpy as np
 from ray import serve
 from ray.serve.metrics import Histogram
 
-from server.anomaly.scorer import AnomalyScorer, ScoreResult
+from server.anomaly.scorer import ScoreResult
 from server.config import Settings
 
 log = logging.getLogger("stackserve.anomaly")
@@ -23,14 +23,12 @@ log = logging.getLogger("stackserve.anomaly")
 @serve.deployment(name="AnomalyScorer", health_check_period_s=10)
 class AnomalyScorerDeployment:
     def __init__(self, settings_json: str):
-        from server.anomaly import registry
+        from server.anomaly.scorer import load_scorer
         from server.gateway.anomaly_catalog import CatalogEntry
 
         self.settings = Settings.model_validate_json(settings_json)
-        cfg = self.settings.anomaly
-        client = registry.connect(self.settings)
-        self.scorer = AnomalyScorer(registry.load_servables(client, cfg.models, cfg.alias, cfg.kernel))
-        self.catalog = {i["name"]: CatalogEntry.from_info(i) for i in self.scorer.info()}
+        self.scorer = load_scorer(self.settings)  # champions, plus a rollout challenger as NAME@vN
+        self.catalog = {i["name"]: CatalogEntry.from_info(i) for i in self.scorer.info() if not i["challenger_of"]}
         self.batch_size = Histogram(
             "stackserve_replica_batch_calls",
             description="calls merged into one replica batch (@serve.batch)",

@@ -1,4 +1,4 @@
-"""`stackserve` command line: serve, train, score, models, health, demo.
+"""`stackserve` command line: serve, train, score, models, drift, gate, rollout, health, demo.
 
 Heavy imports (ray, mlflow, sklearn) happen inside the commands that need them,
 so `stackserve --help` and `stackserve health` start in well under a second.
@@ -333,6 +333,40 @@ def cmd_gate(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
+# ----- rollout ----------------------------------------------------------------
+def cmd_rollout_status(args: argparse.Namespace) -> int:
+    """Ask the gateway (GetRollout) how its challenger rollout stands."""
+    import grpc
+    from google.protobuf.json_format import MessageToDict
+    from rich.table import Table
+
+    from server.client import AnomalyClient
+
+    with AnomalyClient(args.address) as client:
+        try:
+            st = client.rollout(timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"{args.address}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(MessageToDict(st, always_print_fields_with_no_presence=True)))
+        return 0
+    if not st.active:
+        print(f"{args.address}: no rollout" + (f" (configured for {st.model}, not started)" if st.model else ""))
+        return 0
+    table = Table(title=f"rollout of {st.model}: {st.state} ({st.mode}"
+                        + (f", share {st.canary_share:g})" if st.mode == "canary" else ")")
+                        + f", {st.running_for_s:.0f}s" + (f": {st.reason}" if st.reason else ""))
+    for col in ("arm", "version", "requests (window)", "errors", "error rate", "p95 ms", "total requests"):
+        table.add_column(col)
+    for arm, a in (("champion", st.champion), ("challenger", st.challenger)):
+        table.add_row(arm, a.version, str(a.requests), str(a.errors), f"{a.error_rate:.4f}",
+                      f"{a.p95_seconds * 1e3:.2f}", str(a.total_requests))
+    _console().print(table)
+    print(f"score PSI (challenger vs champion): {st.score_psi:.4f}; shadow copies dropped: {st.shadow_dropped}")
+    return 0
+
+
 # ----- health / demo ------------------------------------------------------------
 def cmd_health(args: argparse.Namespace) -> int:
     import grpc
@@ -415,6 +449,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-f1-drop", type=float, default=0.01)
     g.add_argument("--max-latency-ratio", type=float, default=1.2)
     g.set_defaults(func=cmd_gate)
+
+    ro = sub.add_parser("rollout", help="challenger rollout (canary/shadow)").add_subparsers(dest="what", required=True)
+    rs = ro.add_parser("status", help="state, per-arm numbers and reason, from the running gateway")
+    rs.add_argument("--address", default=DEFAULT_ADDRESS)
+    rs.add_argument("--timeout", type=float, default=10.0)
+    rs.add_argument("--json", action="store_true", help="print the RolloutStatus message as JSON")
+    rs.set_defaults(func=cmd_rollout_status)
 
     h = sub.add_parser("health", help="gRPC health check")
     h.add_argument("--address", default=DEFAULT_ADDRESS)

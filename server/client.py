@@ -108,6 +108,10 @@ class AnomalyClient:
     def list_models(self, timeout: float = 10.0) -> list[pb.ModelInfo]:
         return list(self.stub.ListModels(pb.ListModelsRequest(), timeout=timeout).models)
 
+    def rollout(self, timeout: float = 10.0) -> pb.RolloutStatus:
+        """The server's challenger rollout: state, per-arm numbers, reason."""
+        return self.stub.GetRollout(pb.GetRolloutRequest(), timeout=timeout)
+
     def health(self, service: str = "", timeout: float = 5.0) -> str:
         resp = self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
@@ -164,6 +168,9 @@ class AsyncAnomalyClient:
 
     async def list_models(self, timeout: float = 10.0) -> list[pb.ModelInfo]:
         return list((await self.stub.ListModels(pb.ListModelsRequest(), timeout=timeout)).models)
+
+    async def rollout(self, timeout: float = 10.0) -> pb.RolloutStatus:
+        return await self.stub.GetRollout(pb.GetRolloutRequest(), timeout=timeout)
 
     async def health(self, service: str = "", timeout: float = 5.0) -> str:
         resp = await self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)

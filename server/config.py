@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -76,6 +76,19 @@ class ReplicaBatchingConfig(_Section):
     )
 
 
+class FaultInjectionConfig(_Section):
+    """Deliberate faults in the scorer for tests and chaos drills (like Envoy's fault filter); off by default.
+
+    Applies only to ``model_key`` (a served key: a model name, or ``NAME@vVERSION`` for a rollout
+    challenger), so a drill can break a challenger while its champion keeps serving.
+    """
+
+    model_key: str = Field("", description="served key the faults apply to; empty = no faults")
+    fail_when_feature: str = Field("", description="raw feature name; a batch with a row above `above` raises")
+    above: float = Field(0.0, description="threshold for fail_when_feature")
+    score_offset: float = Field(0.0, description="added to every score of model_key (a shifted model)")
+
+
 class AnomalyServingConfig(_Section):
     """Which registered models the AnomalyScorer serves and how it scales."""
 
@@ -96,6 +109,7 @@ class AnomalyServingConfig(_Section):
     stream_alpha: float = Field(0.1, gt=0, le=1)
     stream_max_entities: int = Field(100_000, gt=0)
     batching: ReplicaBatchingConfig = Field(default_factory=ReplicaBatchingConfig)
+    fault_injection: FaultInjectionConfig = Field(default_factory=FaultInjectionConfig)
 
     @field_validator("num_replicas")
     @classmethod
@@ -105,6 +119,42 @@ class AnomalyServingConfig(_Section):
         if isinstance(v, int) and v < 1:
             raise ValueError("num_replicas must be >= 1")
         return v
+
+
+class RolloutConfig(_Section):
+    """Safe rollout of a challenger version next to the champion (server/rollout/).
+
+    Shadow: the challenger scores a copy of live traffic, never answers. Canary: it answers
+    ``canary_share`` of requests, picked by a stable hash of the entity key (else the request id).
+    Rolled back when, over the last ``window_s``, its error rate, p95 latency or score
+    distribution regresses; promoted to the champion alias after ``promote_after_s`` without one.
+    """
+
+    model: str = Field("", description="registered model under rollout; empty = no rollout")
+    challenger_version: str = Field("", description="registered version of `model` to try")
+    mode: Literal["canary", "shadow"] = "canary"
+    canary_share: float = Field(0.1, ge=0, le=1, description="share of requests the challenger answers (canary)")
+    window_s: float = Field(300.0, gt=0, description="sliding window the bounds are checked over")
+    min_requests: int = Field(200, gt=0, description="challenger requests in the window before any verdict")
+    max_error_rate: float = Field(0.01, ge=0, le=1)
+    max_p95_ratio: float = Field(1.5, gt=0, description="challenger p95 / champion p95")
+    p95_slack_s: float = Field(
+        0.005, ge=0, description="a p95 regression must also exceed this absolute amount (sub-ms ratios are noise)"
+    )
+    max_score_psi: float = Field(0.25, gt=0, description="PSI of challenger scores vs champion scores")
+    promote_after_s: float = Field(3600.0, gt=0, description="healthy this long (and >= min_requests) → promote")
+    eval_interval_s: float = Field(5.0, gt=0, description="how often the bounds are checked, off the request path")
+    max_shadow_inflight: int = Field(64, gt=0, description="shadow copies in flight; more are dropped, not queued")
+    max_window_scores: int = Field(20_000, gt=0, description="recent scores kept per arm for the PSI check")
+    max_window_requests: int = Field(
+        100_000, gt=0, description="recent calls kept per arm (fixed memory: at high rates the window is shorter)"
+    )
+
+    @model_validator(mode="after")
+    def _challenger_named(self) -> RolloutConfig:
+        if self.model and not self.challenger_version:
+            raise ValueError("rollout.model is set: rollout.challenger_version is required")
+        return self
 
 
 class DriftConfig(_Section):
@@ -154,6 +204,7 @@ class Settings(BaseSettings):
     coalescing: CoalescingConfig = Field(default_factory=CoalescingConfig)
     anomaly: AnomalyServingConfig = Field(default_factory=AnomalyServingConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     ray: RayConfig = Field(default_factory=RayConfig)

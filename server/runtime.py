@@ -102,12 +102,9 @@ async def stop_ray_app() -> None:
 
 def local_backend(settings: Settings) -> LocalAnomalyBackend:
     """Score in this process (no Ray): for tests and machines without Ray."""
-    from server.anomaly import registry
-    from server.anomaly.scorer import AnomalyScorer
+    from server.anomaly.scorer import load_scorer
 
-    cfg = settings.anomaly
-    client = registry.connect(settings)
-    return LocalAnomalyBackend(AnomalyScorer(registry.load_servables(client, cfg.models, cfg.alias, cfg.kernel)))
+    return LocalAnomalyBackend(load_scorer(settings))
 
 
 @asynccontextmanager

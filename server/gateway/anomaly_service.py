@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING
 
@@ -30,6 +32,9 @@ from server.gateway.anomaly_validation import ParsedScoreRequest, parse_score_re
 from server.gateway.request_context import current_request_id
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
 from server.observability import metrics
+from server.rollout import challenger_key
+from server.rollout.controller import ArmStats, RolloutController, RolloutSnapshot, RolloutState
+from server.rollout.router import CHALLENGER, CHAMPION, routing_key
 
 if TYPE_CHECKING:
     from kernels.stream_features import StreamFeatureState
@@ -51,6 +56,9 @@ class AnomalyService:
         self.streams: dict[str, StreamFeatureState] = {}
         self.monitors: dict[str, DriftMonitor] = {}
         self.drift_status: dict[str, DriftStatus] = {}
+        self.rollout: RolloutController | None = None
+        self.challenger: CatalogEntry | None = None
+        self._shadow_tasks: set[asyncio.Task] = set()
         co = settings.coalescing
         self.coalescer: Coalescer[ScoreResult] | None = (
             Coalescer(
@@ -67,8 +75,13 @@ class AnomalyService:
 
     # ----- lifecycle -------------------------------------------------------
     def load_catalog(self, infos: Sequence[dict]) -> None:
-        """Install the served models' schemas; called once the backend is warm."""
-        catalog = {info["name"]: CatalogEntry.from_info(info) for info in infos}
+        """Install the served models' schemas; called once the backend is warm.
+
+        A rollout challenger (``challenger_of`` set) stays out of the client-facing catalog:
+        clients cannot pick it by name; only the rollout routes to it.
+        """
+        catalog = {info["name"]: CatalogEntry.from_info(info) for info in infos if not info.get("challenger_of")}
+        challengers = {info["name"]: CatalogEntry.from_info(info) for info in infos if info.get("challenger_of")}
         cfg = self.settings.anomaly
         drift = self.settings.drift
         for entry in catalog.values():
@@ -81,6 +94,47 @@ class AnomalyService:
                 )
                 self.drift_status[entry.name] = DriftStatus.OK
         self.catalog = catalog
+        if self.rollout is None:
+            self._start_rollout(challengers)
+
+    def _start_rollout(self, challengers: dict[str, CatalogEntry]) -> None:
+        ro = self.settings.rollout
+        if not ro.model:
+            return
+        key = challenger_key(ro.model, ro.challenger_version)
+        champion, challenger = self.catalog.get(ro.model), challengers.get(key)
+        if champion is None or challenger is None:
+            log.error("rollout of %s not started: %s is not served", ro.model, ro.model if champion is None else key)
+            return
+        if (challenger.n_inputs, challenger.stream) != (champion.n_inputs, champion.stream):
+            log.error("rollout of %s not started: challenger v%s takes other inputs than the champion",
+                      ro.model, ro.challenger_version)
+            return
+        self.challenger = challenger
+        self.rollout = RolloutController(ro, champion.version, self._promote_in_registry)
+
+    def _promote_in_registry(self) -> None:
+        """Move the champion alias to the challenger (called by the controller in a worker thread)."""
+        from server.anomaly import registry
+
+        ro = self.settings.rollout
+        registry.promote(registry.connect(self.settings), ro.model, ro.challenger_version, self.settings.anomaly.alias)
+
+    async def run_rollout_loop(self) -> None:
+        """Evaluate the rollout every interval in a worker thread, off the request path."""
+        while True:
+            await asyncio.sleep(self.settings.rollout.eval_interval_s)
+            rollout = self.rollout
+            if rollout is None or rollout.state != RolloutState.RUNNING:
+                continue
+            try:
+                snap = await asyncio.to_thread(rollout.evaluate)
+            except Exception:  # keep evaluating; a broken window must not stop the loop
+                log.exception("rollout evaluation failed for %s", rollout.model)
+                continue
+            if snap.state == RolloutState.PROMOTED and self.challenger is not None:
+                # validation and ListModels now describe the version that answers
+                self.catalog = {**self.catalog, rollout.model: dataclasses.replace(self.challenger, name=rollout.model)}
 
     async def run_drift_loop(self) -> None:
         """Recompute drift every interval in a worker thread, off the request path."""
@@ -101,6 +155,8 @@ class AnomalyService:
         return bool(self.catalog)
 
     async def close(self) -> None:
+        for task in list(self._shadow_tasks):
+            task.cancel()
         if self.coalescer is not None:
             await self.coalescer.close()
 
@@ -142,15 +198,14 @@ class AnomalyService:
         metrics.STREAM_ENTITIES.labels(parsed.model.name).set(state.n_entities)
         return X
 
-    async def _score(self, parsed: ParsedScoreRequest, X: np.ndarray, timeout: float) -> ScoreResult:
-        name = parsed.model.name
+    async def _call(self, key: str, X: np.ndarray, timeout: float) -> ScoreResult:
+        """One scoring call for a served key (a model, or a challenger), errors mapped to gRPC statuses."""
         try:
             if self.coalescer is None:
-                result = await asyncio.wait_for(self.backend.score(name, X, [current_request_id()]), timeout)
-            else:
-                result = await self.coalescer.submit(name, X, current_request_id(), timeout)
+                return await asyncio.wait_for(self.backend.score(key, X, [current_request_id()]), timeout)
+            return await self.coalescer.submit(key, X, current_request_id(), timeout)
         except QueueFullError as exc:
-            metrics.QUEUE_REJECTED.labels(name).inc()
+            metrics.QUEUE_REJECTED.labels(key).inc()
             raise errors.exhausted(str(exc)) from None
         except TimeoutError:
             raise errors.deadline("deadline passed before the events were scored") from None
@@ -161,12 +216,74 @@ class AnomalyService:
         finally:
             if self.coalescer is not None:
                 metrics.QUEUE_EVENTS.set(self.coalescer.queued_rows)
+
+    async def _score(self, parsed: ParsedScoreRequest, X: np.ndarray, timeout: float) -> ScoreResult:
+        name = parsed.model.name
+        rollout = self.rollout
+        if rollout is not None and rollout.model == name:
+            result = await self._score_rollout(rollout, parsed, X, timeout)
+        else:
+            result = await self._call(name, X, timeout)
         monitor = self.monitors.get(name)
         if monitor is not None:
             monitor.observe(X, result.scores)
         metrics.ANOMALY_EVENTS.labels(name).inc(len(result.scores))
         metrics.ANOMALY_FLAGGED.labels(name).inc(int(np.count_nonzero(result.is_anomaly)))
         return result
+
+    async def _score_rollout(
+        self, rollout: RolloutController, parsed: ParsedScoreRequest, X: np.ndarray, timeout: float
+    ) -> ScoreResult:
+        """Canary: the hashed share goes to the challenger, and a failed challenger call is retried on
+        the champion within the same deadline, so a bad challenger never fails a client request.
+        Shadow: the champion answers; a copy goes to the challenger in the background."""
+        name = parsed.model.name
+        ckey = challenger_key(name, rollout.challenger_version)
+        started = time.perf_counter()
+        if rollout.arm_for(routing_key(parsed.entity_keys, current_request_id())) == CHALLENGER:
+            try:
+                result = await self._call(ckey, X, timeout)
+            except errors.ServingError:
+                rollout.record(CHALLENGER, time.perf_counter() - started, ok=False)
+                if rollout.state == RolloutState.PROMOTED:
+                    raise  # the challenger is the champion now: nothing to fall back to
+                metrics.ROLLOUT_REQUESTS.labels(name, CHAMPION, "fallback").inc()
+                timeout = max(0.0, timeout - (time.perf_counter() - started))
+            else:
+                rollout.record(CHALLENGER, time.perf_counter() - started, ok=True, scores=result.scores)
+                return dataclasses.replace(result, model=name)
+        t0 = time.perf_counter()
+        try:
+            result = await self._call(name, X, timeout)
+        except errors.ServingError:
+            rollout.record(CHAMPION, time.perf_counter() - t0, ok=False)
+            raise
+        rollout.record(CHAMPION, time.perf_counter() - t0, ok=True, scores=result.scores)
+        if rollout.shadowing:
+            if not self._shadow_has_room(len(X)):
+                rollout.record_dropped()  # shed the copy: shadow traffic must never slow or shed live traffic
+            else:
+                task = asyncio.create_task(self._shadow(rollout, ckey, X))
+                self._shadow_tasks.add(task)
+                task.add_done_callback(self._shadow_tasks.discard)
+        return result
+
+    def _shadow_has_room(self, rows: int) -> bool:
+        """Bounded shadowing: at most ``max_shadow_inflight`` copies, and never more than half the
+        coalescer's queue, so copies cannot push live requests into RESOURCE_EXHAUSTED."""
+        if len(self._shadow_tasks) >= self.settings.rollout.max_shadow_inflight:
+            return False
+        co = self.coalescer
+        return co is None or co.queued_rows + rows <= co.max_queue_rows // 2
+
+    async def _shadow(self, rollout: RolloutController, key: str, X: np.ndarray) -> None:
+        started = time.perf_counter()
+        try:
+            result = await self._call(key, X, self.settings.gateway.default_timeout_s)
+        except errors.ServingError:
+            rollout.record(CHALLENGER, time.perf_counter() - started, ok=False)
+        else:
+            rollout.record(CHALLENGER, time.perf_counter() - started, ok=True, scores=result.scores)
 
     def _timeout(self, context: grpc.aio.ServicerContext) -> float:
         remaining = context.time_remaining()
@@ -254,3 +371,30 @@ class AnomalyService:
                 for e in self.catalog.values()
             ]
         )
+
+    async def GetRollout(self, request: object, context: grpc.aio.ServicerContext) -> pb.RolloutStatus:
+        rollout = self.rollout
+        if rollout is None:
+            return pb.RolloutStatus(active=False, model=self.settings.rollout.model)
+        snap: RolloutSnapshot = await asyncio.to_thread(rollout.snapshot)
+        return pb.RolloutStatus(
+            active=True,
+            model=rollout.model,
+            mode=rollout.cfg.mode,
+            state=rollout.state.name.lower(),
+            canary_share=rollout.cfg.canary_share,
+            champion=_arm(rollout.champion_version, snap.champion),
+            challenger=_arm(rollout.challenger_version, snap.challenger),
+            score_psi=snap.score_psi,
+            reason=rollout.reason,
+            running_for_s=snap.running_for_s,
+            shadow_dropped=rollout.shadow_dropped,
+        )
+
+
+def _arm(version: str, a: ArmStats) -> pb.RolloutArm:
+    return pb.RolloutArm(
+        version=version, requests=a.requests, errors=a.errors, error_rate=a.error_rate, p95_seconds=a.p95_s,
+        scores=a.n_scores,
+        total_requests=a.total_requests, total_errors=a.total_errors,
+    )

@@ -36,6 +36,7 @@ class Gateway:
     warmup_task: asyncio.Task
     log_flusher: asyncio.Task
     drift_task: asyncio.Task
+    rollout_task: asyncio.Task
 
     async def wait_ready(self, timeout: float) -> None:
         await asyncio.wait_for(asyncio.shield(self.warmup_task), timeout)
@@ -45,6 +46,7 @@ class Gateway:
         await self.health.enter_graceful_shutdown()
         self.warmup_task.cancel()
         self.drift_task.cancel()
+        self.rollout_task.cancel()
         await self.server.stop(grace)
         await self.anomaly.close()
         self.log_flusher.cancel()
@@ -105,8 +107,9 @@ async def start_gateway(settings: Settings, backend: AnomalyBackend) -> Gateway:
     warmup = asyncio.create_task(_warm_up(anomaly, backend, health, cfg.warmup_timeout_s))
     flusher = asyncio.create_task(_flush_access_log())
     drift = asyncio.create_task(anomaly.run_drift_loop())
+    rollout = asyncio.create_task(anomaly.run_rollout_loop())
     log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
-    return Gateway(server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift)
+    return Gateway(server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift, rollout)
 
 
 async def _flush_access_log() -> None:

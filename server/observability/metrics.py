@@ -58,6 +58,17 @@ SCORE_KS_P = Gauge("stackserve_score_drift_ks_pvalue", "KS p-value of recent sco
 DRIFT_STATUS = Gauge("stackserve_drift_status", "0 ok, 1 warn, 2 alert (server/anomaly/drift_monitor.py)", ["model"])
 DRIFT_WINDOW = Gauge("stackserve_drift_window_events", "events in the drift window", ["model"])
 
+ROLLOUT_STATE = Gauge(
+    "stackserve_rollout_state", "challenger rollout: 0 running, 1 rolled back, 2 promoted (server/rollout)", ["model"]
+)
+ROLLOUT_REQUESTS = Counter(
+    "stackserve_rollout_requests_total",
+    "requests per rollout arm; outcome ok | error | dropped (shadow copy shed) | fallback (answered by champion)",
+    ["model", "arm", "outcome"],
+)
+ROLLOUT_TRANSITIONS = Counter("stackserve_rollout_transitions_total", "rollout state changes", ["model", "to"])
+ROLLOUT_SCORE_PSI = Gauge("stackserve_rollout_score_psi", "PSI of challenger scores vs champion scores", ["model"])
+
 
 def serve_metrics(host: str, port: int) -> tuple[object, int]:
     """Start the /metrics HTTP endpoint; returns (server, bound port) so port 0 works."""

@@ -43,6 +43,13 @@ def server(trained, settings, tmp_path_factory) -> RunningServer:
         "RAY_USAGE_STATS_ENABLED": "0",
         "STACKSERVE__DRIFT__INTERVAL_S": "0.5",  # drift recomputed often enough to observe in a test
         "STACKSERVE__RAY__HTTP_PROXY_PORT": str(free_port()),
+        # a shadow rollout on the Ray path (test_rollout.py): the champion version as its own challenger,
+        # so the other tests see unchanged answers; no verdict is ever reached (min_requests)
+        "STACKSERVE__ROLLOUT__MODEL": "shuttle-iforest",
+        "STACKSERVE__ROLLOUT__CHALLENGER_VERSION": "1",
+        "STACKSERVE__ROLLOUT__MODE": "shadow",
+        "STACKSERVE__ROLLOUT__MIN_REQUESTS": "1000000",
+        "STACKSERVE__ROLLOUT__EVAL_INTERVAL_S": "0.5",
     }
     cmd = [
         sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0",

@@ -40,3 +40,18 @@ def test_non_mapping_yaml_is_rejected(tmp_path):
     cfg.write_text("- 1\n- 2\n")
     with pytest.raises(ValueError, match="mapping"):
         load_settings(cfg)
+
+
+def test_rollout_and_fault_injection_from_env_and_example(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.setenv("STACKSERVE__ROLLOUT__MODEL", "shuttle-rf")
+    monkeypatch.setenv("STACKSERVE__ROLLOUT__CHALLENGER_VERSION", "2")
+    monkeypatch.setenv("STACKSERVE__ROLLOUT__MODE", "shadow")
+    monkeypatch.setenv("STACKSERVE__ANOMALY__FAULT_INJECTION__SCORE_OFFSET", "0.5")
+    s = load_settings(Path(__file__).parents[2] / "stackserve.example.yaml", data_dir=str(tmp_path))
+    assert (s.rollout.model, s.rollout.challenger_version, s.rollout.mode) == ("shuttle-rf", "2", "shadow")
+    assert s.anomaly.fault_injection.score_offset == 0.5
+    assert Settings.model_validate_json(s.model_dump_json()) == s  # what the Ray deployment receives
+    with pytest.raises(ValidationError):
+        load_settings(None, data_dir=str(tmp_path), rollout={"mode": "blue-green"})
