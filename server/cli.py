@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -251,7 +252,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
     client = registry.connect(settings)
     name, _, alias = args.reference.partition("@")
     try:
-        servable = registry.load_servable(client, name, alias or settings.anomaly.alias)
+        if re.fullmatch(r"[0-9a-f]{32}", args.reference):  # an MLflow run id
+            servable = registry.load_servable_from_run(client, args.reference)
+        else:
+            servable = registry.load_servable(client, name, alias or settings.anomaly.alias)
     except registry.ModelNotFoundError as exc:
         print(f"stackserve drift: {exc}", file=sys.stderr)
         return 2
@@ -435,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     mp.set_defaults(func=cmd_models_promote)
 
     dr = sub.add_parser("drift", help="per-feature drift of a data file against a model's training reference")
-    dr.add_argument("--reference", required=True, help="NAME or NAME@ALIAS (default alias: champion)")
+    dr.add_argument("--reference", required=True, help="NAME, NAME@ALIAS (default alias: champion) or an MLflow run id")
     dr.add_argument("--current", required=True, help="CSV/Parquet/JSONL with the model's feature columns")
     dr.add_argument("--format", choices=["csv", "parquet", "jsonl"])
     dr.add_argument("--html", type=Path, default=Path("drift_report.html"), help="HTML report path")

@@ -120,6 +120,21 @@ def list_versions(client: MlflowClient) -> list[RegisteredVersion]:
     return sorted(out, key=lambda v: (v.name, int(v.version)))
 
 
+def load_servable_from_run(client: MlflowClient, run_id: str, kernel: str = "auto") -> ServableModel:
+    """The compiled artifact of a training run, registered or not (no pickle)."""
+    import mlflow
+
+    try:
+        client.get_run(run_id)
+    except Exception as exc:
+        raise ModelNotFoundError(f"no MLflow run {run_id!r}") from exc
+    with tempfile.TemporaryDirectory(prefix="stackserve-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=COMPILED_ARTIFACT, dst_path=tmp, tracking_uri=mlflow.get_tracking_uri()
+        )
+        return ServableModel.load(Path(local), kernel=kernel, run_id=run_id)
+
+
 def load_servable(
     client: MlflowClient, name: str, alias: str = "champion", kernel: str = "auto", version: str | None = None
 ) -> ServableModel:

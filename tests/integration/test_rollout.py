@@ -161,6 +161,8 @@ def test_bad_challenger_is_rolled_back_without_failing_a_client(trained, setting
     events = [e for e in capture.events if e.get("model") == name and e.get("state") == "rolled_back"]
     assert len(events) == 1 and reason in events[0]["reason"]
     assert events[0]["challenger_requests"] >= 100 and "score_psi" in events[0]
+    print(f"rollback {mode}/{fault}: {events[0]['running_for_s']} s after start, "
+          f"{events[0]['challenger_requests']} challenger requests, reason: {events[0]['reason']}")
 
 
 def test_good_challenger_is_promoted(trained, settings, rows):

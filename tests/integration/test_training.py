@@ -134,6 +134,9 @@ def test_batch_drift_report(trained, settings, tmp_path, capsys):
     page = (tmp_path / "bad.html").read_text()
     assert "<tr class='alert'><td>f5</td>" in page and "data:image/png;base64," in page
     assert main([*args, "--current", str(tmp_path / "bad.parquet"), "--reference", "nope"]) == 2
+    run_id = trained["shuttle-rf"].run_id
+    assert main([*args, "--current", str(tmp_path / "ok.csv"), "--reference", run_id, "--html",
+                 str(tmp_path / "run.html")]) == 0
 
 
 def test_gates_pass_a_retrained_challenger_and_fail_a_bad_one(settings, capsys):
