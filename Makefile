@@ -55,10 +55,12 @@ test: install lint gate
 
 bench: install
 	$(PY) bench/anomaly_kernels.py
+	$(PY) bench/drift.py
 	$(PY) bench/anomaly_load.py
 
 bench-ci: install
 	$(PY) bench/anomaly_kernels.py --quick --check
+	$(PY) bench/drift.py --quick
 	$(PY) bench/anomaly_load.py --quick
 
 clean:

@@ -30,7 +30,6 @@ import gc
 import importlib.util
 import json
 import os
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -294,22 +293,12 @@ def environment() -> dict[str, Any]:
     import onnxruntime
     import sklearn
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from bench.report import machine
+
     return {
-        "cpu": cpu,
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
+        **machine(),
         "sklearn": sklearn.__version__,
         "onnxruntime": onnxruntime.__version__,
-        "loadavg_start": os.getloadavg(),
     }
 
 

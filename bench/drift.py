@@ -36,7 +36,6 @@ import argparse
 import gc
 import importlib.util
 import os
-import platform
 import sys
 import time
 import warnings
@@ -51,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
     sys.path.insert(0, str(ROOT))
 
-from bench.report import RESULTS, markdown_table, spread, write_json  # noqa: E402
+from bench.report import RESULTS, machine, markdown_table, spread, write_json  # noqa: E402
 from kernels import drift  # noqa: E402
 
 #: Targets for ours (PSI + KS, all features): speed-up vs scipy per column, and wall time.
@@ -132,23 +131,11 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 def environment() -> dict[str, Any]:
     import scipy
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
-        "cpu": cpu,
-        "cpus_available": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        **machine(),
         "numba_threads": numba.get_num_threads(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
         "scipy": scipy.__version__,
         "numba": numba.__version__,
-        "loadavg_start": os.getloadavg(),
     }
 
 
