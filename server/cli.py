@@ -196,12 +196,12 @@ def cmd_score(args: argparse.Namespace) -> int:
     jsonl = args.output_format == "jsonl" or args.output.endswith(".jsonl")
     if args.output.endswith(".parquet"):
         out.to_parquet(args.output)
-    elif args.output == "-":
-        out.to_json(sys.stdout, orient="records", lines=True) if jsonl else out.to_csv(sys.stdout, index=False)
-    elif jsonl:
-        out.to_json(args.output, orient="records", lines=True)
     else:
-        out.to_csv(args.output, index=False)
+        dest = sys.stdout if args.output == "-" else args.output
+        if jsonl:
+            out.to_json(dest, orient="records", lines=True)
+        else:
+            out.to_csv(dest, index=False)
     return 0
 
 

@@ -8,9 +8,12 @@ from server.config import Settings, load_settings
 
 def test_defaults_match_design(tmp_path, monkeypatch):
     monkeypatch.delenv("STACKSERVE_CONFIG", raising=False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     s = load_settings(None, data_dir=str(tmp_path))
     assert (s.gateway.host, s.gateway.port, s.gateway.metrics_port) == ("127.0.0.1", 50051, 9464)
-    assert s.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}" or "MLFLOW_TRACKING_URI" in __import__("os").environ
+    assert s.tracking_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////elsewhere.db")
+    assert load_settings(None, data_dir=str(tmp_path)).tracking_uri == "sqlite:////elsewhere.db"
 
 
 def test_yaml_then_env_then_overrides(tmp_path, monkeypatch):
