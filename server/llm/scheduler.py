@@ -1,0 +1,116 @@
+"""Iteration-level scheduling: which tokens run in the next forward step.
+
+Every step: each running sequence that has finished its prompt decodes one token; the rest of
+the token budget (``max_num_batched_tokens``) goes to prompt chunks, oldest first, admitting
+waiting requests while KV slots are free. A long prompt is therefore split over several steps
+(chunked prefill) and running streams keep getting a token every step.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+
+from server.llm.kv_cache import SlotKVCache
+from server.llm.model import PrefillSegment, StepBatch
+from server.llm.sequence import Sequence
+
+
+@dataclass(slots=True)
+class ScheduledStep:
+    batch: StepBatch
+    sampled: list[Sequence]  # one per row of the logits, in order
+    prefill_chunks: list[tuple[Sequence, int]]  # (sequence, tokens cached by this step)
+    decodes: list[Sequence]
+
+
+class Scheduler:
+    def __init__(self, cache: SlotKVCache, max_num_batched_tokens: int) -> None:
+        self.cache = cache
+        self.budget = max_num_batched_tokens
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.by_slot: dict[int, Sequence] = {}
+
+    def has_work(self) -> bool:
+        return bool(self.waiting or self.running)
+
+    def release(self, seq: Sequence) -> None:
+        """Take a sequence out (finished, cancelled or expired) and free its slot now."""
+        if seq.slot >= 0:
+            self.running.remove(seq)
+            del self.by_slot[seq.slot]
+            moved = self.cache.free(seq.slot)
+            if moved is not None:
+                other = self.by_slot.pop(moved)
+                other.slot = seq.slot
+                self.by_slot[seq.slot] = other
+            seq.slot = -1
+        else:
+            try:
+                self.waiting.remove(seq)
+            except ValueError:
+                pass
+
+    def schedule(self) -> ScheduledStep | None:
+        decodes = [s for s in self.running if not s.in_prefill]
+        budget = max(self.budget - len(decodes), 1)
+        chunks: list[tuple[Sequence, int]] = []
+        for s in self.running:
+            if budget <= 0:
+                break
+            if s.in_prefill:
+                n = min(s.prompt_len - s.n_cached, budget)
+                chunks.append((s, n))
+                budget -= n
+        while budget > 0 and self.waiting and self.cache.free_slots > 0:
+            s = self.waiting.popleft()
+            s.slot = self.cache.allocate()
+            self.by_slot[s.slot] = s
+            self.running.append(s)
+            n = min(s.prompt_len, budget)
+            chunks.append((s, n))
+            budget -= n
+        if not decodes and not chunks:
+            return None
+
+        ids: list[int] = []
+        pos: list[int] = []
+        sampled: list[Sequence] = []
+        rows: list[int] = []
+        for s in decodes:
+            p = s.total_len - 1
+            ids.append(s.output_ids[-1])
+            pos.append(p)
+            rows.append(len(rows))
+            sampled.append(s)
+        prefills: list[PrefillSegment] = []
+        for s, n in chunks:
+            row = len(ids)
+            start = s.n_cached
+            ids.extend(s.prompt_ids[start : start + n])
+            pos.extend(range(start, start + n))
+            prefills.append(PrefillSegment(s.slot, start, n, row))
+            if start + n == s.prompt_len:
+                rows.append(row + n - 1)
+                sampled.append(s)
+        batch = StepBatch(
+            token_ids=torch.tensor(ids, dtype=torch.long),
+            positions=torch.tensor(pos, dtype=torch.long),
+            decode_slots=torch.tensor([s.slot for s in decodes], dtype=torch.long),
+            decode_lengths=[s.total_len for s in decodes],
+            prefills=prefills,
+            sample_rows=torch.tensor(rows, dtype=torch.long),
+        )
+        return ScheduledStep(batch, sampled, chunks, decodes)
+
+    def commit(self, step: ScheduledStep) -> None:
+        """Account the tokens a finished forward step wrote into the cache."""
+        for s in step.decodes:
+            s.n_cached += 1
+            self.cache.lengths[s.slot] = s.n_cached
+        for s, n in step.prefill_chunks:
+            s.n_cached += n
+            self.cache.lengths[s.slot] = s.n_cached

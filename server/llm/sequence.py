@@ -1,0 +1,145 @@
+"""One request's life inside the engine: tokens, cache slot, text, stop conditions, timings."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from server.llm.params import SamplingParams
+from server.llm.sampler import RowState
+from server.llm.tokenizer import GGUFTokenizer, IncrementalDecoder
+
+FINISH_STOP = "stop"  # EOS or a stop string
+FINISH_LENGTH = "length"  # max_tokens or the context limit
+FINISH_CANCELLED = "cancelled"  # client went away
+FINISH_DEADLINE = "deadline"  # the request's deadline passed
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Engine state shipped with every chunk, so the gateway's /metrics sees the replica."""
+
+    num_running: int = 0
+    num_waiting: int = 0
+    batch_tokens: int = 0
+    batch_sequences: int = 0
+    kv_cache_usage: float = 0.0
+    step_s: float = 0.0
+
+
+@dataclass(slots=True)
+class GenerationChunk:
+    """What one engine step produced for one request (usually one token)."""
+
+    request_id: str
+    token_ids: list[int]
+    text: str
+    finish_reason: str | None
+    prompt_tokens: int
+    output_tokens: int  # cumulative
+    arrival_ts: float  # wall clock (time.time()) when the engine accepted the request
+    first_scheduled_ts: float  # wall clock when its prefill started (queue time = this − arrival)
+    token_ts: list[float]  # wall clock of each token in token_ids
+    stats: EngineStats | None = None
+
+
+class StopMatcher:
+    """Finds stop strings in streamed text and holds back what could still become one."""
+
+    __slots__ = ("_max", "_stops")
+
+    def __init__(self, stops: tuple[str, ...]) -> None:
+        self._stops = stops
+        self._max = max((len(s) for s in stops), default=0)
+
+    def find(self, text: str, start: int) -> int:
+        """Index of the earliest stop string ending after ``start`` (−1 if none)."""
+        best = -1
+        lo = max(0, start - self._max + 1)
+        for s in self._stops:
+            i = text.find(s, lo)
+            if i != -1 and (best == -1 or i < best):
+                best = i
+        return best
+
+    def holdback(self, text: str) -> int:
+        """Length of the longest suffix of ``text`` that is a proper prefix of a stop string."""
+        for n in range(min(self._max - 1, len(text)), 0, -1):
+            tail = text[-n:]
+            if any(s.startswith(tail) for s in self._stops):
+                return n
+        return 0
+
+
+@dataclass(slots=True, eq=False)
+class Sequence:
+    request_id: str
+    prompt_ids: list[int]
+    params: SamplingParams
+    tokenizer: GGUFTokenizer
+    vocab_size: int
+    deadline: float | None = None  # time.monotonic()
+    arrival_ts: float = field(default_factory=time.time)
+    first_scheduled_ts: float = 0.0
+    output_ids: list[int] = field(default_factory=list)
+    slot: int = -1
+    n_cached: int = 0  # tokens whose K/V are in the cache
+    finish_reason: str | None = None
+    text: str = ""
+    sent: int = 0
+    aborted: str | None = None
+    row_state: RowState = field(init=False)
+    _decoder: IncrementalDecoder = field(init=False)
+    _stops: StopMatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.row_state = RowState(self.params, self.prompt_ids, self.vocab_size)
+        self._decoder = IncrementalDecoder(self.tokenizer)
+        self._stops = StopMatcher(self.params.stop)
+
+    @property
+    def prompt_len(self) -> int:
+        return len(self.prompt_ids)
+
+    @property
+    def in_prefill(self) -> bool:
+        return self.n_cached < self.prompt_len
+
+    @property
+    def total_len(self) -> int:
+        return self.prompt_len + len(self.output_ids)
+
+    def token_at(self, pos: int) -> int:
+        return self.prompt_ids[pos] if pos < self.prompt_len else self.output_ids[pos - self.prompt_len]
+
+    def append(self, token: int, eos_id: int, max_len: int) -> str:
+        """Record a sampled token; returns the text now safe to stream (may be empty)."""
+        self.output_ids.append(token)
+        p = self.params
+        if token == eos_id and not p.ignore_eos:
+            self.finish_reason = FINISH_STOP
+            return self._release_all()
+        before = len(self.text)
+        self.text += self._decoder.push(token)
+        if p.stop:
+            i = self._stops.find(self.text, before)
+            if i != -1:
+                self.text = self.text[:i]
+                self.finish_reason = FINISH_STOP
+                out = self.text[self.sent :]
+                self.sent = len(self.text)
+                return out
+        if len(self.output_ids) >= p.max_tokens or self.total_len >= max_len:
+            self.finish_reason = FINISH_LENGTH
+            return self._release_all()
+        keep = self._stops.holdback(self.text) if p.stop else 0
+        end = len(self.text) - keep
+        out = self.text[self.sent : end] if end > self.sent else ""
+        self.sent = max(self.sent, end)
+        return out
+
+    def _release_all(self) -> str:
+        self.text += self._decoder.flush()
+        out = self.text[self.sent :]
+        self.sent = len(self.text)
+        return out
