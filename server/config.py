@@ -205,7 +205,9 @@ class LLMConfig(_Section):
     max_num_seqs: int = Field(16, gt=0, description="KV-cache slots = sequences decoded together")
     max_model_len: int = Field(2048, gt=1, description="context per sequence (prompt + output), tokens")
     max_num_batched_tokens: int = Field(256, gt=0, description="tokens per engine step; prefill is chunked to fit")
-    max_waiting: int = Field(64, ge=0, description="queued requests beyond the running batch; more → RESOURCE_EXHAUSTED")
+    max_waiting: int = Field(
+        64, ge=0, description="queued requests beyond the running batch; more → RESOURCE_EXHAUSTED"
+    )
     default_max_tokens: int = Field(128, gt=0)
     num_threads: int = Field(2, gt=0, description="compute threads of the engine")
     num_cpus: float = Field(1.0, gt=0, description="Ray CPUs reserved by the LLMEngine replica")

@@ -84,7 +84,8 @@ class LLMEngine:
             raise LLMRequestError("prompt_token_ids", "must not be empty")
         bad = [t for t in ids if not 0 <= t < self.model_config.vocab_size]
         if bad:
-            raise LLMRequestError("prompt_token_ids", f"ids must be in [0, {self.model_config.vocab_size}), got {bad[0]}")
+            vocab = self.model_config.vocab_size
+            raise LLMRequestError("prompt_token_ids", f"ids must be in [0, {vocab}), got {bad[0]}")
         return ids
 
     def chat_prompt(self, messages: Seq[ChatMessage | dict]) -> str:

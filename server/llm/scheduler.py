@@ -8,6 +8,7 @@ waiting requests while KV slots are free. A long prompt is therefore split over 
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 from dataclasses import dataclass
 
@@ -49,10 +50,8 @@ class Scheduler:
                 self.by_slot[seq.slot] = other
             seq.slot = -1
         else:
-            try:
+            with contextlib.suppress(ValueError):
                 self.waiting.remove(seq)
-            except ValueError:
-                pass
 
     def schedule(self) -> ScheduledStep | None:
         decodes = [s for s in self.running if not s.in_prefill]

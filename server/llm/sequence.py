@@ -38,7 +38,7 @@ class GenerationChunk:
     prompt_tokens: int
     output_tokens: int  # cumulative
     arrival_ts: float  # wall clock (time.time()) when the engine accepted the request
-    first_scheduled_ts: float  # wall clock when its prefill started (queue time = this − arrival)
+    first_scheduled_ts: float  # wall clock when its prefill started (queue time = this - arrival)
     token_ts: list[float]  # wall clock of each token in token_ids
     stats: EngineStats | None = None
 
@@ -53,7 +53,7 @@ class StopMatcher:
         self._max = max((len(s) for s in stops), default=0)
 
     def find(self, text: str, start: int) -> int:
-        """Index of the earliest stop string ending after ``start`` (−1 if none)."""
+        """Index of the earliest stop string ending after ``start`` (-1 if none)."""
         best = -1
         lo = max(0, start - self._max + 1)
         for s in self._stops:

@@ -41,14 +41,19 @@ class GGUFTokenizer:
         parts.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True))
         tok.pre_tokenizer = pre_tokenizers.Sequence(parts)
         tok.decoder = decoders.ByteLevel()
-        specials = [AddedToken(t, special=True, normalized=False) for t, ty in zip(tokens, types, strict=True) if ty == CONTROL]
+        specials = [
+            AddedToken(t, special=True, normalized=False)
+            for t, ty in zip(tokens, types, strict=True)
+            if ty == CONTROL
+        ]
         tok.add_special_tokens(specials)
         self._tok = tok
         self.vocab_size = len(tokens)
         self.special_ids = frozenset(i for i, ty in enumerate(types) if ty == CONTROL)
         self.bos_id = int(f["tokenizer.ggml.bos_token_id"].contents())
         self.eos_id = int(f["tokenizer.ggml.eos_token_id"].contents())
-        self.add_bos = bool(f["tokenizer.ggml.add_bos_token"].contents()) if "tokenizer.ggml.add_bos_token" in f else False
+        add_bos = f.get("tokenizer.ggml.add_bos_token")
+        self.add_bos = bool(add_bos.contents()) if add_bos is not None else False
         tmpl = f["tokenizer.chat_template"].contents() if "tokenizer.chat_template" in f else None
         env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
         self._template = env.from_string(tmpl) if tmpl else None
