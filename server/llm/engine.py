@@ -23,7 +23,7 @@ import torch
 from server.config import LLMConfig
 from server.llm.backends import build_forward
 from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, QueueFullError
-from server.llm.gguf_weights import LlamaWeights, load_weights
+from server.llm.gguf_weights import LlamaWeights, load_weights, open_reader
 from server.llm.kv_cache import SlotKVCache
 from server.llm.params import SamplingParams
 from server.llm.sampler import sample
@@ -49,11 +49,9 @@ class _Submission:
 
 class LLMEngine:
     def __init__(self, config: LLMConfig | None = None, weights: LlamaWeights | None = None) -> None:
-        from gguf import GGUFReader
-
         self.config = cfg = config or LLMConfig()
         self.weights = weights or load_weights(cfg.gguf_path)
-        self.tokenizer = GGUFTokenizer(GGUFReader(str(self.weights.path)))
+        self.tokenizer = GGUFTokenizer(open_reader(str(self.weights.path)))
         mc = self.weights.config
         self.model_config = mc
         self.max_model_len = min(cfg.max_model_len, mc.context_length)

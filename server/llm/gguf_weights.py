@@ -13,6 +13,7 @@ and ``kernels/triton/quant_matmul.py``:
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -117,6 +118,14 @@ def default_gguf_path() -> Path:
     raise FileNotFoundError(f"{GGUF_FILE} not found in {list(spec.submodule_search_locations)}")
 
 
+@functools.lru_cache(maxsize=2)
+def open_reader(path: str):
+    """Parse a GGUF once per process (~3 s here): weights and tokenizer share the reader."""
+    from gguf import GGUFReader
+
+    return GGUFReader(path)
+
+
 def _field(reader, key: str):
     f = reader.fields.get(key)
     if f is None:
@@ -198,12 +207,10 @@ def _cat(ws: list[QuantWeight]) -> QuantWeight:
 
 def load_weights(path: str | Path | None = None) -> LlamaWeights:
     """Load every tensor once; Q/K/V and gate/up are fused so each layer makes 4 matmul calls."""
-    from gguf import GGUFReader
-
     path = Path(path) if path else default_gguf_path()
     if not path.exists():
         raise FileNotFoundError(f"GGUF file {path} does not exist")
-    reader = GGUFReader(str(path))
+    reader = open_reader(str(path))
     cfg = read_config(reader)
     tensors = {t.name: t for t in reader.tensors}
 
