@@ -117,7 +117,7 @@ class LLMEngine:
         """Queue a request (thread-safe). Raises LLMRequestError / QueueFullError at once."""
         params.validate()
         self.check_fits(len(prompt_ids), params)
-        if self._thread is None or self._stop:
+        if self._thread is None or self._stop or not self._thread.is_alive():
             raise EngineStoppedError("the engine loop is not running")
         rid = request_id or f"req-{next(self._ids)}"
         deadline = time.monotonic() + timeout_s if timeout_s else None
@@ -125,11 +125,11 @@ class LLMEngine:
         with self._lock:
             if rid in self._seqs or any(s.seq.request_id == rid for s in self._inbox):
                 raise LLMRequestError("request_id", f"{rid!r} is already running")
-            if len(self.scheduler.waiting) + len(self._inbox) >= self.config.max_waiting + max(
-                self.cache.free_slots - len(self._inbox), 0
-            ):
+            pending = len(self.scheduler.waiting) + len(self._inbox)
+            if pending + 1 > self.config.max_waiting + self.cache.free_slots:
                 raise QueueFullError(
-                    f"{len(self.scheduler.waiting)} requests waiting (max_waiting={self.config.max_waiting})"
+                    f"{pending} requests waiting for {self.cache.free_slots} free slots "
+                    f"(max_waiting={self.config.max_waiting})"
                 )
             self._inbox.append(_Submission(seq, sink))
         self._wake.set()
@@ -197,12 +197,12 @@ class LLMEngine:
     def _run(self) -> None:
         torch.set_num_threads(self.config.num_threads)
         while not self._stop:
-            self._intake()
-            if not self.scheduler.has_work():
-                self._wake.wait(timeout=0.5)
-                self._wake.clear()
-                continue
             try:
+                self._intake()
+                if not self.scheduler.has_work():
+                    self._wake.wait(timeout=0.5)
+                    self._wake.clear()
+                    continue
                 self.step()
             except Exception as exc:  # a failed step must not hang every caller
                 log.exception("engine step failed")
@@ -211,9 +211,8 @@ class LLMEngine:
 
     def _intake(self) -> None:
         with self._lock:
-            inbox, self._inbox = self._inbox, []
             aborts, self._aborts = self._aborts, {}
-        for sub in inbox:
+        for sub in self._take_inbox():
             self._seqs[sub.seq.request_id] = sub.seq
             self._sinks[sub.seq.request_id] = sub.sink
             self.scheduler.waiting.append(sub.seq)
@@ -227,12 +226,24 @@ class LLMEngine:
                 seq.finish_reason = reason
                 self._finish(seq, "", [], [])
 
+    def _take_inbox(self) -> list[_Submission]:
+        with self._lock:
+            inbox, self._inbox = self._inbox, []
+        return inbox
+
     def _finish(self, seq: Sequence, text: str, tokens: list[int], ts: list[float]) -> None:
         self.scheduler.release(seq)
         self._seqs.pop(seq.request_id, None)
-        sink = self._sinks.pop(seq.request_id, None)
-        if sink is not None:
+        self._emit(self._sinks.pop(seq.request_id, None), seq, text, tokens, ts)
+
+    def _emit(self, sink: Sink | None, seq: Sequence, text: str, tokens: list[int], ts: list[float]) -> None:
+        """Hand a chunk to its caller; a caller that went away (closed loop) must not stop the engine."""
+        if sink is None:
+            return
+        try:
             sink(self._chunk(seq, text, tokens, ts))
+        except Exception:
+            log.debug("dropping chunk for %s: its receiver is gone", seq.request_id)
 
     def _chunk(self, seq: Sequence, text: str, tokens: list[int], ts: list[float]) -> GenerationChunk:
         return GenerationChunk(
@@ -276,11 +287,12 @@ class LLMEngine:
             if seq.finish_reason is not None:
                 self._finish(seq, text, [tok], [now])
             else:
-                sink = self._sinks.get(seq.request_id)
-                if sink is not None:
-                    sink(self._chunk(seq, text, [tok], [now]))
+                self._emit(self._sinks.get(seq.request_id), seq, text, [tok], [now])
 
     def _fail_all(self, exc: BaseException) -> None:
+        for sub in self._take_inbox():
+            self._seqs[sub.seq.request_id] = sub.seq
+            self._sinks[sub.seq.request_id] = sub.sink
         for seq in list(self._seqs.values()):
             seq.finish_reason = f"error: {type(exc).__name__}: {exc}"
             self._finish(seq, "", [], [])

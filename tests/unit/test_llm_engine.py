@@ -1,0 +1,182 @@
+"""The engine loop on the real model (fp32 backend): batching, cancellation, limits, stops."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.llm.engine import LLMEngine
+from server.llm.errors import ContextLengthError, LLMRequestError, QueueFullError
+from server.llm.kv_cache import SlotKVCache
+from server.llm.params import SamplingParams
+from tests.unit.llm_fixtures import engine_config, weights
+
+GREEDY = SamplingParams(temperature=0.0, max_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    eng = LLMEngine(engine_config(), weights=weights()).start()
+    yield eng
+    eng.shutdown()
+
+
+def wait_until(pred, timeout=30.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.005)
+    return pred()
+
+
+def text_of(chunks):
+    return "".join(c.text for c in chunks)
+
+
+def tokens_of(chunks):
+    return [t for c in chunks for t in c.token_ids]
+
+
+def test_chat_answer_and_finish(engine):
+    prompt = engine.chat_prompt([{"role": "user", "content": "What is the capital of France?"}])
+    chunks = engine.generate_blocking(prompt, SamplingParams(temperature=0, max_tokens=24))
+    assert "Paris" in text_of(chunks)
+    assert chunks[-1].finish_reason == "stop"  # EOS (<|im_end|>) ends the turn
+    assert chunks[-1].output_tokens == len(tokens_of(chunks))
+    assert all(c.finish_reason is None for c in chunks[:-1])
+
+
+def test_requests_joining_a_running_batch_get_their_solo_output(engine):
+    prompts = ["The capital of France is", "List three fruits:", "1, 2, 3, 4,", "Water boils at"]
+    solo = [tokens_of(engine.generate_blocking(p, GREEDY)) for p in prompts]
+
+    async def run():
+        async def one(p, delay):
+            await asyncio.sleep(delay)  # arrive while others decode
+            return [t async for c in engine.generate(p, GREEDY) for t in c.token_ids]
+
+        return await asyncio.gather(*(one(p, 0.05 * i) for i, p in enumerate(prompts)))
+
+    assert asyncio.run(run()) == solo
+    assert engine.cache.used_slots == 0
+
+
+def test_long_prompt_is_chunked_and_other_streams_keep_decoding(engine):
+    long_prompt = " ".join(f"word{i}" for i in range(60))  # > 32-token step budget
+    started = time.monotonic()
+    steps_before = engine.steps
+
+    async def run():
+        short = asyncio.create_task(_collect(engine, "Count: one, two,", SamplingParams(temperature=0, max_tokens=20)))
+        await asyncio.sleep(0.2)
+        long = await _collect(engine, long_prompt, SamplingParams(temperature=0, max_tokens=3))
+        return await short, long
+
+    short, long = asyncio.run(run())
+    assert len(tokens_of(long)) == 3
+    assert len(tokens_of(short)) == 20
+    assert engine.steps - steps_before >= 20
+    assert time.monotonic() - started < 120
+
+
+async def _collect(engine, prompt, params, **kw):
+    return [c async for c in engine.generate(prompt, params, **kw)]
+
+
+def test_seed_reproducible_and_seeds_differ(engine):
+    p = SamplingParams(temperature=0.9, top_p=0.95, max_tokens=16, seed=1234, ignore_eos=True)
+    a = tokens_of(engine.generate_blocking("Tell me a story:", p))
+    b = tokens_of(engine.generate_blocking("Tell me a story:", p))
+    other = SamplingParams(temperature=0.9, top_p=0.95, max_tokens=16, seed=99, ignore_eos=True)
+    c = tokens_of(engine.generate_blocking("Tell me a story:", other))
+    assert a == b
+    assert a != c
+
+
+def test_max_tokens_and_stop_strings(engine):
+    chunks = engine.generate_blocking("1, 2, 3, 4, 5,", SamplingParams(temperature=0, max_tokens=5, ignore_eos=True))
+    assert len(tokens_of(chunks)) == 5 and chunks[-1].finish_reason == "length"
+    free = text_of(engine.generate_blocking("1, 2, 3, 4, 5,", SamplingParams(temperature=0, max_tokens=12)))
+    assert " 8" in free
+    stopped = engine.generate_blocking("1, 2, 3, 4, 5,", SamplingParams(temperature=0, max_tokens=12, stop=(" 8",)))
+    assert stopped[-1].finish_reason == "stop"
+    assert text_of(stopped) == free[: free.index(" 8")]
+
+
+def test_cancel_frees_the_slot_within_a_step(engine):
+    async def run():
+        gen = engine.generate("Write a long essay about the sea.", SamplingParams(temperature=0, max_tokens=200))
+        await gen.__anext__()
+        assert engine.cache.used_slots == 1
+        steps = engine.steps
+        await gen.aclose()
+        return steps
+
+    steps = asyncio.run(run())
+    assert wait_until(lambda: engine.cache.used_slots == 0)
+    assert engine.steps - steps <= 2  # the abort is applied before the next step runs
+
+
+def test_deadline_expires_the_request(engine):
+    chunks = engine.generate_blocking(
+        "Write a long essay about the sea.", SamplingParams(temperature=0, max_tokens=200), timeout_s=0.3
+    )
+    assert chunks[-1].finish_reason == "deadline"
+    assert engine.cache.used_slots == 0
+
+
+def test_context_limit_errors_name_the_field(engine):
+    too_long = list(range(10, 10 + engine.max_model_len))
+    with pytest.raises(ContextLengthError) as err:
+        engine.generate_blocking(too_long, GREEDY)
+    assert err.value.field == "prompt"
+    with pytest.raises(ContextLengthError) as err:
+        engine.generate_blocking([5] * 200, SamplingParams(max_tokens=100))
+    assert err.value.field == "max_tokens" and "at most 56" in err.value.reason
+    with pytest.raises(LLMRequestError) as err:
+        engine.generate_blocking("", GREEDY)
+    assert err.value.field == "prompt"
+    with pytest.raises(LLMRequestError):
+        engine.generate_blocking([10**6], GREEDY)
+
+
+def test_full_queue_is_refused():
+    eng = LLMEngine(engine_config(max_num_seqs=1, max_waiting=1), weights=weights()).start()
+    try:
+        sinks = []
+        p = SamplingParams(temperature=0, max_tokens=50, ignore_eos=True)
+        eng.submit(eng.encode_prompt("a b c"), p, sinks.append)
+        eng.submit(eng.encode_prompt("a b c"), p, sinks.append)
+        with pytest.raises(QueueFullError):
+            eng.submit(eng.encode_prompt("a b c"), p, sinks.append)
+    finally:
+        eng.shutdown()
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=12))
+def test_kv_compaction_keeps_every_sequence_rows(frees):
+    cache = SlotKVCache(1, 4, 1, 8, 2)
+    owner = {}
+    for step, f in enumerate(frees):
+        while cache.free_slots:
+            s = cache.allocate()
+            n = 1 + (step + s) % 8
+            cache.k[0, s, 0, :n] = float(100 * step + s)
+            cache.lengths[s] = n
+            owner[s] = (float(100 * step + s), n)
+        if f < cache.used_slots:
+            moved = cache.free(f)
+            del owner[f]
+            if moved is not None:
+                owner[f] = owner.pop(moved)
+        for s, (val, n) in owner.items():
+            assert torch.all(cache.k[0, s, 0, :n] == val)
+            assert cache.lengths[s] == n
+        assert set(owner) == set(range(cache.used_slots))
