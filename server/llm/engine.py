@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from server.config import LLMConfig
-from server.llm.backends import build_forward
+from server.llm.backends import Forward, build_forward
 from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, QueueFullError
 from server.llm.gguf_weights import LlamaWeights, load_weights, open_reader
 from server.llm.kv_cache import SlotKVCache
@@ -48,7 +48,9 @@ class _Submission:
 
 
 class LLMEngine:
-    def __init__(self, config: LLMConfig | None = None, weights: LlamaWeights | None = None) -> None:
+    def __init__(
+        self, config: LLMConfig | None = None, weights: LlamaWeights | None = None, forward: Forward | None = None
+    ) -> None:
         self.config = cfg = config or LLMConfig()
         self.weights = weights or load_weights(cfg.gguf_path)
         self.tokenizer = GGUFTokenizer(open_reader(str(self.weights.path)))
@@ -56,8 +58,14 @@ class LLMEngine:
         self.model_config = mc
         self.max_model_len = min(cfg.max_model_len, mc.context_length)
         torch.set_num_threads(cfg.num_threads)
-        self.forward, self.backend_name = build_forward(cfg.backend, self.weights, cfg.num_threads)
-        self.cache = SlotKVCache(mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim)
+        if forward is None:
+            self.forward, self.backend_name = build_forward(cfg.backend, self.weights, cfg.num_threads)
+        else:
+            self.forward, self.backend_name = forward, "custom"
+        device = getattr(getattr(self.forward, "__self__", None), "device", "cpu")  # GPU backends keep KV there
+        self.cache = SlotKVCache(
+            mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim, device=device
+        )
         self.scheduler = Scheduler(self.cache, cfg.max_num_batched_tokens)
         self._lock = threading.Lock()
         self._wake = threading.Event()

@@ -14,11 +14,18 @@ import torch
 
 class SlotKVCache:
     def __init__(
-        self, n_layers: int, n_slots: int, n_kv_heads: int, max_len: int, head_dim: int, dtype=torch.float32
+        self,
+        n_layers: int,
+        n_slots: int,
+        n_kv_heads: int,
+        max_len: int,
+        head_dim: int,
+        dtype=torch.float32,
+        device: str | torch.device = "cpu",
     ) -> None:
         shape = (n_layers, n_slots, n_kv_heads, max_len, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype)
-        self.v = torch.zeros(shape, dtype=dtype)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.n_slots = n_slots
         self.max_len = max_len
         self.lengths = [0] * n_slots  # positions written per slot

@@ -42,25 +42,37 @@ class StepBatch:
 
 
 class LlamaModel:
-    def __init__(self, weights: LlamaWeights, make_linear: Callable[[object], Linear], dtype=torch.float32) -> None:
+    def __init__(
+        self,
+        weights: LlamaWeights,
+        make_linear: Callable[[object], Linear],
+        dtype=torch.float32,
+        device: str | torch.device = "cpu",
+        rms_norm: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor] | None = None,
+        rotary: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
         cfg = weights.config
         self.config: LlamaConfig = cfg
         self.dtype = dtype
+        self.device = torch.device(device)
+        self._rms = rms_norm or (lambda x, w, eps: F.rms_norm(x, (x.shape[-1],), w, eps))
+        self._rotary = rotary  # (qk [T, heads, hd], positions [T]) -> rotated; None = inline PyTorch
+        dev = self.device
         self.layers = [
             (
-                L.attn_norm.to(dtype),
+                L.attn_norm.to(dev, dtype),
                 make_linear(L.qkv),
                 make_linear(L.o),
-                L.ffn_norm.to(dtype),
+                L.ffn_norm.to(dev, dtype),
                 make_linear(L.gate_up),
                 make_linear(L.down),
             )
             for L in weights.layers
         ]
-        self.final_norm = weights.final_norm.to(dtype)
+        self.final_norm = weights.final_norm.to(dev, dtype)
         self.lm_head = make_linear(weights.embedding)
-        self._emb_q = weights.embedding.qweight
-        self._emb_s = weights.embedding.scales
+        self._emb_q = weights.embedding.qweight.to(dev)
+        self._emb_s = weights.embedding.scales.to(dev)
         hd = cfg.head_dim
         inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
         self._inv_freq = inv_freq
@@ -75,7 +87,8 @@ class LlamaModel:
         t = torch.arange(n, dtype=torch.float64)
         freqs = torch.outer(t, self._inv_freq)
         emb = torch.cat([freqs, freqs], dim=-1)
-        self._cos, self._sin = emb.cos().to(self.dtype), emb.sin().to(self.dtype)
+        self._cos = emb.cos().to(self.device, self.dtype)
+        self._sin = emb.sin().to(self.device, self.dtype)
         self._rope_len = n
 
     def embed(self, ids: torch.Tensor) -> torch.Tensor:
@@ -86,7 +99,10 @@ class LlamaModel:
     @torch.inference_mode()
     def forward(self, batch: StepBatch, cache: SlotKVCache) -> torch.Tensor:
         cfg = self.config
+        dev = self.device
         nh, nkv, hd = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        if dev.type != "cpu":
+            batch = _to_device(batch, dev)
         T = batch.token_ids.shape[0]
         n_dec = batch.decode_slots.shape[0]
         self._rope_tables(int(batch.positions.max()) + 1 if T else 1)
@@ -98,27 +114,30 @@ class LlamaModel:
         if n_dec:
             n_att = int(batch.decode_slots.max()) + 1
             max_len = max(batch.decode_lengths)
-            lens = torch.ones(n_att, dtype=torch.int64)
-            lens[batch.decode_slots] = torch.tensor(batch.decode_lengths, dtype=torch.int64)
-            dec_mask = torch.arange(max_len)[None, :] < lens[:, None]  # [S, L]
+            lens = torch.ones(n_att, dtype=torch.int64, device=dev)
+            lens[batch.decode_slots] = torch.tensor(batch.decode_lengths, dtype=torch.int64, device=dev)
+            dec_mask = torch.arange(max_len, device=dev)[None, :] < lens[:, None]  # [S, L]
             dec_mask = dec_mask[:, None, None, :]
             dec_pos = batch.positions[:n_dec]
         for layer, (attn_norm, qkv_proj, o_proj, ffn_norm, gate_up, down) in enumerate(self.layers):
-            h = F.rms_norm(x, (cfg.hidden,), attn_norm, cfg.rms_eps)
+            h = self._rms(x, attn_norm, cfg.rms_eps)
             qkv = qkv_proj(h).view(T, nh + 2 * nkv, hd)
             qk = qkv[:, : nh + nkv]
-            rot = torch.cat([-qk[..., half:], qk[..., :half]], dim=-1)
-            qk = qk * cos + rot * sin
+            if self._rotary is not None:
+                qk = self._rotary(qk, batch.positions)
+            else:
+                rot = torch.cat([-qk[..., half:], qk[..., :half]], dim=-1)
+                qk = qk * cos + rot * sin
             q = qk[:, :nh]
             k = qk[:, nh:]
             v = qkv[:, nh + nkv :]
-            out = torch.empty(T, nh, hd, dtype=x.dtype)
+            out = torch.empty(T, nh, hd, dtype=x.dtype, device=dev)
             kc = cache.k[layer]
             vc = cache.v[layer]
             if n_dec:
                 kc[batch.decode_slots, :, dec_pos] = k[:n_dec]
                 vc[batch.decode_slots, :, dec_pos] = v[:n_dec]
-                qd = torch.zeros(n_att, nkv, nh // nkv, hd, dtype=x.dtype)
+                qd = torch.zeros(n_att, nkv, nh // nkv, hd, dtype=x.dtype, device=dev)
                 qd[batch.decode_slots] = q[:n_dec].reshape(n_dec, nkv, nh // nkv, hd)
                 att = F.scaled_dot_product_attention(
                     qd, kc[:n_att, :, :max_len], vc[:n_att, :, :max_len], attn_mask=dec_mask, scale=self.scale
@@ -135,16 +154,23 @@ class LlamaModel:
                 if seg.start == 0:
                     att = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=self.scale, enable_gqa=True)
                 else:
-                    mask = torch.arange(end)[None, :] <= torch.arange(seg.start, end)[:, None]
+                    mask = torch.arange(end, device=dev)[None, :] <= torch.arange(seg.start, end, device=dev)[:, None]
                     att = F.scaled_dot_product_attention(
                         qs, ks, vs, attn_mask=mask, scale=self.scale, enable_gqa=True
                     )
                 out[r0:r1] = att[0].transpose(0, 1)
             x = x + o_proj(out.view(T, nh * hd))
-            h = F.rms_norm(x, (cfg.hidden,), ffn_norm, cfg.rms_eps)
+            h = self._rms(x, ffn_norm, cfg.rms_eps)
             gu = gate_up(h)
             x = x + down(F.silu(gu[:, : cfg.ffn]) * gu[:, cfg.ffn :])
         x = x.index_select(0, batch.sample_rows)
-        x = F.rms_norm(x, (cfg.hidden,), self.final_norm, cfg.rms_eps)
-        return self.lm_head(x).float()
+        x = self._rms(x, self.final_norm, cfg.rms_eps)
+        return self.lm_head(x).float().cpu()
+
+
+def _to_device(b: StepBatch, dev: torch.device) -> StepBatch:
+    return StepBatch(
+        b.token_ids.to(dev), b.positions.to(dev), b.decode_slots.to(dev), b.decode_lengths, b.prefills,
+        b.sample_rows.to(dev),
+    )
 

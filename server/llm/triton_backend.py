@@ -1,0 +1,58 @@
+"""GPU backend: the PyTorch forward with our Triton kernels for the quantized matmuls, RMSNorm
+and rotary embedding (kernels/triton).
+
+On a CUDA machine it runs on the GPU in fp16 with the weights in their GGUF formats (Q4_1 layers,
+Q8_0 head), dequantized inside the matmul kernels. Without CUDA it only runs under
+``TRITON_INTERPRET=1`` on the CPU, which is for correctness tests, not for speed.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from server.llm.gguf_weights import Int4Weight, LlamaWeights
+from server.llm.model import LlamaModel
+
+
+class TritonUnavailableError(RuntimeError):
+    pass
+
+
+def triton_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        return torch.device("cpu")
+    raise TritonUnavailableError(
+        "backend 'triton' needs a CUDA GPU (or TRITON_INTERPRET=1 on the CPU, for tests only)"
+    )
+
+
+def triton_model(weights: LlamaWeights, device: torch.device | None = None) -> LlamaModel:
+    try:
+        from kernels.triton import apply_rotary, int4_matmul, int8_matmul, rms_norm, rotary_cos_sin_cache
+    except ImportError as exc:  # pragma: no cover - triton is a dev/GPU dependency
+        raise TritonUnavailableError(f"triton is not installed: {exc}") from exc
+    dev = device or triton_device()
+    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    cfg = weights.config
+
+    def make_linear(w):
+        if isinstance(w, Int4Weight):
+            q, s, m = w.qweight.to(dev), w.scales.to(dev), w.mins.to(dev)
+            return lambda x: int4_matmul(x, q, s, m)
+        q, s = w.qweight.to(dev), w.scales.to(dev)
+        return lambda x: int8_matmul(x, q, s)
+
+    cache = rotary_cos_sin_cache(cfg.context_length, cfg.head_dim, cfg.rope_theta, device=dev)
+
+    def rotary(qk: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+        return apply_rotary(qk.contiguous(), positions, cfg.rope_theta, cos_sin_cache=cache)
+
+    return LlamaModel(weights, make_linear, dtype=dtype, device=dev, rms_norm=rms_norm, rotary=rotary)
+
+
+def triton_forward(weights: LlamaWeights):
+    return triton_model(weights).forward
