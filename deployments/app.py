@@ -1,13 +1,21 @@
-"""Build the Serve application graph from the config tree."""
+"""Build the Serve applications from the config tree.
+
+Two applications, one per workload: ``anomaly`` (AnomalyScorer) and, when ``llm.enabled``,
+``llm`` (LLMEngine). Separate applications rather than one graph because the gateway holds a
+handle to each deployment directly (no ingress hop), and each can be redeployed on its own:
+replacing the LLM (minutes of model load) must not restart the anomaly scorer.
+"""
 
 from __future__ import annotations
 
 from ray.serve import Application
 
 from deployments.anomaly_scorer import AnomalyScorerDeployment
+from deployments.llm_engine import LLMEngineDeployment
 from server.config import Settings
 
 ANOMALY_APP = "anomaly"
+LLM_APP = "llm"
 
 
 def build_anomaly_app(settings: Settings) -> Application:
@@ -33,8 +41,31 @@ def build_anomaly_app(settings: Settings) -> Application:
     return AnomalyScorerDeployment.options(**options).bind(settings.model_dump_json())
 
 
+def build_llm_app(settings: Settings) -> Application:
+    """One LLMEngine replica: the engine batches internally (continuous batching), and its
+    compute threads (``llm.num_threads``) want the cores; ``llm.num_cpus`` is what Ray reserves."""
+    cfg = settings.llm
+    return LLMEngineDeployment.options(
+        num_replicas=1,
+        ray_actor_options={
+            "num_cpus": cfg.num_cpus,
+            # the engine computes in its own thread; the replica's code only moves tokens, so it
+            # runs on the replica's loop (no user-code thread hand-off per streamed piece)
+            "runtime_env": {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}},
+        },
+        max_ongoing_requests=cfg.max_ongoing_requests,
+    ).bind(settings.model_dump_json())
+
+
 def app_builder(args: dict) -> Application:
     """Entry for ``serve run deployments.app:app_builder`` / serve deploy configs."""
     from server.config import load_settings
 
     return build_anomaly_app(load_settings(args.get("config")))
+
+
+def llm_app_builder(args: dict) -> Application:
+    """Entry for the ``llm`` application in serve deploy configs."""
+    from server.config import load_settings
+
+    return build_llm_app(load_settings(args.get("config")))

@@ -2,12 +2,14 @@
 
 Used by the CLI, the demo, the benchmarks and the tests, so the contract is
 exercised the way users exercise it. Features go over the wire as packed float32.
+``LLMClient`` / ``AsyncLLMClient`` stream text generation (LLMService).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import numpy as np
@@ -15,6 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
 from server.gen.stackserve.v1 import anomaly_pb2_grpc as pb_grpc
+from server.gen.stackserve.v1 import llm_pb2 as llm_pb
+from server.gen.stackserve.v1 import llm_pb2_grpc as llm_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
@@ -174,4 +178,176 @@ class AsyncAnomalyClient:
 
     async def health(self, service: str = "", timeout: float = 5.0) -> str:
         resp = await self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+
+# ----- LLM ------------------------------------------------------------------------
+SAMPLING_KEYS = frozenset(
+    ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "ignore_eos")
+)
+Messages = str | Sequence[Mapping[str, str] | tuple[str, str] | llm_pb.ChatMessage]
+
+
+def sampling_options(**sampling: Any) -> llm_pb.SamplingOptions:
+    """SamplingOptions from keyword arguments; a None value leaves the field unset (server default)."""
+    unknown = set(sampling) - SAMPLING_KEYS
+    if unknown:
+        raise TypeError(f"unknown sampling option(s) {sorted(unknown)}; choose from {sorted(SAMPLING_KEYS)}")
+    opts = llm_pb.SamplingOptions()
+    for key, value in sampling.items():
+        if value is None:
+            continue
+        if key == "stop":
+            opts.stop.extend([value] if isinstance(value, str) else value)
+        else:
+            setattr(opts, key, value)
+    return opts
+
+
+def generate_request(
+    prompt: str | Sequence[int], model: str = "", **sampling: Any
+) -> llm_pb.GenerateRequest:
+    """A text prompt, or a sequence of token ids."""
+    req = llm_pb.GenerateRequest(model=model, sampling=sampling_options(**sampling))
+    if isinstance(prompt, str):
+        req.prompt = prompt
+    else:
+        req.prompt_token_ids.extend(int(t) for t in prompt)
+    return req
+
+
+def chat_request(messages: Messages, model: str = "", **sampling: Any) -> llm_pb.ChatRequest:
+    """``messages``: a string (one user message), dicts with role/content, or (role, content) pairs."""
+    if isinstance(messages, str):
+        messages = [("user", messages)]
+    out = []
+    for m in messages:
+        if isinstance(m, llm_pb.ChatMessage):
+            out.append(m)
+        elif isinstance(m, Mapping):
+            out.append(llm_pb.ChatMessage(role=m["role"], content=m["content"]))
+        else:
+            role, content = m
+            out.append(llm_pb.ChatMessage(role=role, content=content))
+    return llm_pb.ChatRequest(messages=out, model=model, sampling=sampling_options(**sampling))
+
+
+def _metadata(request_id: str | None) -> tuple[tuple[str, str], ...] | None:
+    return (("x-request-id", request_id),) if request_id else None
+
+
+class LLMClient:
+    """Blocking LLM client. ``for r in c.generate("Hi", max_tokens=16): print(r.text, end="")``.
+
+    Streams are gRPC response iterators: ``cancel()`` on the returned object (or dropping it)
+    cancels the call, which aborts generation on the server.
+    """
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
+        self.channel = grpc.insecure_channel(address, options=_options(max_message_bytes))
+        self.stub = llm_grpc.LLMServiceStub(self.channel)
+        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+
+    def __enter__(self) -> LLMClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def generate(
+        self, prompt: str | Sequence[int], model: str = "", timeout: float | None = None,
+        request_id: str | None = None, **sampling: Any,
+    ) -> Iterator[llm_pb.GenerateResponse]:
+        return self.stub.Generate(
+            generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
+        )
+
+    def chat(
+        self, messages: Messages, model: str = "", timeout: float | None = None,
+        request_id: str | None = None, **sampling: Any,
+    ) -> Iterator[llm_pb.GenerateResponse]:
+        return self.stub.Chat(
+            chat_request(messages, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
+        )
+
+    def complete(
+        self, prompt: str | Sequence[int], model: str = "", timeout: float | None = None,
+        request_id: str | None = None, **sampling: Any,
+    ) -> llm_pb.CompleteResponse:
+        return self.stub.Complete(
+            generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
+        )
+
+    def health(self, timeout: float = 5.0) -> str:
+        resp = self.health_stub.Check(health_pb2.HealthCheckRequest(service="stackserve.v1.LLMService"),
+                                      timeout=timeout)
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        """Block until LLMService reports SERVING (the model is loaded)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        last: Exception | str = "not checked"
+        while time.monotonic() < deadline:
+            try:
+                status = self.health(timeout=2.0)
+                if status == "SERVING":
+                    return
+                last = status
+            except grpc.RpcError as exc:
+                last = exc
+            time.sleep(0.2)
+        raise TimeoutError(f"LLMService not SERVING after {timeout:.0f}s (last: {last})")
+
+
+class AsyncLLMClient:
+    """asyncio LLM client: ``async for r in c.generate("Hi", max_tokens=16): ...``."""
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
+        self.channel = grpc.aio.insecure_channel(address, options=_options(max_message_bytes))
+        self.stub = llm_grpc.LLMServiceStub(self.channel)
+        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+
+    async def __aenter__(self) -> AsyncLLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    def generate(
+        self, prompt: str | Sequence[int], model: str = "", timeout: float | None = None,
+        request_id: str | None = None, **sampling: Any,
+    ) -> grpc.aio.UnaryStreamCall:
+        """The call: iterate it (``async for``), or ``cancel()`` it."""
+        return self.stub.Generate(
+            generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
+        )
+
+    def chat(
+        self, messages: Messages, model: str = "", timeout: float | None = None,
+        request_id: str | None = None, **sampling: Any,
+    ) -> grpc.aio.UnaryStreamCall:
+        return self.stub.Chat(
+            chat_request(messages, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
+        )
+
+    async def complete(
+        self, prompt: str | Sequence[int], model: str = "", timeout: float | None = None,
+        request_id: str | None = None, **sampling: Any,
+    ) -> llm_pb.CompleteResponse:
+        return await self.stub.Complete(
+            generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
+        )
+
+    async def health(self, timeout: float = 5.0) -> str:
+        resp = await self.health_stub.Check(
+            health_pb2.HealthCheckRequest(service="stackserve.v1.LLMService"), timeout=timeout
+        )
         return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)

@@ -212,6 +212,15 @@ class LLMConfig(_Section):
     num_threads: int = Field(2, gt=0, description="compute threads of the engine")
     num_cpus: float = Field(1.0, gt=0, description="Ray CPUs reserved by the LLMEngine replica")
     max_ongoing_requests: int = Field(256, gt=0)
+    model_name: str = Field(
+        "", description="name clients select with `model`; empty = the GGUF file's name without its quant suffix"
+    )
+    default_timeout_s: float = Field(
+        300.0, gt=0, description="deadline of an LLM call whose client sets none (generation outlives gateway's)"
+    )
+    stats_interval_s: float = Field(
+        1.0, gt=0, description="how often the gateway reads the engine's running/waiting/KV-cache gauges"
+    )
 
 
 class Settings(BaseSettings):

@@ -3,7 +3,8 @@
 Trains and registers the default models if none are registered, starts Ray, the
 Serve app and the gateway, scores a held-out slice of Shuttle over real gRPC,
 shows what it found, streams events for a few entities, shows a rejected request,
-prints a few /metrics lines, and shuts everything down.
+then streams a short chat answer from the LLM (TTFT, tokens/s), prints a few /metrics
+lines, and shuts everything down.
 """
 
 from __future__ import annotations
@@ -98,12 +99,47 @@ async def client_session(settings: Settings, address: str, metrics_url: str) -> 
             await client.score(X[:2, :5], model="shuttle-rf")
         except grpc.aio.AioRpcError as exc:
             console.print(f"bad request (5 features) -> [yellow]{exc.code().name}[/]: {exc.details()}")
+
+
+async def llm_session(address: str, question: str = "What is the capital of France?") -> None:
+    """Stream a greedy chat answer, tokens printed as they arrive, then TTFT and tokens/s."""
+    from server.client import AsyncLLMClient
+
+    console.print(f"[bold]LLM chat[/] (greedy, max 48 tokens): {question}")
+    out = console.file
+    async with AsyncLLMClient(address) as client:
+        t0 = time.perf_counter()
+        ttft = None
+        last = None
+        try:
+            async for r in client.chat(question, temperature=0, max_tokens=48, timeout=120):
+                if ttft is None and r.token_ids:
+                    ttft = time.perf_counter() - t0
+                out.write(r.text)
+                out.flush()
+                last = r
+        except grpc.aio.AioRpcError as exc:
+            console.print(f"\n[yellow]LLM unavailable: {exc.code().name}: {exc.details()}")
+            return
+    wall = time.perf_counter() - t0
+    out.write("\n")
+    if last is not None and ttft is not None:
+        n = last.usage.completion_tokens
+        rate = (n - 1) / (wall - ttft) if n > 1 and wall > ttft else 0.0
+        console.print(f"[green]{n} tokens ({last.finish_reason}), TTFT {ttft * 1e3:.0f} ms, {rate:.1f} tokens/s "
+                      f"after the first, {last.usage.prompt_tokens} prompt tokens")
+
+
+async def print_metrics(metrics_url: str) -> None:
     body = await asyncio.to_thread(lambda: urllib.request.urlopen(metrics_url, timeout=5).read().decode())
     lines = [ln for ln in body.splitlines() if ln.startswith(("stackserve_grpc_requests_total",
                                                               "stackserve_anomaly_events_total",
-                                                              "stackserve_gateway_batch_events_count"))]
+                                                              "stackserve_gateway_batch_events_count",
+                                                              "stackserve_llm_requests_total",
+                                                              "stackserve_llm_time_to_first_token_seconds_sum",
+                                                              "stackserve_llm_generation_tokens_total"))]
     console.print("[bold]/metrics[/] (excerpt):")
-    for ln in lines[:12]:
+    for ln in lines[:16]:
         console.print("  " + ln)
 
 
@@ -120,10 +156,14 @@ async def _demo(settings: Settings, use_ray: bool) -> None:
             await gateway.wait_ready(settings.gateway.warmup_timeout_s)
             console.print(f"[green]server ready in {time.perf_counter() - t0:.1f}s on "
                           f"127.0.0.1:{gateway.port} (metrics :{gateway.metrics_port})")
-            await client_session(
-                settings, f"{settings.gateway.host}:{gateway.port}",
-                f"http://{settings.gateway.host}:{gateway.metrics_port}/metrics",
-            )
+            address = f"{settings.gateway.host}:{gateway.port}"
+            metrics_url = f"http://{settings.gateway.host}:{gateway.metrics_port}/metrics"
+            await client_session(settings, address, metrics_url)
+            if gateway.llm is not None and gateway.llm.ready:
+                await llm_session(address)
+            elif settings.llm.enabled:
+                console.print("[yellow]LLM not serving (see the log above); skipped the chat demo")
+            await print_metrics(metrics_url)
     ACCESS.flush()
     ACCESS.stream.close()
     ACCESS.stream = None

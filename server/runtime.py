@@ -16,6 +16,7 @@ from typing import Any
 
 from server.config import Settings
 from server.gateway.anomaly_backend import LocalAnomalyBackend, RayAnomalyBackend
+from server.gateway.llm_backend import LocalLLMBackend, RayLLMBackend
 from server.gateway.server import Gateway, start_gateway
 
 log = logging.getLogger("stackserve.runtime")
@@ -31,6 +32,19 @@ class _LateRayBackend(RayAnomalyBackend):
         if self.handle is None:
             raise RuntimeError("Serve application is still starting")
         return await super().models()
+
+
+class _LateRayLLMBackend(RayLLMBackend):
+    """The LLM app's handle arrives once its ``serve.run`` returns; ``failed`` if it never will."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.failed: BaseException | None = None
+
+    async def info(self) -> dict:
+        if self.handle is None:
+            raise RuntimeError("the LLM application is still starting")
+        return await super().info()
 
 
 def start_ray_app(settings: Settings) -> Any:
@@ -88,6 +102,28 @@ def start_ray_app(settings: Settings) -> Any:
     )
 
 
+def start_llm_app(settings: Settings) -> Any:
+    """Deploy the LLM application next to the anomaly one (Ray and Serve already started)."""
+    from ray import serve
+
+    from deployments.app import LLM_APP, build_llm_app
+
+    try:
+        return serve.run(
+            build_llm_app(settings),
+            name=LLM_APP,
+            route_prefix=None,
+            logging_config={"enable_access_log": False, "log_level": "WARNING"},
+        )
+    except Exception:
+        # a failed deployment would keep restarting replicas (each loading the model): remove it
+        try:
+            serve.delete(LLM_APP)
+        except Exception as exc:
+            log.warning("could not delete the failed LLM application: %s", exc)
+        raise
+
+
 async def stop_ray_app() -> None:
     """Shut Serve down from the loop its handle's router runs on, then Ray."""
     import ray
@@ -107,20 +143,37 @@ def local_backend(settings: Settings) -> LocalAnomalyBackend:
     return LocalAnomalyBackend(load_scorer(settings))
 
 
+def local_llm_backend(settings: Settings) -> LocalLLMBackend:
+    """An LLM engine in this process (no Ray)."""
+    from server.llm.engine import LLMEngine
+
+    return LocalLLMBackend(LLMEngine(settings.llm).start(), settings.llm.model_name)
+
+
 @asynccontextmanager
 async def running_server(settings: Settings, use_ray: bool = True) -> AsyncIterator[Gateway]:
     """Everything up for the duration of the block; torn down cleanly on exit."""
     if not use_ray:
-        gateway = await start_gateway(settings, local_backend(settings))
+        llm = await asyncio.to_thread(local_llm_backend, settings) if settings.llm.enabled else None
+        gateway = await start_gateway(settings, local_backend(settings), llm)
         try:
             yield gateway
         finally:
             await gateway.stop()
         return
     backend = _LateRayBackend()
-    gateway = await start_gateway(settings, backend)
+    llm_backend = _LateRayLLMBackend() if settings.llm.enabled else None
+    gateway = await start_gateway(settings, backend, llm_backend)
     try:
         backend.handle = await asyncio.to_thread(start_ray_app, settings)
+        if llm_backend is not None:
+            # after the anomaly app, so anomaly scoring is SERVING while the model loads; a
+            # failure here (e.g. the configured backend is not built) leaves only the LLM down
+            try:
+                llm_backend.handle = await asyncio.to_thread(start_llm_app, settings)
+            except Exception as exc:
+                log.error("the LLM application failed to deploy: %s", exc)
+                llm_backend.failed = exc
         yield gateway
     finally:
         await gateway.stop()

@@ -8,12 +8,12 @@ handler turns into INVALID_ARGUMENT with the parser's reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 from google.protobuf import message_factory
-from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError
 
 
@@ -21,6 +21,7 @@ from google.protobuf.message import DecodeError
 class DecodeFailure:
     type_name: str
     reason: str
+    data: bytes = field(default=b"", repr=False)  # the body, so a handler can say which field was bad
 
 
 def _safe_deserializer(cls: type) -> Any:
@@ -30,7 +31,7 @@ def _safe_deserializer(cls: type) -> Any:
         try:
             return cls.FromString(data)
         except (DecodeError, ValueError, RuntimeError) as exc:
-            return DecodeFailure(name, str(exc) or "malformed protobuf")
+            return DecodeFailure(name, str(exc) or "malformed protobuf", data)
 
     return deserialize
 
@@ -54,3 +55,61 @@ def add_service(server: grpc.aio.Server, service: ServiceDescriptor, servicer: o
             response_serializer=response_cls.SerializeToString,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+
+
+def _varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        b = data[i]  # IndexError on a truncated body: the caller gives up
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def bad_utf8_field(descriptor: Descriptor, data: bytes, prefix: str = "") -> str | None:
+    """The path (``messages[1].content``) of the first string field whose bytes are not UTF-8.
+
+    protobuf rejects such a body as a whole ("String field had bad UTF-8") without saying
+    which field; this walks the wire format once more, on the failure path only, so the
+    client's INVALID_ARGUMENT can name it. None when no string field is at fault.
+    """
+    seen: dict[int, int] = {}
+    i, n = 0, len(data)
+    try:
+        while i < n:
+            key, i = _varint(data, i)
+            number, wire_type = key >> 3, key & 7
+            if wire_type == 0:
+                _, i = _varint(data, i)
+            elif wire_type == 1:
+                i += 8
+            elif wire_type == 5:
+                i += 4
+            elif wire_type == 2:
+                length, i = _varint(data, i)
+                chunk, i = data[i : i + length], i + length
+                fd = descriptor.fields_by_number.get(number)
+                if fd is None or fd.type not in (fd.TYPE_STRING, fd.TYPE_MESSAGE):
+                    continue
+                name = prefix + fd.name
+                if fd.is_repeated:
+                    seen[number] = seen.get(number, -1) + 1
+                    name += f"[{seen[number]}]"
+                if fd.type == fd.TYPE_STRING:
+                    try:
+                        chunk.decode("utf-8")
+                    except UnicodeDecodeError:
+                        return name
+                else:
+                    found = bad_utf8_field(fd.message_type, chunk, name + ".")
+                    if found:
+                        return found
+            else:  # groups (3, 4) and invalid wire types: not ours to diagnose
+                return None
+    except (IndexError, ValueError):
+        return None
+    return None

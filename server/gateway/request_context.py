@@ -11,6 +11,9 @@ import contextvars
 import uuid
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("stackserve_request_id", default="")
+# Extra fields a handler adds to its call's access-log line (token counts, a prompt hash);
+# None for calls that add none, so the anomaly hot path pays nothing beyond one lookup.
+ACCESS_FIELDS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("stackserve_access_fields", default=None)
 
 
 def new_request_id() -> str:
@@ -19,3 +22,12 @@ def new_request_id() -> str:
 
 def current_request_id() -> str:
     return REQUEST_ID.get()
+
+
+def access_fields() -> dict:
+    """The dict of extra access-log fields for the current call (created on first use)."""
+    fields = ACCESS_FIELDS.get()
+    if fields is None:
+        fields = {}
+        ACCESS_FIELDS.set(fields)
+    return fields

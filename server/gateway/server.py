@@ -16,13 +16,16 @@ from server.config import Settings
 from server.gateway.anomaly_backend import AnomalyBackend
 from server.gateway.anomaly_service import AnomalyService
 from server.gateway.interceptors.observability import ObservabilityInterceptor
+from server.gateway.llm_backend import LLMBackend
+from server.gateway.llm_service import LLMService
 from server.gateway.registration import add_service
-from server.gen.stackserve.v1 import anomaly_pb2
+from server.gen.stackserve.v1 import anomaly_pb2, llm_pb2
 from server.observability.logs import ACCESS, log_event
 from server.observability.metrics import serve_metrics
 
 log = logging.getLogger("stackserve.gateway")
 ANOMALY_SERVICE = anomaly_pb2.DESCRIPTOR.services_by_name["AnomalyService"]
+LLM_SERVICE = llm_pb2.DESCRIPTOR.services_by_name["LLMService"]
 
 
 @dataclass(slots=True)
@@ -37,9 +40,14 @@ class Gateway:
     log_flusher: asyncio.Task
     drift_task: asyncio.Task
     rollout_task: asyncio.Task
+    llm: LLMService | None = None
+    llm_warmup_task: asyncio.Task | None = None  # ends SERVING, or logged as failed: never raises
+    llm_stats_task: asyncio.Task | None = None
 
     async def wait_ready(self, timeout: float) -> None:
-        await asyncio.wait_for(asyncio.shield(self.warmup_task), timeout)
+        """Until every service has finished warming up (the LLM's may end NOT_SERVING: see its log)."""
+        tasks = [t for t in (self.warmup_task, self.llm_warmup_task) if t is not None]
+        await asyncio.wait_for(asyncio.shield(asyncio.gather(*tasks)), timeout)
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls, let running ones finish within ``grace``, then close."""
@@ -47,8 +55,13 @@ class Gateway:
         self.warmup_task.cancel()
         self.drift_task.cancel()
         self.rollout_task.cancel()
+        for task in (self.llm_warmup_task, self.llm_stats_task):
+            if task is not None:
+                task.cancel()
         await self.server.stop(grace)
         await self.anomaly.close()
+        if self.llm is not None:
+            await self.llm.close()
         self.log_flusher.cancel()
         ACCESS.flush()
         with contextlib.suppress(Exception):
@@ -78,8 +91,45 @@ async def _warm_up(anomaly: AnomalyService, backend: AnomalyBackend, health: hea
     log_event("stackserve.gateway", "ready", models=[i["name"] for i in infos])
 
 
-async def start_gateway(settings: Settings, backend: AnomalyBackend) -> Gateway:
-    """Start the gateway; health says NOT_SERVING until the backend's models are loaded."""
+async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer, timeout: float) -> None:
+    """Poll the LLM backend's ``info()`` until it answers, then report LLMService SERVING.
+
+    Never raises: an LLM that fails to load leaves LLMService NOT_SERVING (its calls get
+    UNAVAILABLE) while the other services keep serving. A backend with a ``failed`` exception
+    set (the deployment could not start) ends the wait at once.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    delay = 0.1
+    while True:
+        failed = getattr(llm.backend, "failed", None)
+        if failed is not None:
+            log.error("LLM deployment failed to start; LLMService stays NOT_SERVING: %s", failed)
+            return
+        try:
+            info = await llm.backend.info()
+            break
+        except Exception as exc:
+            if loop.time() > deadline:
+                log.error("LLM backend did not become ready in %.0fs; LLMService stays NOT_SERVING: %s",
+                          timeout, exc)
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+    llm.load_info(info)
+    await health.set(LLM_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
+    log_event("stackserve.gateway", "llm ready", model=info.get("model"), backend=info.get("backend"),
+              max_model_len=info.get("max_model_len"))
+
+
+async def start_gateway(
+    settings: Settings, backend: AnomalyBackend, llm_backend: LLMBackend | None = None
+) -> Gateway:
+    """Start the gateway; health says NOT_SERVING until the backend's models are loaded.
+
+    LLMService is served when ``llm_backend`` is given (the runtime passes one when
+    ``llm.enabled``); without it the service is not registered (UNIMPLEMENTED).
+    """
     cfg = settings.gateway
     options = [
         ("grpc.max_receive_message_length", cfg.max_message_bytes),
@@ -93,12 +143,17 @@ async def start_gateway(settings: Settings, backend: AnomalyBackend) -> Gateway:
     )
     anomaly = AnomalyService(settings, backend)
     add_service(server, ANOMALY_SERVICE, anomaly)
+    services = [ANOMALY_SERVICE.full_name]
+    llm = LLMService(settings, llm_backend) if llm_backend is not None else None
+    if llm is not None:
+        add_service(server, LLM_SERVICE, llm)
+        services.append(LLM_SERVICE.full_name)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    for service in ("", ANOMALY_SERVICE.full_name):
+    for service in ("", *services):
         await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-    reflection.enable_server_reflection((ANOMALY_SERVICE.full_name, health_name, reflection.SERVICE_NAME), server)
+    reflection.enable_server_reflection((*services, health_name, reflection.SERVICE_NAME), server)
     port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
     if port == 0:
         raise OSError(f"cannot bind gRPC port {cfg.host}:{cfg.port}")
@@ -108,8 +163,15 @@ async def start_gateway(settings: Settings, backend: AnomalyBackend) -> Gateway:
     flusher = asyncio.create_task(_flush_access_log())
     drift = asyncio.create_task(anomaly.run_drift_loop())
     rollout = asyncio.create_task(anomaly.run_rollout_loop())
+    llm_warmup = llm_stats = None
+    if llm is not None:
+        llm_warmup = asyncio.create_task(_warm_up_llm(llm, health, cfg.warmup_timeout_s))
+        llm_stats = asyncio.create_task(llm.run_stats_loop())
     log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
-    return Gateway(server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift, rollout)
+    return Gateway(
+        server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift, rollout,
+        llm, llm_warmup, llm_stats,
+    )
 
 
 async def _flush_access_log() -> None:

@@ -128,7 +128,7 @@ class LLMEngine:
         if self._thread is None or self._stop or not self._thread.is_alive():
             raise EngineStoppedError("the engine loop is not running")
         rid = request_id or f"req-{next(self._ids)}"
-        deadline = time.monotonic() + timeout_s if timeout_s else None
+        deadline = time.monotonic() + timeout_s if timeout_s is not None else None
         seq = Sequence(rid, prompt_ids, params, self.tokenizer, self.model_config.vocab_size, deadline=deadline)
         with self._lock:
             if rid in self._seqs or any(s.seq.request_id == rid for s in self._inbox):
@@ -186,6 +186,23 @@ class LLMEngine:
         self.submit(ids, params, sink, timeout_s=timeout_s)
         finished.wait()
         return out
+
+    @property
+    def is_running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stop
+
+    def live_stats(self) -> EngineStats:
+        """Current state (the per-step ``stats`` go stale once the engine idles)."""
+        with self._lock:
+            inbox = len(self._inbox)
+        return EngineStats(
+            num_running=len(self.scheduler.running),
+            num_waiting=len(self.scheduler.waiting) + inbox,
+            batch_tokens=self.stats.batch_tokens,
+            batch_sequences=self.stats.batch_sequences,
+            kv_cache_usage=self.cache.usage(),
+            step_s=self.stats.step_s,
+        )
 
     # ---- loop ---------------------------------------------------------------------------------
     def start(self) -> LLMEngine:

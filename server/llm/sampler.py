@@ -45,8 +45,10 @@ def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: 
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
     """Mask (to -inf) everything outside the top-k and the top-p nucleus of one row."""
     if top_k and top_k < logits.shape[-1]:
-        kth = torch.topk(logits, top_k).values[-1]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        keep = torch.topk(logits, top_k).indices  # exactly k, ties broken by index
+        kept = torch.full_like(logits, float("-inf"))
+        kept[keep] = logits[keep]
+        logits = kept
     if top_p < 1.0:
         sorted_logits, order = torch.sort(logits, descending=True)
         probs = torch.softmax(sorted_logits, dim=-1)

@@ -88,13 +88,17 @@ class AccessLog:
 ACCESS = AccessLog()
 
 
-def access_log(method: str, code: str, started: float, request_id: str) -> None:
+def access_log(
+    method: str, code: str, started: float, request_id: str, extra: dict[str, Any] | None = None
+) -> None:
+    """``extra``: fields the handler added (LLM: model, prompt hash, token counts, finish reason)."""
     if not ACCESS.enabled:
         return
     now = time.time()
     duration_ms = (time.perf_counter() - started) * 1e3
+    more = "".join(f", {json.dumps(k)}: {json.dumps(v, default=str)}" for k, v in extra.items()) if extra else ""
     ACCESS.write(
         f'{{"ts": {now:.6f}, "level": "info", "logger": "{ACCESS_LOGGER}", "msg": "rpc", '
         f'"method": {json.dumps(method)}, "code": "{code}", "duration_ms": {duration_ms:.3f}, '
-        f'"request_id": {json.dumps(request_id)}}}'
+        f'"request_id": {json.dumps(request_id)}{more}}}'
     )

@@ -69,6 +69,46 @@ ROLLOUT_REQUESTS = Counter(
 ROLLOUT_TRANSITIONS = Counter("stackserve_rollout_transitions_total", "rollout state changes", ["model", "to"])
 ROLLOUT_SCORE_PSI = Gauge("stackserve_rollout_score_psi", "PSI of challenger scores vs champion scores", ["model"])
 
+# ----- LLM (vLLM's vocabulary, so its dashboards map over; docs/design/llm.md) ----------------
+# Measured in the gateway: TTFT and end-to-end from the call's arrival (what a client sees,
+# Ray crossings included); inter-token latency and queue time from the engine's own clock.
+# Labels: `model` (one per served model) and `rpc` on the request counter only.
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0)
+ITL_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+E2E_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 120.0)
+QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LLM_TTFT = Histogram(
+    "stackserve_llm_time_to_first_token_seconds", "call arrival to the first generated token", ["model"],
+    buckets=TTFT_BUCKETS,
+)
+LLM_ITL = Histogram(
+    "stackserve_llm_inter_token_latency_seconds", "time between consecutive tokens of one request", ["model"],
+    buckets=ITL_BUCKETS,
+)
+LLM_E2E = Histogram(
+    "stackserve_llm_e2e_request_latency_seconds", "call arrival to the last token", ["model"], buckets=E2E_BUCKETS
+)
+LLM_QUEUE = Histogram(
+    "stackserve_llm_request_queue_time_seconds", "time waiting for a KV-cache slot before prefill", ["model"],
+    buckets=QUEUE_BUCKETS,
+)
+LLM_PROMPT_TOKENS = Counter("stackserve_llm_prompt_tokens_total", "prompt tokens prefilled", ["model"])
+LLM_GENERATION_TOKENS = Counter("stackserve_llm_generation_tokens_total", "tokens generated", ["model"])
+LLM_REQUESTS = Counter(
+    "stackserve_llm_requests_total",
+    "LLM requests that reached the engine, by how they ended: stop | length | cancelled | deadline | error",
+    ["model", "rpc", "finish_reason"],
+)
+LLM_RUNNING = Gauge("stackserve_llm_num_requests_running", "sequences holding a KV-cache slot", ["model"])
+LLM_WAITING = Gauge("stackserve_llm_num_requests_waiting", "requests queued for a KV-cache slot", ["model"])
+LLM_KV_USAGE = Gauge(
+    "stackserve_llm_kv_cache_usage_ratio", "share of KV-cache positions holding live tokens (0..1)", ["model"]
+)
+LLM_BATCH_SIZE = Histogram(
+    "stackserve_llm_batch_size", "sequences per engine step (steps that sampled a token)", ["model"],
+    buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256),
+)
+
 
 def serve_metrics(host: str, port: int) -> tuple[object, int]:
     """Start the /metrics HTTP endpoint; returns (server, bound port) so port 0 works."""

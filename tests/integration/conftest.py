@@ -1,7 +1,10 @@
-"""Start the real app once per session: Ray + Serve app + gateway, on free ports.
+"""Start the real app once per session: Ray + Serve apps + gateway, on free ports.
 
 The server runs as ``stackserve serve`` in a subprocess, exactly as a user starts
-it, against the session's trained MLflow store; tests talk real gRPC to it.
+it, against the session's trained MLflow store; tests talk real gRPC to it. The LLM
+runs small (4 KV-cache slots, 512-token context, 2 waiting) so CI stays quick and the
+queue limit is reachable; its backend is ``STACKSERVE_TEST_LLM_BACKEND`` if set, else
+the config default where it is built on this machine, else ``torch-fp32``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,29 @@ class RunningServer:
         return self.log_path.read_text(errors="replace")
 
 
+def llm_test_backend() -> str:
+    """The LLM backend the integration server uses (see the module docstring)."""
+    from server.config import LLMConfig
+
+    chosen = os.environ.get("STACKSERVE_TEST_LLM_BACKEND")
+    if chosen:
+        return chosen
+    default = LLMConfig().backend
+    if default == "cpu-int4":
+        try:
+            from kernels import llm_step  # type: ignore[attr-defined]
+
+            built = bool(llm_step.available())
+        except ImportError:
+            built = False
+        if not built:
+            return "torch-fp32"
+    return default
+
+
+LLM_TEST_CONFIG = {"max_num_seqs": 4, "max_model_len": 512, "max_waiting": 2, "stats_interval_s": 0.25}
+
+
 @pytest.fixture(scope="session")
 def server(trained, settings, tmp_path_factory) -> RunningServer:
     tmp = tmp_path_factory.mktemp("server")
@@ -50,6 +76,8 @@ def server(trained, settings, tmp_path_factory) -> RunningServer:
         "STACKSERVE__ROLLOUT__MODE": "shadow",
         "STACKSERVE__ROLLOUT__MIN_REQUESTS": "1000000",
         "STACKSERVE__ROLLOUT__EVAL_INTERVAL_S": "0.5",
+        "STACKSERVE__LLM__BACKEND": llm_test_backend(),
+        **{f"STACKSERVE__LLM__{k.upper()}": str(v) for k, v in LLM_TEST_CONFIG.items()},
     }
     cmd = [
         sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0",

@@ -56,9 +56,7 @@ def test_top_k_top_p_keep_the_smallest_sufficient_set(logits, k, p):
     if (~kept).any():
         assert logits[kept].min() >= logits[~kept].max()
     # the kept set (within the top-k) reaches mass p, and dropping its weakest member would not
-    topk = logits.clone()
-    if k < V:
-        topk[logits < torch.topk(logits, k).values[-1]] = -math.inf
+    topk = filter_top_k_top_p(logits, k, 1.0)
     probs = torch.softmax(topk, dim=-1)
     mass = float(probs[kept].sum())
     weakest = float(probs[kept].min())

@@ -20,7 +20,7 @@ from typing import Any
 
 import grpc
 
-from server.gateway.request_context import REQUEST_ID, new_request_id
+from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
 from server.observability.logs import access_log
 from server.observability.metrics import GRPC_IN_FLIGHT, GRPC_LATENCY, GRPC_REQUESTS
 
@@ -56,9 +56,9 @@ class _Observed:
         self.latency = GRPC_LATENCY.labels(method)
         self.by_code: dict[str, Any] = {}
 
-    def begin(self, context: grpc.aio.ServicerContext) -> tuple[float, Any]:
+    def begin(self, context: grpc.aio.ServicerContext) -> tuple[float, tuple[Any, Any]]:
         rid = _request_id(context)
-        token = REQUEST_ID.set(rid)
+        token = REQUEST_ID.set(rid), ACCESS_FIELDS.set(None)
         context.set_trailing_metadata((("x-request-id", rid),))
         self.in_flight.inc()
         return time.perf_counter(), token
@@ -71,11 +71,14 @@ class _Observed:
             counter = self.by_code[code] = GRPC_REQUESTS.labels(self.method, code)
         counter.inc()
         self.latency.observe(time.perf_counter() - started)
-        access_log(self.method, code, started, REQUEST_ID.get())
+        access_log(self.method, code, started, REQUEST_ID.get(), ACCESS_FIELDS.get())
         if exc is not None and code == "UNKNOWN":
             log.error("unhandled error in %s", self.method, exc_info=exc)
+        rid_token, fields_token = token
         with contextlib.suppress(ValueError):  # reset from another context: harmless
-            REQUEST_ID.reset(token)
+            REQUEST_ID.reset(rid_token)
+        with contextlib.suppress(ValueError):
+            ACCESS_FIELDS.reset(fields_token)
 
 
 def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:

@@ -1,0 +1,56 @@
+"""LLMEngine deployment: one continuous-batching engine (server/llm) per replica, streamed out.
+
+Thin by design (DESIGN.md): the engine does the work in its own thread; ``stream_job``
+(server/gateway/llm_backend.py) submits a checked job and yields merged pieces. The gateway
+calls ``generate`` through ``handle.options(stream=True)``; when it cancels the response
+generator (client cancel, deadline), Serve raises CancelledError inside ``generate``, whose
+``finally`` aborts the request in the engine, freeing its KV-cache slot within one step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from ray import serve
+
+from server.config import Settings
+from server.gateway.llm_backend import Piece, StepTracker, engine_info, engine_load, stream_job
+from server.gateway.llm_validation import LLMJob
+
+log = logging.getLogger("stackserve.llm")
+
+
+@serve.deployment(name="LLMEngine", health_check_period_s=10)
+class LLMEngineDeployment:
+    def __init__(self, settings_json: str):
+        from server.llm.engine import LLMEngine
+
+        self.settings = Settings.model_validate_json(settings_json)
+        self.engine = LLMEngine(self.settings.llm).start()
+        self.steps = StepTracker()
+        self._info = engine_info(self.engine, self.settings.llm.model_name)
+        log.info("LLM engine ready: %s", self._info)
+
+    async def info(self) -> dict[str, Any]:
+        """Model name, backend, context length, vocabulary: what the gateway validates against."""
+        return self._info
+
+    async def stats(self) -> tuple[int, int, float]:
+        """(running, waiting, KV-cache usage) now."""
+        return engine_load(self.engine)
+
+    async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
+        """Stream merged pieces of one request (call with ``handle.options(stream=True)``)."""
+        async for piece in stream_job(self.engine, job, timeout_s, request_id, self.steps):
+            yield piece
+
+    def check_health(self) -> None:
+        if not self.engine.is_running:
+            raise RuntimeError("the LLM engine loop is not running")
+
+    def __del__(self) -> None:
+        engine = getattr(self, "engine", None)
+        if engine is not None:
+            engine.shutdown()

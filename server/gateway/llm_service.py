@@ -1,0 +1,321 @@
+"""LLMService: the servicer methods mirror the proto's RPC names.
+
+Per request: validate every field in the gateway (llm_validation.py), then stream from the
+backend with the call's remaining deadline as the engine's timeout. Leaving the stream early
+— the client cancels, the deadline passes, an error — closes the backend stream, which cancels
+the replica's generator, which aborts the request in the engine and frees its KV-cache slot.
+
+Metrics follow vLLM's names (DESIGN.md): TTFT and end-to-end measured here from the call's
+arrival; inter-token and queue times from the engine's timestamps; running/waiting/KV-cache
+gauges from every piece and from a periodic ``stats()`` read, so they fall back to zero when
+traffic stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from server.config import Settings
+from server.gateway import errors
+from server.gateway.errors import ServingError
+from server.gateway.llm_backend import LLMBackend, Piece, root_cause
+from server.gateway.llm_validation import LLMInfo, LLMJob, parse_chat, parse_generate
+from server.gateway.request_context import access_fields, current_request_id, new_request_id
+from server.gen.stackserve.v1 import llm_pb2 as pb
+from server.llm.errors import EngineStoppedError, LLMRequestError, QueueFullError
+from server.observability import metrics
+from server.observability.logs import payload_hash
+
+log = logging.getLogger("stackserve.gateway")
+NORMAL_FINISH = ("stop", "length")
+# The engine's timeout is the call's remaining time less this margin, so the engine's own
+# deadline usually ends the request first (a clear DEADLINE_EXCEEDED, slot freed in the engine
+# without waiting for the cancellation to cross Ray); a call that left within the margin of its
+# deadline is counted as "deadline", not "cancelled".
+DEADLINE_MARGIN_S = 0.05
+
+
+class _Series:
+    """Metric children for one model, resolved once."""
+
+    def __init__(self, model: str):
+        self.model = model
+        self.ttft = metrics.LLM_TTFT.labels(model)
+        self.itl = metrics.LLM_ITL.labels(model)
+        self.e2e = metrics.LLM_E2E.labels(model)
+        self.queue = metrics.LLM_QUEUE.labels(model)
+        self.prompt_tokens = metrics.LLM_PROMPT_TOKENS.labels(model)
+        self.generation_tokens = metrics.LLM_GENERATION_TOKENS.labels(model)
+        self.running = metrics.LLM_RUNNING.labels(model)
+        self.waiting = metrics.LLM_WAITING.labels(model)
+        self.kv_usage = metrics.LLM_KV_USAGE.labels(model)
+        self.batch = metrics.LLM_BATCH_SIZE.labels(model)
+
+    def requests(self, rpc: str, outcome: str) -> Any:
+        return metrics.LLM_REQUESTS.labels(self.model, rpc, outcome)
+
+
+@dataclass(slots=True)
+class _Progress:
+    """One call's state as its pieces arrive."""
+
+    started: float  # perf_counter at arrival
+    wall: float  # time.time() at arrival (token offsets are wall-clock differences)
+    pieces: int = 0
+    tokens: int = 0
+    prompt_tokens: int = 0
+    ttft: float | None = None
+    queue: float | None = None
+    e2e: float | None = None
+    last_ts: float | None = None
+    finish: str | None = None
+
+
+def _outcome_error(reason: str) -> ServingError:
+    """A finish the client did not ask for: the engine's deadline, an abort, a failed step."""
+    if reason == "deadline":
+        return errors.deadline("the deadline passed during generation; the request was aborted")
+    if reason == "cancelled":
+        return errors.unavailable("the request was cancelled in the engine (replica shutting down?)")
+    if "EngineStoppedError" in reason:
+        return errors.unavailable(f"the LLM engine stopped: {reason}")
+    return ServingError(grpc.StatusCode.INTERNAL, f"generation failed: {reason}")
+
+
+def _map_backend_error(exc: BaseException) -> ServingError:
+    cause = root_cause(exc)
+    if isinstance(cause, LLMRequestError):
+        return errors.invalid(cause.field, cause.reason)
+    if isinstance(cause, QueueFullError):
+        return errors.exhausted(f"LLM engine queue is full: {cause}")
+    if isinstance(cause, EngineStoppedError):
+        return errors.unavailable(f"the LLM engine is not running: {cause}")
+    name = type(cause).__name__
+    if name == "BackPressureError":  # Ray Serve: the replica's max_ongoing_requests/queue is full
+        return errors.exhausted(f"LLM replica queue is full: {cause}")
+    return errors.unavailable(f"LLM backend failed: {name}: {cause}")
+
+
+def _prompt_hash(job: LLMJob) -> str:
+    if job.kind == "chat":
+        return payload_hash(json.dumps(job.messages))
+    if job.prompt is not None:
+        return payload_hash(job.prompt)
+    return payload_hash(",".join(map(str, job.prompt_token_ids or ())))
+
+
+class LLMService:
+    def __init__(self, settings: Settings, backend: LLMBackend):
+        self.settings = settings
+        self.backend = backend
+        self.info: LLMInfo | None = None
+        self._series: _Series | None = None
+        self._seq = itertools.count()
+        self._gauges_at = 0.0  # monotonic time of the last gauge update from a piece
+
+    # ----- lifecycle -------------------------------------------------------
+    def load_info(self, info: dict[str, Any]) -> None:
+        self.info = LLMInfo.from_dict(info)
+        self._series = _Series(self.info.model)
+
+    @property
+    def ready(self) -> bool:
+        return self.info is not None
+
+    async def close(self) -> None:
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            await close()
+
+    async def run_stats_loop(self) -> None:
+        """Refresh the running/waiting/KV gauges from the engine, so they are right when idle too."""
+        interval = self.settings.llm.stats_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            series = self._series
+            if series is None:
+                continue
+            issued = time.monotonic()
+            try:
+                running, waiting, usage = await asyncio.wait_for(self.backend.stats(), max(5.0, 5 * interval))
+            except Exception as exc:  # a slow or restarting replica: keep the last values
+                log.debug("llm stats read failed: %s", exc)
+                continue
+            if issued >= self._gauges_at:  # older than a piece already applied: stale
+                self._set_gauges(series, running, waiting, usage, issued)
+
+    def _set_gauges(self, series: _Series, running: int, waiting: int, usage: float, at: float) -> None:
+        self._gauges_at = at
+        series.running.set(running)
+        series.waiting.set(waiting)
+        series.kv_usage.set(usage)
+
+    # ----- request path ----------------------------------------------------
+    def _parse(self, parse: Callable[[Any, LLMInfo], LLMJob], request: Any) -> LLMJob:
+        if self.info is None:
+            raise errors.unavailable("the LLM is still loading; retry shortly")
+        return parse(request, self.info)
+
+    def _timeout(self, context: grpc.aio.ServicerContext) -> float:
+        """Seconds the engine may spend; DEADLINE_EXCEEDED at once when none are left."""
+        remaining = context.time_remaining()
+        if remaining is None:
+            return self.settings.llm.default_timeout_s
+        if remaining <= DEADLINE_MARGIN_S:
+            raise errors.deadline("the deadline passed before generation started")
+        return remaining - DEADLINE_MARGIN_S
+
+    def _observe(self, series: _Series, p: _Progress, piece: Piece) -> None:
+        if piece.token_ids:
+            if p.ttft is None:
+                p.ttft = time.perf_counter() - p.started
+                series.ttft.observe(p.ttft)
+            last = p.last_ts
+            for ts in piece.token_ts:
+                if last is not None:
+                    series.itl.observe(max(0.0, ts - last))
+                last = ts
+            p.last_ts = last
+            series.generation_tokens.inc(len(piece.token_ids))
+        if not p.prompt_tokens and piece.prompt_tokens:
+            p.prompt_tokens = piece.prompt_tokens
+            series.prompt_tokens.inc(piece.prompt_tokens)
+        if p.queue is None and piece.first_scheduled_ts:
+            p.queue = max(0.0, piece.first_scheduled_ts - piece.arrival_ts)
+            series.queue.observe(p.queue)
+        for n in piece.step_batch_sizes:
+            series.batch.observe(n)
+        self._set_gauges(series, piece.running, piece.waiting, piece.kv_cache_usage, time.monotonic())
+
+    async def _stream(
+        self, job: LLMJob, rpc: str, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[tuple[Piece, _Progress]]:
+        """Pieces from the backend with metrics and the access-log fields recorded; raises ServingError.
+
+        ``_Progress.tokens`` already counts the piece it is yielded with.
+        """
+        assert self.info is not None and self._series is not None
+        series = self._series
+        p = _Progress(time.perf_counter(), time.time())
+        fields = access_fields()
+        fields.update(model=series.model, prompt_hash=_prompt_hash(job))
+        rid = current_request_id() or new_request_id()
+        engine_id = f"{rid}.{next(self._seq)}"  # unique in the engine even if a client reuses x-request-id
+        stream = self.backend.generate(job, self._timeout(context), engine_id).__aiter__()
+        outcome: str | None = None  # the requests_total label; "" = not counted (rejected as invalid)
+        try:
+            while True:
+                try:
+                    piece = await stream.__anext__()
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    err = _map_backend_error(exc)
+                    outcome = {grpc.StatusCode.RESOURCE_EXHAUSTED: "rejected",
+                               grpc.StatusCode.INVALID_ARGUMENT: ""}.get(err.code, "error")
+                    raise err from None
+                self._observe(series, p, piece)
+                p.pieces += 1
+                p.tokens += len(piece.token_ids)
+                if piece.finish_reason is not None:
+                    outcome = p.finish = piece.finish_reason
+                    p.e2e = time.perf_counter() - p.started
+                    if p.finish not in NORMAL_FINISH:
+                        outcome = p.finish if p.finish in ("deadline", "cancelled") else "error"
+                        raise _outcome_error(p.finish)
+                yield piece, p
+            if p.finish is None:
+                outcome = "error"
+                raise errors.unavailable("the LLM stream ended without a finish reason")
+        finally:
+            await stream.aclose()  # early exit: cancels the replica's generator → the engine aborts
+            if outcome is None:  # left without a finish: the client cancelled, or its deadline passed
+                remaining = context.time_remaining()
+                outcome = "deadline" if remaining is not None and remaining <= 2 * DEADLINE_MARGIN_S else "cancelled"
+            if outcome:
+                if p.pieces:  # it ran in the engine (not rejected, not cancelled before its first piece)
+                    if p.e2e is None:
+                        p.e2e = time.perf_counter() - p.started
+                    series.e2e.observe(p.e2e)
+                series.requests(rpc, outcome).inc()
+            fields.update(
+                prompt_tokens=p.prompt_tokens,
+                completion_tokens=p.tokens,
+                finish_reason=p.finish or outcome,
+                ttft_ms=None if p.ttft is None else round(p.ttft * 1e3, 3),
+            )
+
+    async def _responses(
+        self, job: LLMJob, rpc: str, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GenerateResponse]:
+        first = True
+        async for piece, p in self._stream(job, rpc, context):
+            if not piece.token_ids and piece.finish_reason is None:
+                continue
+            timing = pb.Timing(token_offsets_s=[ts - p.wall for ts in piece.token_ts])
+            msg = pb.GenerateResponse(
+                text=piece.text,
+                token_ids=piece.token_ids,
+                index=p.tokens - len(piece.token_ids),
+                finish_reason=piece.finish_reason or "",
+            )
+            if first:
+                first = False
+                msg.model = self.info.model if self.info else ""
+                timing.ttft_s = p.ttft or 0.0
+                timing.queue_s = p.queue or 0.0
+            if piece.finish_reason is not None:
+                timing.e2e_s = p.e2e or 0.0
+                msg.usage.prompt_tokens = piece.prompt_tokens
+                msg.usage.completion_tokens = piece.output_tokens
+            msg.timing.CopyFrom(timing)
+            yield msg
+
+    async def _run(
+        self, job_of: Callable[[], LLMJob], rpc: str, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.GenerateResponse]:
+        try:
+            job = job_of()
+            async for msg in self._responses(job, rpc, context):
+                yield msg
+        except ServingError as err:
+            await errors.abort(context, err)
+
+    # ----- RPCs ------------------------------------------------------------
+    async def Generate(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
+        async for msg in self._run(lambda: self._parse(parse_generate, request), "Generate", context):
+            yield msg
+
+    async def Chat(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.GenerateResponse]:
+        async for msg in self._run(lambda: self._parse(parse_chat, request), "Chat", context):
+            yield msg
+
+    async def Complete(self, request: Any, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
+        out = pb.CompleteResponse()
+        texts: list[str] = []
+        try:
+            job = self._parse(parse_generate, request)
+            async for piece, p in self._stream(job, "Complete", context):
+                texts.append(piece.text)
+                out.token_ids.extend(piece.token_ids)
+                if piece.finish_reason is not None:
+                    out.finish_reason = piece.finish_reason
+                    out.usage.prompt_tokens = piece.prompt_tokens
+                    out.usage.completion_tokens = piece.output_tokens
+                    out.timing.ttft_s = p.ttft or 0.0
+                    out.timing.queue_s = p.queue or 0.0
+                    out.timing.e2e_s = p.e2e or 0.0
+        except ServingError as err:
+            await errors.abort(context, err)
+        out.text = "".join(texts)
+        out.model = self.info.model if self.info else ""
+        return out
