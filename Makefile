@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install build demo serve test unit integration lint gate bench bench-ci clean
+.PHONY: install build demo serve test unit integration lint gate peers bench bench-ci clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -55,7 +55,13 @@ gate: install
 test: install lint gate
 	$(PY) -m pytest tests
 
-bench: install
+# llama.cpp (the LLM peer) compiles for minutes: only the benchmarks build it.
+peers: install
+	$(PIP) install -q "llama-cpp-python==0.3.36"
+	bash bench/peers/build_llama_cpp.sh
+
+bench: install peers
+	$(PY) bench/llm_bench.py
 	$(PY) bench/anomaly_kernels.py
 	$(PY) bench/drift.py
 	$(PY) bench/anomaly_load.py

@@ -110,7 +110,8 @@ def run_ours(backend: str, pp: int, tg: int, streams: list[int], reps: int) -> d
 # ---------------------------------------------------------------- llama.cpp ----------------------
 def find_llama_binary(name: str) -> str | None:
     env = os.environ.get("LLAMA_CPP_BIN")
-    for d in filter(None, [env, "/tmp/llamabuild/llama_cpp_python-0.3.36/vendor/llama.cpp/build/bin"]):
+    built = Path(__file__).resolve().parent.parent / ".peers/llama.cpp/build/bin"  # bench/peers/build_llama_cpp.sh
+    for d in filter(None, [env, str(built)]):
         p = Path(d) / name
         if p.exists():
             return str(p)
