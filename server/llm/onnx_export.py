@@ -25,20 +25,24 @@ Weights are the GGUF's Q4_1 / Q8_0 values dequantized to fp32 (``Int4Weight.dequ
 the fp32 graph computes what our fp32 reference does; every linear is ``MatMul(x, W^T)`` with
 ``W^T`` an initializer, which is the pattern the ONNX Runtime quantizers rewrite.
 
-Exporter: the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``) — it needs no
-extra package and exports the 30-layer model in seconds.
+Exporter: the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``): it needs no
+extra package (the dynamo exporter needs ``onnxscript``) and exports the 30-layer model in ~25 s
+on our 2-core machines (a 2-layer model in ~1 s). ``OnnxLlamaStep(dtype=float16)`` gives the
+mixed-precision graph the TensorRT backend builds.
 
-Quantized variants (ONNX Runtime's tools, see ``quantize_onnx_int8`` / ``quantize_onnx_int4``):
+Variants (``bench/llm_candidates.py`` measures them):
 
-* int8: ``quantize_dynamic`` — weights int8 per output channel (symmetric), activations
-  quantized per call to uint8 (``DynamicQuantizeLinear`` + ``MatMulInteger``); the embedding
-  ``Gather`` stays fp32.
-* int4: ``MatMulNBits`` (blocks of 32 along K, asymmetric, like Q4_1) from
-  ``onnxruntime.quantization.matmul_nbits_quantizer`` — needs the ``onnx_ir`` package, which
-  comes with ``onnxscript``.
-* ``qdq_weight_only``: our own rewrite of every weight ``MatMul`` into
-  ``DequantizeLinear(int8 W^T, per-channel scale) -> MatMul`` (weight-only, no activation
-  quantization), the form TensorRT's strongly typed networks accept.
+* ``quantize_onnx_int8``: ONNX Runtime ``quantize_dynamic``, weights int8 per output channel
+  (symmetric), activations quantized per call to uint8 (``DynamicQuantizeLinear`` +
+  ``MatMulInteger``); the embedding ``Gather`` stays fp32.
+* ``quantize_onnx_int4``: ``MatMulNBits`` (blocks of 32 along K, asymmetric, int8 activations
+  inside the kernel) from ``onnxruntime.quantization.matmul_nbits_quantizer``, head int8. The
+  quantizer imports ``onnx_ir`` (a dependency of ``onnxscript``), not a dependency of onnxruntime:
+  ``int4_available()`` says whether it can run.
+* ``gguf_matmulnbits``: ``MatMulNBits`` holding the GGUF's own Q4_1 / Q8_0 blocks, no
+  re-quantization (exact, but ORT's float-zero-point path is slow).
+* ``qdq_weight_only``: every weight ``MatMul`` behind ``DequantizeLinear(int8 or fp8 W^T)``
+  (weight-only, explicit Q/DQ), the form TensorRT's strongly typed networks build.
 """
 
 from __future__ import annotations
@@ -56,26 +60,38 @@ OUTPUT_NAMES = ["logits", "present_key", "present_value"]
 MASK_VALUE = -1e4  # fits fp16; exp(-1e4 - max) is 0 in fp32, and a fully masked row stays finite
 
 
+def _to(t: torch.Tensor, dtype) -> torch.Tensor:
+    """Cast only when the type differs, so the fp32 graph has no (no-op) Cast nodes."""
+    return t if t.dtype == dtype else t.to(dtype)
+
+
 class OnnxLlamaStep(nn.Module):
-    """One decoder step over [B, T] new tokens with the past KV cache as explicit tensors."""
+    """One decoder step over [B, T] new tokens with the past KV cache as explicit tensors.
+
+    ``dtype``: the type of the weights, the matmuls and the KV-cache I/O. float32 is the reference
+    graph. float16 is the mixed-precision graph a strongly typed TensorRT network builds as written
+    (what ModelOpt AutoCast would produce): the residual stream, RMSNorm, RoPE and softmax stay in
+    fp32, the matmuls and the cache are fp16, logits are returned in fp32.
+    """
 
     def __init__(self, weights: LlamaWeights, last_logits_only: bool = False, dtype=torch.float32) -> None:
         super().__init__()
         cfg: LlamaConfig = weights.config
         self.cfg = cfg
         self.last_logits_only = last_logits_only
+        self.dtype = dtype
         hd = cfg.head_dim
 
-        def buf(name: str, t: torch.Tensor) -> None:
-            self.register_buffer(name, t.to(dtype).contiguous(), persistent=True)
+        def buf(name: str, t: torch.Tensor, dt=dtype) -> None:
+            self.register_buffer(name, t.to(dt).contiguous(), persistent=True)
 
         emb = weights.embedding.dequantize()  # [vocab, hidden]
-        buf("embedding", emb)
+        buf("embedding", emb, torch.float32)
         buf("lm_head_t", emb.t())  # tied head as MatMul(x, E^T)
-        buf("final_norm", weights.final_norm)
+        buf("final_norm", weights.final_norm, torch.float32)
         for i, L in enumerate(weights.layers):
-            buf(f"l{i}_attn_norm", L.attn_norm)
-            buf(f"l{i}_ffn_norm", L.ffn_norm)
+            buf(f"l{i}_attn_norm", L.attn_norm, torch.float32)
+            buf(f"l{i}_ffn_norm", L.ffn_norm, torch.float32)
             buf(f"l{i}_qkv_t", L.qkv.dequantize().t())
             buf(f"l{i}_o_t", L.o.dequantize().t())
             buf(f"l{i}_gate_up_t", L.gate_up.dequantize().t())
@@ -84,31 +100,34 @@ class OnnxLlamaStep(nn.Module):
         inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
         freqs = torch.outer(torch.arange(cfg.context_length, dtype=torch.float64), inv_freq)
         e = torch.cat([freqs, freqs], dim=-1)
-        buf("rope_cos", e.cos())
-        buf("rope_sin", e.sin())
+        buf("rope_cos", e.cos(), torch.float32)
+        buf("rope_sin", e.sin(), torch.float32)
         self.scale = 1.0 / hd**0.5
 
     def _rms(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.cfg.rms_eps) * w
+        """fp32 RMSNorm, then cast to the matmul type (a no-op, so no Cast node, for fp32)."""
+        return _to(x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.cfg.rms_eps) * w, self.dtype)
 
     def forward(self, input_ids, position_ids, attention_mask, past_key, past_value):
         cfg = self.cfg
+        dt = self.dtype
         nh, nkv, hd = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         g = nh // nkv
         half = hd // 2
         B, T = input_ids.shape[0], input_ids.shape[1]
-        x = self.embedding[input_ids]  # [B, T, H]
+        x = self.embedding[input_ids]  # [B, T, H] fp32 residual stream
         cos = self.rope_cos[position_ids].unsqueeze(1)  # [B, 1, T, hd]
         sin = self.rope_sin[position_ids].unsqueeze(1)
         # mask [B, 1, 1, T, S]: causal over cache indices (new token t is at index S - T + t) and padding
         S = attention_mask.shape[1]
-        kpos = torch.ones_like(attention_mask[0]).cumsum(0) - 1  # arange(S), built from a dynamic shape
+        kpos = torch.arange(S, dtype=torch.int64)  # traced from the dynamic shape: an ONNX Range node
         qpos = kpos[S - T :]
         allowed = (kpos[None, :] <= qpos[:, None])[None] & (attention_mask[:, None, :] > 0)  # [B, T, S]
         allowed = allowed[:, None, None]
 
         def rope(t: torch.Tensor) -> torch.Tensor:
-            return t * cos + torch.cat([-t[..., half:], t[..., :half]], dim=-1) * sin
+            t = _to(t, torch.float32)
+            return _to(t * cos + torch.cat([-t[..., half:], t[..., :half]], dim=-1) * sin, dt)
 
         keys, values = [], []
         for i in range(cfg.n_layers):
@@ -122,41 +141,46 @@ class OnnxLlamaStep(nn.Module):
             keys.append(k)
             values.append(v)
             qg = q.reshape(B, nkv, g, T, hd)  # query heads grouped by their KV head
-            scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2)) * self.scale  # [B, nkv, g, T, S]
+            scores = torch.matmul(qg, k.unsqueeze(2).transpose(-1, -2))  # [B, nkv, g, T, S]
+            scores = _to(scores, torch.float32) * self.scale
             scores = scores.masked_fill(~allowed, MASK_VALUE)
-            att = torch.matmul(torch.softmax(scores, dim=-1), v.unsqueeze(2))  # [B, nkv, g, T, hd]
+            att = torch.matmul(_to(torch.softmax(scores, dim=-1), dt), v.unsqueeze(2))  # [B, nkv, g, T, hd]
             att = att.reshape(B, nh, T, hd).transpose(1, 2).reshape(B, T, nh * hd)
-            x = x + torch.matmul(att, getattr(self, f"l{i}_o_t"))
+            x = x + _to(torch.matmul(att, getattr(self, f"l{i}_o_t")), torch.float32)
             h = self._rms(x, getattr(self, f"l{i}_ffn_norm"))
-            gu = torch.matmul(h, getattr(self, f"l{i}_gate_up_t"))
-            x = x + torch.matmul(torch.nn.functional.silu(gu[..., : cfg.ffn]) * gu[..., cfg.ffn :],
-                                 getattr(self, f"l{i}_down_t"))
+            gu = _to(torch.matmul(h, getattr(self, f"l{i}_gate_up_t")), torch.float32)
+            act = _to(torch.nn.functional.silu(gu[..., : cfg.ffn]) * gu[..., cfg.ffn :], dt)
+            x = x + _to(torch.matmul(act, getattr(self, f"l{i}_down_t")), torch.float32)
         if self.last_logits_only:
             x = x[:, -1:]
-        logits = torch.matmul(self._rms(x, self.final_norm), self.lm_head_t)
+        logits = _to(torch.matmul(self._rms(x, self.final_norm), self.lm_head_t), torch.float32)
         return logits, torch.stack(keys), torch.stack(values)
 
 
-def example_inputs(cfg: LlamaConfig, batch: int = 1, new: int = 3, past: int = 2) -> tuple[torch.Tensor, ...]:
+def example_inputs(
+    cfg: LlamaConfig, batch: int = 1, new: int = 3, past: int = 2, dtype=torch.float32
+) -> tuple[torch.Tensor, ...]:
     """Dummy step inputs; P > 0 and T > 1 so no dimension is specialised to 0 or 1 by tracing."""
     ids = torch.randint(0, cfg.vocab_size, (batch, new), dtype=torch.int64)
     pos = torch.arange(past, past + new, dtype=torch.int64).expand(batch, new).contiguous()
     mask = torch.ones(batch, past + new, dtype=torch.int64)
     kv = (cfg.n_layers, batch, cfg.n_kv_heads, past, cfg.head_dim)
-    return ids, pos, mask, torch.randn(kv), torch.randn(kv)
+    return ids, pos, mask, torch.randn(kv, dtype=dtype), torch.randn(kv, dtype=dtype)
 
 
 def export_onnx(
-    weights: LlamaWeights, path: str | Path, opset: int = 17, last_logits_only: bool = False
+    weights: LlamaWeights, path: str | Path, opset: int = 17, last_logits_only: bool = False, dtype=torch.float32
 ) -> Path:
     """Write the step graph to ``path`` (weights > 2 GB would need external data; SmolLM2 is ~0.7 GB).
 
     ``last_logits_only``: the head runs on the last new token only (``logits`` [B, 1, vocab]),
     which is all a serving step samples from; prefill then skips T-1 rows of the 49k-wide head.
+    ``dtype=torch.float16``: the mixed-precision graph for TensorRT (fp16 weights, matmuls and
+    KV-cache I/O; see ``OnnxLlamaStep``).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = OnnxLlamaStep(weights, last_logits_only=last_logits_only).eval()
+    module = OnnxLlamaStep(weights, last_logits_only=last_logits_only, dtype=dtype).eval()
     dyn = {
         "input_ids": {0: "batch", 1: "new_tokens"},
         "position_ids": {0: "batch", 1: "new_tokens"},
@@ -170,7 +194,7 @@ def export_onnx(
     with torch.no_grad():
         torch.onnx.export(
             module,
-            example_inputs(weights.config),
+            example_inputs(weights.config, dtype=dtype),
             str(path),
             input_names=INPUT_NAMES,
             output_names=OUTPUT_NAMES,
@@ -216,58 +240,161 @@ def int4_available() -> tuple[bool, str]:
     return True, ""
 
 
-def quantize_onnx_int4(src: str | Path, dst: str | Path, block_size: int = 32) -> Path:
-    """Weight-only int4 (``MatMulNBits``), asymmetric blocks of ``block_size`` along K (Q4_1-like)."""
+def quantize_onnx_int4(src: str | Path, dst: str | Path, block_size: int = 32, head: str = "int8") -> Path:
+    """Weight-only int4 ``MatMulNBits`` on the layers: asymmetric blocks of ``block_size`` along K
+    (the Q4_1 layout), ``accuracy_level=4`` (int8 activations inside the kernel, like our C++ step).
+
+    ``head``: the tied LM head is Q8_0 in the GGUF, and int4 there costs greedy agreement, so by
+    default it gets ``quantize_dynamic`` int8 per channel instead (``"int4"`` or ``"fp32"`` to choose).
+    """
+    import logging
+    import tempfile
+
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    if head not in ("int8", "int4", "fp32"):
+        raise ValueError(f"head must be 'int8', 'int4' or 'fp32', not {head!r}")
     model = onnx.load(str(src))
-    q = MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=False, accuracy_level=4)
-    q.process()
-    q.model.save_model_to_file(str(dst), use_external_data_format=False)
+    head_nodes = [n.name for n in _weight_matmuls(model) if n.input[1] == "lm_head_t"]
+    logger = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # it logs one INFO line per node it skips
+    try:
+        q = MatMulNBitsQuantizer(model, block_size=block_size, is_symmetric=False, accuracy_level=4,
+                                 nodes_to_exclude=[] if head == "int4" else head_nodes)
+        q.process()
+    finally:
+        logger.setLevel(level)
+    if head != "int8":
+        q.model.save_model_to_file(str(dst), use_external_data_format=False)
+        return Path(dst)
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mid = Path(tmp) / "int4_layers.onnx"
+        q.model.save_model_to_file(str(mid), use_external_data_format=False)
+        del q, model
+        quantize_dynamic(str(mid), str(dst), op_types_to_quantize=["MatMul"], nodes_to_quantize=head_nodes,
+                         per_channel=True, weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+    return Path(dst)
+
+
+def _nbits_tensors(w, name: str) -> tuple[list, dict]:
+    """A GGUF block weight as MatMulNBits (B, scales, zero_points) initializers, values unchanged.
+
+    MatMulNBits computes (q - zp) * scale per block of 32 along K, q packed two per byte in element
+    order (element 2i low nibble, 2i+1 high). Q4_1 (q * d + m) becomes zp = -m / d as a *float*
+    zero point (exact); Q8_0 (int8 q * d) becomes bits=8 with q + 128 and zp = 128.
+    """
+    from onnx import numpy_helper
+
+    from server.llm.gguf_weights import GROUP, Int4Weight
+
+    n, k = w.shape
+    g = k // GROUP
+    d = w.scales.reshape(-1).numpy().astype(np.float32)
+    if isinstance(w, Int4Weight):
+        q = w.qweight.view(n, g, GROUP // 2)
+        vals = torch.cat([q & 15, q >> 4], -1)  # [N, G, 32] in element order
+        packed = (vals[..., 0::2] | (vals[..., 1::2] << 4)).to(torch.uint8).numpy()
+        m = w.mins.reshape(-1).numpy().astype(np.float32)
+        safe = np.where(d == 0, 1.0, d).astype(np.float32)
+        if np.any(d == 0):  # a constant block: q's are irrelevant, make every q 0 and put the value in zp
+            packed = packed.copy()
+            packed.reshape(n * g, -1)[d == 0] = 0
+        zp = np.where(d == 0, -m, -m / safe).astype(np.float32)
+        scale = safe
+        bits = 4
+    else:
+        packed = (w.qweight.view(n, g, GROUP).to(torch.int16) + 128).to(torch.uint8).numpy()
+        zp = np.full(n * g, 128, np.uint8)
+        scale = d
+        bits = 8
+    inits = [numpy_helper.from_array(packed, name + "_B"), numpy_helper.from_array(scale, name + "_scales"),
+             numpy_helper.from_array(zp, name + "_zp")]
+    return inits, {"K": k, "N": n, "bits": bits, "block_size": GROUP}
+
+
+def gguf_matmulnbits(weights: LlamaWeights, src: str | Path, dst: str | Path, accuracy_level: int = 4) -> Path:
+    """The fp32 export with every weight MatMul replaced by ``MatMulNBits`` on the GGUF's own blocks.
+
+    No re-quantization: layers keep their Q4_1 numbers (4-bit, float zero points), the tied head
+    its Q8_0 numbers (8-bit) — the same weights our C++ ``cpu-int4`` step reads. ``src`` must be an
+    export of the same ``weights``. (The embedding Gather stays fp32.)
+    """
+    import onnx
+    from onnx import helper
+
+    model = onnx.load(str(src))
+    by_name = {"lm_head_t": weights.embedding}
+    for i, L in enumerate(weights.layers):
+        by_name.update({f"l{i}_qkv_t": L.qkv, f"l{i}_o_t": L.o, f"l{i}_gate_up_t": L.gate_up,
+                        f"l{i}_down_t": L.down})
+    inits = {t.name: t for t in model.graph.initializer}
+    new_nodes = []
+    for node in model.graph.node:
+        name = node.input[1] if node.op_type == "MatMul" else None
+        if name in by_name and name in inits:
+            tensors, attrs = _nbits_tensors(by_name[name], name)
+            if [attrs["K"], attrs["N"]] != list(inits[name].dims):
+                raise ValueError(f"{name}: GGUF weight {attrs['N']}x{attrs['K']} does not match the graph")
+            model.graph.initializer.remove(inits[name])
+            model.graph.initializer.extend(tensors)
+            node = helper.make_node("MatMulNBits", [node.input[0], *(t.name for t in tensors)], list(node.output),
+                                    name=node.name + "_nbits", domain="com.microsoft",
+                                    accuracy_level=accuracy_level, **attrs)
+        new_nodes.append(node)
+    del model.graph.node[:]
+    model.graph.node.extend(new_nodes)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    onnx.save(model, str(dst))
     return Path(dst)
 
 
 def qdq_weight_only(src: str | Path, dst: str | Path, dtype: str = "int8") -> Path:
-    """Rewrite each weight MatMul as ``DequantizeLinear(W^T_q, scale[N], axis=1) -> MatMul``.
+    """Rewrite each weight MatMul as ``DequantizeLinear(W^T_q, scale) -> MatMul``: weight-only
+    quantization in explicit Q/DQ form, the form TensorRT's strongly typed networks take (and what
+    NVIDIA ModelOpt emits). The scale has the type of the original weight, so in the fp16 graph the
+    DQ yields fp16 and the GEMM runs in fp16 on int8/fp8-stored weights.
 
-    Weight-only quantization in explicit Q/DQ form (what TensorRT's strongly typed networks and
-    ModelOpt emit): ``int8`` symmetric per output channel; ``fp8`` (float8 e4m3fn, needs an
-    opset >= 19 graph) with a per-tensor scale, the granularity TensorRT's FP8 DQ accepts.
+    * ``int8``: symmetric, per output channel (``axis=1`` of W^T [K, N]), q in [-127, 127].
+    * ``fp8``: float8 e4m3fn with one scale per tensor (amax / 448), the granularity TensorRT's FP8
+      DQ accepts; needs a graph of opset >= 19 (``export_onnx(..., opset=19)``).
     """
+    import ml_dtypes
     import onnx
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
+    if dtype not in ("int8", "fp8"):
+        raise ValueError(f"dtype must be 'int8' or 'fp8', not {dtype!r}")
     model = onnx.load(str(src))
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     if dtype == "fp8" and opset < 19:
         raise ValueError("fp8 DequantizeLinear needs opset >= 19: export_onnx(..., opset=19)")
-    if dtype not in ("int8", "fp8"):
-        raise ValueError(f"dtype must be 'int8' or 'fp8', not {dtype!r}")
     inits = {t.name: t for t in model.graph.initializer}
-    new_nodes = []
-    for node in model.graph.node:
-        if node.op_type == "MatMul" and node.input[1] in inits and len(inits[node.input[1]].dims) == 2:
-            name = node.input[1]
-            w = numpy_helper.to_array(inits[name]).astype(np.float32)  # [K, N]
-            if dtype == "int8":
-                scale = np.maximum(np.abs(w).max(axis=0) / 127.0, 1e-12).astype(np.float32)  # [N]
-                q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
-                q_t = numpy_helper.from_array(q, name + "_q")
-                attrs = {"axis": 1}
-            else:
-                scale = np.float32(max(float(np.abs(w).max()) / 448.0, 1e-12))
-                q_t = helper.make_tensor(name + "_q", TensorProto.FLOAT8E4M3FN, w.shape,
-                                         (w / scale).astype(np.float32).ravel().tolist())
-                attrs = {}
-            model.graph.initializer.remove(inits[name])
-            model.graph.initializer.extend([q_t, numpy_helper.from_array(np.asarray(scale, np.float32), name + "_s")])
-            new_nodes.append(helper.make_node("DequantizeLinear", [name + "_q", name + "_s"], [name + "_dq"],
-                                              name=name + "_DequantizeLinear", **attrs))
-            node.input[1] = name + "_dq"
-        new_nodes.append(node)
-    del model.graph.node[:]
-    model.graph.node.extend(new_nodes)
+    targets = {n.input[1] for n in _weight_matmuls(model)}
+    for name in targets:
+        w_init = inits[name]
+        w_orig = numpy_helper.to_array(w_init)
+        w = w_orig.astype(np.float32)  # [K, N]
+        if dtype == "int8":
+            scale = np.maximum(np.abs(w).max(axis=0) / 127.0, 1e-8)  # [N]
+            q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+            attrs = {"axis": 1}
+        else:
+            scale = np.asarray(max(float(np.abs(w).max()) / 448.0, 1e-8))
+            q = (w / scale).astype(ml_dtypes.float8_e4m3fn)
+            attrs = {}
+        model.graph.initializer.remove(w_init)
+        model.graph.initializer.extend([
+            numpy_helper.from_array(q, name + "_q"),
+            numpy_helper.from_array(scale.astype(w_orig.dtype), name + "_scale"),
+        ])
+        # the DQ output keeps the weight's name, so the MatMul nodes are unchanged
+        model.graph.node.insert(0, helper.make_node("DequantizeLinear", [name + "_q", name + "_scale"], [name],
+                                                    name=name + "_DequantizeLinear", **attrs))
     onnx.save(model, str(dst))
     return Path(dst)
 
@@ -275,15 +402,8 @@ def qdq_weight_only(src: str | Path, dst: str | Path, dtype: str = "int8") -> Pa
 def weight_bytes(path: str | Path) -> int:
     """Bytes of the graph's initializers (weights, RoPE tables): the 'MB of weights' of a variant."""
     import onnx
-
-    model = onnx.load(str(path))
-    total = 0
-    for t in model.graph.initializer:
-        total += len(t.raw_data) if t.HasField("raw_data") else numpy_helper_nbytes(t)
-    return total
-
-
-def numpy_helper_nbytes(t) -> int:
     from onnx import numpy_helper
 
-    return int(numpy_helper.to_array(t).nbytes)
+    model = onnx.load(str(path))
+    return sum(len(t.raw_data) if t.HasField("raw_data") else int(numpy_helper.to_array(t).nbytes)
+               for t in model.graph.initializer)
