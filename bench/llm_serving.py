@@ -1,0 +1,209 @@
+"""LLM serving overhead: the same workload over gRPC (gateway → Ray Serve → engine) and in-process.
+
+For concurrency 1, 4 and 16, each of `concurrency` clients sends streaming Generate requests back
+to back (greedy, fixed output length); we report TTFT p50/p95, inter-token latency p95 and output
+tokens/s, then run the identical workload against an ``LLMEngine`` in this process (the server
+stopped first, so both get the same 2 cores). The ratio is the serving overhead.
+
+    python bench/llm_serving.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.report import RESULTS, machine, markdown_table, write_json, write_text
+from server.client import generate_request
+from server.config import LLMConfig
+
+console = Console(stderr=True)
+PROMPTS = [f"Write a short note about topic number {i}:" for i in range(64)]
+
+
+def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
+    ready = workdir / "ready.json"
+    log = open(workdir / "server.log", "w")  # noqa: SIM115
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "serve", "--train-if-missing", "--port", "0", "--metrics-port", "0",
+         "--ready-file", str(ready)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    deadline = time.monotonic() + 600
+    while not ready.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise SystemExit(f"server failed to start; see {workdir / 'server.log'}")
+        time.sleep(0.2)
+    return proc, json.loads(ready.read_text())["grpc"]
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    import signal
+
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True)
+
+
+def summarize(target: str, conc: int, records: list[dict], wall: float) -> dict:
+    ttft = np.array([r["ttft"] for r in records])
+    itl = np.concatenate([r["itl"] for r in records]) if records else np.array([])
+    tokens = sum(r["tokens"] for r in records)
+    return {
+        "target": target, "concurrency": conc, "requests": len(records),
+        "ttft_p50_ms": float(np.percentile(ttft, 50) * 1e3), "ttft_p95_ms": float(np.percentile(ttft, 95) * 1e3),
+        "itl_p95_ms": float(np.percentile(itl, 95) * 1e3) if itl.size else float("nan"),
+        "tokens_per_s": tokens / wall,
+    }
+
+
+async def grpc_load(address: str, conc: int, per_client: int, max_tokens: int) -> dict:
+    import grpc
+
+    from server.gen.stackserve.v1 import llm_pb2_grpc
+
+    records: list[dict] = []
+    async with grpc.aio.insecure_channel(address) as ch:
+        stub = llm_pb2_grpc.LLMServiceStub(ch)
+
+        async def client(c: int) -> None:
+            for j in range(per_client):
+                req = generate_request(PROMPTS[(c * per_client + j) % len(PROMPTS)], "", max_tokens=max_tokens,
+                                       temperature=0.0, ignore_eos=True)
+                t0 = time.perf_counter()
+                arrivals: list[tuple[float, int]] = []
+                async for msg in stub.Generate(req, timeout=300):
+                    if msg.token_ids:
+                        arrivals.append((time.perf_counter(), len(msg.token_ids)))
+                records.append(_record(t0, arrivals))
+
+        await asyncio.wait_for(client(0), 300)  # warm-up request
+        records.clear()
+        t = time.perf_counter()
+        await asyncio.gather(*(client(c) for c in range(conc)))
+        wall = time.perf_counter() - t
+    return summarize("gRPC (gateway → Ray → engine)", conc, records, wall)
+
+
+def _record(t0: float, arrivals: list[tuple[float, int]]) -> dict:
+    """Per-token gaps; a message carrying k tokens spreads its gap over them (what a reader sees)."""
+    itl = []
+    for (a, _), (b, k) in zip(arrivals, arrivals[1:], strict=False):
+        itl.extend([(b - a) / k] * k)
+    return {"ttft": arrivals[0][0] - t0, "itl": np.array(itl), "tokens": sum(k for _, k in arrivals)}
+
+
+async def inprocess_load(engine, conc: int, per_client: int, max_tokens: int) -> dict:
+    from server.llm.params import SamplingParams
+
+    records: list[dict] = []
+    params = SamplingParams(temperature=0.0, max_tokens=max_tokens, ignore_eos=True)
+
+    async def client(c: int) -> None:
+        for j in range(per_client):
+            t0 = time.perf_counter()
+            arrivals = []
+            async for chunk in engine.generate(PROMPTS[(c * per_client + j) % len(PROMPTS)], params):
+                if chunk.token_ids:
+                    arrivals.append((time.perf_counter(), len(chunk.token_ids)))
+            records.append(_record(t0, arrivals))
+
+    await client(0)
+    records.clear()
+    t = time.perf_counter()
+    await asyncio.gather(*(client(c) for c in range(conc)))
+    wall = time.perf_counter() - t
+    return summarize("in-process engine", conc, records, wall)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    concs = [1, 4, 16]
+    max_tokens = 32 if args.quick else 64
+    per_client = {1: 3, 4: 2, 16: 1} if args.quick else {1: 5, 4: 3, 16: 2}
+    results = []
+    with tempfile.TemporaryDirectory() as d:
+        console.print("starting the server (Ray + gateway + LLM app) ...")
+        proc, address = start_server(Path(d))
+        try:
+            from server.client import LLMClient
+
+            with LLMClient(address) as c:
+                c.wait_ready(600)
+            for conc in concs:
+                console.print(f"gRPC concurrency {conc}")
+                results.append(asyncio.run(grpc_load(address, conc, per_client[conc], max_tokens)))
+        finally:
+            stop_server(proc)
+    from server.llm.engine import LLMEngine
+
+    cfg = LLMConfig()
+    engine = LLMEngine(cfg).start()
+    try:
+        for conc in concs:
+            console.print(f"in-process concurrency {conc}")
+            results.append(asyncio.run(inprocess_load(engine, conc, per_client[conc], max_tokens)))
+    finally:
+        engine.shutdown()
+
+    base = {r["concurrency"]: r for r in results if r["target"] == "in-process engine"}
+    rows = []
+    for r in sorted(results, key=lambda r: (r["concurrency"], r["target"])):
+        b = base[r["concurrency"]]
+        rows.append([r["target"], r["concurrency"], r["requests"], f"{r['ttft_p50_ms']:.1f}", f"{r['ttft_p95_ms']:.1f}",
+                     f"{r['itl_p95_ms']:.1f}", f"{r['tokens_per_s']:.1f}",
+                     f"{r['tokens_per_s'] / b['tokens_per_s']:.2f}x"])
+    table = markdown_table(["target", "concurrency", "requests", "TTFT p50 ms", "TTFT p95 ms", "ITL p95 ms",
+                            "output tok/s", "tok/s vs in-process"], rows)
+    print(f"backend {cfg.backend}, {max_tokens} output tokens per request, greedy\n")
+    print(table)
+    write_json("llm_serving", {"machine": machine(), "backend": cfg.backend, "max_tokens": max_tokens,
+                               "results": results})
+    write_text("llm_serving.md", table + "\n")
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(1, 2, figsize=(10, 4))
+        for target in {r["target"] for r in results}:
+            rs = sorted((r for r in results if r["target"] == target), key=lambda r: r["concurrency"])
+            ax[0].plot([r["concurrency"] for r in rs], [r["tokens_per_s"] for r in rs], "o-", label=target)
+            ax[1].plot([r["concurrency"] for r in rs], [r["ttft_p95_ms"] for r in rs], "o-", label=target)
+        ax[0].set_ylabel("output tokens/s")
+        ax[1].set_ylabel("TTFT p95 (ms)")
+        for a in ax:
+            a.set_xlabel("concurrent streams")
+            a.set_xscale("log", base=2)
+            a.grid(alpha=0.3)
+            a.legend()
+        fig.tight_layout()
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        fig.savefig(RESULTS / "llm_serving.png", dpi=120)
+    except ImportError:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
