@@ -85,7 +85,15 @@ def extensions() -> list[Extension]:
             ["kernels/cpp/tree_ensemble.cpp"],
             cxx_std=17,
             extra_compile_args=["-O3"],
-        )
+        ),
+        # Whole-step Llama forward: portable flags (AVX-512 code is selected at run time) + OpenMP.
+        Pybind11Extension(
+            "kernels.cpp._llm_step",
+            ["kernels/cpp/llm_step.cpp"],
+            cxx_std=17,
+            extra_compile_args=["-O3", *openmp],
+            extra_link_args=openmp,
+        ),
     ]
     return [*cython_exts, *cpp_exts]
 

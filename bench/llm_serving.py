@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import subprocess
@@ -105,7 +106,7 @@ async def grpc_load(address: str, conc: int, per_client: int, max_tokens: int) -
 def _record(t0: float, arrivals: list[tuple[float, int]]) -> dict:
     """Per-token gaps; a message carrying k tokens spreads its gap over them (what a reader sees)."""
     itl = []
-    for (a, _), (b, k) in zip(arrivals, arrivals[1:], strict=False):
+    for (a, _), (b, k) in itertools.pairwise(arrivals):
         itl.extend([(b - a) / k] * k)
     return {"ttft": arrivals[0][0] - t0, "itl": np.array(itl), "tokens": sum(k for _, k in arrivals)}
 
