@@ -1,6 +1,6 @@
 """Plain-PyTorch reference for weight-only quantized matmul (the formats of GGUF Q4_1 / Q8_0).
 
-Every compiled quantized kernel (``kernels/cpp/quant_matmul.cpp``, ``kernels/triton``) is tested
+Every compiled quantized kernel (``kernels/cpp/llm_step.cpp``, ``kernels/triton``) is tested
 against these functions; they are also the slow-but-obvious fallback.
 """
 

@@ -2,7 +2,7 @@
 
 Why our own reader: the serving process must not depend on llama.cpp or transformers, and the
 quantized CPU kernel can use GGUF's Q4_1 / Q8_0 blocks as they are (re-quantizing would add
-error on top of the file's). The formats below are shared with ``kernels/cpp/quant_matmul.cpp``
+error on top of the file's). The formats below are shared with ``kernels/cpp/llm_step.cpp``
 and ``kernels/triton/quant_matmul.py``:
 
 * ``Int4Weight`` (Q4_1): ``qweight`` uint8 [N, K/2], ``scales``/``mins`` float32 [N, K/32];
