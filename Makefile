@@ -70,6 +70,7 @@ bench-ci: install
 	$(PY) bench/anomaly_kernels.py --quick --check
 	$(PY) bench/drift.py --quick
 	$(PY) bench/anomaly_load.py --quick
+	$(PY) bench/llm_bench.py --quick --skip-quality --check
 
 clean:
 	rm -rf build server/gen kernels/**/*.so kernels/cython/*.c *.egg-info
