@@ -197,14 +197,19 @@ def run_transformers(tg: int, reps: int) -> dict | None:
 
 
 # ---------------------------------------------------------------- quality ------------------------
-def quality(backend: str, n_prompts: int, n_tokens: int, ppl_tokens: int) -> dict:
-    """Perplexity on a fixed corpus text and greedy agreement, backend vs our fp32 forward."""
+def quality(
+    backend: str, n_prompts: int, n_tokens: int, ppl_tokens: int, activation_precision: str | None = None
+) -> dict:
+    """Perplexity on a fixed corpus text and greedy agreement, backend vs our fp32 forward.
+
+    activation_precision: cpu-int4's activation mode (None: LLMConfig's default).
+    """
     import pydoc_data.topics as topics
 
     weights = load_weights()
     cfg = weights.config
     fp32 = LlamaModel(weights, fp32_linear).forward
-    quant, _ = build_forward(backend, weights, THREADS)
+    quant, _ = build_forward(backend, weights, THREADS, activation_precision)
     from server.llm.gguf_weights import open_reader
     from server.llm.tokenizer import GGUFTokenizer
 

@@ -297,6 +297,12 @@ def bench_model(weights, rounds: int, threads: int, with_llamacpp: bool, with_to
             "decode_16_tok_s": with_backend(backend, lambda: generate_tok_s(ours, cfg, 32, n_seqs=16)),
             "prefill_512_tok_s": with_backend(backend, lambda: prefill_tok_s(ours, cfg, 512)),
         }
+    ours_int8 = CppLlamaStep(weights, num_threads=threads, activations="int8")  # the faster, less accurate mode
+    contenders["ours, int8 activations"] = {
+        "decode_1_tok_s": lambda: generate_tok_s(ours_int8, cfg, 64),
+        "decode_16_tok_s": lambda: generate_tok_s(ours_int8, cfg, 32, n_seqs=16),
+        "prefill_512_tok_s": lambda: prefill_tok_s(ours_int8, cfg, 512),
+    }
     if with_torch:
         ref = LlamaModel(weights, lambda w: (lambda W: lambda x: F.linear(x, W))(w.dequantize()))
         contenders["torch fp32 LlamaModel"] = {

@@ -202,6 +202,14 @@ class LLMConfig(_Section):
     backend: Literal["cpu-int4", "torch-fp32", "triton", "tensorrt"] = Field(
         "cpu-int4", description="cpu-int4: our C++ VNNI kernels on the GGUF's Q4_1 weights; see docs/design/llm.md"
     )
+    activation_precision: Literal["int8x2", "int8"] = Field(
+        "int8x2",
+        description=(
+            "cpu-int4 matmul inputs per block of 32: int8x2 = int8 + an int8 residual term (greedy output "
+            "follows fp32 far more closely; the down projection's inputs have huge outliers), int8 = one "
+            "term (faster, ~64% greedy agreement with fp32); see docs/design/llm.md"
+        ),
+    )
     max_num_seqs: int = Field(16, gt=0, description="KV-cache slots = sequences decoded together")
     max_model_len: int = Field(2048, gt=1, description="context per sequence (prompt + output), tokens")
     max_num_batched_tokens: int = Field(256, gt=0, description="tokens per engine step; prefill is chunked to fit")

@@ -18,6 +18,13 @@
 //     Q8_1; the Q4_1 `min` term uses the block sum of the int8 values. Q8_0 x Q8_0 uses the sign
 //     trick (|w| unsigned, x negated where w < 0). A block holding NaN or +-inf gets a NaN scale,
 //     so every output of that row is NaN (never a crash or silent garbage).
+//   * int8x2 (the default; "int8" keeps one term): a second int8 term per block holds the residual
+//     x - d q, quantized with its own scale (~d / 254); W x ~= d1 (W q1) + d2 (W q2) + min terms.
+//     The kernels treat the two terms like two activation rows that share each expanded weight
+//     block (weights are still read once), summing both into the one output row. It costs ~2x the
+//     dot products (decode ~0.75x, prefill ~0.67x the int8 speed) and makes greedy output follow
+//     the fp32 forward (50 prompts x 32 tokens: 100% vs 64% with int8; the inputs of the down
+//     projection have huge outliers, and the LM head needs it too: int8 head alone gives 82%).
 //   * Tiles are stored in quads (4 tiles' records of a group side by side), so a single-row matmul
 //     reads one sequential stream. A microkernel computes MR rows x NV tiles, reusing each unpacked
 //     weight vector for MR rows; single rows (decode) use MR=1 x NV=4 with split accumulators to
@@ -318,12 +325,18 @@ void q8_row(const Packed& P, int64_t row, float* out) {
 // ----------------------------------------------------------------------------------------------
 // Quantized activations: int8 rows of stride `ld`, per-block scale d and d * sum(q).
 
+// int8x2 mode (p2 > 0): a row also holds a second int8 term per block, the residual
+// x - d * q quantized with its own scale (~d / 254), p2 elements after the first (p2 / 32 blocks
+// after it in d and ds); W x ~= d1 (W q1) + d2 (W q2). The kernels treat the two terms like two
+// activation rows sharing every expanded weight block and sum both into the one output row.
 struct QX {
   int8_t* q;
   float* d;
   float* ds;
-  int64_t ld;   // int8 elements per row
-  int64_t gld;  // blocks per row (ld / 32)
+  int64_t ld;      // int8 elements per row
+  int64_t gld;     // blocks per row (ld / 32)
+  int64_t p2 = 0;  // offset of the residual term (int8 elements); 0: single int8 term
+  int parts() const { return p2 > 0 ? 2 : 1; }
 };
 
 // Shared by both paths so that they produce the same int8 values (the dot products are then
@@ -369,8 +382,19 @@ inline void quant_block_scalar(const float* v, int8_t* q, float* d, float* ds) {
   *ds = dd * static_cast<float>(sum);
 }
 
+// Block quantization plus, when p2 > 0, the residual term at q + p2, d + p2 / 32, ds + p2 / 32.
+// The residual is v - d * q with one rounding (fma) in both paths, so both give the same int8s.
+inline void quant_block2_scalar(const float* v, int8_t* q, float* d, float* ds, int64_t p2) {
+  quant_block_scalar(v, q, d, ds);
+  if (p2 <= 0) return;
+  float r[QK];
+  for (int i = 0; i < QK; ++i) r[i] = std::fma(-*d, static_cast<float>(q[i]), v[i]);
+  quant_block_scalar(r, q + p2, d + p2 / QK, ds + p2 / QK);
+}
+
 // x[i] * mul * w[i] (w may be null: x[i] * mul, mul may be 1) quantized into row r of qx.
-void quant_row_scalar(const float* x, int64_t k, float mul, const float* w, int8_t* q, float* d, float* ds) {
+void quant_row_scalar(const float* x, int64_t k, float mul, const float* w, int8_t* q, float* d, float* ds,
+                      int64_t p2) {
   float tmp[QK];
   for (int64_t g = 0; g < k / QK; ++g) {
     for (int i = 0; i < QK; ++i) {
@@ -378,7 +402,7 @@ void quant_row_scalar(const float* x, int64_t k, float mul, const float* w, int8
       if (w) v *= w[g * QK + i];
       tmp[i] = v;
     }
-    quant_block_scalar(tmp, q + g * QK, d + g, ds + g);
+    quant_block2_scalar(tmp, q + g * QK, d + g, ds + g, p2);
   }
 }
 
@@ -418,8 +442,18 @@ AVX512_TARGET inline void quant_block_avx(__m512 a, __m512 b, int8_t* q, float* 
   *ds = dd * static_cast<float>(sum);
 }
 
+AVX512_TARGET inline void quant_block2_avx(__m512 a, __m512 b, int8_t* q, float* d, float* ds, int64_t p2) {
+  quant_block_avx(a, b, q, d, ds);
+  if (p2 <= 0) return;
+  const __m512 vd = _mm512_set1_ps(*d);
+  const __m512 qa = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))));
+  const __m512 qb =
+      _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16))));
+  quant_block_avx(_mm512_fnmadd_ps(vd, qa, a), _mm512_fnmadd_ps(vd, qb, b), q + p2, d + p2 / QK, ds + p2 / QK);
+}
+
 AVX512_TARGET NOINLINE void quant_row_avx(const float* x, int64_t k, float mul, const float* w, int8_t* q, float* d,
-                                          float* ds) {
+                                          float* ds, int64_t p2) {
   const __m512 vm = _mm512_set1_ps(mul);
   for (int64_t g = 0; g < k / QK; ++g) {
     __m512 a = _mm512_mul_ps(_mm512_loadu_ps(x + g * QK), vm);
@@ -428,7 +462,7 @@ AVX512_TARGET NOINLINE void quant_row_avx(const float* x, int64_t k, float mul, 
       a = _mm512_mul_ps(a, _mm512_loadu_ps(w + g * QK));
       b = _mm512_mul_ps(b, _mm512_loadu_ps(w + g * QK + 16));
     }
-    quant_block_avx(a, b, q + g * QK, d + g, ds + g);
+    quant_block2_avx(a, b, q + g * QK, d + g, ds + g, p2);
   }
 }
 
@@ -444,15 +478,19 @@ AVX512_TARGET NOINLINE float rms_inv_avx(const float* x, int64_t k, float eps) {
   return 1.f / std::sqrt(ss / static_cast<float>(k) + eps);
 }
 
-AVX512_TARGET NOINLINE void quant_block_avx_ptr(const float* v, int8_t* q, float* d, float* ds) {
-  quant_block_avx(_mm512_loadu_ps(v), _mm512_loadu_ps(v + 16), q, d, ds);
+AVX512_TARGET NOINLINE void quant_block_avx_ptr(const float* v, int8_t* q, float* d, float* ds, int64_t p2) {
+  quant_block2_avx(_mm512_loadu_ps(v), _mm512_loadu_ps(v + 16), q, d, ds, p2);
 }
 
-void quant_block(bool avx, const float* v, int8_t* q, float* d, float* ds) {
+// Block g (32 values at v) of row `row` of qx.
+void quant_block(bool avx, const float* v, const QX& qx, int64_t row, int64_t g) {
+  int8_t* q = qx.q + row * qx.ld + g * QK;
+  float* d = qx.d + row * qx.gld + g;
+  float* ds = qx.ds + row * qx.gld + g;
   if (avx)
-    quant_block_avx_ptr(v, q, d, ds);
+    quant_block_avx_ptr(v, q, d, ds, qx.p2);
   else
-    quant_block_scalar(v, q, d, ds);
+    quant_block2_scalar(v, q, d, ds, qx.p2);
 }
 
 void quant_row(bool avx, const float* x, int64_t k, float mul, const float* w, const QX& qx, int64_t row) {
@@ -460,9 +498,9 @@ void quant_row(bool avx, const float* x, int64_t k, float mul, const float* w, c
   float* d = qx.d + row * qx.gld;
   float* ds = qx.ds + row * qx.gld;
   if (avx)
-    quant_row_avx(x, k, mul, w, q, d, ds);
+    quant_row_avx(x, k, mul, w, q, d, ds, qx.p2);
   else
-    quant_row_scalar(x, k, mul, w, q, d, ds);
+    quant_row_scalar(x, k, mul, w, q, d, ds, qx.p2);
 }
 
 float rms_inv(bool avx, const float* x, int64_t k, float eps) {
@@ -489,10 +527,11 @@ AVX512_TARGET inline void store_tile(float* y, int64_t n0, int64_t n, __m512 v, 
   }
 }
 
-template <int MR, int NV, bool F16>
+// MR rows x NV tiles; P = 2: each row's two int8 terms (QX::p2) share every expanded weight block.
+template <int MR, int NV, bool F16, int P>
 AVX512_TARGET NOINLINE void q4_kernel_avx(const Packed& W, int64_t t0, const QX& x, int64_t m0, float* y, int64_t ldy,
                                           bool accum) {
-  constexpr bool SPLIT = MR * NV <= 4;
+  constexpr bool SPLIT = MR * NV * P <= 4;
   const int64_t G = W.groups, rec = W.rec, gstride = QUAD * rec;  // tiles t0..t0+NV-1 share a quad
   const uint8_t* base = W.record(t0, 0);
   const __m512i m4 = _mm512_set1_epi8(0x0F);
@@ -500,21 +539,23 @@ AVX512_TARGET NOINLINE void q4_kernel_avx(const Packed& W, int64_t t0, const QX&
   __m512 acc[MR][NV];
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_setzero_ps();
-  const int8_t* xr[MR];
-  const float* dr[MR];
-  const float* dsr[MR];
-  for (int m = 0; m < MR; ++m) {
-    xr[m] = x.q + (m0 + m) * x.ld;
-    dr[m] = x.d + (m0 + m) * x.gld;
-    dsr[m] = x.ds + (m0 + m) * x.gld;
-  }
+  const int8_t* xr[MR][P];
+  const float* dr[MR][P];
+  const float* dsr[MR][P];
+  for (int m = 0; m < MR; ++m)
+    for (int p = 0; p < P; ++p) {
+      xr[m][p] = x.q + (m0 + m) * x.ld + p * x.p2;
+      dr[m][p] = x.d + (m0 + m) * x.gld + p * (x.p2 / QK);
+      dsr[m][p] = x.ds + (m0 + m) * x.gld + p * (x.p2 / QK);
+    }
   for (int64_t g = 0; g < G; ++g) {
-    __m512i ia[MR][NV], ib[MR][NV];
+    __m512i ia[MR][P][NV], ib[MR][P][NV];
     for (int m = 0; m < MR; ++m)
-      for (int v = 0; v < NV; ++v) {
-        ia[m][v] = _mm512_setzero_si512();
-        if (SPLIT) ib[m][v] = _mm512_setzero_si512();
-      }
+      for (int p = 0; p < P; ++p)
+        for (int v = 0; v < NV; ++v) {
+          ia[m][p][v] = _mm512_setzero_si512();
+          if (SPLIT) ib[m][p][v] = _mm512_setzero_si512();
+        }
     const uint8_t* r[NV];
     for (int v = 0; v < NV; ++v) r[v] = base + g * gstride + v * rec;
 #pragma GCC unroll 4
@@ -525,17 +566,18 @@ AVX512_TARGET NOINLINE void q4_kernel_avx(const Packed& W, int64_t t0, const QX&
         lo[v] = _mm512_and_si512(raw, m4);
         hi[v] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
       }
-      for (int m = 0; m < MR; ++m) {
-        const __m512i xl = _mm512_set1_epi32(load_i32(xr[m] + g * QK + 4 * j));
-        const __m512i xh = _mm512_set1_epi32(load_i32(xr[m] + g * QK + 16 + 4 * j));
-        for (int v = 0; v < NV; ++v) {
-          ia[m][v] = _mm512_dpbusd_epi32(ia[m][v], lo[v], xl);
-          if (SPLIT)
-            ib[m][v] = _mm512_dpbusd_epi32(ib[m][v], hi[v], xh);
-          else
-            ia[m][v] = _mm512_dpbusd_epi32(ia[m][v], hi[v], xh);
+      for (int m = 0; m < MR; ++m)
+        for (int p = 0; p < P; ++p) {
+          const __m512i xl = _mm512_set1_epi32(load_i32(xr[m][p] + g * QK + 4 * j));
+          const __m512i xh = _mm512_set1_epi32(load_i32(xr[m][p] + g * QK + 16 + 4 * j));
+          for (int v = 0; v < NV; ++v) {
+            ia[m][p][v] = _mm512_dpbusd_epi32(ia[m][p][v], lo[v], xl);
+            if (SPLIT)
+              ib[m][p][v] = _mm512_dpbusd_epi32(ib[m][p][v], hi[v], xh);
+            else
+              ia[m][p][v] = _mm512_dpbusd_epi32(ia[m][p][v], hi[v], xh);
+          }
         }
-      }
     }
     __m512 sv[NV], mv[NV];
     for (int v = 0; v < NV; ++v) {
@@ -543,43 +585,49 @@ AVX512_TARGET NOINLINE void q4_kernel_avx(const Packed& W, int64_t t0, const QX&
       mv[v] = load_scales16(r[v] + 256 + TILE * SS, F16);
     }
     for (int m = 0; m < MR; ++m) {
-      const __m512 dx = _mm512_set1_ps(dr[m][g]);
-      const __m512 dxs = _mm512_set1_ps(dsr[m][g]);
-      for (int v = 0; v < NV; ++v) {
-        __m512i dot = ia[m][v];
-        if (SPLIT) dot = _mm512_add_epi32(dot, ib[m][v]);
-        acc[m][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sv[v], dx), acc[m][v]);
-        acc[m][v] = _mm512_fmadd_ps(mv[v], dxs, acc[m][v]);
+      float dsum = dsr[m][0][g];
+      if (P == 2) dsum += dsr[m][P - 1][g];
+      const __m512 dxs = _mm512_set1_ps(dsum);
+      for (int p = 0; p < P; ++p) {
+        const __m512 dx = _mm512_set1_ps(dr[m][p][g]);
+        for (int v = 0; v < NV; ++v) {
+          __m512i dot = ia[m][p][v];
+          if (SPLIT) dot = _mm512_add_epi32(dot, ib[m][p][v]);
+          acc[m][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sv[v], dx), acc[m][v]);
+        }
       }
+      for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_fmadd_ps(mv[v], dxs, acc[m][v]);
     }
   }
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) store_tile(y + (m0 + m) * ldy, (t0 + v) * TILE, W.n, acc[m][v], accum);
 }
 
-template <int MR, int NV, bool F16>
+template <int MR, int NV, bool F16, int P>
 AVX512_TARGET NOINLINE void q8_kernel_avx(const Packed& W, int64_t t0, const QX& x, int64_t m0, float* y, int64_t ldy,
                                           bool accum) {
-  constexpr bool SPLIT = MR * NV <= 4;
+  constexpr bool SPLIT = MR * NV * P <= 4;
   const int64_t G = W.groups, rec = W.rec, gstride = QUAD * rec;  // tiles t0..t0+NV-1 share a quad
   const uint8_t* base = W.record(t0, 0);
   const __m512i zero = _mm512_setzero_si512();
   __m512 acc[MR][NV];
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) acc[m][v] = _mm512_setzero_ps();
-  const int8_t* xr[MR];
-  const float* dr[MR];
-  for (int m = 0; m < MR; ++m) {
-    xr[m] = x.q + (m0 + m) * x.ld;
-    dr[m] = x.d + (m0 + m) * x.gld;
-  }
+  const int8_t* xr[MR][P];
+  const float* dr[MR][P];
+  for (int m = 0; m < MR; ++m)
+    for (int p = 0; p < P; ++p) {
+      xr[m][p] = x.q + (m0 + m) * x.ld + p * x.p2;
+      dr[m][p] = x.d + (m0 + m) * x.gld + p * (x.p2 / QK);
+    }
   for (int64_t g = 0; g < G; ++g) {
-    __m512i ia[MR][NV], ib[MR][NV];
+    __m512i ia[MR][P][NV], ib[MR][P][NV];
     for (int m = 0; m < MR; ++m)
-      for (int v = 0; v < NV; ++v) {
-        ia[m][v] = _mm512_setzero_si512();
-        if (SPLIT) ib[m][v] = _mm512_setzero_si512();
-      }
+      for (int p = 0; p < P; ++p)
+        for (int v = 0; v < NV; ++v) {
+          ia[m][p][v] = _mm512_setzero_si512();
+          if (SPLIT) ib[m][p][v] = _mm512_setzero_si512();
+        }
     const uint8_t* r[NV];
     for (int v = 0; v < NV; ++v) r[v] = base + g * gstride + v * rec;
 #pragma GCC unroll 8
@@ -591,27 +639,29 @@ AVX512_TARGET NOINLINE void q8_kernel_avx(const Packed& W, int64_t t0, const QX&
         aw[v] = _mm512_abs_epi8(raw);
         neg[v] = _mm512_movepi8_mask(raw);
       }
-      for (int m = 0; m < MR; ++m) {
-        const __m512i xb = _mm512_set1_epi32(load_i32(xr[m] + g * QK + 4 * c));
-        for (int v = 0; v < NV; ++v) {
-          const __m512i xs = _mm512_mask_sub_epi8(xb, neg[v], zero, xb);
-          if (SPLIT && (c & 1))
-            ib[m][v] = _mm512_dpbusd_epi32(ib[m][v], aw[v], xs);
-          else
-            ia[m][v] = _mm512_dpbusd_epi32(ia[m][v], aw[v], xs);
+      for (int m = 0; m < MR; ++m)
+        for (int p = 0; p < P; ++p) {
+          const __m512i xb = _mm512_set1_epi32(load_i32(xr[m][p] + g * QK + 4 * c));
+          for (int v = 0; v < NV; ++v) {
+            const __m512i xs = _mm512_mask_sub_epi8(xb, neg[v], zero, xb);
+            if (SPLIT && (c & 1))
+              ib[m][p][v] = _mm512_dpbusd_epi32(ib[m][p][v], aw[v], xs);
+            else
+              ia[m][p][v] = _mm512_dpbusd_epi32(ia[m][p][v], aw[v], xs);
+          }
         }
-      }
     }
     __m512 sv[NV];
     for (int v = 0; v < NV; ++v) sv[v] = load_scales16(r[v] + 512, F16);
-    for (int m = 0; m < MR; ++m) {
-      const __m512 dx = _mm512_set1_ps(dr[m][g]);
-      for (int v = 0; v < NV; ++v) {
-        __m512i dot = ia[m][v];
-        if (SPLIT) dot = _mm512_add_epi32(dot, ib[m][v]);
-        acc[m][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sv[v], dx), acc[m][v]);
+    for (int m = 0; m < MR; ++m)
+      for (int p = 0; p < P; ++p) {
+        const __m512 dx = _mm512_set1_ps(dr[m][p][g]);
+        for (int v = 0; v < NV; ++v) {
+          __m512i dot = ia[m][p][v];
+          if (SPLIT) dot = _mm512_add_epi32(dot, ib[m][p][v]);
+          acc[m][v] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(sv[v], dx), acc[m][v]);
+        }
       }
-    }
   }
   for (int m = 0; m < MR; ++m)
     for (int v = 0; v < NV; ++v) store_tile(y + (m0 + m) * ldy, (t0 + v) * TILE, W.n, acc[m][v], accum);
@@ -619,31 +669,42 @@ AVX512_TARGET NOINLINE void q8_kernel_avx(const Packed& W, int64_t t0, const QX&
 
 using KernelFn = void (*)(const Packed&, int64_t, const QX&, int64_t, float*, int64_t, bool);
 
-template <int BITS, bool F16, int MR, int NV>
+template <int BITS, bool F16, int P, int MR, int NV>
 constexpr KernelFn kernel_of() {
-  if constexpr (BITS == 4)
-    return &q4_kernel_avx<MR, NV, F16>;
-  else
-    return &q8_kernel_avx<MR, NV, F16>;
+  if constexpr (MR * P > 4 || (MR > 1 && NV > 2)) {
+    return nullptr;
+  } else if constexpr (BITS == 4) {
+    return &q4_kernel_avx<MR, NV, F16, P>;
+  } else {
+    return &q8_kernel_avx<MR, NV, F16, P>;
+  }
 }
 
-// Table [mr-1][nv-1] for MR 1..4, NV 1..4 (NV 3..4 only used with MR = 1).
-template <int BITS, bool F16>
+// Table [mr-1][nv-1] for MR 1..4/P, NV 1..4 (NV 3..4 only used with MR = 1).
+template <int BITS, bool F16, int P>
 struct KernelTable {
   KernelFn f[4][4];
   constexpr KernelTable()
-      : f{{kernel_of<BITS, F16, 1, 1>(), kernel_of<BITS, F16, 1, 2>(), kernel_of<BITS, F16, 1, 3>(),
-           kernel_of<BITS, F16, 1, 4>()},
-          {kernel_of<BITS, F16, 2, 1>(), kernel_of<BITS, F16, 2, 2>(), nullptr, nullptr},
-          {kernel_of<BITS, F16, 3, 1>(), kernel_of<BITS, F16, 3, 2>(), nullptr, nullptr},
-          {kernel_of<BITS, F16, 4, 1>(), kernel_of<BITS, F16, 4, 2>(), nullptr, nullptr}} {}
+      : f{{kernel_of<BITS, F16, P, 1, 1>(), kernel_of<BITS, F16, P, 1, 2>(), kernel_of<BITS, F16, P, 1, 3>(),
+           kernel_of<BITS, F16, P, 1, 4>()},
+          {kernel_of<BITS, F16, P, 2, 1>(), kernel_of<BITS, F16, P, 2, 2>(), nullptr, nullptr},
+          {kernel_of<BITS, F16, P, 3, 1>(), kernel_of<BITS, F16, P, 3, 2>(), nullptr, nullptr},
+          {kernel_of<BITS, F16, P, 4, 1>(), kernel_of<BITS, F16, P, 4, 2>(), nullptr, nullptr}} {}
 };
 
-const KernelFn (*kernel_table(int bits, bool f16))[4] {
-  static const KernelTable<4, false> q4f32;
-  static const KernelTable<4, true> q4f16;
-  static const KernelTable<8, false> q8f32;
-  static const KernelTable<8, true> q8f16;
+const KernelFn (*kernel_table(int bits, bool f16, int parts))[4] {
+  static const KernelTable<4, false, 1> q4f32;
+  static const KernelTable<4, true, 1> q4f16;
+  static const KernelTable<8, false, 1> q8f32;
+  static const KernelTable<8, true, 1> q8f16;
+  static const KernelTable<4, false, 2> q4f32x2;
+  static const KernelTable<4, true, 2> q4f16x2;
+  static const KernelTable<8, false, 2> q8f32x2;
+  static const KernelTable<8, true, 2> q8f16x2;
+  if (parts == 2) {
+    if (bits == 4) return f16 ? q4f16x2.f : q4f32x2.f;
+    return f16 ? q8f16x2.f : q8f32x2.f;
+  }
   if (bits == 4) return f16 ? q4f16.f : q4f32.f;
   return f16 ? q8f16.f : q8f32.f;
 }
@@ -654,15 +715,17 @@ constexpr int64_t kPrivateRows = 4;  // up to this many rows, each thread quanti
 // Rows [m0, m1) x tiles [t0, t1) (t0 even; [t0, t1) within one quad).
 void gemm_avx(const Packed& W, const QX& x, int64_t m0, int64_t m1, float* y, int64_t ldy, bool accum, int64_t t0,
               int64_t t1) {
-  const auto tab = kernel_table(W.bits, W.f16);
+  const int parts = x.parts();
+  const auto tab = kernel_table(W.bits, W.f16, parts);
   if (m1 - m0 == 1) {  // the whole quad in one call: one sequential stream of records
     tab[0][t1 - t0 - 1](W, t0, x, m0, y, ldy, accum);
     return;
   }
+  const int64_t mstep = 4 / parts;  // up to 4 int8 rows (terms) per call
   for (int64_t t = t0; t < t1; t += 2) {
     const int nv = static_cast<int>(std::min<int64_t>(2, t1 - t));
-    for (int64_t m = m0; m < m1; m += 4) {
-      const int mr = static_cast<int>(std::min<int64_t>(4, m1 - m));
+    for (int64_t m = m0; m < m1; m += mstep) {
+      const int mr = static_cast<int>(std::min<int64_t>(mstep, m1 - m));
       tab[mr - 1][nv - 1](W, t, x, m, y, ldy, accum);
     }
   }
@@ -704,16 +767,20 @@ void gemm_scalar(const Packed& W, const QX& x, int64_t m0, int64_t m1, float* y,
         }
         for (int mi = 0; mi < mr; ++mi) {
           const int64_t m = mb + mi;
-          const int8_t* xg = x.q + m * x.ld + g * QK;
-          for (int i = 0; i < QK; ++i) x16[i] = xg[i];
-          const float dx = x.d[m * x.gld + g];
-          const float dxs = W.bits == 4 ? x.ds[m * x.gld + g] : 0.f;
-          for (int nl = 0; nl < TILE; ++nl) {
-            int32_t dot = 0;
-            for (int i = 0; i < QK; ++i) dot += static_cast<int32_t>(w16[nl][i]) * x16[i];
-            acc[mi][nl] += static_cast<float>(dot) * (sc[nl] * dx);
-            if (W.bits == 4) acc[mi][nl] += mn[nl] * dxs;
+          float dxs = 0.f;
+          for (int p = 0; p < x.parts(); ++p) {
+            const int8_t* xg = x.q + m * x.ld + p * x.p2 + g * QK;
+            for (int i = 0; i < QK; ++i) x16[i] = xg[i];
+            const float dx = x.d[m * x.gld + p * (x.p2 / QK) + g];
+            if (W.bits == 4) dxs += x.ds[m * x.gld + p * (x.p2 / QK) + g];
+            for (int nl = 0; nl < TILE; ++nl) {
+              int32_t dot = 0;
+              for (int i = 0; i < QK; ++i) dot += static_cast<int32_t>(w16[nl][i]) * x16[i];
+              acc[mi][nl] += static_cast<float>(dot) * (sc[nl] * dx);
+            }
           }
+          if (W.bits == 4)
+            for (int nl = 0; nl < TILE; ++nl) acc[mi][nl] += mn[nl] * dxs;
         }
       }
       for (int mi = 0; mi < mr; ++mi) {
@@ -942,7 +1009,8 @@ AVX512_TARGET NOINLINE void silu_mul_quant_avx(const float* gate, const float* u
       const __m512 e = exp_avx(_mm512_sub_ps(_mm512_setzero_ps(), a));
       h[i] = _mm512_mul_ps(_mm512_div_ps(a, _mm512_add_ps(one, e)), u);
     }
-    quant_block_avx(h[0], h[1], qx.q + row * qx.ld + g * QK, qx.d + row * qx.gld + g, qx.ds + row * qx.gld + g);
+    quant_block2_avx(h[0], h[1], qx.q + row * qx.ld + g * QK, qx.d + row * qx.gld + g, qx.ds + row * qx.gld + g,
+                     qx.p2);
   }
 }
 
@@ -953,7 +1021,8 @@ void silu_mul_quant_scalar(const float* gate, const float* up, int64_t f, const 
       const float a = gate[g * QK + i];
       tmp[i] = a / (1.f + std::exp(-a)) * up[g * QK + i];
     }
-    quant_block_scalar(tmp, qx.q + row * qx.ld + g * QK, qx.d + row * qx.gld + g, qx.ds + row * qx.gld + g);
+    quant_block2_scalar(tmp, qx.q + row * qx.ld + g * QK, qx.d + row * qx.gld + g, qx.ds + row * qx.gld + g,
+                        qx.p2);
   }
 }
 
@@ -1094,11 +1163,18 @@ const T* cptr(const py::array& a) {
 // ----------------------------------------------------------------------------------------------
 // Standalone packed linear (tests and benchmarks)
 
+int activation_parts(const std::string& name) {
+  if (name == "int8") return 1;
+  if (name == "int8x2") return 2;
+  throw py::value_error("activations must be 'int8x2' or 'int8', got '" + name + "'");
+}
+
 class PackedLinear {
  public:
   explicit PackedLinear(Packed p) : P_(std::move(p)) {}
 
-  py::array_t<float> matmul(const py::array& x, int num_threads) {
+  py::array_t<float> matmul(const py::array& x, int num_threads, const std::string& activations) {
+    const int parts = activation_parts(activations);
     check_array(x, py::dtype::of<float>(), 2, "x");
     const int64_t M = x.shape(0), K = x.shape(1);
     if (K != P_.k)
@@ -1112,10 +1188,10 @@ class PackedLinear {
       py::gil_scoped_release release;
       std::lock_guard<std::mutex> lock(mu_);
       const int64_t G = K / QK;
-      xq_.reserve(static_cast<size_t>(M * K));
-      xd_.reserve(static_cast<size_t>(M * G) * 4);
-      xds_.reserve(static_cast<size_t>(M * G) * 4);
-      QX qx{xq_.as<int8_t>(), xd_.as<float>(), xds_.as<float>(), K, G};
+      xq_.reserve(static_cast<size_t>(M * K * parts));
+      xd_.reserve(static_cast<size_t>(M * G * parts) * 4);
+      xds_.reserve(static_cast<size_t>(M * G * parts) * 4);
+      QX qx{xq_.as<int8_t>(), xd_.as<float>(), xds_.as<float>(), K * parts, G * parts, parts == 2 ? K : 0};
       const bool avx = use_avx();
       const Packed& W = P_;
       run_parallel(nt, [&](auto& team) {
@@ -1182,8 +1258,9 @@ class Llama {
         const std::vector<uintptr_t>& qkv_q, const std::vector<uintptr_t>& qkv_s, const std::vector<uintptr_t>& qkv_m,
         const std::vector<uintptr_t>& o_q, const std::vector<uintptr_t>& o_s, const std::vector<uintptr_t>& o_m,
         const std::vector<uintptr_t>& gu_q, const std::vector<uintptr_t>& gu_s, const std::vector<uintptr_t>& gu_m,
-        const std::vector<uintptr_t>& dn_q, const std::vector<uintptr_t>& dn_s, const std::vector<uintptr_t>& dn_m)
-      : L_(n_layers), H_(hidden), F_(ffn), NH_(n_heads), NKV_(n_kv_heads), V_(vocab), theta_(rope_theta),
+        const std::vector<uintptr_t>& dn_q, const std::vector<uintptr_t>& dn_s, const std::vector<uintptr_t>& dn_m,
+        const std::string& activations, const std::string& head_activations)
+      : parts_(activation_parts(activations)), head_parts_(activation_parts(head_activations)), L_(n_layers), H_(hidden), F_(ffn), NH_(n_heads), NKV_(n_kv_heads), V_(vocab), theta_(rope_theta),
         eps_(static_cast<float>(rms_eps)) {
     if (L_ <= 0 || H_ <= 0 || F_ <= 0 || NH_ <= 0 || NKV_ <= 0 || V_ <= 0)
       throw py::value_error("config: all sizes must be positive");
@@ -1278,6 +1355,8 @@ class Llama {
         max_len, max_pos, distinct_slots, out, nt);
   }
 
+  std::string activations() const { return parts_ == 2 ? "int8x2" : "int8"; }
+  std::string head_activations() const { return head_parts_ == 2 ? "int8x2" : "int8"; }
   int num_threads() const { return num_threads_; }
   void set_num_threads(int n) {
     if (n < 0) throw py::value_error("num_threads must be >= 0 (0: the module default)");
@@ -1335,18 +1414,23 @@ class Llama {
     x_.reserve(static_cast<size_t>(T * H_) * 4);
     qkv_.reserve(static_cast<size_t>(T * QKVN_) * 4);
     gu_.reserve(static_cast<size_t>(T * 2 * F_) * 4);
-    xq_.reserve(static_cast<size_t>(copies * T * kmax));
-    xd_.reserve(static_cast<size_t>(copies * T * (kmax / QK)) * 4);
-    xds_.reserve(static_cast<size_t>(copies * T * (kmax / QK)) * 4);
+    xq_.reserve(static_cast<size_t>(copies * T * kmax * 2));  // room for both int8x2 terms
+    xd_.reserve(static_cast<size_t>(copies * T * (kmax / QK) * 2) * 4);
+    xds_.reserve(static_cast<size_t>(copies * T * (kmax / QK) * 2) * 4);
     ws_rows_ = T;  // the stride between copies (qview)
     ws_copies_ = copies;
   }
 
-  // Quantized-activation view number `copy` (0: shared) with rows of width k.
+  // Quantized-activation view number `copy` (0: shared) with rows of width k (int8x2: each row
+  // holds its first term's k values, then the residual term's).
   QX qview(int64_t copy, int64_t k) const {
-    const int64_t kmax = std::max(H_, F_);
-    return QX{xq_.as<int8_t>() + copy * ws_rows_ * kmax, xd_.as<float>() + copy * ws_rows_ * (kmax / QK),
-              xds_.as<float>() + copy * ws_rows_ * (kmax / QK), k, k / QK};
+    const int64_t kmax = std::max(H_, F_) * 2;
+    return QX{xq_.as<int8_t>() + copy * ws_rows_ * kmax,
+              xd_.as<float>() + copy * ws_rows_ * (kmax / QK),
+              xds_.as<float>() + copy * ws_rows_ * (kmax / QK),
+              k * parts_,
+              k * parts_ / QK,
+              parts_ == 2 ? k : 0};
   }
 
   // Rows with distinct slots (decode-only steps) let every attention item write its own row's K/V
@@ -1451,8 +1535,7 @@ class Llama {
           if (HD % QK == 0) {
             for (int64_t g = 0; g < HD / QK; ++g) {
               const int64_t col = h * HD + g * QK;
-              quant_block(avx, o + g * QK, qh.q + t * H + col, qh.d + t * qh.gld + col / QK,
-                          qh.ds + t * qh.gld + col / QK);
+              quant_block(avx, o + g * QK, qh, t, col / QK);
             }
           } else {  // heads do not align with quantization blocks: stage the output in gu (unused now)
             std::memcpy(gu + t * H + h * HD, o, static_cast<size_t>(HD) * 4);
@@ -1499,23 +1582,27 @@ class Llama {
             gemm_items(Ly.down, T), [&](int64_t i) { gemm_item(avx, Ly.down, pf, T, x, H, true, i); }, pro_down);
         mark(tid, kDown);
       }
+      // The LM head's input: the same rows, with or without the residual term (head_parts_).
+      QX hh = ph;
+      if (head_parts_ == 1) hh.p2 = 0;
       auto final_row = [&](int64_t i, const QX& dst) {
         const float* xr = x + srow[i] * H;
         quant_row(avx, xr, H, rms_inv(avx, xr, H, eps_), final_norm_.data(), dst, i);
       };
-      if (!priv) team.phase(R, [&](int64_t i) { final_row(i, qh); });
+      if (!priv) team.phase(R, [&](int64_t i) { final_row(i, hh); });
       auto pro_head = [&] {
         if (priv)
-          for (int64_t i = 0; i < R; ++i) final_row(i, ph);
+          for (int64_t i = 0; i < R; ++i) final_row(i, hh);
       };
       team.phase(
-          gemm_items(head_, R), [&](int64_t i) { gemm_item(avx, head_, ph, R, logits, V_, false, i); }, pro_head);
+          gemm_items(head_, R), [&](int64_t i) { gemm_item(avx, head_, hh, R, logits, V_, false, i); }, pro_head);
       mark(tid, kHead);
     };
     run_parallel(nt, program);
     if (prof) ++prof_steps_;
   }
 
+  int parts_, head_parts_;  // int8 terms per activation block: layer matmuls, LM head
   int64_t L_, H_, F_, NH_, NKV_, V_, HD_ = 0, QKVN_ = 0;
   double theta_;
   float eps_;
@@ -1566,7 +1653,8 @@ PYBIND11_MODULE(_llm_step, m) {
   m.def("get_backend", [] { return std::string(kBackendNames[g_backend.load()]); });
 
   py::class_<PackedLinear>(m, "PackedLinear")
-      .def("matmul", &PackedLinear::matmul, py::arg("x"), py::arg("num_threads") = 0)
+      .def("matmul", &PackedLinear::matmul, py::arg("x"), py::arg("num_threads") = 0,
+           py::arg("activations") = "int8")
       .def_property_readonly("n", &PackedLinear::n)
       .def_property_readonly("k", &PackedLinear::k)
       .def_property_readonly("bits", &PackedLinear::bits)
@@ -1581,15 +1669,19 @@ PYBIND11_MODULE(_llm_step, m) {
                     const std::vector<uintptr_t>&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
                     const std::vector<uintptr_t>&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
                     const std::vector<uintptr_t>&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
-                    const std::vector<uintptr_t>&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&>(),
+                    const std::vector<uintptr_t>&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
+                    const std::string&, const std::string&>(),
            py::arg("n_layers"), py::arg("hidden"), py::arg("ffn"), py::arg("n_heads"), py::arg("n_kv_heads"),
            py::arg("vocab"), py::arg("rope_theta"), py::arg("rms_eps"), py::arg("emb_q"), py::arg("emb_s"),
            py::arg("final_norm"), py::arg("attn_norm"), py::arg("ffn_norm"), py::arg("qkv_q"), py::arg("qkv_s"),
            py::arg("qkv_m"), py::arg("o_q"), py::arg("o_s"), py::arg("o_m"), py::arg("gu_q"), py::arg("gu_s"),
-           py::arg("gu_m"), py::arg("dn_q"), py::arg("dn_s"), py::arg("dn_m"))
+           py::arg("gu_m"), py::arg("dn_q"), py::arg("dn_s"), py::arg("dn_m"), py::arg("activations") = "int8x2",
+           py::arg("head_activations") = "int8x2")
       .def("step", &Llama::step, py::arg("token_ids"), py::arg("positions"), py::arg("slots"), py::arg("sample_rows"),
            py::arg("k_cache"), py::arg("v_cache"), py::arg("n_slots"), py::arg("max_len"), py::arg("logits"))
       .def_property("num_threads", &Llama::num_threads, &Llama::set_num_threads)
+      .def_property_readonly("activations", &Llama::activations)
+      .def_property_readonly("head_activations", &Llama::head_activations)
       .def("set_profiling", &Llama::set_profiling)
       .def("profile", &Llama::profile, py::arg("reset") = false)
       .def_property_readonly("packed_bytes", &Llama::packed_bytes)

@@ -33,7 +33,11 @@ def fp32_linear(w):
     return lambda x: F.linear(x, W)
 
 
-def build_forward(name: str, weights: LlamaWeights, num_threads: int = 2) -> tuple[Forward, str]:
+def build_forward(
+    name: str, weights: LlamaWeights, num_threads: int = 2, activation_precision: str | None = None
+) -> tuple[Forward, str]:
+    """activation_precision: cpu-int4 only, ``"int8x2"`` or ``"int8"`` (None: the kernel's default,
+    int8x2); see ``llm.activation_precision`` in server/config.py."""
     if name == "torch-fp32":
         return LlamaModel(weights, fp32_linear).forward, name
     if name == "cpu-int4":
@@ -42,7 +46,9 @@ def build_forward(name: str, weights: LlamaWeights, num_threads: int = 2) -> tup
         if not llm_step.available():
             raise BackendUnavailableError("the C++ step kernel is not built: run `make build`")
         llm_step.set_num_threads(num_threads)
-        return llm_step.CppLlamaStep(weights).forward, name
+        if activation_precision is None:
+            return llm_step.CppLlamaStep(weights).forward, name
+        return llm_step.CppLlamaStep(weights, activations=activation_precision).forward, name
     if name == "triton":
         from server.llm.triton_backend import triton_forward
 

@@ -59,7 +59,9 @@ class LLMEngine:
         self.max_model_len = min(cfg.max_model_len, mc.context_length)
         torch.set_num_threads(cfg.num_threads)
         if forward is None:
-            self.forward, self.backend_name = build_forward(cfg.backend, self.weights, cfg.num_threads)
+            self.forward, self.backend_name = build_forward(
+                cfg.backend, self.weights, cfg.num_threads, cfg.activation_precision
+            )
         else:
             self.forward, self.backend_name = forward, "custom"
         device = getattr(getattr(self.forward, "__self__", None), "device", "cpu")  # GPU backends keep KV there
