@@ -212,7 +212,7 @@ class LLMConfig(_Section):
     )
     max_num_seqs: int = Field(16, gt=0, description="KV-cache slots = sequences decoded together")
     max_model_len: int = Field(
-        1024, gt=1, description="context per sequence (prompt + output); KV cache = 46 KiB/token x slots x this"
+        1024, gt=1, description="context per sequence (prompt + output); KV cache = 45 KiB/token x slots x this"
     )
     max_num_batched_tokens: int = Field(256, gt=0, description="tokens per engine step; prefill is chunked to fit")
     max_waiting: int = Field(

@@ -54,6 +54,9 @@ class LLMEngine:
         self.config = cfg = config or LLMConfig()
         self.weights = weights or load_weights(cfg.gguf_path)
         self.tokenizer = GGUFTokenizer(open_reader(str(self.weights.path)))
+        # the parsed GGUF (metadata arrays + touched mmap pages, ~220 MiB) is not needed once
+        # weights and tokenizer are built: a replica should not carry it
+        open_reader.cache_clear()
         mc = self.weights.config
         self.model_config = mc
         self.max_model_len = min(cfg.max_model_len, mc.context_length)
