@@ -17,7 +17,6 @@ import gc
 import json
 import math
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -146,10 +145,8 @@ def run_llama_batched(gguf: str, tg: int, streams: list[int]) -> dict | None:
         if line.startswith("{"):
             row = json.loads(line)
             res[f"tg_x{row['pl']}"] = [float(row["speed_tg"])]
-    if len(res) == 1:  # older builds print a table only
-        for m in re.finditer(r"^\|\s*32\s*\|\s*\d+\s*\|\s*(\d+)\s*\|.*?\|.*?\|.*?\|\s*[\d.]+\s*\|\s*([\d.]+)\s*\|",
-                             proc.stdout, re.M):
-            res[f"tg_x{m.group(1)}"] = [float(m.group(2))]
+    if len(res) == 1:
+        raise RuntimeError(f"llama-batched-bench printed no JSONL rows: {proc.stdout[-500:]}")
     return res
 
 
@@ -315,13 +312,11 @@ def main() -> int:
     peers = {"ours": ours, "llama.cpp": llama or {}, "llama.cpp batched": batched or {}, "transformers": hf or {}}
     tests = [("pp", f"pp{pp}")] + [(f"tg_x{n}", f"tg{tg} x{n} streams") for n in streams]
     for key, label in tests:
-        base = med((llama or {}).get(key) or (batched or {}).get(key) or [])
         for who, res in peers.items():
             if res.get(key):
                 ratio = med(ours.get(key, [])) / med(res[key]) if who != "ours" else float("nan")
                 rows.append(["SmolLM2-135M Q4_1", who, res.get("backend", res.get("tool", "")), THREADS, label,
                              cell(res[key]), "" if who == "ours" else f"{ratio:.2f}x"])
-        del base
     table = markdown_table(["model", "engine", "backend", "threads", "test", "t/s (median ± IQR/2)",
                             "ours ÷ this"], rows)
     print(table)

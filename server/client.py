@@ -7,7 +7,8 @@ exercised the way users exercise it. Features go over the wire as packed float32
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,6 +63,22 @@ def score_request(
         entity_keys=list(entity_keys or []),
         feature_names=list(feature_names or []),
     )
+
+
+def wait_serving(check: Callable[[], str], timeout: float, what: str) -> None:
+    """Poll a health check until SERVING, with a deadline (no fixed sleeps as synchronisation)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | str = "not checked"
+    while time.monotonic() < deadline:
+        try:
+            status = check()
+            if status == "SERVING":
+                return
+            last = status
+        except grpc.RpcError as exc:
+            last = exc
+        time.sleep(0.2)
+    raise TimeoutError(f"{what} not SERVING after {timeout:.0f}s (last: {last})")
 
 
 def _options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -122,20 +139,7 @@ class AnomalyClient:
 
     def wait_ready(self, timeout: float = 120.0, service: str = "stackserve.v1.AnomalyService") -> None:
         """Block until health reports SERVING (polls with a deadline, no fixed sleeps)."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        last: Exception | str = "not checked"
-        while time.monotonic() < deadline:
-            try:
-                status = self.health(service, timeout=2.0)
-                if status == "SERVING":
-                    return
-                last = status
-            except grpc.RpcError as exc:
-                last = exc
-            time.sleep(0.2)
-        raise TimeoutError(f"server not SERVING after {timeout:.0f}s (last: {last})")
+        wait_serving(lambda: self.health(service, timeout=2.0), timeout, "server")
 
 
 class AsyncAnomalyClient:
@@ -288,20 +292,7 @@ class LLMClient:
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Block until LLMService reports SERVING (the model is loaded)."""
-        import time
-
-        deadline = time.monotonic() + timeout
-        last: Exception | str = "not checked"
-        while time.monotonic() < deadline:
-            try:
-                status = self.health(timeout=2.0)
-                if status == "SERVING":
-                    return
-                last = status
-            except grpc.RpcError as exc:
-                last = exc
-            time.sleep(0.2)
-        raise TimeoutError(f"LLMService not SERVING after {timeout:.0f}s (last: {last})")
+        wait_serving(lambda: self.health(timeout=2.0), timeout, "LLMService")
 
 
 class AsyncLLMClient:

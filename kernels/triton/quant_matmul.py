@@ -33,6 +33,12 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.quant_reference import (
+    dequantize_int4_tensors,
+    dequantize_int8_tensors,
+    quantize_int4_tensors,
+    quantize_int8_tensors,
+)
 from kernels.triton._common import check_float, check_launch, describe, next_pow2
 
 GROUP = 32  # inputs per quantization group, fixed by the GGUF formats
@@ -41,11 +47,6 @@ GROUP = 32  # inputs per quantization group, fixed by the GGUF formats
 # --------------------------------------------------------------------------------------------------
 # PyTorch helpers: quantize, dequantize, reference matmuls
 # --------------------------------------------------------------------------------------------------
-
-
-def _round_half_away(x: torch.Tensor) -> torch.Tensor:
-    """Round like C's ``roundf`` (ties away from zero), as ggml's quantizers do."""
-    return torch.sign(x) * torch.floor(torch.abs(x) + 0.5)
 
 
 def _check_weight(w: torch.Tensor) -> tuple[int, int]:
@@ -64,15 +65,8 @@ def quantize_int4(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     ``q = round((w - min) / scale)`` clamped to 0..15, the nibbles packed as described in the module
     docstring. Scales and mins stay float32 (GGUF stores float16; the loader widens them).
     """
-    n, k = _check_weight(w)
-    g = w.detach().to(torch.float32).reshape(n, k // GROUP, GROUP)
-    lo = g.amin(dim=-1)
-    hi = g.amax(dim=-1)
-    scale = (hi - lo) / 15.0
-    inv = torch.where(scale > 0, 1.0 / torch.where(scale > 0, scale, 1.0), 0.0)
-    q = _round_half_away((g - lo[..., None]) * inv[..., None]).clamp(0, 15).to(torch.uint8)
-    packed = q[..., :16] | (q[..., 16:] << 4)
-    return packed.reshape(n, k // 2).contiguous(), scale.contiguous(), lo.contiguous()
+    _check_weight(w)
+    return quantize_int4_tensors(w)
 
 
 def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,13 +74,8 @@ def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
     Per group of 32: ``scale = absmax / 127``, ``q = round(w / scale)`` (0 when the group is all zero).
     """
-    n, k = _check_weight(w)
-    g = w.detach().to(torch.float32).reshape(n, k // GROUP, GROUP)
-    scale = g.abs().amax(dim=-1) / 127.0
-    safe = torch.where(scale > 0, scale, 1.0)
-    q = _round_half_away(g / safe[..., None]).clamp(-127, 127)
-    q = torch.where(scale[..., None] > 0, q, 0.0).to(torch.int8)
-    return q.reshape(n, k).contiguous(), scale.contiguous()
+    _check_weight(w)
+    return quantize_int8_tensors(w)
 
 
 def _check_int4_weights(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor) -> tuple[int, int]:
@@ -117,17 +106,14 @@ def _check_int8_weights(qweight: torch.Tensor, scales: torch.Tensor) -> tuple[in
 
 def dequantize_int4(qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor) -> torch.Tensor:
     """Expand Q4_1 tensors to a float32 weight [N, K]."""
-    n, k = _check_int4_weights(qweight, scales, mins)
-    b = qweight.reshape(n, k // GROUP, GROUP // 2)
-    q = torch.cat([b & 0xF, b >> 4], dim=-1).to(torch.float32)
-    return (q * scales[..., None] + mins[..., None]).reshape(n, k)
+    _check_int4_weights(qweight, scales, mins)
+    return dequantize_int4_tensors(qweight, scales, mins)
 
 
 def dequantize_int8(qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """Expand Q8_0 tensors to a float32 weight [N, K]."""
-    n, k = _check_int8_weights(qweight, scales)
-    q = qweight.reshape(n, k // GROUP, GROUP).to(torch.float32)
-    return (q * scales[..., None]).reshape(n, k)
+    _check_int8_weights(qweight, scales)
+    return dequantize_int8_tensors(qweight, scales)
 
 
 def _check_x(x: torch.Tensor, k: int) -> None:

@@ -57,12 +57,9 @@ class Int4Weight:
         return int(self.qweight.shape[0]), int(self.qweight.shape[1]) * 2
 
     def dequantize(self) -> torch.Tensor:
-        n, k = self.shape
-        q = self.qweight.view(n, k // GROUP, GROUP // 2)
-        lo = (q & 0x0F).float()
-        hi = (q >> 4).float()
-        vals = torch.cat([lo, hi], dim=-1)  # [N, G, 32]
-        return (vals * self.scales[..., None] + self.mins[..., None]).reshape(n, k)
+        from kernels.quant_reference import dequantize_int4_tensors
+
+        return dequantize_int4_tensors(self.qweight, self.scales, self.mins)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +72,9 @@ class Int8Weight:
         return int(self.qweight.shape[0]), int(self.qweight.shape[1])
 
     def dequantize(self) -> torch.Tensor:
-        n, k = self.shape
-        return (self.qweight.view(n, k // GROUP, GROUP).float() * self.scales[..., None]).reshape(n, k)
+        from kernels.quant_reference import dequantize_int8_tensors
+
+        return dequantize_int8_tensors(self.qweight, self.scales)
 
 
 QuantWeight = Int4Weight | Int8Weight

@@ -81,6 +81,11 @@ def test_long_prompt_is_chunked_and_other_streams_keep_decoding(engine):
     short, long = asyncio.run(run())
     assert len(tokens_of(long)) == 3
     assert len(tokens_of(short)) == 20
+    # the long prompt took several steps (budget 32 < its length), and the short stream got
+    # tokens between the start of that prefill and the long request's first token
+    assert long[0].prompt_tokens > engine.config.max_num_batched_tokens
+    prefill_start, first_long = long[0].first_scheduled_ts, long[0].token_ts[0]
+    assert any(prefill_start < t < first_long for c in short for t in c.token_ts)
     assert engine.steps - steps_before >= 20
     assert time.monotonic() - started < 120
 
