@@ -63,9 +63,9 @@ def start_ray_app(settings: Settings) -> Any:
                 logging_level=logging.WARNING,
                 log_to_driver=True,
             )
-        except RuntimeError as exc:
-            # Seen once on a loaded 2-core machine: the GCS did not write its port file
-            # in time. A second start has always worked; a second failure is real.
+        except Exception as exc:  # Ray raises a bare Exception for "node timed out during startup"
+            # Seen on a loaded 2-core machine: the GCS did not write its port file, or the
+            # node did not come up, in time. A second start has worked; a second failure is real.
             if attempt == 2 or address:
                 raise
             log.warning("Ray failed to start (%s); retrying once", exc)
