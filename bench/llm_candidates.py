@@ -1,6 +1,6 @@
 """Benchmark: CPU candidates for the LLM step, single stream, same GGUF (SmolLM2-135M), 2 threads.
 
-Why: the issue asks which CPU path to serve with, measured rather than assumed. Candidates:
+Why: which CPU path to serve with is measured here rather than assumed. Candidates:
 
 * ONNX Runtime on our ONNX export (server/llm/onnx_export.py, full 30 layers, head on the last
   token only): (a) fp32; (b) int8 ``quantize_dynamic`` (per-channel int8 weights, uint8

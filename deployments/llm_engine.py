@@ -1,6 +1,6 @@
 """LLMEngine deployment: one continuous-batching engine (server/llm) per replica, streamed out.
 
-Thin by design (DESIGN.md): the engine does the work in its own thread; ``stream_job``
+Thin by design (docs/design/llm_serving.md): the engine does the work in its own thread; ``stream_job``
 (server/gateway/llm_backend.py) submits a checked job and yields merged pieces. The gateway
 calls ``generate`` through ``handle.options(stream=True)``; when it cancels the response
 generator (client cancel, deadline), Serve raises CancelledError inside ``generate``, whose

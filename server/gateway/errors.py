@@ -1,7 +1,7 @@
 """Errors that map to gRPC status codes, with the field and the reason.
 
 Handlers raise ``ServingError``; one place (``abort``) turns it into a status, so
-every code means the same thing everywhere (DESIGN.md, "Errors").
+every code means the same thing everywhere (docs/design/llm_serving.md, "Errors").
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ backend with the call's remaining deadline as the engine's timeout. Leaving the 
 — the client cancels, the deadline passes, an error — closes the backend stream, which cancels
 the replica's generator, which aborts the request in the engine and frees its KV-cache slot.
 
-Metrics follow vLLM's names (DESIGN.md): TTFT and end-to-end measured here from the call's
+Metrics follow vLLM's names (docs/design/llm_serving.md, "Metrics"): TTFT and end-to-end measured here from the call's
 arrival; inter-token and queue times from the engine's timestamps; running/waiting/KV-cache
 gauges from every piece and from a periodic ``stats()`` read, so they fall back to zero when
 traffic stops.

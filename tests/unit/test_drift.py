@@ -20,7 +20,7 @@ from kernels.drift import KSReference, ks_2samp, ks_matrix, psi, psi_bin_counts,
 
 IMPLS = drift.available_implementations()
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-P_TOL = 1e-9  # absolute, on p-values (the brief's bar; observed differences are ~1e-15)
+P_TOL = 1e-9  # absolute, on p-values (our bar; observed differences are ~1e-15)
 D_TOL = 1e-12  # statistics are computed exactly; allow only float noise
 
 
