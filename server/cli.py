@@ -2,6 +2,11 @@
 
 Heavy imports (ray, mlflow, sklearn) happen inside the commands that need them,
 so `stackserve --help` and `stackserve health` start in well under a second.
+
+The global options (``--config``, ``--data-dir``, ``--log-level``) are accepted before or after
+the subcommand. Client commands (score, generate, chat, health, rollout status) talk to the
+gateway address of the configuration (``gateway.host``/``gateway.port``: defaults, YAML,
+``STACKSERVE__GATEWAY__*``) unless ``--address`` is given.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import re
 import signal
 import sys
@@ -16,7 +22,7 @@ from pathlib import Path
 
 from server.config import Settings, load_settings
 
-DEFAULT_ADDRESS = "127.0.0.1:50051"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _console(stderr: bool = False):
@@ -43,12 +49,45 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config, **overrides)
 
 
+def _gateway_address(args: argparse.Namespace) -> str:
+    """Where the configured gateway listens, as a client reaches it (wildcard binds mean this host)."""
+    gw = _settings(args).gateway
+    if gw.port == 0:
+        raise SystemExit("stackserve: gateway.port is 0 (any free port) in the configuration: pass --address HOST:PORT")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(gw.host, gw.host)
+    return f"[{host}]:{gw.port}" if ":" in host else f"{host}:{gw.port}"
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("stackserve")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _configure_logging(level: str) -> None:
+    """``--log-level``: stackserve's JSON logs and the root logger (other libraries) at ``level``."""
+    from server.observability.logs import configure_logging
+
+    logging.basicConfig(stream=sys.stderr)
+    logging.getLogger().setLevel(level)
+    configure_logging(level)
+
+
+def _serving_log_level() -> str:
+    """The level ``--log-level`` set, else INFO: the server logs its JSON events at INFO by default."""
+    level = logging.getLogger("stackserve").level
+    return logging.getLevelName(level) if level else "INFO"
+
+
 # ----- serve ------------------------------------------------------------------
 async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> None:
     from server.observability.logs import configure_logging
     from server.runtime import running_server
 
-    configure_logging()
+    configure_logging(_serving_log_level())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
@@ -459,10 +498,35 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(_settings(args), use_ray=not args.no_ray)
 
 
+ADDRESS_HELP = "gateway HOST:PORT (default: gateway.host:gateway.port of the configuration, 127.0.0.1:50051)"
+
+
+def _add_global_options(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument("--config", default=default, help="YAML config file (default: $STACKSERVE_CONFIG)")
+    p.add_argument("--data-dir", default=default, help="where MLflow and logs live (default: ./.data)")
+    p.add_argument("--log-level", default=default, type=str.upper, choices=LOG_LEVELS,
+                   help="log level of stackserve's JSON logs and the root logger (default: INFO when serving)")
+
+
+class _Subcommands(argparse._SubParsersAction):
+    """Subparsers that also accept the global options after the subcommand.
+
+    Each gets them with ``default=SUPPRESS``: given after the subcommand they win, not given they
+    leave the value parsed before the subcommand (or the top-level default) alone.
+    """
+
+    def add_parser(self, name, **kwargs):
+        parser = super().add_parser(name, **kwargs)
+        _add_global_options(parser, argparse.SUPPRESS)
+        parser.register("action", "parsers", _Subcommands)
+        return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="stackserve", description=__doc__.splitlines()[0])
-    p.add_argument("--config", help="YAML config file (default: $STACKSERVE_CONFIG)")
-    p.add_argument("--data-dir", help="where MLflow and logs live (default: ./.data)")
+    p.register("action", "parsers", _Subcommands)
+    _add_global_options(p, None)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("serve", help="start Ray, the Serve app and the gRPC gateway until Ctrl-C")
@@ -490,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--format", choices=["csv", "parquet", "jsonl"])
     sc.add_argument("--model", default="", help="registered model name (default: the server's default)")
     sc.add_argument("--entity-column", help="column with entity keys (uses the stream model)")
-    sc.add_argument("--address", default=DEFAULT_ADDRESS)
+    sc.add_argument("--address", help=ADDRESS_HELP)
     sc.add_argument("--batch-size", type=int, default=4096)
     sc.add_argument("--output", "-o", default="-", help="output path (default stdout)")
     sc.add_argument("--output-format", choices=["csv", "jsonl"], default="csv")
@@ -506,7 +570,7 @@ def build_parser() -> argparse.ArgumentParser:
             gp.add_argument("message")
             gp.add_argument("--system", help="a system message before yours")
             gp.set_defaults(func=cmd_chat)
-        gp.add_argument("--address", default=DEFAULT_ADDRESS)
+        gp.add_argument("--address", help=ADDRESS_HELP)
         gp.add_argument("--model", default="", help="served model name (default: the server's)")
         gp.add_argument("--max-tokens", type=int)
         gp.add_argument("--temperature", type=float, help="0 = greedy (server default 1)")
@@ -544,13 +608,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ro = sub.add_parser("rollout", help="challenger rollout (canary/shadow)").add_subparsers(dest="what", required=True)
     rs = ro.add_parser("status", help="state, per-arm numbers and reason, from the running gateway")
-    rs.add_argument("--address", default=DEFAULT_ADDRESS)
+    rs.add_argument("--address", help=ADDRESS_HELP)
     rs.add_argument("--timeout", type=float, default=10.0)
     rs.add_argument("--json", action="store_true", help="print the RolloutStatus message as JSON")
     rs.set_defaults(func=cmd_rollout_status)
 
     h = sub.add_parser("health", help="gRPC health check")
-    h.add_argument("--address", default=DEFAULT_ADDRESS)
+    h.add_argument("--address", help=ADDRESS_HELP)
     h.add_argument("--service", default="", help="e.g. stackserve.v1.AnomalyService (default: whole server)")
     h.add_argument("--timeout", type=float, default=5.0)
     h.set_defaults(func=cmd_health)
@@ -565,6 +629,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.log_level:
+        _configure_logging(args.log_level)
+    if getattr(args, "address", "") is None:
+        args.address = _gateway_address(args)
     return int(args.func(args) or 0)
 
 
