@@ -34,10 +34,17 @@ def fp32_linear(w):
 
 
 def build_forward(
-    name: str, weights: LlamaWeights, num_threads: int = 2, activation_precision: str | None = None
+    name: str,
+    weights: LlamaWeights,
+    num_threads: int = 2,
+    activation_precision: str | None = None,
+    config=None,
 ) -> tuple[Forward, str]:
     """activation_precision: cpu-int4 only, ``"int8x2"`` or ``"int8"`` (None: the kernel's default,
-    int8x2); see ``llm.activation_precision`` in server/config.py."""
+    int8x2); see ``llm.activation_precision`` in server/config.py.
+
+    config: the engine's ``LLMConfig``; a backend that cannot serve one of its settings refuses it
+    here, at engine start (tensorrt: ``validate_config``), instead of failing the first request."""
     if name == "torch-fp32":
         return LlamaModel(weights, fp32_linear).forward, name
     if name == "cpu-int4":
@@ -56,5 +63,5 @@ def build_forward(
     if name == "tensorrt":
         from server.llm.tensorrt_backend import tensorrt_forward
 
-        return tensorrt_forward(weights), name
+        return tensorrt_forward(weights, config=config), name
     raise BackendUnavailableError(f"unknown backend {name!r}")

@@ -47,6 +47,18 @@ class _Submission:
     sink: Sink
 
 
+def kv_layout(forward: Forward) -> tuple[torch.device | str, torch.dtype]:
+    """Device and dtype of the KV cache a forward writes: its owner's ``device`` and ``dtype``
+    (GPU backends keep KV on the GPU, in their activation dtype: the triton backend writes fp16
+    keys, which an fp32 cache refuses); CPU float32 for plain functions and owners without them."""
+    owner = getattr(forward, "__self__", None)
+    device = getattr(owner, "device", "cpu")
+    dtype = getattr(owner, "dtype", torch.float32)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        dtype = torch.float32
+    return device, dtype
+
+
 class LLMEngine:
     def __init__(
         self, config: LLMConfig | None = None, weights: LlamaWeights | None = None, forward: Forward | None = None
@@ -63,13 +75,13 @@ class LLMEngine:
         torch.set_num_threads(cfg.num_threads)
         if forward is None:
             self.forward, self.backend_name = build_forward(
-                cfg.backend, self.weights, cfg.num_threads, cfg.activation_precision
+                cfg.backend, self.weights, cfg.num_threads, cfg.activation_precision, config=cfg
             )
         else:
             self.forward, self.backend_name = forward, "custom"
-        device = getattr(getattr(self.forward, "__self__", None), "device", "cpu")  # GPU backends keep KV there
+        device, dtype = kv_layout(self.forward)
         self.cache = SlotKVCache(
-            mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim, device=device
+            mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim, dtype=dtype, device=device
         )
         self.scheduler = Scheduler(self.cache, cfg.max_num_batched_tokens)
         self._lock = threading.Lock()

@@ -22,8 +22,23 @@ on 11.x) whose types are the graph's:
 Engine shape: one optimization profile over the dynamic axes (B = 1, T in [1, max_new_tokens],
 P in [0, max_len - 1]; opt = a decode step at half the context), head on the last token only.
 Limitation, by design of this first version: the engine runs **one sequence per step**, so the
-serving config must set ``llm.max_num_seqs: 1`` (the forward raises a clear error otherwise); its
-KV cache lives in the engine's own GPU buffers (present -> past), not in ``SlotKVCache``.
+serving config must set ``llm.max_num_seqs: 1``; its KV cache lives in the engine's own GPU buffers
+(present -> past), not in ``SlotKVCache``.
+
+What the serving config may ask for, checked by :func:`validate_config` when the LLM engine starts
+(before ``tensorrt`` is imported, so a wrong setting is refused on any machine, naming the setting
+and the value this backend supports):
+
+* ``llm.max_num_seqs`` must be 1 (refused otherwise);
+* ``llm.max_model_len`` is served: the engine's profile is built for that context (capped by the
+  model's), so a sequence never outgrows it;
+* ``llm.max_num_batched_tokens`` is served: the profile's widest step is that budget (capped by the
+  context), and a longer chunk would be split into several engine calls;
+* ``llm.activation_precision`` is a cpu-int4 setting: TensorRT runs fp16 activations whatever the
+  weights (``STACKSERVE_TRT_PRECISION`` = fp16 / int8 / fp8, checked too), so ``int8`` is refused;
+  the default ``int8x2`` is taken as unset;
+* sampling (temperature, top-k, top-p, repetition penalty, seed, stop strings) runs in the engine on
+  the logits this backend returns, so every sampling feature is served.
 """
 
 from __future__ import annotations
@@ -49,6 +64,38 @@ UNAVAILABLE = (
 
 class TensorRTUnavailableError(BackendUnavailableError):
     """``tensorrt`` is not importable or there is no CUDA GPU (a RuntimeError, like its base)."""
+
+
+class TensorRTConfigError(ValueError):
+    """A serving setting the TensorRT backend cannot honour (the message names it and what works)."""
+
+
+def validate_config(config, precision: str | None = None) -> str:
+    """Refuse every ``llm.*`` setting this backend cannot serve; return the weight precision to build.
+
+    ``config`` is an ``LLMConfig`` (anything with its attributes). Runs before ``tensorrt`` is
+    imported: a config mistake is reported as such on any machine, GPU or not.
+    """
+    problems = []
+    if config.max_num_seqs != 1:
+        problems.append(
+            f"llm.max_num_seqs={config.max_num_seqs}: the TensorRT engine runs one sequence per step; "
+            f"the supported value is 1"
+        )
+    if getattr(config, "activation_precision", "int8x2") != "int8x2":
+        problems.append(
+            f"llm.activation_precision={config.activation_precision!r} is a cpu-int4 setting: TensorRT runs "
+            f"fp16 activations; leave it at its default 'int8x2' (ignored here) and choose the weight "
+            f"precision with STACKSERVE_TRT_PRECISION ({', '.join(PRECISIONS)})"
+        )
+    precision = precision or os.environ.get("STACKSERVE_TRT_PRECISION", "fp16")
+    if precision not in PRECISIONS:
+        problems.append(
+            f"STACKSERVE_TRT_PRECISION={precision!r}: the supported values are {', '.join(PRECISIONS)}"
+        )
+    if problems:
+        raise TensorRTConfigError("backend 'tensorrt' cannot serve this config: " + "; ".join(problems))
+    return precision
 
 
 def tensorrt_available() -> bool:
@@ -228,7 +275,7 @@ class TensorRTLlamaStep:
 
     @torch.inference_mode()
     def forward(self, batch: StepBatch, cache) -> torch.Tensor:
-        if cache.n_slots != 1:
+        if cache.n_slots != 1:  # validate_config refuses this at engine start; kept for direct callers
             raise ValueError(
                 f"backend 'tensorrt' runs one sequence per step: set llm.max_num_seqs: 1 "
                 f"(the KV cache has {cache.n_slots} slots)"
@@ -265,9 +312,18 @@ def tensorrt_forward(
     cache_dir: str | Path | None = None,
     max_new_tokens: int = 256,
     max_len: int = 2048,
+    config=None,
 ):
     """Export (cached), build (cached per TensorRT version and GPU) and load the engine; returns
-    ``forward(batch, cache)``. ``precision`` defaults to $STACKSERVE_TRT_PRECISION or ``fp16``."""
+    ``forward(batch, cache)``. ``precision`` defaults to $STACKSERVE_TRT_PRECISION or ``fp16``.
+
+    ``config`` (the engine's ``LLMConfig``): validated first (:func:`validate_config`), and its
+    ``max_model_len`` / ``max_num_batched_tokens`` size the engine's profile instead of
+    ``max_len`` / ``max_new_tokens``."""
+    if config is not None:
+        precision = validate_config(config, precision)
+        max_len = min(config.max_model_len, weights.config.context_length)
+        max_new_tokens = min(config.max_num_batched_tokens, max_len)
     if not tensorrt_available():
         raise TensorRTUnavailableError(UNAVAILABLE)
     import tensorrt as trt

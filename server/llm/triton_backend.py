@@ -3,7 +3,12 @@ and rotary embedding (kernels/triton).
 
 On a CUDA machine it runs on the GPU in fp16 with the weights in their GGUF formats (Q4_1 layers,
 Q8_0 head), dequantized inside the matmul kernels. Without CUDA it only runs under
-``TRITON_INTERPRET=1`` on the CPU, which is for correctness tests, not for speed.
+``TRITON_INTERPRET=1`` on the CPU, which is for correctness tests, not for speed (fp32 there by
+default; ``dtype=torch.float16`` runs the GPU's activation dtype in the interpreter, which is how the
+engine's fp16 plumbing — KV cache, attention — is tested without a GPU).
+
+The engine sizes its KV cache from the forward's owner: ``LlamaModel.device`` and ``.dtype``
+(the cache must hold what the model writes into it; index_put and SDPA refuse mixed dtypes).
 """
 
 from __future__ import annotations
@@ -30,13 +35,22 @@ def triton_device() -> torch.device:
     )
 
 
-def triton_model(weights: LlamaWeights, device: torch.device | None = None) -> LlamaModel:
+ACTIVATION_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def triton_model(
+    weights: LlamaWeights, device: torch.device | None = None, dtype: torch.dtype | None = None
+) -> LlamaModel:
+    """dtype: activations and KV cache; default fp16 on a GPU, fp32 in the CPU interpreter."""
     try:
         from kernels.triton import apply_rotary, int4_matmul, int8_matmul, rms_norm, rotary_cos_sin_cache
     except ImportError as exc:  # pragma: no cover - triton is a dev/GPU dependency
         raise TritonUnavailableError(f"triton is not installed: {exc}") from exc
     dev = device or triton_device()
-    dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    if dtype is None:
+        dtype = torch.float16 if dev.type == "cuda" else torch.float32
+    if dtype not in ACTIVATION_DTYPES:
+        raise ValueError(f"backend 'triton' runs float16, bfloat16 or float32 activations, not {dtype}")
     cfg = weights.config
 
     def make_linear(w):
@@ -54,5 +68,5 @@ def triton_model(weights: LlamaWeights, device: torch.device | None = None) -> L
     return LlamaModel(weights, make_linear, dtype=dtype, device=dev, rms_norm=rms_norm, rotary=rotary)
 
 
-def triton_forward(weights: LlamaWeights):
-    return triton_model(weights).forward
+def triton_forward(weights: LlamaWeights, dtype: torch.dtype | None = None):
+    return triton_model(weights, dtype=dtype).forward
