@@ -1,20 +1,169 @@
 """Byte-level BPE tokenizer and chat template, both read from the GGUF file.
 
 Why not transformers: it is a heavy import for the replica and only a test reference here. The
-``tokenizers`` library (Rust) does the BPE; we rebuild SmolLM2's pipeline (digits split one by
-one, then GPT-2 byte-level pre-tokenization) from the GGUF vocabulary and merges.
+``tokenizers`` library (Rust) does the BPE; we rebuild the GGUF's pre-tokenizer (named by
+``tokenizer.ggml.pre``, as llama.cpp reads it) from :data:`PRE_TOKENIZERS` — SmolLM2's is digits
+split one by one, then GPT-2 byte-level pre-tokenization — and the BPE from its vocabulary and
+merges. A pre-tokenizer we do not know is refused: another regex would split text differently
+from the model's training and silently change its ids.
+
+Chat templates render in the Jinja environment transformers gives them (``ChatTemplate``), so a
+template written for ``tokenizer.apply_chat_template`` renders the same here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import jinja2
+import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
 
 CONTROL = 3  # GGUF token_type for control/special tokens
+
+
+def _gpt2() -> list:
+    return []
+
+
+def _smollm() -> list:
+    return [pre_tokenizers.Digits(individual_digits=True)]
+
+
+#: ``tokenizer.ggml.pre`` values we can rebuild -> the steps before GPT-2's byte-level regex split
+#: (llama.cpp: LLAMA_VOCAB_PRE_TYPE_GPT2 = GPT-2's regex alone; _SMOLLM = each digit on its own first).
+PRE_TOKENIZERS: dict[str, Callable[[], list]] = {"gpt-2": _gpt2, "smollm": _smollm}
+
+
+class UnsupportedTokenizerError(ValueError):
+    """The GGUF's tokenizer (model or pre-tokenizer) is not one this module can rebuild."""
+
+
+def pre_tokenizer_for(fields) -> pre_tokenizers.PreTokenizer:
+    """The pre-tokenizer named by the GGUF's ``tokenizer.ggml.pre``; raises for any other value."""
+    supported = ", ".join(repr(k) for k in PRE_TOKENIZERS)
+    if "tokenizer.ggml.pre" not in fields:
+        raise UnsupportedTokenizerError(
+            f"the GGUF has no tokenizer.ggml.pre, so its pre-tokenizer (text split before BPE) is unknown; "
+            f"supported: {supported}"
+        )
+    pre = fields["tokenizer.ggml.pre"].contents()
+    if pre not in PRE_TOKENIZERS:
+        raise UnsupportedTokenizerError(
+            f"GGUF pre-tokenizer tokenizer.ggml.pre={pre!r} is not supported; supported: {supported}"
+        )
+    parts = PRE_TOKENIZERS[pre]()
+    parts.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True))
+    return pre_tokenizers.Sequence(parts)
+
+
+# ---- chat templates -------------------------------------------------------------------------------
+
+
+def _raise_exception(message: str):
+    """``raise_exception(msg)`` in a template: the template refuses its input (e.g. a bad role)."""
+    raise jinja2.exceptions.TemplateError(message)
+
+
+def _tojson(x: Any, ensure_ascii: bool = False, indent: int | None = None, separators=None, sort_keys: bool = False):
+    """transformers' ``tojson``: plain ``json.dumps`` (Jinja's own escapes <, >, & and ' for HTML)."""
+    return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+class _GenerationTag(jinja2.ext.Extension):
+    """``{% generation %}...{% endgeneration %}`` (transformers marks assistant text with it for
+    training masks); here it renders its body unchanged."""
+
+    tags = frozenset({"generation"})
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+        return jinja2.nodes.Scope(body, lineno=lineno)
+
+
+class _TemplateDict:
+    """``dict(...)`` / ``dict.fromkeys(...)`` in a template, without handing it the ``dict`` type."""
+
+    def __call__(self, *args, **kwargs) -> dict:
+        return dict(*args, **kwargs)
+
+    def fromkeys(self, *args, **kwargs) -> dict:
+        return dict.fromkeys(*args, **kwargs)
+
+
+class _TemplateNamespace(jinja2.utils.Namespace):
+    """``namespace(...)`` that refuses underscore names (no reaching CPython internals through it)."""
+
+    def __init__(*args, **kwargs):  # Jinja's signature trick: namespace(self=...) still works
+        self, args = args[0], args[1:]
+        attrs = dict(*args, **kwargs)
+        for name in attrs:
+            _TemplateNamespace._check(name)
+        jinja2.utils.Namespace.__init__(self, attrs)
+
+    def __setitem__(self, name, value):
+        _TemplateNamespace._check(name)
+        jinja2.utils.Namespace.__setitem__(self, name, value)
+
+    @staticmethod
+    def _check(name) -> None:
+        if isinstance(name, str) and name.startswith("_"):
+            raise jinja2.exceptions.SecurityError(f"a chat template cannot set {name!r} on a namespace")
+
+
+def chat_template_environment() -> ImmutableSandboxedEnvironment:
+    """The Jinja environment of transformers' ``apply_chat_template`` (``_compile_jinja_template``):
+    sandboxed, trim_blocks + lstrip_blocks, ``loopcontrols`` ({% break %} / {% continue %}), its
+    ``tojson`` filter, the globals ``raise_exception``, ``strftime_now``, ``dict`` and ``namespace``,
+    ``{% generation %}``; undefined names are falsy and render empty, as there."""
+    env = ImmutableSandboxedEnvironment(
+        trim_blocks=True, lstrip_blocks=True, extensions=[jinja2.ext.loopcontrols, _GenerationTag]
+    )
+    env.filters["tojson"] = _tojson
+    env.globals["raise_exception"] = _raise_exception
+    env.globals["strftime_now"] = _strftime_now
+    env.globals["dict"] = _TemplateDict()
+    env.globals["namespace"] = _TemplateNamespace
+    return env
+
+
+class ChatTemplate:
+    """A compiled chat template and the special-token strings it may use."""
+
+    def __init__(self, source: str, special_tokens: dict[str, str] | None = None) -> None:
+        self.source = source
+        self.special_tokens = dict(special_tokens or {})  # bos_token, eos_token, ...
+        self._template = chat_template_environment().from_string(source)
+
+    def render(
+        self,
+        messages: Sequence[dict],
+        add_generation_prompt: bool = True,
+        tools: list[dict] | None = None,
+        documents: list[dict] | None = None,
+        **extra: Any,
+    ) -> str:
+        """Render like transformers: ``messages`` (keys whose value is None dropped: templates test
+        for a missing key, not for None), ``tools``, ``documents``, ``add_generation_prompt``, the
+        special tokens (``bos_token``, ``eos_token``, ...) and any extra template variables."""
+        return self._template.render(
+            **self.special_tokens,
+            **extra,
+            messages=[{k: v for k, v in m.items() if v is not None} for m in messages],
+            tools=tools,
+            documents=documents,
+            add_generation_prompt=add_generation_prompt,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,16 +179,14 @@ class GGUFTokenizer:
         f = reader.fields
         model = f["tokenizer.ggml.model"].contents()
         if model != "gpt2":
-            raise ValueError(f"tokenizer model {model!r} not supported (byte-level BPE 'gpt2' only)")
+            raise UnsupportedTokenizerError(f"tokenizer model {model!r} not supported (byte-level BPE 'gpt2' only)")
+        pre_tokenizer = pre_tokenizer_for(f)  # before the vocabulary: an unknown one fails fast
         tokens: list[str] = f["tokenizer.ggml.tokens"].contents()
         types: list[int] = f["tokenizer.ggml.token_type"].contents()
         merges = [tuple(m.split(" ", 1)) for m in f["tokenizer.ggml.merges"].contents()]
         vocab = {t: i for i, t in enumerate(tokens)}
         tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-        pre = f["tokenizer.ggml.pre"].contents() if "tokenizer.ggml.pre" in f else "default"
-        parts = [pre_tokenizers.Digits(individual_digits=True)] if pre == "smollm" else []
-        parts.append(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True))
-        tok.pre_tokenizer = pre_tokenizers.Sequence(parts)
+        tok.pre_tokenizer = pre_tokenizer
         tok.decoder = decoders.ByteLevel()
         specials = [
             AddedToken(t, special=True, normalized=False)
@@ -55,8 +202,12 @@ class GGUFTokenizer:
         add_bos = f.get("tokenizer.ggml.add_bos_token")
         self.add_bos = bool(add_bos.contents()) if add_bos is not None else False
         tmpl = f["tokenizer.chat_template"].contents() if "tokenizer.chat_template" in f else None
-        env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-        self._template = env.from_string(tmpl) if tmpl else None
+        specials = {"bos_token": tokens[self.bos_id], "eos_token": tokens[self.eos_id]}
+        for name in ("unknown", "padding"):
+            key = f"tokenizer.ggml.{name}_token_id"
+            if key in f and 0 <= int(f[key].contents()) < len(tokens):
+                specials["unk_token" if name == "unknown" else "pad_token"] = tokens[int(f[key].contents())]
+        self.chat_template = ChatTemplate(tmpl, specials) if tmpl else None
         # ids whose text is a complete UTF-8 string on its own; others need their neighbours
         self._byte_decoder = {c: b for b, c in _bytes_to_unicode().items()}
         self._token_bytes = [self._bytes_of(t, i) for i, t in enumerate(tokens)]
@@ -71,7 +222,8 @@ class GGUFTokenizer:
 
     def encode(self, text: str, add_special: bool = True) -> list[int]:
         ids = self._tok.encode(text, add_special_tokens=False).ids
-        if add_special and self.add_bos:
+        # a chat template may write bos_token itself (transformers then tokenizes without adding one)
+        if add_special and self.add_bos and ids[:1] != [self.bos_id]:
             ids = [self.bos_id, *ids]
         return ids
 
@@ -83,11 +235,15 @@ class GGUFTokenizer:
             self._token_bytes[i] for i in ids if not (skip_special and i in self.special_ids)
         )
 
-    def apply_chat_template(self, messages: Sequence[ChatMessage | dict], add_generation_prompt: bool = True) -> str:
-        if self._template is None:
+    def apply_chat_template(
+        self, messages: Sequence[ChatMessage | dict], add_generation_prompt: bool = True, **extra: Any
+    ) -> str:
+        """The prompt text (transformers' ``apply_chat_template(..., tokenize=False)``); ``extra``:
+        ``tools``, ``documents`` or other variables the template reads."""
+        if self.chat_template is None:
             raise ValueError("this model has no chat template")
         msgs = [m if isinstance(m, dict) else {"role": m.role, "content": m.content} for m in messages]
-        return self._template.render(messages=msgs, add_generation_prompt=add_generation_prompt)
+        return self.chat_template.render(msgs, add_generation_prompt=add_generation_prompt, **extra)
 
 
 class IncrementalDecoder:
