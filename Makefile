@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install build demo serve test unit integration lint gate peers bench bench-ci clean
+.PHONY: install build demo serve test unit integration lint gate peers peers-vllm bench bench-ci clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -55,12 +55,16 @@ gate: install
 test: install lint gate
 	$(PY) -m pytest tests
 
-# llama.cpp (the LLM peer) compiles for minutes: only the benchmarks build it.
+# llama.cpp (the LLM peer) compiles for minutes: only the benchmarks build it. The build is
+# native to this CPU (AMX switched off where the CPU has it) and redone when the CPU changes.
 peers: install
-	$(PIP) install -q "llama-cpp-python==0.3.36"
 	bash bench/peers/build_llama_cpp.sh
 
-bench: install peers
+# vLLM's CPU build, the serving peer, in its own virtual environment (.venv-vllm).
+peers-vllm:
+	bash bench/peers/install_vllm.sh
+
+bench: install peers peers-vllm
 	$(PY) bench/llm_bench.py
 	$(PY) bench/anomaly_kernels.py
 	$(PY) bench/drift.py
@@ -70,7 +74,7 @@ bench-ci: install
 	$(PY) bench/anomaly_kernels.py --quick --check
 	$(PY) bench/drift.py --quick
 	$(PY) bench/anomaly_load.py --quick
-	$(PY) bench/llm_bench.py --quick --skip-quality --check
+	$(PY) bench/llm_bench.py --quick --skip-quality --check --peers transformers
 
 clean:
 	rm -rf build server/gen kernels/**/*.so kernels/cython/*.c *.egg-info

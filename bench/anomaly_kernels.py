@@ -1,11 +1,20 @@
-"""Micro-benchmark: compiled tree-ensemble kernels vs scikit-learn vs ONNX Runtime.
+"""Micro-benchmark: compiled tree-ensemble kernels vs scikit-learn, ONNX Runtime and TL2cgen.
 
 Why: the anomaly scorer promises to answer single events in microseconds and large batches at
-several times scikit-learn's speed, and never to be slower than the obvious alternative (export to
-ONNX and run ONNX Runtime). This script measures exactly those claims on the ODDS Shuttle data
+several times scikit-learn's speed, and never to be slower than the obvious alternatives (export to
+ONNX and run ONNX Runtime; compile the forest to C with Treelite + TL2cgen, the fastest CPU tree
+inference we know). This script measures exactly those claims on the ODDS Shuttle data
 (shipped inside the ``river`` wheel) with the two production model types:
 ``IsolationForest(n_estimators=100)`` and ``RandomForestClassifier(n_estimators=100,
 class_weight="balanced_subsample")``.
+
+Same work on both sides: every peer runs on the threads our kernel uses (``T`` =
+``STACKSERVE_KERNEL_THREADS`` or the usable CPUs) in its fastest configuration, and the table says
+which: scikit-learn with ``n_jobs=1`` and ``n_jobs=T`` (joblib threads cost more than they save on
+small machines, so both are shown and the ratio is against the faster), ONNX Runtime with
+``intra_op_num_threads=T``, TL2cgen compiled by gcc (``nthread=T``) and predicting with ``nthread=T``,
+its input ``DMatrix`` built inside the call (``tl2cgen``) and, its fastest case, outside the timing
+(``tl2cgen prebuilt``). The "fastest peer" column is the ratio against the fastest peer at that batch.
 
 Method (llama-bench style): for every (model, batch) all contenders are warmed up, then timed in
 interleaved rounds (one repeat of each contender per round, so a load spike from another process on
@@ -26,11 +35,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import importlib.util
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -47,7 +58,14 @@ TARGETS = {
     "vs_sklearn_batch_1": 100.0,
     "vs_sklearn_batch_4096": 3.0,
     "vs_ort_every_batch": 1.0,
+    "vs_tl2cgen_every_batch": 1.0,
 }
+#: Contenders that are peers (everything else is one of our implementations).
+PEER_PREFIXES = ("sklearn", "onnxruntime", "tl2cgen")
+
+
+def is_peer(what: str) -> bool:
+    return what.startswith(PEER_PREFIXES)
 
 
 @dataclass
@@ -55,6 +73,7 @@ class Series:
     """Timings of one contender on one (model, batch): microseconds per call, one per repeat."""
 
     what: str
+    config: str
     model: str
     batch: int
     calls_per_repeat: int
@@ -84,10 +103,61 @@ def load_shuttle() -> tuple[np.ndarray, np.ndarray]:
     return frame.to_numpy(dtype=np.float64), y
 
 
+def kernel_threads() -> int:
+    """The threads our kernel uses for large batches (``STACKSERVE_KERNEL_THREADS`` or usable CPUs)."""
+    from kernels import tree_ensemble as te
+
+    return te._default_threads()
+
+
+def tl2cgen_contenders(
+    model: Any, kind: str, threads: int, workdir: Path
+) -> tuple[dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]], str]:
+    """TL2cgen: the forest compiled to C by gcc (``nthread=threads``), two call styles; or the reason it is missing."""
+    try:
+        import tl2cgen
+        import treelite
+    except ImportError as exc:
+        return {}, f"treelite/tl2cgen not installed ({exc}); pip install -e '.[bench]'"
+    try:
+        tl_model = treelite.sklearn.import_model(model)
+        lib = workdir / f"{kind}.so"
+        start = time.perf_counter()
+        tl2cgen.export_lib(tl_model, toolchain="gcc", libpath=str(lib), params={"parallel_comp": threads},
+                           nthread=threads)  # fmt: skip
+        compile_s = time.perf_counter() - start
+        predictor = tl2cgen.Predictor(str(lib), nthread=threads)
+    except Exception as exc:  # no gcc, an unsupported model: a MISS line, not silence
+        return {}, f"tl2cgen could not compile the {kind} ({type(exc).__name__}: {exc})"
+
+    def finish(out: np.ndarray) -> np.ndarray:
+        out = np.asarray(out).reshape(out.shape[0], -1)
+        if kind == "isolation_forest":  # treelite gives -score_samples; sklearn's decision_function subtracts offset_
+            return -out[:, 0] - model.offset_
+        return out[:, -1]
+
+    def per_call(X: np.ndarray) -> np.ndarray:
+        return finish(predictor.predict(tl2cgen.DMatrix(X.astype(np.float64), dtype="float64")))
+
+    prebuilt: dict[int, Any] = {}
+
+    def fastest(X: np.ndarray) -> np.ndarray:
+        dmat = prebuilt.get(id(X))
+        if dmat is None:  # built once per batch array, outside the timed loop's steady state
+            dmat = prebuilt[id(X)] = (X, tl2cgen.DMatrix(X.astype(np.float64), dtype="float64"))
+        return finish(predictor.predict(dmat[1]))
+
+    cfg = f"gcc, compile+predict nthread={threads} ({compile_s:.1f} s compile)"
+    return {
+        "tl2cgen": (cfg + ", DMatrix per call", per_call),
+        "tl2cgen prebuilt": (cfg + ", DMatrix outside timing", fastest),
+    }, ""
+
+
 def build_contenders(
-    model: Any, kind: str, X_sample: np.ndarray
-) -> tuple[dict[str, Callable[[np.ndarray], np.ndarray]], dict[str, str]]:
-    """Score functions by name: sklearn, onnxruntime, auto and every available implementation."""
+    model: Any, kind: str, X_sample: np.ndarray, threads: int, workdir: Path
+) -> tuple[dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]], dict[str, str]]:
+    """Score functions by name, each with its configuration: the peers, auto and every implementation."""
     import onnxruntime as ort
     from skl2onnx import to_onnx
 
@@ -97,28 +167,43 @@ def build_contenders(
     if kind == "isolation_forest":
         onx = to_onnx(model, X_sample[:1], target_opset={"": 17, "ai.onnx.ml": 3})
         output = "scores"
-
-        def sk(X: np.ndarray) -> np.ndarray:
-            return model.decision_function(X)
     else:
         onx = to_onnx(model, X_sample[:1], options={id(model): {"zipmap": False}})
         output = "probabilities"
 
-        def sk(X: np.ndarray) -> np.ndarray:
-            return model.predict_proba(X)[:, 1]
+    def sklearn_fn(n_jobs: int) -> Callable[[np.ndarray], np.ndarray]:
+        m = copy.copy(model)  # the same fitted trees, only the joblib setting differs
+        m.n_jobs = n_jobs
+        if kind == "isolation_forest":
+            return m.decision_function
+        return lambda X: m.predict_proba(X)[:, 1]
 
-    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onx.SerializeToString(), options, providers=["CPUExecutionProvider"])
     input_name = session.get_inputs()[0].name
 
     def onnx(X: np.ndarray) -> np.ndarray:
         out = session.run([output], {input_name: X})[0]
         return out[:, 0] if kind == "isolation_forest" else out[:, 1]
 
-    contenders: dict[str, Callable[[np.ndarray], np.ndarray]] = {"sklearn": sk, "onnxruntime": onnx}
-    contenders["auto"] = lambda X: te.score(forest, X)
-    for impl in te.available_implementations():
-        contenders[impl] = lambda X, impl=impl: te.score(forest, X, impl=impl)
-    info = {"auto_resolves_to": te.available_implementations()[0]}
+    contenders: dict[str, tuple[str, Callable[[np.ndarray], np.ndarray]]] = {
+        "sklearn n_jobs=1": ("n_jobs=1", sklearn_fn(1)),
+    }
+    if threads > 1:
+        contenders[f"sklearn n_jobs={threads}"] = (f"n_jobs={threads} (joblib threads)", sklearn_fn(threads))
+    contenders["onnxruntime"] = (f"intra_op_num_threads={threads}", onnx)
+    tl, tl_missing = tl2cgen_contenders(model, kind, threads, workdir)
+    contenders.update(tl)
+    impls = te.available_implementations()
+    min_rows = te.pack_forest(forest).parallel_min_rows
+    contenders["auto"] = (f"= {impls[0]}, {threads} threads from {min_rows} rows",
+                          lambda X: te.score(forest, X))  # fmt: skip
+    for impl in impls:
+        contenders[impl] = (f"{threads} threads" if impl != "reference" else "NumPy",
+                            lambda X, impl=impl: te.score(forest, X, impl=impl))  # fmt: skip
+    info = {"auto_resolves_to": impls[0], "tl2cgen_missing": tl_missing}
     return contenders, info
 
 
@@ -169,10 +254,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     series: list[Series] = []
     infos: dict[str, dict[str, str]] = {}
     contenders_by_model = {}
+    workdir = Path(tempfile.mkdtemp(prefix="stackserve-tl2cgen-"))
     for name, (model, kind) in models.items():
-        contenders_by_model[name], infos[name] = build_contenders(model, kind, X_test)
-    n_contenders = len(next(iter(contenders_by_model.values())))
-    total = len(models) * len(args.batches) * args.repeats * n_contenders
+        contenders_by_model[name], infos[name] = build_contenders(model, kind, X_test, args.threads, workdir)
+    total = sum(len(c) for c in contenders_by_model.values()) * len(args.batches) * args.repeats
     columns = [
         TextColumn("{task.description}"),
         BarColumn(),
@@ -186,10 +271,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             for batch in args.batches:
                 Xb = np.ascontiguousarray(X_test[rng.integers(0, len(X_test), size=batch)])
                 progress.update(task, description=f"{name} batch {batch}: warm-up")
-                expected = contenders["sklearn"](Xb)
+                expected = contenders["sklearn n_jobs=1"][1](Xb)
                 group = []
-                for what, fn in contenders.items():
-                    s = Series(what, name, batch, calibrate(fn, Xb, args.repeat_s))
+                for what, (config, fn) in contenders.items():
+                    s = Series(what, config, name, batch, calibrate(fn, Xb, args.repeat_s))
                     s.max_abs_diff_vs_sklearn = float(np.max(np.abs(fn(Xb) - expected)))
                     group.append((s, fn))
                 progress.update(task, description=f"{name} batch {batch}")
@@ -218,34 +303,49 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def ratios(series: list[Series]) -> dict[tuple[str, int, str], tuple[float, float]]:
-    """(model, batch, what) -> (speed-up vs sklearn, speed-up vs ONNX Runtime), from medians."""
-    base = {(s.model, s.batch, s.what): s.median for s in series}
-    return {
-        (s.model, s.batch, s.what): (
-            base[(s.model, s.batch, "sklearn")] / s.median,
-            base[(s.model, s.batch, "onnxruntime")] / s.median,
-        )
-        for s in series
-    }
+#: Ratio columns: peer family -> contenders whose fastest median is the baseline.
+BASELINES = {"sklearn": "sklearn", "ort": "onnxruntime", "tl2cgen": "tl2cgen", "fastest": ""}
 
 
-def check_targets(series: list[Series]) -> list[str]:
-    """Messages for every target the dispatch misses (empty when all are met)."""
+def ratios(series: list[Series]) -> dict[tuple[str, int, str], dict[str, float]]:
+    """(model, batch, what) -> speed-up (baseline median / this median) against the fastest
+    configuration of each peer family (and of all peers: ``fastest``); NaN when a peer is missing."""
+    out = {}
+    for s in series:
+        group = [g for g in series if g.model == s.model and g.batch == s.batch and is_peer(g.what)]
+        row = {}
+        for key, prefix in BASELINES.items():
+            base = [g.median for g in group if g.what.startswith(prefix)]
+            row[key] = min(base) / s.median if base else float("nan")
+        out[(s.model, s.batch, s.what)] = row
+    return out
+
+
+def fastest_peer(series: list[Series], model: str, batch: int) -> str:
+    group = [g for g in series if g.model == model and g.batch == batch and is_peer(g.what)]
+    return min(group, key=lambda g: g.median).what
+
+
+def check_targets(series: list[Series], missing_peers: list[str] | None = None) -> list[str]:
+    """Messages for every target the dispatch misses (empty when all are met); a peer that could
+    not run is a miss too (the comparison it stands for was not made)."""
     r = ratios(series)
-    missed = []
-    for (model, batch, what), (vs_sk, vs_ort) in sorted(r.items()):
+    missed = [f"peer missing: {m}" for m in missing_peers or []]
+    for (model, batch, what), row in sorted(r.items()):
         if what != "auto":
             continue
+        vs_sk, vs_ort, vs_tl = row["sklearn"], row["ort"], row["tl2cgen"]
         if batch == 1 and vs_sk < TARGETS["vs_sklearn_batch_1"]:
             missed.append(f"{model} batch 1: {vs_sk:.1f}x sklearn < {TARGETS['vs_sklearn_batch_1']:.0f}x")
         if batch == 4096 and vs_sk < TARGETS["vs_sklearn_batch_4096"]:
             missed.append(f"{model} batch 4096: {vs_sk:.2f}x sklearn < {TARGETS['vs_sklearn_batch_4096']:.0f}x")
         if vs_ort < TARGETS["vs_ort_every_batch"]:
             missed.append(f"{model} batch {batch}: {vs_ort:.2f}x ONNX Runtime (slower)")
+        if vs_tl < TARGETS["vs_tl2cgen_every_batch"]:  # NaN (tl2cgen missing) is reported above
+            missed.append(f"{model} batch {batch}: {vs_tl:.2f}x TL2cgen (slower)")
     for s in series:  # a fast wrong answer is a miss too
         diff = s.max_abs_diff_vs_sklearn or 0.0
-        if s.what not in ("sklearn", "onnxruntime") and diff > 1e-6:
+        if not is_peer(s.what) and diff > 1e-6:
             missed.append(f"{s.what} {s.model} batch {s.batch}: differs from sklearn by {diff:.3g}")
     return missed
 
@@ -253,13 +353,15 @@ def check_targets(series: list[Series]) -> list[str]:
 def markdown(series: list[Series]) -> str:
     r = ratios(series)
     lines = [
-        "| what | model | batch | µs/call | ×sklearn | ×ORT |",  # noqa: RUF001 (the multiplication sign is meant)
-        "| --- | --- | ---: | ---: | ---: | ---: |",
+        # the multiplication sign is meant; ratios are against each family's fastest configuration
+        "| what | config | model | batch | µs/call | ×sklearn | ×ORT | ×TL2cgen | ×fastest peer |",  # noqa: RUF001
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in series:
-        vs_sk, vs_ort = r[(s.model, s.batch, s.what)]
+        row = r[(s.model, s.batch, s.what)]
+        cells = " | ".join("n/a" if np.isnan(row[k]) else f"{row[k]:,.2f}" for k in BASELINES)
         lines.append(
-            f"| {s.what} | {s.model} | {s.batch} | {s.median:,.1f} ± {s.half_iqr:,.1f} | {vs_sk:,.2f} | {vs_ort:,.2f} |"
+            f"| {s.what} | {s.config} | {s.model} | {s.batch} | {s.median:,.1f} ± {s.half_iqr:,.1f} | {cells} |"
         )
     return "\n".join(lines)
 
@@ -295,10 +397,18 @@ def environment() -> dict[str, Any]:
 
     from bench.report import machine
 
+    versions = {}
+    for name in ("treelite", "tl2cgen"):
+        try:
+            versions[name] = importlib.import_module(name).__version__
+        except ImportError:
+            versions[name] = None
     return {
         **machine(),
+        "kernel_threads": kernel_threads(),
         "sklearn": sklearn.__version__,
         "onnxruntime": onnxruntime.__version__,
+        **versions,
     }
 
 
@@ -315,19 +425,37 @@ def main(argv: list[str] | None = None) -> int:
 
     if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
         sys.path.insert(0, str(ROOT))
+    from bench.report import machine_line
+
     env = environment()
+    args.threads = env["kernel_threads"]
+    print(machine_line(env))
     result = run(args)
     env["loadavg_end"] = os.getloadavg()
     series: list[Series] = result["series"]
 
+    missing = sorted({f"{name}: {info['tl2cgen_missing']}" for name, info in result["infos"].items()
+                      if info["tl2cgen_missing"]})  # fmt: skip
     table = markdown(series)
-    missed = check_targets(series)
+    missed = check_targets(series, missing)
     print(table)
     print()
     auto = {name: info["auto_resolves_to"] for name, info in result["infos"].items()}
-    print(f"auto = {auto}; {env['cpus_available']} CPUs ({env['cpu']}); load average {env['loadavg_start']}")
-    worst = max((s.max_abs_diff_vs_sklearn or 0.0) for s in series if s.what not in ("sklearn", "onnxruntime"))
-    print(f"max |ours - sklearn| over all batches: {worst:.3g}")
+    print(f"auto = {auto}; kernel threads {args.threads} (every peer runs on as many); load average "
+          f"{env['loadavg_start']} -> {env['loadavg_end']}")  # fmt: skip
+    print(f"versions: sklearn {env['sklearn']}, onnxruntime {env['onnxruntime']}, treelite {env['treelite']}, "
+          f"tl2cgen {env['tl2cgen']}")  # fmt: skip
+    for m in missing:
+        print(f"MISS  peer {m}")
+    for name in dict.fromkeys(s.model for s in series):
+        print(
+            f"{name}: fastest peer per batch: "
+            + ", ".join(f"{b}: {fastest_peer(series, name, b)}" for b in dict.fromkeys(s.batch for s in series))
+        )
+    worst = max((s.max_abs_diff_vs_sklearn or 0.0) for s in series if not is_peer(s.what))
+    print(f"max |ours - sklearn| over all batches: {worst:.3g}; peers: "
+          + ", ".join(f"{w} {max(s.max_abs_diff_vs_sklearn or 0.0 for s in series if s.what == w):.2g}"
+                      for w in dict.fromkeys(s.what for s in series if is_peer(s.what))))  # fmt: skip
     print("targets: " + ("all met" if not missed else "MISSED: " + "; ".join(missed)))
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -340,13 +468,13 @@ def main(argv: list[str] | None = None) -> int:
         "auto_resolves_to": auto,
         "targets": TARGETS,
         "missed": missed,
+        "missing_peers": missing,
         "results": [
             {
                 **asdict(s),
                 "median_us": s.median,
                 "half_iqr_us": s.half_iqr,
-                "speedup_vs_sklearn": r[(s.model, s.batch, s.what)][0],
-                "speedup_vs_onnxruntime": r[(s.model, s.batch, s.what)][1],
+                **{f"speedup_vs_{k}": r[(s.model, s.batch, s.what)][k] for k in BASELINES},
             }
             for s in series
         ],

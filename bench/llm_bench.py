@@ -2,12 +2,22 @@
 
 Rows: prompt processing (pp512), single-stream decode (tg128), aggregate decode with N concurrent
 streams, for our engine (in-process, the configured backend), llama.cpp on the same GGUF with the
-same thread count (llama-bench / llama-batched-bench binaries when built, else llama-cpp-python)
-and transformers fp32 ``generate``. Then quantization quality against our fp32 forward:
+same thread count (llama-bench / llama-batched-bench binaries when built, else llama-cpp-python),
+transformers fp32 ``generate`` and vLLM's CPU build (its own virtual environment, ``make
+peers-vllm``; bench/peers/vllm_peer.py). Then quantization quality against our fp32 forward:
 perplexity on a fixed text from the default corpus and greedy agreement over 50 prompts.
 
+Decode tokens/s means the same thing for every engine: the tokens of the steady-state decode
+steps over the time of those same steps. The first token of a stream comes out of its prefill, so
+neither it nor the prefill's time is counted: a stream's rate is (tokens after its first) / (time
+from its first token to its last); with N streams, the tokens produced after every stream has its
+first token over the time from that moment to the last token. llama-bench and
+llama-batched-bench time exactly the decode steps they count; transformers and vLLM are timed per
+step with the same rule, on our prompt and our decode length.
+
     python bench/llm_bench.py                 # full run (several minutes)
-    python bench/llm_bench.py --quick --check # CI: short run, fail when a ratio target is missed
+    python bench/llm_bench.py --quick --check --peers transformers  # CI: fail when a ratio target
+                                              # is missed or a named peer cannot run
 """
 
 from __future__ import annotations
@@ -18,8 +28,10 @@ import json
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -30,7 +42,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import RESULTS, machine, markdown_table, spread, write_json, write_text
+from bench.report import RESULTS, machine, machine_line, markdown_table, spread, write_json, write_text
 from server.config import LLMConfig
 from server.llm.backends import build_forward, fp32_linear
 from server.llm.engine import LLMEngine
@@ -41,6 +53,25 @@ from server.llm.params import SamplingParams
 
 console = Console(stderr=True)
 THREADS = 2
+ROOT = Path(__file__).resolve().parent.parent
+PEERS = ("llama.cpp", "transformers", "vllm")
+PROMPT = "Story {i}: once upon a time"
+
+
+class PeerMissing(Exception):
+    """A peer could not run here; the message says exactly why (printed as a MISS line)."""
+
+
+def steady_decode(token_ts: dict[object, list[float]]) -> tuple[int, float]:
+    """(tokens, seconds) of the steady-state decode steps of streams that ran together.
+
+    Each stream's first token comes from its prefill: the window starts once every stream has its
+    first token and ends at the last token; it counts the tokens produced inside it (each step
+    after the window opens contributes its tokens, and its time lies inside the window)."""
+    start = max(ts[0] for ts in token_ts.values())
+    end = max(ts[-1] for ts in token_ts.values())
+    tokens = sum(sum(1 for t in ts if t > start) for ts in token_ts.values())
+    return tokens, end - start
 
 
 # ---------------------------------------------------------------- our engine ----------------------
@@ -60,33 +91,44 @@ def prefill_tps(forward, cfg, n_tokens: int, reps: int) -> list[float]:
     return out
 
 
-def decode_tps(engine: LLMEngine, streams: int, n_tokens: int, reps: int) -> list[float]:
-    """tg: `streams` concurrent requests, n_tokens each; aggregate tokens/s over the decode phase."""
-    out = []
+def decode_tps(engine: LLMEngine, streams: int, n_tokens: int, reps: int) -> tuple[list[float], list[float]]:
+    """tg: `streams` concurrent requests, n_tokens each: aggregate steady-state decode tokens/s per
+    repetition, and every request's time to first token (seconds, from submission)."""
+    out: list[float] = []
+    ttft: list[float] = []
     for r in range(reps + 1):
         done = threading.Event()
-        times: list[float] = []
+        times: dict[str, list[float]] = {}
         finished = [0]
         lock = threading.Lock()
 
         def sink(c, times=times, finished=finished, lock=lock, done=done):
             with lock:
-                times.extend(c.token_ts)
+                times.setdefault(c.request_id, []).extend(c.token_ts)
                 if c.finish_reason is not None:
                     finished[0] += 1
                     if finished[0] == streams:
                         done.set()
 
         params = SamplingParams(temperature=0.0, max_tokens=n_tokens, ignore_eos=True)
-        for i in range(streams):
-            engine.submit(engine.encode_prompt(f"Story {i}: once upon a time"), params, sink)
+        prompts = [engine.encode_prompt(PROMPT.format(i=i)) for i in range(streams)]
+        submitted = time.time()  # the engine stamps tokens with time.time()
+        for ids in prompts:
+            engine.submit(ids, params, sink)
         done.wait()
-        times.sort()
-        # drop each stream's first token (it comes from prefill); measure steady decode
-        decode_times = times[streams:]
-        if r and len(decode_times) > 1:
-            out.append((len(decode_times) - 1) / (decode_times[-1] - decode_times[0]))
-    return out
+        tokens, seconds = steady_decode(times)
+        # every step produces one token per stream: the count must be streams x (steps after the
+        # window opened); a formula that counted tokens of steps whose time it did not (the
+        # earlier (len - 1) / span over pooled timestamps) breaks this
+        firsts = {v[0] for v in times.values()}
+        steps = len({t for ts in times.values() for t in ts if t > max(firsts)})
+        lockstep = len(firsts) == 1 and len({len(v) for v in times.values()}) == 1
+        if lockstep and tokens != streams * steps:
+            raise AssertionError(f"decode accounting: {tokens} tokens over {steps} steps of {streams} streams")
+        if r and seconds > 0:
+            out.append(tokens / seconds)
+            ttft += [ts[0] - submitted for ts in times.values()]
+    return out, ttft
 
 
 def run_ours(backend: str, pp: int, tg: int, streams: list[int], reps: int) -> dict:
@@ -96,11 +138,12 @@ def run_ours(backend: str, pp: int, tg: int, streams: list[int], reps: int) -> d
         cfg = cfg.model_copy(update={"max_num_seqs": max(streams), "max_model_len": max(pp, tg + 64) + 16})
     weights = load_weights()
     engine = LLMEngine(cfg, weights=weights)
-    res: dict = {"backend": engine.backend_name, "pp": prefill_tps(engine.forward, weights.config, pp, reps)}
+    res: dict = {"backend": engine.backend_name, "pp": prefill_tps(engine.forward, weights.config, pp, reps),
+                 "prompt_ids": [engine.encode_prompt(PROMPT.format(i=i)) for i in range(max(streams))]}
     engine.start()
     try:
         for n in streams:
-            res[f"tg_x{n}"] = decode_tps(engine, n, tg, reps)
+            res[f"tg_x{n}"], res[f"ttft_x{n}"] = decode_tps(engine, n, tg, reps)
     finally:
         engine.shutdown()
     res["rss_bytes"] = psutil.Process().memory_info().rss
@@ -109,14 +152,39 @@ def run_ours(backend: str, pp: int, tg: int, streams: list[int], reps: int) -> d
 
 
 # ---------------------------------------------------------------- llama.cpp ----------------------
+LLAMA_BUILD = ROOT / ".peers/llama.cpp/build"  # bench/peers/build_llama_cpp.sh
+
+
 def find_llama_binary(name: str) -> str | None:
     env = os.environ.get("LLAMA_CPP_BIN")
-    built = Path(__file__).resolve().parent.parent / ".peers/llama.cpp/build/bin"  # bench/peers/build_llama_cpp.sh
-    for d in filter(None, [env, str(built)]):
+    for d in filter(None, [env, str(LLAMA_BUILD / "bin")]):
         p = Path(d) / name
         if p.exists():
             return str(p)
     return shutil.which(name)
+
+
+def llama_build_record() -> dict:
+    """How the llama.cpp binaries were built (written by build_llama_cpp.sh), and whether that
+    build was made for this CPU (a native build for another CPU may die with SIGILL)."""
+    path = LLAMA_BUILD / "stackserve-build.json"
+    if not path.exists():
+        return {}
+    rec = json.loads(path.read_text())
+    cpu = machine()["cpu"]
+    rec["built_for_this_cpu"] = rec.get("cpu") == cpu
+    return rec
+
+
+def run_peer_command(what: str, cmd: list[str], timeout: float = 1800) -> str:
+    """stdout of a peer's command; a crash (SIGILL on an unsupported instruction...) is a PeerMissing."""
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        rc = proc.returncode
+        how = f"killed by {signal.Signals(-rc).name}" if rc < 0 else f"exit status {rc}"
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        raise PeerMissing(f"{what} {how}: {' | '.join(tail)}")
+    return proc.stdout
 
 
 def run_llama_bench(gguf: str, pp: int, tg: int, reps: int) -> dict | None:
@@ -124,11 +192,14 @@ def run_llama_bench(gguf: str, pp: int, tg: int, reps: int) -> dict | None:
     if exe is None:
         return None
     cmd = [exe, "-m", gguf, "-t", str(THREADS), "-p", str(pp), "-n", str(tg), "-r", str(reps), "-o", "json"]
-    out = json.loads(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
-    res = {"tool": "llama-bench"}
+    out = json.loads(run_peer_command("llama-bench", cmd))
+    res: dict = {"tool": "llama-bench"}
     for row in out:
         key = "pp" if row["n_prompt"] else "tg_x1"
         res[key] = [float(x) for x in row.get("samples_ts", [row["avg_ts"]])]
+        res["cpu_info"] = row.get("cpu_info")
+        res["build_commit"] = row.get("build_commit")
+        res["backends"] = row.get("backends")
     return res
 
 
@@ -139,14 +210,15 @@ def run_llama_batched(gguf: str, tg: int, streams: list[int]) -> dict | None:
     npl = ",".join(str(n) for n in streams)
     cmd = [exe, "-m", gguf, "-t", str(THREADS), "-c", str(max(streams) * (tg + 64)), "-b", "512", "-ub", "512",
            "-npp", "32", "-ntg", str(tg), "-npl", npl, "--output-format", "jsonl"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    stdout = run_peer_command("llama-batched-bench", cmd)
     res: dict = {"tool": "llama-batched-bench"}
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         if line.startswith("{"):
             row = json.loads(line)
+            # speed_tg = pl * ntg / t_tg: the decode steps' tokens over those steps' time
             res[f"tg_x{row['pl']}"] = [float(row["speed_tg"])]
     if len(res) == 1:
-        raise RuntimeError(f"llama-batched-bench printed no JSONL rows: {proc.stdout[-500:]}")
+        raise PeerMissing(f"llama-batched-bench printed no JSONL rows: {stdout[-500:]}")
     return res
 
 
@@ -168,7 +240,7 @@ def run_llama_cpp_python(gguf: str, pp: int, tg: int, reps: int) -> dict | None:
         llm.reset()
         llm.eval(ids[:8])
         t = time.perf_counter()
-        for _ in range(tg):
+        for _ in range(tg):  # tg decode steps, tg tokens
             llm.eval([int(llm.scores[llm.n_tokens - 1].argmax())])
         if r:
             res["tg_x1"].append(tg / (time.perf_counter() - t))
@@ -176,7 +248,9 @@ def run_llama_cpp_python(gguf: str, pp: int, tg: int, reps: int) -> dict | None:
 
 
 # ---------------------------------------------------------------- transformers --------------------
-def run_transformers(tg: int, reps: int) -> dict | None:
+def run_transformers(prompt_ids: list[int], tg: int, reps: int) -> dict | None:
+    """fp32 ``generate`` on our prompt, timed per step (a stopping criterion stamps every new token):
+    steady-state decode as for ours, tokens 2..tg over the time from token 1 to token tg."""
     try:
         import transformers
     except ImportError:
@@ -184,15 +258,53 @@ def run_transformers(tg: int, reps: int) -> dict | None:
     path = load_weights().path
     model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
                                                               dtype=torch.float32).eval()
-    ids = torch.tensor([[1, 9690, 198, 2683, 359, 253, 5356]])
+    ids = torch.tensor([prompt_ids])
+
+    class Stamp(transformers.StoppingCriteria):
+        def __init__(self) -> None:
+            self.ts: list[float] = []
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.ts.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool)
+
     out = []
     with torch.no_grad():
-        for r in range(reps + 1):
-            t = time.perf_counter()
-            model.generate(ids, max_new_tokens=tg, min_new_tokens=tg, do_sample=False, pad_token_id=0)
-            if r:
-                out.append(tg / (time.perf_counter() - t))
-    return {"tool": "transformers fp32 generate", "tg_x1": out}
+        model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=0)  # warm-up
+        for _ in range(reps):
+            stamp = Stamp()
+            model.generate(ids, max_new_tokens=tg, min_new_tokens=tg, do_sample=False, pad_token_id=0,
+                           stopping_criteria=transformers.StoppingCriteriaList([stamp]))
+            tokens, seconds = steady_decode({0: stamp.ts})
+            if len(stamp.ts) != tg:
+                raise PeerMissing(f"transformers produced {len(stamp.ts)} tokens, expected {tg}")
+            out.append(tokens / seconds)
+    return {"tool": f"transformers {transformers.__version__} fp32 generate", "tg_x1": out}
+
+
+# ---------------------------------------------------------------- vLLM -----------------------------
+VLLM_PYTHON = ROOT / ".venv-vllm/bin/python"  # make peers-vllm (bench/peers/install_vllm.sh)
+
+
+def run_vllm(gguf: str, prompt_ids: list[list[int]], tg: int, streams: list[int], reps: int) -> dict:
+    """vLLM's CPU build in its own virtual environment (bench/peers/vllm_peer.py), same model,
+    same prompts, same decode length and threads; raises PeerMissing with the exact reason."""
+    if not VLLM_PYTHON.exists():
+        raise PeerMissing(f"vLLM is not installed: {VLLM_PYTHON} missing (run `make peers-vllm`)")
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "spec.json"
+        out = Path(tmp) / "out.json"
+        spec.write_text(json.dumps({"gguf": gguf, "prompt_ids": prompt_ids, "tg": tg, "streams": streams,
+                                    "reps": reps, "threads": THREADS}))
+        cmd = [str(VLLM_PYTHON), str(ROOT / "bench/peers/vllm_peer.py"), str(spec), str(out)]
+        try:
+            run_peer_command("vllm_peer.py", cmd, timeout=1800)
+        except subprocess.TimeoutExpired as exc:
+            raise PeerMissing(f"vLLM did not finish in {exc.timeout:.0f} s") from exc
+        res = json.loads(out.read_text()) if out.exists() else {"error": "vllm_peer.py wrote no result"}
+    if res.get("error"):
+        raise PeerMissing(res["error"])
+    return res
 
 
 # ---------------------------------------------------------------- quality ------------------------
@@ -277,39 +389,71 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backend", default=LLMConfig().backend)
     ap.add_argument("--quick", action="store_true", help="short run for CI")
-    ap.add_argument("--check", action="store_true", help="exit 1 when a ratio target is missed")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a ratio target is missed or a peer is missing")
     ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--peers", nargs="*", choices=PEERS, default=list(PEERS),
+                    help="peers to measure (default all); a named peer that cannot run is a MISS")
     args = ap.parse_args()
     pp, tg = (128, 32) if args.quick else (512, 128)
     reps = 2 if args.quick else 5
     streams = [1, 4, 16]
     gguf = str(load_weights().path)
     torch.set_num_threads(THREADS)
+    info = machine()
+    print(machine_line(info))
 
     console.print(f"[bold]ours[/] ({args.backend}) pp{pp} / tg{tg} x {streams}")
     ours = run_ours(args.backend, pp, tg, streams, reps)
     gc.collect()
-    console.print("[bold]llama.cpp[/]")
-    llama = run_llama_bench(gguf, pp, tg, reps) or run_llama_cpp_python(gguf, pp, tg, reps)
-    batched = run_llama_batched(gguf, tg, streams)
-    console.print("[bold]transformers[/]")
-    hf = run_transformers(min(tg, 32), 1 if args.quick else 2)
+    missing: dict[str, str] = {}
+
+    def attempt(name: str, fn):
+        try:
+            return fn()
+        except PeerMissing as exc:
+            missing[name] = str(exc)
+            return None
+
+    llama = batched = hf = vllm = None
+    build = llama_build_record()
+    if "llama.cpp" in args.peers:
+        console.print("[bold]llama.cpp[/]")
+        if build and not build["built_for_this_cpu"]:
+            missing["llama.cpp"] = (f"the binaries were built for {build.get('cpu')!r}, this is {info['cpu']!r}: "
+                                    "rebuild with `make peers`")  # fmt: skip
+        else:
+            llama = attempt("llama.cpp", lambda: run_llama_bench(gguf, pp, tg, reps)
+                            or run_llama_cpp_python(gguf, pp, tg, reps))  # fmt: skip
+            if llama is None and "llama.cpp" not in missing:
+                missing["llama.cpp"] = "no llama-bench binary (`make peers`) and llama-cpp-python is not importable"
+            batched = attempt("llama.cpp batched", lambda: run_llama_batched(gguf, tg, streams))
+            if batched is None and "llama.cpp batched" not in missing:
+                missing["llama.cpp batched"] = "no llama-batched-bench binary (`make peers`)"
+    if "transformers" in args.peers:
+        console.print("[bold]transformers[/]")
+        hf = attempt("transformers", lambda: run_transformers(ours["prompt_ids"][0], tg, 1 if args.quick else 2))
+        if hf is None and "transformers" not in missing:
+            missing["transformers"] = "transformers is not importable"
+    if "vllm" in args.peers:
+        console.print("[bold]vLLM[/]")
+        vllm = attempt("vllm", lambda: run_vllm(gguf, ours["prompt_ids"], tg, streams, reps))
     qual = None
     if not args.skip_quality:
         console.print("[bold]quality[/] vs fp32")
         qual = quality(args.backend, 10 if args.quick else 50, 32, 512 if args.quick else 2048)
 
-    def cell(samples):
+    def cell(samples, scale=1.0):
         if not samples:
             return "n/a"
-        m, s = spread(samples)
+        m, s = spread([x * scale for x in samples])
         return f"{m:,.1f} ± {s:,.1f}"
 
     def med(samples):
         return spread(samples)[0] if samples else float("nan")
 
     rows = []
-    peers = {"ours": ours, "llama.cpp": llama or {}, "llama.cpp batched": batched or {}, "transformers": hf or {}}
+    peers = {"ours": ours, "llama.cpp": llama or {}, "llama.cpp batched": batched or {}, "transformers": hf or {},
+             "vLLM": vllm or {}}  # fmt: skip
     tests = [("pp", f"pp{pp}")] + [(f"tg_x{n}", f"tg{tg} x{n} streams") for n in streams]
     for key, label in tests:
         for who, res in peers.items():
@@ -319,7 +463,24 @@ def main() -> int:
                              cell(res[key]), "" if who == "ours" else f"{ratio:.2f}x"])
     table = markdown_table(["model", "engine", "backend", "threads", "test", "t/s (median ± IQR/2)",
                             "ours ÷ this"], rows)
+    n_max = max(streams)
+    ttft_rows = [[who, res.get("backend", res.get("tool", "")), n_max, cell(res[f"ttft_x{n_max}"], 1e3),
+                  f"{1e3 * float(torch.tensor(res[f'ttft_x{n_max}']).quantile(0.95)):,.1f}"]
+                 for who, res in peers.items() if res.get(f"ttft_x{n_max}")]  # fmt: skip
+    ttft_table = markdown_table(["engine", "backend", "concurrency", "TTFT ms (median ± IQR/2)", "TTFT p95 ms"],
+                                ttft_rows)
     print(table)
+    print("\n" + ttft_table)
+    print(f"\n{machine_line(info)}")
+    if build:
+        print(f"llama.cpp build: {build.get('source')}; cmake {' '.join(build.get('cmake_args', []))}; "
+              f"extra C/C++ flags: {build.get('extra_c_flags') or 'none'}; built for {build.get('cpu')} "
+              f"({build.get('cpu_isa')}); {build.get('compiler')}")  # fmt: skip
+    if llama and llama.get("cpu_info"):
+        print(f"llama-bench reports: cpu_info {llama['cpu_info']!r}, backends {llama.get('backends')}, "
+              f"commit {llama.get('build_commit')}")  # fmt: skip
+    if vllm:
+        print(f"vLLM: {vllm.get('version')}; {vllm.get('config')}")
     rss_mb = ours["rss_bytes"] / 2**20
     print(f"\nengine process RSS after the run: {rss_mb:,.0f} MiB (KV cache {ours['kv_cache_bytes'] / 2**20:,.0f} MiB)")
     if qual:
@@ -329,10 +490,10 @@ def main() -> int:
             [[args.backend, f"{qual['ppl_fp32']:.3f}", f"{qual['ppl_backend']:.3f}", f"{qual['ppl_increase']:+.2%}",
               f"{qual['greedy_agreement']:.1%}", f"{qual['prompts_identical']}/{qual['n_prompts']}",
               f"{qual['mean_common_prefix']:.1f}"]]))
-    payload = {"machine": machine(), "ours": ours, "llama_cpp": llama, "llama_batched": batched, "transformers": hf,
-               "quality": qual, "quick": args.quick}
+    payload = {"machine": info, "ours": ours, "llama_cpp": llama, "llama_batched": batched, "llama_build": build,
+               "transformers": hf, "vllm": vllm, "missing_peers": missing, "quality": qual, "quick": args.quick}
     write_json("llm_bench", payload)
-    write_text("llm_bench.md", table + "\n")
+    write_text("llm_bench.md", table + "\n\n" + ttft_table + "\n\n" + machine_line(info) + "\n")
     plot(ours, batched, streams)
 
     checks = []
@@ -341,9 +502,14 @@ def main() -> int:
     if llama:
         checks.append(("single-stream decode ≥ 1.0x llama.cpp", med(ours["tg_x1"]) / med(llama["tg_x1"]), 1.0))
         checks.append(("prefill ≥ 1.0x llama.cpp", med(ours["pp"]) / med(llama["pp"]), 1.0))
-    if batched and batched.get(f"tg_x{max(streams)}"):
-        checks.append((f"{max(streams)} streams ≥ 2x llama.cpp batched",
-                       med(ours[f"tg_x{max(streams)}"]) / med(batched[f"tg_x{max(streams)}"]), 2.0))
+    if batched and batched.get(f"tg_x{n_max}"):
+        checks.append((f"{n_max} streams ≥ 2x llama.cpp batched",
+                       med(ours[f"tg_x{n_max}"]) / med(batched[f"tg_x{n_max}"]), 2.0))
+    if vllm:
+        checks.append(("single-stream decode ≥ 1.0x vLLM", med(ours["tg_x1"]) / med(vllm["tg_x1"]), 1.0))
+        checks.append((f"{n_max} streams ≥ 1.0x vLLM", med(ours[f"tg_x{n_max}"]) / med(vllm[f"tg_x{n_max}"]), 1.0))
+        checks.append((f"TTFT at {n_max} streams ≤ vLLM's (value = vLLM / ours)",
+                       med(vllm[f"ttft_x{n_max}"]) / med(ours[f"ttft_x{n_max}"]), 1.0))
     checks.append(("replica RSS ≤ 1.5 GB", 1.5e9 / ours["rss_bytes"], 1.0))
     if qual:
         checks.append(("perplexity increase vs fp32 ≤ +3% (value = -increase)", -qual["ppl_increase"], -0.03))
@@ -353,6 +519,12 @@ def main() -> int:
         ok = value >= target
         failed |= not ok
         print(f"{'PASS' if ok else 'MISS'}  {name}: {value:.2f} (target {target})")
+    for name, why in missing.items():  # a peer that could not run: its comparison was not made
+        failed = True
+        print(f"MISS  peer {name}: {why}")
+    for name in PEERS:
+        if name not in args.peers:
+            print(f"SKIP  peer {name}: not requested (--peers)")
     return 1 if (args.check and failed) else 0
 
 
