@@ -42,6 +42,7 @@ import numpy as np
 __all__ = [
     "IMPLEMENTATIONS",
     "STATS",
+    "PendingUpdate",
     "ReferenceState",
     "StreamFeatureState",
     "available_implementations",
@@ -134,6 +135,38 @@ def _load_update(impl: str) -> UpdateFn:
     return update
 
 
+@dataclass(slots=True, eq=False)
+class _Record:
+    """One update's inputs and what it overwrote: enough to undo it and to replay it."""
+
+    keys: list[Hashable]
+    X: np.ndarray
+    update: UpdateFn
+    committed: bool
+    slots: np.ndarray
+    buf: np.ndarray
+    counts: np.ndarray
+    ewma: np.ndarray
+    assigned: list[tuple[Hashable, int, Hashable | None]]  # (new key, its slot, key evicted from it)
+
+
+class PendingUpdate:
+    """A state change from :meth:`StreamFeatureState.transform_pending`, to commit or roll back once."""
+
+    __slots__ = ("_record", "_state")
+
+    def __init__(self, state: StreamFeatureState, record: _Record) -> None:
+        self._state, self._record = state, record
+
+    def commit(self) -> None:
+        """The events' scores were returned: keep their effect on the state."""
+        self._state._settle(self._record, keep=True)
+
+    def rollback(self) -> None:
+        """The events were not scored: the state becomes as if they had never arrived."""
+        self._state._settle(self._record, keep=False)
+
+
 class StreamFeatureState:
     """Rolling per-entity features, stateful across calls, in fixed memory.
 
@@ -162,6 +195,8 @@ class StreamFeatureState:
         self._slots: OrderedDict[Hashable, int] = OrderedDict()  # least recently used first
         self._lock = threading.Lock()
         self._update: dict[str, UpdateFn] = {}
+        # updates since the oldest unsettled transform_pending(), oldest first (empty when all settled)
+        self._journal: list[_Record] = []
 
     @property
     def n_entities(self) -> int:
@@ -172,6 +207,7 @@ class StreamFeatureState:
         """Forget every entity (slots are cleared lazily when they are next assigned)."""
         with self._lock:
             self._slots.clear()
+            self._journal.clear()
 
     @staticmethod
     def feature_names(columns: Sequence[str]) -> list[str]:
@@ -188,6 +224,40 @@ class StreamFeatureState:
         update = self._update.get(impl)
         if update is None:
             update = self._resolve(impl)
+        X64, keys = self._check(keys, X)
+        out = np.empty((X64.shape[0], 4 * self.n_features), dtype=np.float64)
+        if X64.shape[0] == 0:
+            return out
+        with self._lock:
+            if self._journal:  # pending updates exist: record this one too, so a rollback can replay it
+                self._journal.append(self._apply(list(keys), X64, update, out, committed=True))
+            else:
+                slots, fresh = self._assign(keys)
+                update(slots, fresh, X64, self._buf, self._counts, self._ewma, self.alpha, out)
+        return out
+
+    def transform_pending(
+        self, keys: Sequence[Hashable], X: np.ndarray, impl: str = "auto"
+    ) -> tuple[np.ndarray, PendingUpdate]:
+        """Like :meth:`transform`, but the state change can still be undone.
+
+        Why: a server computes features before it knows whether the events will be scored (the
+        queue may shed them, a deadline may pass, a stream may abort). Counting events that were
+        never answered would make a client's retry count them twice. The caller settles every
+        update with ``commit()`` once the scores are returned, or ``rollback()``, which leaves the
+        state exactly as if these events had never arrived: later updates (pending or committed)
+        are undone and replayed in their order without these events. Their already-returned
+        features are not changed. Unsettled updates are kept in memory, so settle each one.
+        """
+        update = self._update.get(impl) or self._resolve(impl)
+        X64, keys = self._check(keys, X)
+        out = np.empty((X64.shape[0], 4 * self.n_features), dtype=np.float64)
+        with self._lock:
+            record = self._apply(list(keys), X64, update, out, committed=False)
+            self._journal.append(record)
+        return out, PendingUpdate(self, record)
+
+    def _check(self, keys: Sequence[Hashable], X: np.ndarray) -> tuple[np.ndarray, Sequence[Hashable]]:
         arr = np.asarray(X)
         if arr.dtype.kind not in "biuf":
             raise ValueError(f"X must hold real numbers, got dtype {arr.dtype}")
@@ -199,15 +269,61 @@ class StreamFeatureState:
             raise ValueError("keys must be a sequence of entity keys, not a single string")
         if len(keys) != arr.shape[0]:
             raise ValueError(f"got {len(keys)} keys for {arr.shape[0]} rows of X")
-        X64 = np.ascontiguousarray(arr, dtype=np.float64)
-        n = X64.shape[0]
-        out = np.empty((n, 4 * self.n_features), dtype=np.float64)
-        if n == 0:
-            return out
+        return np.ascontiguousarray(arr, dtype=np.float64), keys
+
+    def _apply(
+        self, keys: list[Hashable], X: np.ndarray, update: UpdateFn, out: np.ndarray, committed: bool
+    ) -> _Record:
+        """Assign slots, snapshot what the update will overwrite, run it (lock held)."""
+        assigned: list[tuple[Hashable, int, Hashable | None]] = []
+        slots, fresh = self._assign(keys, assigned)
+        touched = np.unique(slots)
+        record = _Record(
+            keys, X, update, committed, touched,
+            self._buf[touched].copy(), self._counts[touched].copy(), self._ewma[touched].copy(), assigned,
+        )
+        if len(keys):
+            update(slots, fresh, X, self._buf, self._counts, self._ewma, self.alpha, out)
+        return record
+
+    def _undo(self, record: _Record) -> None:
+        self._buf[record.slots] = record.buf
+        self._counts[record.slots] = record.counts
+        self._ewma[record.slots] = record.ewma
+        table = self._slots
+        for key, slot, evicted in reversed(record.assigned):
+            if table.get(key) == slot:
+                del table[key]
+            if evicted is not None:
+                table[evicted] = slot
+                table.move_to_end(evicted, last=False)  # it was the least recently used one
+
+    def _settle(self, record: _Record, keep: bool) -> None:
         with self._lock:
-            slots, fresh = self._assign(keys)
-            update(slots, fresh, X64, self._buf, self._counts, self._ewma, self.alpha, out)
-        return out
+            try:
+                i = next(k for k, r in enumerate(self._journal) if r is record)
+            except StopIteration:
+                return  # settled already, or dropped by reset()
+            if not keep:
+                later = self._journal[i + 1 :]
+                for r in reversed(later):
+                    self._undo(r)
+                self._undo(record)
+                del self._journal[i]
+                for r in later:  # replay in order, without the rolled-back events
+                    redone = self._apply(r.keys, r.X, r.update, np.empty((len(r.keys), 4 * self.n_features)),
+                                         r.committed)
+                    r.slots, r.buf, r.counts, r.ewma, r.assigned = (
+                        redone.slots, redone.buf, redone.counts, redone.ewma, redone.assigned)
+            else:
+                record.committed = True
+            while self._journal and self._journal[0].committed:
+                self._journal.pop(0)
+
+    @property
+    def pending_updates(self) -> int:
+        """Updates handed out by :meth:`transform_pending` and not settled yet."""
+        return sum(not r.committed for r in self._journal)
 
     def _resolve(self, impl: str) -> UpdateFn:
         if impl == "auto":
@@ -220,7 +336,9 @@ class StreamFeatureState:
         self._update[impl] = fn
         return fn
 
-    def _assign(self, keys: Sequence[Hashable]) -> tuple[np.ndarray, np.ndarray]:
+    def _assign(
+        self, keys: Sequence[Hashable], assigned: list[tuple[Hashable, int, Hashable | None]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Slot per event in event order, with LRU eviction; ``fresh`` marks (re)assigned slots.
 
         Done in Python because it is a dict walk; the kernel applies the resets at the right
@@ -235,9 +353,15 @@ class StreamFeatureState:
             if slot is not None:
                 table.move_to_end(key)
             else:
-                slot = len(table) if len(table) < capacity else table.popitem(last=False)[1]
+                evicted = None
+                if len(table) < capacity:
+                    slot = len(table)
+                else:
+                    evicted, slot = table.popitem(last=False)
                 table[key] = slot
                 fresh[i] = 1
+                if assigned is not None:
+                    assigned.append((key, slot, evicted))
             slots[i] = slot
         return slots, fresh
 

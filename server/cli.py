@@ -159,8 +159,8 @@ def cmd_train_anomaly(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if args.name_prefix:
         settings.training.name_prefix = args.name_prefix
-    families = args.families.split(",") if args.families else list(MODEL_FAMILIES)
-    bad = [f for f in families if f not in MODEL_FAMILIES]
+    families = args.families.split(",") if args.families else None
+    bad = [f for f in families or () if f not in MODEL_FAMILIES]
     if bad:
         console.print(f"[red]unknown model families {bad}; choose from {MODEL_FAMILIES}")
         return 2
@@ -176,7 +176,7 @@ def cmd_train_anomaly(args: argparse.Namespace) -> int:
                 promote=args.promote,
                 progress=lambda msg: (status.update(msg), console.log(msg)),
             )
-    except DataValidationError as exc:
+    except (DataValidationError, ValueError) as exc:
         console.print(f"[red]{exc}")
         return 3
     table = Table(title=f"trained (MLflow: {settings.tracking_uri})")
@@ -326,28 +326,40 @@ def cmd_drift(args: argparse.Namespace) -> int:
 # ----- gates ------------------------------------------------------------------
 def cmd_gate(args: argparse.Namespace) -> int:
     """Quality gates for a challenger version; ``--train`` first trains a champion and a
-    retrained challenger (next seed) into the store, which is what `make gate` runs in CI."""
-    import numpy as np
+    retrained challenger (next estimator seed, same split) into the store, which is what
+    `make gate` runs in CI. The holdout is the built-in data's rows neither run saw, or
+    the user's own labelled file (``--holdout FILE --label COL``)."""
     from rich.table import Table
 
     from server.anomaly import registry
-    from server.anomaly.data import load_shuttle
-    from server.anomaly.gates import drift_gates, latency_gate, regression_gate
-    from server.anomaly.training import stratified_split, train_family
+    from server.anomaly.data import load_shuttle, read_table
+    from server.anomaly.gates import (
+        GateInputError,
+        check_holdout,
+        drift_gates,
+        latency_gate,
+        probability_gate,
+        regression_gate,
+        unseen_holdout,
+    )
+    from server.anomaly.training import train_family
 
     if not args.train and not args.challenger:
         print("stackserve gate: give --challenger VERSION, or --train", file=sys.stderr)
         return 2
+    if args.train and args.holdout:
+        print("stackserve gate: --train trains on the built-in data; it takes no --holdout", file=sys.stderr)
+        return 2
     settings = _settings(args)
     client = registry.connect(settings)
     family = args.model.removeprefix(f"{settings.training.name_prefix}-")
-    df = load_shuttle()
     if args.train:
         if family not in ("rf", "iforest"):
             print("stackserve gate --train: choose a shuttle-rf or shuttle-iforest model", file=sys.stderr)
             return 2
+        df = load_shuttle()
         train_family(df, family, args.model, "anomaly", None, settings)
-        settings.training.seed += 1
+        settings.training.seed += 1  # the estimator's seed only: the split stays (training.split_seed)
         args.challenger = train_family(df, family, args.model, "anomaly", None, settings).version
         settings.training.seed -= 1
     try:
@@ -356,20 +368,36 @@ def cmd_gate(args: argparse.Namespace) -> int:
     except registry.ModelNotFoundError as exc:
         print(f"stackserve gate: {exc}", file=sys.stderr)
         return 2
-    if champion.card.stream is not None or champion.reference is None:
-        print("stackserve gate: needs a raw-feature model trained with a reference profile", file=sys.stderr)
+    if champion.card.version == challenger.card.version:
+        print(f"stackserve gate: the challenger v{challenger.card.version} is the champion itself", file=sys.stderr)
         return 2
-    y_all = df["anomaly"].to_numpy()
-    holdout = df.iloc[stratified_split(y_all, settings.training).test]
-    X = holdout[champion.card.feature_names].to_numpy(np.float64)
-    y = holdout["anomaly"].to_numpy()
+    if any(m.card.stream is not None or m.reference is None for m in (champion, challenger)):
+        print("stackserve gate: needs raw-feature models trained with a reference profile", file=sys.stderr)
+        return 2
+    features = list(champion.card.feature_names)
+    if list(challenger.card.feature_names) != features:
+        print(f"stackserve gate: the challenger takes {list(challenger.card.feature_names)}, the champion {features}",
+              file=sys.stderr)
+        return 2
+    try:
+        if args.holdout:
+            holdout, label, source = read_table(args.holdout, args.format), args.label, args.holdout
+        else:
+            holdout = unseen_holdout(client, [champion.card.run_id, challenger.card.run_id], load_shuttle())
+            label, source = "anomaly", "Shuttle rows neither run saw"
+        X, y = check_holdout(holdout, features, label)
+    except (GateInputError, FileNotFoundError, ValueError) as exc:
+        print(f"stackserve gate: {exc}", file=sys.stderr)
+        return 2
     results = [
         regression_gate(champion, challenger, X, y, args.max_f1_drop),
+        *filter(None, [probability_gate(champion, challenger, X, y, args.max_brier_ratio)]),
         latency_gate(champion, challenger, X, max_ratio=args.max_latency_ratio),
-        *drift_gates(challenger.reference, holdout[champion.card.feature_names], settings.drift),
+        *drift_gates(challenger.reference, holdout[features], settings.drift),
     ]
     table = Table(title=f"gates: {args.model} v{challenger.card.version} (challenger) vs "
-                        f"v{champion.card.version} (@{settings.anomaly.alias})")
+                        f"v{champion.card.version} (@{settings.anomaly.alias}); holdout: {source}, "
+                        f"{len(y)} rows, {int(y.sum())} anomalies")
     for col in ("gate", "result", "measured", "limit"):
         table.add_column(col)
     for r in results:
@@ -544,7 +572,8 @@ def build_parser() -> argparse.ArgumentParser:
     ta.add_argument("--format", choices=["csv", "parquet", "jsonl"])
     ta.add_argument("--label", default="anomaly", help="0/1 label column (default: anomaly)")
     ta.add_argument("--entity-column", help="entity id column for stream features (rf-stream)")
-    ta.add_argument("--families", help="comma list of iforest,rf,rf-stream (default: all)")
+    ta.add_argument("--families", help="comma list of iforest,rf,rf-stream (default: iforest,rf, plus rf-stream "
+                    "when the data has an --entity-column or is the built-in Shuttle demo)")
     ta.add_argument("--name-prefix", help="registered names are <prefix>-<family> (default: shuttle)")
     ta.add_argument("--promote", action="store_true", help="move the champion alias to the new versions")
     ta.set_defaults(func=cmd_train_anomaly)
@@ -602,8 +631,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model", default="shuttle-rf", help="registered model name")
     g.add_argument("--challenger", help="challenger version (required unless --train)")
     g.add_argument("--train", action="store_true", help="train a champion and a retrained challenger first")
+    g.add_argument("--holdout", help="your labelled holdout (CSV/Parquet/JSONL) that neither version trained on "
+                   "(default: the built-in Shuttle rows outside both runs' logged splits)")
+    g.add_argument("--label", default="anomaly", help="0/1 label column of --holdout (default: anomaly)")
+    g.add_argument("--format", choices=["csv", "parquet", "jsonl"], help="format of --holdout")
     g.add_argument("--max-f1-drop", type=float, default=0.01)
     g.add_argument("--max-latency-ratio", type=float, default=1.2)
+    g.add_argument("--max-brier-ratio", type=float, default=1.5,
+                   help="random forests: challenger Brier score at most this x the champion's (+1e-4)")
     g.set_defaults(func=cmd_gate)
 
     ro = sub.add_parser("rollout", help="challenger rollout (canary/shadow)").add_subparsers(dest="what", required=True)

@@ -172,7 +172,12 @@ class DriftConfig(_Section):
 class TrainingConfig(_Section):
     """Defaults for `stackserve train anomaly`."""
 
-    seed: int = 42
+    seed: int = Field(42, description="the estimator's random seed (a retrained challenger changes it)")
+    split_seed: int = Field(
+        42,
+        description="seed of the train/validation/test split, kept apart from ``seed`` so a challenger "
+        "retrained with another seed holds out exactly the champion's test rows",
+    )
     test_size: float = Field(0.2, gt=0, lt=1)
     validation_size: float = Field(0.2, gt=0, lt=1)
     if_n_estimators: int = Field(100, gt=0)

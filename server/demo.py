@@ -4,7 +4,8 @@ Trains and registers the default models if none are registered, starts Ray, the
 Serve app and the gateway, scores a held-out slice of Shuttle over real gRPC,
 shows what it found, streams events for a few entities, shows a rejected request,
 then streams a short chat answer from the LLM (TTFT, tokens/s), prints a few /metrics
-lines, and shuts everything down.
+lines, and shuts everything down. Any workload that fails makes the demo exit non-zero:
+a newcomer (or CI) must never read "finished" over a broken path.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from rich.table import Table
 from server.config import Settings
 
 console = Console(width=None if sys.stdout.isatty() else 140)
+
+
+class DemoFailure(RuntimeError):
+    """A workload the demo exercises did not do what it should."""
 
 
 def ensure_models(settings: Settings) -> None:
@@ -95,10 +100,16 @@ async def client_session(settings: Settings, address: str, metrics_url: str) -> 
         n_flag = sum(int(r.is_anomaly.sum()) for r in streamed)
         console.print(f"ScoreStream: {len(batches)} messages, 400 events over 4 entities with "
                       f"{streamed[0].model}: {n_flag} flagged")
+        if len(streamed) != len(batches):
+            raise DemoFailure(f"ScoreStream answered {len(streamed)} of {len(batches)} messages")
         try:
             await client.score(X[:2, :5], model="shuttle-rf")
         except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.INVALID_ARGUMENT:
+                raise DemoFailure(f"a request with 5 features got {exc.code().name}, not INVALID_ARGUMENT") from exc
             console.print(f"bad request (5 features) -> [yellow]{exc.code().name}[/]: {exc.details()}")
+        else:
+            raise DemoFailure("a request with 5 features was accepted")
 
 
 async def llm_session(address: str, question: str = "What is the capital of France?") -> None:
@@ -119,14 +130,14 @@ async def llm_session(address: str, question: str = "What is the capital of Fran
                 out.flush()
                 last = r
         except grpc.aio.AioRpcError as exc:
-            console.print(f"\n[yellow]LLM unavailable: {exc.code().name}: {exc.details()}")
-            return
+            raise DemoFailure(f"LLM chat failed: {exc.code().name}: {exc.details()}") from exc
     wall = time.perf_counter() - t0
     out.write("\n")
-    if last is not None and ttft is not None:
-        n = last.usage.completion_tokens
-        rate = (n - 1) / (wall - ttft) if n > 1 and wall > ttft else 0.0
-        console.print(f"[green]{n} tokens ({last.finish_reason}), TTFT {ttft * 1e3:.0f} ms, {rate:.1f} tokens/s "
+    if last is None or ttft is None or not last.usage.completion_tokens:
+        raise DemoFailure("LLM chat returned no tokens")
+    n = last.usage.completion_tokens
+    rate = (n - 1) / (wall - ttft) if n > 1 and wall > ttft else 0.0
+    console.print(f"[green]{n} tokens ({last.finish_reason}), TTFT {ttft * 1e3:.0f} ms, {rate:.1f} tokens/s "
                       f"after the first, {last.usage.prompt_tokens} prompt tokens")
 
 
@@ -143,7 +154,8 @@ async def print_metrics(metrics_url: str) -> None:
         console.print("  " + ln)
 
 
-async def _demo(settings: Settings, use_ray: bool) -> None:
+async def _demo(settings: Settings, use_ray: bool) -> list[str]:
+    """Run every workload; returns what failed (empty when all worked)."""
     from server.observability.logs import ACCESS
     from server.runtime import running_server
 
@@ -158,21 +170,38 @@ async def _demo(settings: Settings, use_ray: bool) -> None:
                           f"127.0.0.1:{gateway.port} (metrics :{gateway.metrics_port})")
             address = f"{settings.gateway.host}:{gateway.port}"
             metrics_url = f"http://{settings.gateway.host}:{gateway.metrics_port}/metrics"
-            await client_session(settings, address, metrics_url)
-            if gateway.llm is not None and gateway.llm.ready:
-                await llm_session(address)
-            elif settings.llm.enabled:
-                console.print("[yellow]LLM not serving (see the log above); skipped the chat demo")
-            await print_metrics(metrics_url)
+            failures: list[str] = []
+            for what, step in (("anomaly", lambda: client_session(settings, address, metrics_url)),
+                               ("llm", lambda: _llm_step(settings, gateway, address)),
+                               ("metrics", lambda: print_metrics(metrics_url))):
+                try:
+                    await step()
+                except (DemoFailure, grpc.aio.AioRpcError, OSError) as exc:
+                    console.print(f"[red]{what} failed: {exc}")
+                    failures.append(f"{what}: {exc}")
     ACCESS.flush()
     ACCESS.stream.close()
     ACCESS.stream = None
-    console.print("[green]demo finished; server stopped cleanly")
+    return failures
+
+
+async def _llm_step(settings: Settings, gateway, address: str) -> None:
+    if not settings.llm.enabled:
+        console.print("LLM disabled in the config (llm.enabled: false); chat not exercised")
+        return
+    if gateway.llm is None or not gateway.llm.ready:
+        raise DemoFailure("the LLM is not serving (see the log above)")
+    await llm_session(address)
 
 
 def run_demo(settings: Settings, use_ray: bool = True) -> int:
+    """0 when every workload worked, 1 otherwise (each failure is printed)."""
     ensure_models(settings)
     from server.eventloop import run_async
 
-    run_async(_demo(settings, use_ray))
+    failures = run_async(_demo(settings, use_ray))
+    if failures:
+        console.print(f"[red]demo FAILED: {len(failures)} workload(s) failed: " + "; ".join(failures))
+        return 1
+    console.print("[green]demo finished: every workload answered; server stopped cleanly")
     return 0

@@ -12,6 +12,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from server.config import Settings
@@ -47,29 +48,74 @@ class _LateRayLLMBackend(RayLLMBackend):
         return await super().info()
 
 
-def start_ray_app(settings: Settings) -> Any:
-    """Connect to (or start) Ray, start Serve and deploy the app; returns its handle."""
+@dataclass(slots=True)
+class RayAttachment:
+    """What this process may tear down on exit.
+
+    ``owns_cluster``: Ray was started here (a local instance), so shutting it down harms no one.
+    ``owned_apps``: Serve applications this process deployed; on a cluster it joined, only those
+    are deleted, never what someone else deployed (``serve deploy``) and never Serve itself.
+    """
+
+    owns_cluster: bool
+    owned_apps: list[str] = field(default_factory=list)
+
+
+def connect_ray(settings: Settings) -> RayAttachment:
+    """Join the configured cluster (``ray.address`` / ``RAY_ADDRESS``), or one already running on
+    this machine (``ray start --head``), or else start a local instance that this process owns."""
     import ray
 
     address = settings.ray.address or os.environ.get("RAY_ADDRESS")
+    if ray.is_initialized():
+        return RayAttachment(owns_cluster=False)
+    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING, "log_to_driver": True}
+    if address:
+        ray.init(address=address, **kwargs)
+        log.info("joined the Ray cluster at %s", address)
+        return RayAttachment(owns_cluster=False)
+    recorded = _recorded_cluster()
+    if recorded:
+        ray.init(address=recorded, **kwargs)
+        log.warning("joined the Ray cluster already running on this machine (%s); its applications are served "
+                    "as deployed and left running on exit", recorded)
+        return RayAttachment(owns_cluster=False)
     for attempt in (1, 2):
-        if ray.is_initialized():
-            break
         try:
-            ray.init(
-                address=address,
-                num_cpus=None if address else settings.ray.num_cpus,
-                include_dashboard=False,
-                logging_level=logging.WARNING,
-                log_to_driver=True,
-            )
+            ray.init(num_cpus=settings.ray.num_cpus, **kwargs)
+            break
         except Exception as exc:  # Ray raises a bare Exception for "node timed out during startup"
             # Seen on a loaded 2-core machine: the GCS did not write its port file, or the
             # node did not come up, in time. A second start has worked; a second failure is real.
-            if attempt == 2 or address:
+            if attempt == 2:
                 raise
             log.warning("Ray failed to start (%s); retrying once", exc)
             ray.shutdown()
+    return RayAttachment(owns_cluster=True)
+
+
+def _recorded_cluster() -> str | None:
+    """The head that `ray start` last recorded on this machine, which a plain ``ray.init()`` would
+    join; ``None`` when there is none, so we start (and own) a local instance."""
+    try:
+        from ray._private.services import find_bootstrap_address
+    except ImportError:  # private helper moved: never assume we own a cluster we cannot rule out
+        return "auto"
+    return find_bootstrap_address(None)
+
+
+def _running_apps() -> set[str]:
+    from ray import serve
+
+    try:
+        return set(serve.status().applications)
+    except Exception:  # Serve not started on this cluster yet
+        return set()
+
+
+def start_ray_app(settings: Settings, attachment: RayAttachment) -> Any:
+    """Serve's handle to the anomaly application: the cluster's own deployment when it has one
+    (used as deployed: its replicas, autoscaling and config are not touched), else one we deploy."""
     # Run the DeploymentHandle's router on the caller's event loop instead of a
     # separate thread: each call then skips two cross-thread hand-offs. Set after
     # ray.init so Ray's own processes (its gRPC proxy, the benchmark baseline) keep
@@ -78,36 +124,51 @@ def start_ray_app(settings: Settings) -> Any:
     from ray import serve
 
     from deployments.app import ANOMALY_APP, build_anomaly_app
-    if settings.ray.grpc_proxy_port:
-        serve.start(
-            proxy_location="HeadOnly",
-            http_options={"host": settings.gateway.host, "port": settings.ray.http_proxy_port},
-            grpc_options={
-                "port": settings.ray.grpc_proxy_port,
-                "grpc_servicer_functions": [
-                    "server.gen.stackserve.v1.anomaly_pb2_grpc.add_AnomalyServiceServicer_to_server"
-                ],
-            },
-        )
+
+    if not attachment.owns_cluster and ANOMALY_APP in _running_apps():
+        log.warning("using the %r application already deployed on the cluster as it is", ANOMALY_APP)
+        if settings.ray.grpc_proxy_port:
+            log.warning("--ray-grpc-port ignored: Serve's proxies belong to the cluster we joined")
+        return serve.get_app_handle(ANOMALY_APP)
+    if attachment.owns_cluster:
+        if settings.ray.grpc_proxy_port:
+            serve.start(
+                proxy_location="HeadOnly",
+                http_options={"host": settings.gateway.host, "port": settings.ray.http_proxy_port},
+                grpc_options={
+                    "port": settings.ray.grpc_proxy_port,
+                    "grpc_servicer_functions": [
+                        "server.gen.stackserve.v1.anomaly_pb2_grpc.add_AnomalyServiceServicer_to_server"
+                    ],
+                },
+            )
+        else:
+            serve.start(proxy_location="Disabled")
     else:
-        serve.start(proxy_location="Disabled")
+        serve.start(proxy_location="Disabled")  # joins Serve where it runs (its settings kept), else starts it
+    attachment.owned_apps.append(ANOMALY_APP)
     # Ray's proxies only expose applications that have a route prefix; our gateway
     # uses the handle and needs none. Per-call replica access logs are off: the
     # gateway writes one structured line per request already.
     return serve.run(
         build_anomaly_app(settings),
         name=ANOMALY_APP,
-        route_prefix=f"/{ANOMALY_APP}" if settings.ray.grpc_proxy_port else None,
+        route_prefix=f"/{ANOMALY_APP}" if settings.ray.grpc_proxy_port and attachment.owns_cluster else None,
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
     )
 
 
-def start_llm_app(settings: Settings) -> Any:
-    """Deploy the LLM application next to the anomaly one (Ray and Serve already started)."""
+def start_llm_app(settings: Settings, attachment: RayAttachment) -> Any:
+    """The LLM application's handle: the cluster's own when deployed there, else one we deploy
+    (Ray and Serve already started)."""
     from ray import serve
 
     from deployments.app import LLM_APP, build_llm_app
 
+    if not attachment.owns_cluster and LLM_APP in _running_apps():
+        log.warning("using the %r application already deployed on the cluster as it is", LLM_APP)
+        return serve.get_app_handle(LLM_APP)
+    attachment.owned_apps.append(LLM_APP)
     try:
         return serve.run(
             build_llm_app(settings),
@@ -119,21 +180,31 @@ def start_llm_app(settings: Settings) -> Any:
         # a failed deployment would keep restarting replicas (each loading the model): remove it
         try:
             serve.delete(LLM_APP)
+            attachment.owned_apps.remove(LLM_APP)
         except Exception as exc:
             log.warning("could not delete the failed LLM application: %s", exc)
         raise
 
 
-async def stop_ray_app() -> None:
-    """Shut Serve down from the loop its handle's router runs on, then Ray."""
+async def stop_ray_app(attachment: RayAttachment) -> None:
+    """Undo only what this process did: on our own local instance, shut Serve and Ray down; on a
+    cluster we joined, delete the applications we deployed there and disconnect."""
     import ray
     from ray import serve
 
-    if ray.is_initialized():
-        try:
+    if not ray.is_initialized():
+        return
+    try:
+        if attachment.owns_cluster:
             await serve.shutdown_async()
-        finally:
-            ray.shutdown()
+        else:
+            for name in attachment.owned_apps:
+                try:
+                    await asyncio.to_thread(serve.delete, name)
+                except Exception as exc:
+                    log.warning("could not delete the %r application we deployed: %s", name, exc)
+    finally:
+        ray.shutdown()  # on a joined cluster this only disconnects this driver
 
 
 def local_backend(settings: Settings) -> LocalAnomalyBackend:
@@ -154,7 +225,13 @@ def local_llm_backend(settings: Settings) -> LocalLLMBackend:
 async def running_server(settings: Settings, use_ray: bool = True) -> AsyncIterator[Gateway]:
     """Everything up for the duration of the block; torn down cleanly on exit."""
     if not use_ray:
-        llm = await asyncio.to_thread(local_llm_backend, settings) if settings.llm.enabled else None
+        llm = None
+        if settings.llm.enabled:
+            # as on the Ray path, an LLM that cannot start leaves only the LLM down
+            try:
+                llm = await asyncio.to_thread(local_llm_backend, settings)
+            except Exception as exc:
+                log.error("the LLM engine failed to start: %s", exc)
         gateway = await start_gateway(settings, local_backend(settings), llm)
         try:
             yield gateway
@@ -164,17 +241,19 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
     backend = _LateRayBackend()
     llm_backend = _LateRayLLMBackend() if settings.llm.enabled else None
     gateway = await start_gateway(settings, backend, llm_backend)
+    attachment = RayAttachment(owns_cluster=False)
     try:
-        backend.handle = await asyncio.to_thread(start_ray_app, settings)
+        attachment = await asyncio.to_thread(connect_ray, settings)
+        backend.handle = await asyncio.to_thread(start_ray_app, settings, attachment)
         if llm_backend is not None:
             # after the anomaly app, so anomaly scoring is SERVING while the model loads; a
             # failure here (e.g. the configured backend is not built) leaves only the LLM down
             try:
-                llm_backend.handle = await asyncio.to_thread(start_llm_app, settings)
+                llm_backend.handle = await asyncio.to_thread(start_llm_app, settings, attachment)
             except Exception as exc:
                 log.error("the LLM application failed to deploy: %s", exc)
                 llm_backend.failed = exc
         yield gateway
     finally:
         await gateway.stop()
-        await stop_ray_app()
+        await stop_ray_app(attachment)

@@ -5,6 +5,7 @@ Shuttle comes inside the ``river`` wheel, so nothing is downloaded at run time.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import io
 import sys
@@ -66,3 +67,14 @@ def _format_from_suffix(path: Path) -> str:
     if name.endswith((".jsonl", ".ndjson", ".json")):
         return "jsonl"
     raise ValueError(f"cannot tell the format of {path.name}: pass --format csv|parquet|jsonl")
+
+
+def data_fingerprint(df: pd.DataFrame) -> str:
+    """SHA-256 of a frame's column names and values (row order included, index ignored).
+
+    Logged with every training run, so a gate can tell whether a holdout comes from the very
+    table a model's recorded split indexes into.
+    """
+    h = hashlib.sha256("\x1f".join(map(str, df.columns)).encode())
+    h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()

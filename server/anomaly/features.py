@@ -16,7 +16,7 @@ import pandas as pd
 from server.anomaly.model import StreamSpec
 
 if TYPE_CHECKING:
-    from kernels.stream_features import StreamFeatureState
+    from kernels.stream_features import PendingUpdate, StreamFeatureState
 
 
 def new_stream_state(n_features: int, spec: StreamSpec, max_entities: int) -> StreamFeatureState:
@@ -31,6 +31,16 @@ def stream_matrix(
     """Raw columns followed by the per-entity stream features, float64, C-ordered."""
     stream = state.transform(keys, raw)
     return np.ascontiguousarray(np.hstack([raw.astype(np.float64, copy=False), stream]))
+
+
+def stream_matrix_pending(
+    state: StreamFeatureState, keys: Sequence[str], raw: np.ndarray
+) -> tuple[np.ndarray, PendingUpdate]:
+    """As :func:`stream_matrix`, for serving: the state change is committed only once the
+    events' scores are returned, and rolled back otherwise (a shed or expired request must
+    not count its events, or the client's retry would count them twice)."""
+    stream, pending = state.transform_pending(keys, raw)
+    return np.ascontiguousarray(np.hstack([raw.astype(np.float64, copy=False), stream])), pending
 
 
 def training_matrix(

@@ -30,6 +30,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import train_test_split
 
 from kernels.tree_ensemble import compile_forest
+from server.anomaly.data import data_fingerprint
 from server.anomaly.features import training_matrix
 from server.anomaly.model import ModelCard, ServableModel, StreamSpec
 from server.anomaly.reference import ReferenceProfile
@@ -68,14 +69,36 @@ class TrainResult:
     split: Split = field(repr=False)
 
 
+SPLIT_ARTIFACT = "split.npz"
+
+
 def stratified_split(y: np.ndarray, cfg: TrainingConfig) -> Split:
-    """Row indices for train/validation/test, stratified on the label, fixed seed."""
+    """Row indices for train/validation/test, stratified on the label.
+
+    Seeded by ``split_seed``, not the estimator's ``seed``: a challenger retrained with another
+    seed must hold out the same test rows as its champion, or a gate would score one model on
+    rows the other trained on.
+    """
     idx = np.arange(len(y))
-    rest, test = train_test_split(idx, test_size=cfg.test_size, stratify=y, random_state=cfg.seed)
+    rest, test = train_test_split(idx, test_size=cfg.test_size, stratify=y, random_state=cfg.split_seed)
     train, val = train_test_split(
-        rest, test_size=cfg.validation_size, stratify=y[rest], random_state=cfg.seed
+        rest, test_size=cfg.validation_size, stratify=y[rest], random_state=cfg.split_seed
     )
     return Split(np.sort(train), np.sort(val), np.sort(test))
+
+
+def check_split(split: Split, n_rows: int) -> Split:
+    """A caller-given split must index the frame and keep its three parts disjoint."""
+    parts = {"train": split.train, "validation": split.validation, "test": split.test}
+    for name, rows in parts.items():
+        if len(rows) == 0:
+            raise ValueError(f"split.{name} is empty")
+        if rows.min() < 0 or rows.max() >= n_rows:
+            raise ValueError(f"split.{name} indexes rows outside 0..{n_rows - 1}")
+    seen = np.concatenate(list(parts.values()))
+    if len(np.unique(seen)) != len(seen):
+        raise ValueError("split parts overlap: train, validation and test must be disjoint")
+    return Split(*(np.sort(np.asarray(r, dtype=np.int64)) for r in parts.values()))
 
 
 def best_f1_threshold(y: np.ndarray, scores: np.ndarray) -> float:
@@ -164,8 +187,15 @@ def train_family(
     promote: bool = False,
     stream_spec: StreamSpec | None = None,
     progress: Callable[[str], None] = lambda _msg: None,
+    split: Split | None = None,
+    synthetic_entities: bool = False,
 ) -> TrainResult:
-    """Train one model family, log it to MLflow and register it under ``name``."""
+    """Train one model family, log it to MLflow and register it under ``name``.
+
+    ``split`` overrides the stratified split (row indices into ``df``), e.g. to train on a
+    subset of the training rows while keeping the standard holdout. The split and a fingerprint
+    of ``df`` are logged with the run, so a gate can prove its holdout rows were never seen.
+    """
     import mlflow
     import mlflow.sklearn
 
@@ -175,18 +205,22 @@ def train_family(
         raise ValueError(f"unknown model family {family!r}; choose from {MODEL_FAMILIES}")
     cfg = settings.training
     df, feature_cols, entity_column = prepare(df, label, entity_column)
+    fingerprint = data_fingerprint(df.drop(columns=[label]))  # the rows' identity: labels may be corrected later
     spec = None
     if family == "rf-stream":
         spec = stream_spec or StreamSpec(settings.anomaly.stream_window, settings.anomaly.stream_alpha)
         if entity_column is None:
-            # Shuttle has no entity id: interleave the file into synthetic units so
+            if not synthetic_entities:
+                raise ValueError("the rf-stream family needs an entity column (--entity-column) to build per-entity "
+                                 "stream features; the data has none")
+            # Shuttle has no entity id: the built-in demo interleaves the file into synthetic units so
             # the stream path is exercised; this variant's quality is reported, not gated.
             entity_column = "_unit"
             df = df.assign(_unit=[f"unit-{i % SYNTHETIC_ENTITIES}" for i in range(len(df))])
     progress(f"{name}: building features")
     X = training_matrix(df, feature_cols, entity_column, spec)
     y = df[label].astype(int).to_numpy()
-    split = stratified_split(y, cfg)
+    split = stratified_split(y, cfg) if split is None else check_split(split, len(y))
     progress(f"{name}: fitting {family} on {len(split.train)} rows")
     t0 = time.perf_counter()
     estimator = _fit(family.removesuffix("-stream"), X[split.train], y[split.train], cfg)
@@ -218,6 +252,8 @@ def train_family(
                 "family": family,
                 "n_estimators": len(forest.roots),
                 "seed": cfg.seed,
+                "split_seed": cfg.split_seed,
+                "data_sha256": fingerprint,
                 "n_train": len(split.train),
                 "n_validation": len(split.validation),
                 "n_test": len(split.test),
@@ -236,6 +272,8 @@ def train_family(
             pip_requirements=["scikit-learn", "skops"],
         )
         tmp_path = Path(tmp)
+        np.savez(tmp_path / SPLIT_ARTIFACT, train=split.train, validation=split.validation, test=split.test)
+        mlflow.log_artifact(str(tmp_path / SPLIT_ARTIFACT))
         mlflow.log_artifacts(str(servable.save(tmp_path / registry.COMPILED_ARTIFACT)), registry.COMPILED_ARTIFACT)
         schema = {"label": label, "entity_column": entity_column, "features": feature_cols, "inputs": card.input_names}
         mlflow.log_dict(schema, "feature_schema.json")
@@ -254,17 +292,26 @@ def train_default(
     data: pd.DataFrame | None = None,
     label: str = "anomaly",
     entity_column: str | None = None,
-    families: Sequence[str] = MODEL_FAMILIES,
+    families: Sequence[str] | None = None,
     promote: bool = False,
     progress: Callable[[str], None] = lambda _msg: None,
 ) -> list[TrainResult]:
-    """Train every requested family on ``data`` (default: Shuttle) as ``<prefix>-<family>``."""
+    """Train every requested family on ``data`` (default: Shuttle) as ``<prefix>-<family>``.
+
+    ``families=None`` means every family the data supports: the stream family needs an entity
+    column, except on the built-in Shuttle demo, which has none and gets synthetic units.
+    Asking for the stream family on user data without an entity column is an error.
+    """
     from server.anomaly.data import load_shuttle
 
-    df = load_shuttle() if data is None else data
+    builtin = data is None
+    df = load_shuttle() if builtin else data
+    if families is None:
+        families = [f for f in MODEL_FAMILIES if builtin or entity_column or f != "rf-stream"]
     prefix = settings.training.name_prefix
     return [
-        train_family(df, fam, f"{prefix}-{fam}", label, entity_column, settings, promote=promote, progress=progress)
+        train_family(df, fam, f"{prefix}-{fam}", label, entity_column, settings, promote=promote, progress=progress,
+                     synthetic_entities=builtin)
         for fam in families
     ]
 

@@ -37,7 +37,11 @@ def _expire(future: asyncio.Future) -> None:
 
 
 class QueueFullError(RuntimeError):
-    """The coalescer holds max_queue_rows already; shed this request."""
+    """The coalescer holds max_queue_rows already; shed this request (a retry may succeed)."""
+
+
+class RequestTooLargeError(ValueError):
+    """One request has more rows than the queue can ever hold: permanent, a retry cannot succeed."""
 
 
 @dataclass(slots=True)
@@ -90,6 +94,10 @@ class Coalescer(Generic[R]):
         if self._closed:
             raise RuntimeError("coalescer is closed")
         n = int(rows.shape[0])
+        if n > self.max_queue_rows:
+            raise RequestTooLargeError(
+                f"{n} events in one request exceed the queue limit of {self.max_queue_rows}; split the request"
+            )
         if self._queued_rows + n > self.max_queue_rows:
             raise QueueFullError(
                 f"queue holds {self._queued_rows} events, limit {self.max_queue_rows}; retry later"

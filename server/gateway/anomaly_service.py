@@ -20,9 +20,9 @@ import grpc
 import numpy as np
 
 from server.anomaly.drift_monitor import DriftMonitor, DriftStatus
-from server.anomaly.features import new_stream_state, stream_matrix
+from server.anomaly.features import new_stream_state, stream_matrix_pending
 from server.anomaly.scorer import ScoreResult
-from server.batching import Coalescer, QueueFullError
+from server.batching import Coalescer, QueueFullError, RequestTooLargeError
 from server.batching.coalescer import BatchStats
 from server.config import Settings
 from server.gateway import errors
@@ -37,7 +37,7 @@ from server.rollout.controller import ArmStats, RolloutController, RolloutSnapsh
 from server.rollout.router import CHALLENGER, CHAMPION, routing_key
 
 if TYPE_CHECKING:
-    from kernels.stream_features import StreamFeatureState
+    from kernels.stream_features import PendingUpdate, StreamFeatureState
 
 STREAM_PIPELINE_DEPTH = 64
 log = logging.getLogger("stackserve.gateway")
@@ -188,15 +188,41 @@ class AnomalyService:
         if not self.ready:
             raise errors.unavailable("models are still loading; retry shortly")
         cfg = self.settings.anomaly
-        return parse_score_request(request, self.catalog, cfg.default_model, cfg.default_stream_model)
+        parsed = parse_score_request(request, self.catalog, cfg.default_model, cfg.default_stream_model)
+        limit = self.coalescer.max_queue_rows if self.coalescer is not None else None
+        if limit is not None and parsed.raw.shape[0] > limit:
+            # permanent, not "retry later": this request can never fit however idle the server is
+            raise errors.invalid(
+                "features",
+                f"{parsed.raw.shape[0]} events in one request exceed the limit of {limit} "
+                "(coalescing.max_queue_events); split it into smaller requests",
+            )
+        return parsed
 
-    def _inputs(self, parsed: ParsedScoreRequest) -> np.ndarray:
+    def _inputs(self, parsed: ParsedScoreRequest) -> tuple[np.ndarray, PendingUpdate | None]:
+        """The model's input rows, and for stream models the per-entity state change they made,
+        which the caller commits once the scores are returned and rolls back otherwise."""
         if parsed.entity_keys is None:
-            return parsed.raw
+            return parsed.raw, None
         state = self.streams[parsed.model.name]
-        X = stream_matrix(state, parsed.entity_keys, parsed.raw)
+        X, pending = stream_matrix_pending(state, parsed.entity_keys, parsed.raw)
         metrics.STREAM_ENTITIES.labels(parsed.model.name).set(state.n_entities)
-        return X
+        return X, pending
+
+    async def _score_settled(
+        self, parsed: ParsedScoreRequest, X: np.ndarray, pending: PendingUpdate | None, timeout: float
+    ) -> ScoreResult:
+        """Score, then keep the stream state change only if scores came back (any failure,
+        cancellation included, rolls it back)."""
+        if pending is None:
+            return await self._score(parsed, X, timeout)
+        try:
+            result = await self._score(parsed, X, timeout)
+        except BaseException:
+            pending.rollback()
+            raise
+        pending.commit()
+        return result
 
     async def _call(self, key: str, X: np.ndarray, timeout: float) -> ScoreResult:
         """One scoring call for a served key (a model, or a challenger), errors mapped to gRPC statuses."""
@@ -204,6 +230,8 @@ class AnomalyService:
             if self.coalescer is None:
                 return await asyncio.wait_for(self.backend.score(key, X, [current_request_id()]), timeout)
             return await self.coalescer.submit(key, X, current_request_id(), timeout)
+        except RequestTooLargeError as exc:
+            raise errors.invalid("features", str(exc)) from None
         except QueueFullError as exc:
             metrics.QUEUE_REJECTED.labels(key).inc()
             raise errors.exhausted(str(exc)) from None
@@ -243,7 +271,9 @@ class AnomalyService:
         if rollout.arm_for(routing_key(parsed.entity_keys, current_request_id())) == CHALLENGER:
             try:
                 result = await self._call(ckey, X, timeout)
-            except errors.ServingError:
+            except errors.ServingError as err:
+                if not _own_fault(err):
+                    raise  # overload or the client's deadline: not the challenger's fault, not counted
                 rollout.record(CHALLENGER, time.perf_counter() - started, ok=False)
                 if rollout.state == RolloutState.PROMOTED:
                     raise  # the challenger is the champion now: nothing to fall back to
@@ -255,8 +285,9 @@ class AnomalyService:
         t0 = time.perf_counter()
         try:
             result = await self._call(name, X, timeout)
-        except errors.ServingError:
-            rollout.record(CHAMPION, time.perf_counter() - t0, ok=False)
+        except errors.ServingError as err:
+            if _own_fault(err):
+                rollout.record(CHAMPION, time.perf_counter() - t0, ok=False)
             raise
         rollout.record(CHAMPION, time.perf_counter() - t0, ok=True, scores=result.scores)
         if rollout.shadowing:
@@ -280,8 +311,11 @@ class AnomalyService:
         started = time.perf_counter()
         try:
             result = await self._call(key, X, self.settings.gateway.default_timeout_s)
-        except errors.ServingError:
-            rollout.record(CHALLENGER, time.perf_counter() - started, ok=False)
+        except errors.ServingError as err:
+            if _own_fault(err):
+                rollout.record(CHALLENGER, time.perf_counter() - started, ok=False)
+            else:
+                rollout.record_dropped()  # shed or expired: the copy was never scored
         else:
             rollout.record(CHALLENGER, time.perf_counter() - started, ok=True, scores=result.scores)
 
@@ -303,7 +337,8 @@ class AnomalyService:
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
         try:
             parsed = self._parse(request)
-            result = await self._score(parsed, self._inputs(parsed), self._timeout(context))
+            X, pending = self._inputs(parsed)
+            result = await self._score_settled(parsed, X, pending, self._timeout(context))
         except errors.ServingError as err:
             await errors.abort(context, err)
         return self._response(result)
@@ -312,8 +347,13 @@ class AnomalyService:
         self, request_iterator: AsyncIterator[pb.ScoreRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ScoreResponse]:
         """Pipelined: messages are validated and featurised in order as they arrive,
-        scored concurrently (up to STREAM_PIPELINE_DEPTH in flight) and answered in order."""
-        pending: asyncio.Queue[asyncio.Task | errors.ServingError | None] = asyncio.Queue(STREAM_PIPELINE_DEPTH)
+        scored concurrently (up to STREAM_PIPELINE_DEPTH in flight) and answered in order.
+
+        A message's stream-state change is committed when its response is handed to gRPC; every
+        message read ahead but not answered (an error, or the client going away) is rolled back,
+        so a retry of the unanswered messages sees exactly the state an undisturbed run would."""
+        Item = tuple[asyncio.Task, "PendingUpdate | None"]
+        pending: asyncio.Queue[Item | errors.ServingError | None] = asyncio.Queue(STREAM_PIPELINE_DEPTH)
 
         async def reader() -> None:
             index = 0
@@ -321,17 +361,32 @@ class AnomalyService:
                 async for request in request_iterator:
                     try:
                         parsed = self._parse(request)
-                        X = self._inputs(parsed)
+                        X, update = self._inputs(parsed)
                     except errors.ServingError as err:
                         err.reason = f"message {index}: {err.reason}"
                         await pending.put(err)
                         return
-                    await pending.put(asyncio.ensure_future(self._score(parsed, X, self._timeout(context))))
+                    task = asyncio.ensure_future(self._score(parsed, X, self._timeout(context)))
+                    try:
+                        await pending.put((task, update))
+                    except BaseException:
+                        task.cancel()
+                        if update is not None:
+                            update.rollback()
+                        raise
                     index += 1
             finally:
                 await pending.put(None)
 
+        def settle(item: Item, keep: bool) -> None:
+            task, update = item
+            if not keep:
+                task.cancel()
+            if update is not None:
+                update.commit() if keep else update.rollback()
+
         read_task = asyncio.create_task(reader())
+        in_hand: Item | None = None
         try:
             while True:
                 item = await pending.get()
@@ -339,19 +394,24 @@ class AnomalyService:
                     break
                 if isinstance(item, errors.ServingError):
                     await errors.abort(context, item)
+                in_hand = item
                 try:
-                    result = await item
+                    result = await item[0]
                 except errors.ServingError as err:
                     await errors.abort(context, err)
+                in_hand = None
+                settle(item, keep=True)
                 yield self._response(result)
         finally:
+            if in_hand is not None:
+                settle(in_hand, keep=False)
             read_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await read_task
             while not pending.empty():
                 item = pending.get_nowait()
-                if isinstance(item, asyncio.Task):
-                    item.cancel()
+                if isinstance(item, tuple):
+                    settle(item, keep=False)
 
     async def ListModels(self, request: object, context: grpc.aio.ServicerContext) -> pb.ListModelsResponse:
         if not self.ready:
@@ -390,6 +450,15 @@ class AnomalyService:
             running_for_s=snap.running_for_s,
             shadow_dropped=rollout.shadow_dropped,
         )
+
+
+def _own_fault(err: errors.ServingError) -> bool:
+    """Whether a failed call is the model's own fault (the scorer raised). Overload (RESOURCE_EXHAUSTED),
+    the client's deadline (DEADLINE_EXCEEDED) and rejected input say nothing about a model version, so
+    the rollout controller must not count them against either arm."""
+    return err.code not in (
+        grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INVALID_ARGUMENT,
+    )
 
 
 def _arm(version: str, a: ArmStats) -> pb.RolloutArm:

@@ -97,10 +97,15 @@ def server(trained, settings, tmp_path_factory) -> RunningServer:
     running = RunningServer(info["grpc"], info["metrics"], proc, log_path)
     running.ray_grpc_address = f"127.0.0.1:{ray_grpc_port}"  # type: ignore[attr-defined]
     yield running
+    code = stop_gracefully(proc, "server")
+    assert code == 0, f"server exited with {code}:\n{log_path.read_text()[-3000:]}"
+
+
+def stop_gracefully(proc: subprocess.Popen, what: str, timeout: float = 60) -> int:
+    """SIGTERM, as a supervisor stops the server; its exit code, or a test failure if it hangs."""
     proc.send_signal(signal.SIGTERM)
     try:
-        code = proc.wait(timeout=60)
+        return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail("server did not stop within 60s of SIGTERM")
-    assert code == 0, f"server exited with {code}:\n{log_path.read_text()[-3000:]}"
+        pytest.fail(f"{what} did not stop within {timeout}s of SIGTERM")

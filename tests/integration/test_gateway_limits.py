@@ -12,7 +12,7 @@ import grpc
 import numpy as np
 import pytest
 
-from server.client import AsyncAnomalyClient
+from server.client import AsyncAnomalyClient, score_request
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.runtime import local_backend
@@ -99,6 +99,115 @@ def test_unavailable_while_warming_up(settings):
             with pytest.raises(grpc.aio.AioRpcError) as err:
                 await c.score(np.ones((1, 9)))
             assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        await gw.stop()
+
+    asyncio.run(main())
+
+
+STREAM = "shuttle-rf-stream"
+
+
+def _limits_cfg(settings):
+    return load_settings(
+        None,
+        data_dir=str(settings.data_dir),
+        gateway={"port": 0, "metrics_port": 0},
+        coalescing={"max_batch_events": 4, "max_wait_ms": 0, "max_queue_events": 8, "max_inflight_batches": 1},
+    )
+
+
+def _probe(gw) -> np.ndarray:
+    """The stream state as features of one probe event per entity (without committing it)."""
+    state = gw.anomaly.streams[STREAM]
+    keys = ["u", "v"]
+    out, pending = state.transform_pending(keys, np.full((2, 9), 7.0))
+    pending.rollback()
+    return out
+
+
+def test_retries_after_shed_load_and_deadlines_give_undisturbed_features(trained, settings):
+    """Requests answered RESOURCE_EXHAUSTED or DEADLINE_EXCEEDED leave the per-entity windows as
+    they were, so retrying them gives exactly the scores (and state) of an undisturbed run."""
+    cfg = _limits_cfg(settings)
+    rng = np.random.default_rng(3)
+    events = [rng.normal(50, 10, size=(2, 9)).astype(np.float32) for _ in range(6)]
+
+    async def undisturbed():
+        gw = await start_gateway(cfg, local_backend(cfg))
+        await gw.wait_ready(30)
+        async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
+            scores = [(await c.score(X, model=STREAM, entity_keys=["u", "v"])).scores for X in events]
+        probe = _probe(gw)
+        await gw.stop()
+        return scores, probe
+
+    async def disturbed():
+        backend = HeldBackend(local_backend(cfg))
+        gw = await start_gateway(cfg, backend)
+        await gw.wait_ready(30)
+        scores = []
+        async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
+            first = asyncio.create_task(c.score(events[0], model=STREAM, entity_keys=["u", "v"]))
+            while backend.calls < 1:
+                await asyncio.sleep(0.005)
+            # fill the queue with another model's rows, then event 1 is shed and then expires
+            filler = [asyncio.create_task(c.score(np.ones((4, 9)), model="shuttle-rf")) for _ in range(2)]
+            while gw.anomaly.coalescer.queued_rows < 8:
+                await asyncio.sleep(0.005)
+            with pytest.raises(grpc.aio.AioRpcError) as shed:
+                await c.score(events[1], model=STREAM, entity_keys=["u", "v"])
+            assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+            backend.release.set()
+            scores.append((await first).scores)
+            await asyncio.gather(*filler)
+            backend.release.clear()
+            blocker = asyncio.create_task(c.score(np.ones((4, 9)), model="shuttle-rf"))
+            while backend.calls < 4:
+                await asyncio.sleep(0.005)
+            with pytest.raises(grpc.aio.AioRpcError) as late:
+                await c.score(events[1], model=STREAM, entity_keys=["u", "v"], timeout=0.2)
+            assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            backend.release.set()
+            await blocker
+            # a stream whose messages were read ahead, then abandoned by the client
+            backend.release.clear()
+            calls = backend.calls
+            call = c.stub.ScoreStream(
+                iter([score_request(events[1], STREAM, ["u", "v"]), score_request(events[2], STREAM, ["u", "v"])])
+            )
+            while backend.calls == calls:
+                await asyncio.sleep(0.005)
+            call.cancel()
+            state = gw.anomaly.streams[STREAM]
+            deadline = asyncio.get_running_loop().time() + 10
+            while state.pending_updates and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.005)
+            assert state.pending_updates == 0
+            backend.release.set()
+            for X in events[1:]:  # the retries
+                scores.append((await c.score(X, model=STREAM, entity_keys=["u", "v"])).scores)
+        probe = _probe(gw)
+        await gw.stop()
+        return scores, probe
+
+    want_scores, want_probe = asyncio.run(undisturbed())
+    got_scores, got_probe = asyncio.run(disturbed())
+    np.testing.assert_array_equal(np.concatenate(got_scores), np.concatenate(want_scores))
+    np.testing.assert_array_equal(got_probe, want_probe)
+
+
+def test_request_that_can_never_fit_gets_a_permanent_error(trained, settings):
+    cfg = _limits_cfg(settings)
+
+    async def main():
+        gw = await start_gateway(cfg, local_backend(cfg))
+        await gw.wait_ready(30)
+        async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await c.score(np.ones((9, 9)), model="shuttle-rf")
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "features:" in err.value.details() and "limit of 8" in err.value.details()
+            assert "retry" not in err.value.details()
         await gw.stop()
 
     asyncio.run(main())

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 
+import grpc
 import numpy as np
 import pytest
 from prometheus_client import REGISTRY
@@ -218,3 +219,46 @@ def test_ray_app_shadows_to_the_challenger(server):
             assert time.monotonic() < deadline, f"shadow copies never reached the Ray challenger: {st}"
             time.sleep(0.1)
     assert (st.active, st.mode, st.state, st.challenger.total_errors) == (True, "shadow", "running", 0)
+
+
+def test_overload_and_client_deadlines_are_not_counted_as_challenger_faults(trained, settings, rows):
+    """Shed load (RESOURCE_EXHAUSTED) and an expired client deadline say nothing about the challenger:
+    the rollout must not count them as its errors (they would roll back a healthy challenger)."""
+    from tests.integration.test_gateway_limits import HeldBackend
+
+    name = "rollout-overload"
+    _register_pair(settings, trained, name)
+    cfg = _settings(settings, name, "canary", {}, canary_share=1.0)
+    cfg.coalescing.max_batch_events = 8
+    cfg.coalescing.max_queue_events = 16
+    cfg.coalescing.max_inflight_batches = 1
+
+    async def main():
+        backend = HeldBackend(local_backend(cfg))
+        gw = await start_gateway(cfg, backend)
+        await gw.wait_ready(30)
+        rollout = gw.anomaly.rollout
+        X = rows[:ROWS_PER_REQUEST]
+        async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
+            first = asyncio.create_task(c.score(X, model=name))
+            while backend.calls < 1:
+                await asyncio.sleep(0.005)
+            queued = asyncio.create_task(c.score(X, model=name))  # 8 of 16 queued rows
+            while gw.anomaly.coalescer.queued_rows < 8:
+                await asyncio.sleep(0.005)
+            codes = []
+            for batch, timeout in ((X, 0.2), (rows[:9], 30)):  # expires in the queue; then no room for 9 rows
+                try:
+                    await c.score(batch, model=name, timeout=timeout)
+                except grpc.aio.AioRpcError as exc:
+                    codes.append(exc.code())
+            backend.release.set()
+            await asyncio.gather(first, queued)
+        snap = rollout.snapshot()
+        await gw.stop()
+        return codes, snap
+
+    codes, snap = asyncio.run(main())
+    assert codes == [grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED]
+    assert snap.challenger.total_errors == 0 and snap.champion.total_errors == 0
+    assert snap.challenger.total_requests == 2  # the two that were answered

@@ -139,19 +139,124 @@ def test_batch_drift_report(trained, settings, tmp_path, capsys):
                  str(tmp_path / "run.html")]) == 0
 
 
-def test_gates_pass_a_retrained_challenger_and_fail_a_bad_one(settings, capsys):
+def _gate(settings, model: str, *extra: str) -> int:
     from server.cli import main
 
-    base = ["--data-dir", str(settings.data_dir), "gate", "--model", "gate-rf"]
+    return main(["--data-dir", str(settings.data_dir), "gate", "--model", model, *extra])
+
+
+def _subset_split(split, rng, share: float):
+    from server.anomaly.training import Split
+
+    train = np.sort(rng.choice(split.train, int(share * len(split.train)), replace=False))
+    return Split(train, split.validation, split.test)
+
+
+def test_gates_pass_a_retrained_challenger_and_fail_degraded_ones(settings, capsys):
+    from server.anomaly.training import stratified_split
+
     df = load_shuttle()
-    good = train_family(df, "rf", "gate-rf", "anomaly", None, settings)  # champion (first version)
+    y = df["anomaly"].to_numpy()
+    champion = train_family(df, "rf", "gate-rf", "anomaly", None, settings)  # v1, the champion
+    settings.training.seed += 1  # a retrained challenger: another estimator seed, the same split
+    try:
+        retrained = train_family(df, "rf", "gate-rf", "anomaly", None, settings)
+    finally:
+        settings.training.seed -= 1
+    split = stratified_split(y, settings.training)
     rng = np.random.default_rng(0)
-    bad_df = df.assign(anomaly=rng.permutation(df["anomaly"].to_numpy()))  # labels carry no signal
-    bad = train_family(bad_df, "rf", "gate-rf", "anomaly", None, settings)
-    assert good.version == "1" and bad.version == "2"
+    few_rows = train_family(df, "rf", "gate-rf", "anomaly", None, settings, split=_subset_split(split, rng, 0.3))
+    noisy = y.copy()
+    seen = np.concatenate([split.train, split.validation])
+    flip = rng.choice(seen, int(0.1 * len(seen)), replace=False)  # test rows keep their true labels
+    noisy[flip] = 1 - noisy[flip]
+    flipped = train_family(df.assign(anomaly=noisy), "rf", "gate-rf", "anomaly", None, settings, split=split)
+    permuted = df.assign(anomaly=rng.permutation(y))  # labels carry no signal (and another split)
+    no_signal = train_family(permuted, "rf", "gate-rf", "anomaly", None, settings)
+    assert [m.version for m in (champion, retrained, few_rows, flipped, no_signal)] == ["1", "2", "3", "4", "5"]
+
     capsys.readouterr()
-    assert main([*base, "--challenger", bad.version]) == 1
+    assert _gate(settings, "gate-rf", "--challenger", retrained.version) == 0
     out = capsys.readouterr().out
-    assert [ln for ln in out.splitlines() if "regression" in ln and "FAIL" in ln]
-    assert main([*base, "--challenger", good.version]) == 0
-    assert main([*base, "--challenger", "77"]) == 2
+    assert "v2 (challenger) vs v1" in out and f"{len(split.test)} rows" in out
+    for bad, gate in ((few_rows, "probabilities"), (flipped, "regression")):
+        assert _gate(settings, "gate-rf", "--challenger", bad.version) == 1, f"v{bad.version} passed"
+        out = capsys.readouterr().out
+        assert [ln for ln in out.splitlines() if gate in ln and "FAIL" in ln], out
+    # permuted labels moved the split: the holdout shrinks to rows neither run saw
+    assert _gate(settings, "gate-rf", "--challenger", no_signal.version) == 1
+    assert "regression" in capsys.readouterr().out
+    assert _gate(settings, "gate-rf", "--challenger", champion.version) == 2  # v1 against itself
+    assert _gate(settings, "gate-rf", "--challenger", "77") == 2
+
+
+def test_gate_holdout_never_includes_rows_either_model_saw(settings):
+    from server.anomaly.gates import seen_rows, unseen_holdout
+
+    df = load_shuttle()
+    a = train_family(df, "iforest", "holdout-check", "anomaly", None, settings)
+    settings.training.split_seed += 1  # a challenger with another split (the old leak)
+    try:
+        b = train_family(df, "iforest", "holdout-check", "anomaly", None, settings)
+    finally:
+        settings.training.split_seed -= 1
+    client = registry.connect(settings)
+    for run in (a, b):
+        _, seen = seen_rows(client, run.run_id)
+        assert np.array_equal(seen, np.union1d(run.split.train, run.split.validation))
+    holdout = unseen_holdout(client, [a.run_id, b.run_id], df).index.to_numpy()
+    assert np.array_equal(holdout, np.intersect1d(a.split.test, b.split.test))
+    assert 0 < len(holdout) < min(len(a.split.test), len(b.split.test))
+    # a run trained on another table cannot vouch for Shuttle rows
+    other = train_family(df.iloc[: len(df) // 2], "iforest", "holdout-check", "anomaly", None, settings)
+    from server.anomaly.gates import GateInputError
+
+    with pytest.raises(GateInputError, match="--holdout"):
+        unseen_holdout(client, [a.run_id, other.run_id], df)
+
+
+def test_gate_on_a_users_own_model_and_labelled_holdout(settings, tmp_path, capsys):
+    """Any registered raw-feature model, gated on the user's own file: `--holdout FILE --label COL`."""
+    from sklearn.datasets import make_classification
+
+    # a holdout large enough that F1 moves by < 0.002 between retrained seeds (measured), under the 0.01 limit
+    X, y = make_classification(n_samples=40000, n_features=6, n_informative=4, weights=[0.92], flip_y=0.0,
+                               class_sep=2.0, random_state=7)
+    frame = pd.DataFrame(X, columns=[f"sensor_{i}" for i in range(6)]).assign(fraud=y)
+    train, holdout = frame.iloc[:20000], frame.iloc[20000:]
+    holdout.to_csv(tmp_path / "holdout.csv", index=False)
+    champion = train_family(train, "rf", "user-rf", "fraud", None, settings)
+    settings.training.seed += 1
+    try:
+        challenger = train_family(train, "rf", "user-rf", "fraud", None, settings)
+    finally:
+        settings.training.seed -= 1
+    rng = np.random.default_rng(1)
+    broken = train_family(train.assign(fraud=rng.permutation(train["fraud"].to_numpy())), "rf", "user-rf", "fraud",
+                          None, settings)
+    assert (champion.version, challenger.version, broken.version) == ("1", "2", "3")
+    args = ["--holdout", str(tmp_path / "holdout.csv"), "--label", "fraud"]
+    capsys.readouterr()
+    assert _gate(settings, "user-rf", "--challenger", "2", *args) == 0
+    assert "holdout:" in capsys.readouterr().out
+    assert _gate(settings, "user-rf", "--challenger", "3", *args) == 1
+    # without a holdout of its own, the built-in data cannot stand in for the user's model
+    capsys.readouterr()
+    assert _gate(settings, "user-rf", "--challenger", "2") == 2
+    assert "--holdout" in capsys.readouterr().err
+    assert _gate(settings, "user-rf", "--challenger", "2", "--holdout", str(tmp_path / "holdout.csv")) == 2
+    assert "lacks column" in capsys.readouterr().err
+
+
+def test_training_user_data_without_entities_skips_the_stream_family(settings):
+    from server.anomaly.training import train_default
+
+    df = load_shuttle().iloc[:3000]
+    settings.training.name_prefix = "noentity"
+    try:
+        results = train_default(settings, data=df, families=None)
+        assert sorted(r.family for r in results) == ["iforest", "rf"]
+        with pytest.raises(ValueError, match="entity column"):
+            train_default(settings, data=df, families=["rf-stream"])
+    finally:
+        settings.training.name_prefix = "shuttle"

@@ -169,3 +169,46 @@ def test_large_max_entities_is_lazy() -> None:
     assert state._buf.shape == (100_000, 32, 9)
     out = state.transform(["only"], np.ones((1, 9)))
     assert out.shape == (1, 36)
+
+
+@SETTINGS
+@given(case=streams(), data=st.data())
+def test_rolled_back_updates_leave_no_trace(case: dict, data: st.DataObject) -> None:
+    """Batches applied as pending updates, some rolled back, settled in any order: the state then
+    equals a fresh one fed only the kept batches, in order (what a client's retry relies on)."""
+    n = len(case["keys"])
+    cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=4)))
+    bounds = list(itertools.pairwise([0, *cuts, n]))
+    failed = data.draw(st.lists(st.booleans(), min_size=len(bounds), max_size=len(bounds)))
+    plain = data.draw(st.lists(st.booleans(), min_size=len(bounds), max_size=len(bounds)))
+    order = data.draw(st.permutations(range(len(bounds))))
+    capacity = len(set(case["keys"])) + 1  # no evictions: recency order is not part of the contract
+    state = StreamFeatureState(case["X"].shape[1], case["window"], case["alpha"], capacity)
+    kept = StreamFeatureState(case["X"].shape[1], case["window"], case["alpha"], capacity)
+    updates = {}
+    for i, (a, b) in enumerate(bounds):
+        if plain[i] and not failed[i]:  # a plain transform between pending ones is replayed too
+            state.transform(case["keys"][a:b], case["X"][a:b])
+        else:
+            _, updates[i] = state.transform_pending(case["keys"][a:b], case["X"][a:b])
+        if not failed[i]:
+            kept.transform(case["keys"][a:b], case["X"][a:b])
+    for i in order:
+        if i in updates:
+            updates[i].rollback() if failed[i] else updates[i].commit()
+    assert state.pending_updates == 0 and not state._journal
+    probe_keys = sorted(set(case["keys"])) or ["x"]
+    probe = np.arange(len(probe_keys) * case["X"].shape[1], dtype=float).reshape(len(probe_keys), -1)
+    np.testing.assert_array_equal(state.transform(probe_keys, probe), kept.transform(probe_keys, probe))
+    assert state.n_entities == kept.n_entities
+
+
+def test_rollback_restores_an_evicted_entity() -> None:
+    state = StreamFeatureState(1, window=4, alpha=0.5, max_entities=2)
+    state.transform(["a", "b"], np.array([[1.0], [2.0]]))
+    _, update = state.transform_pending(["c"], np.array([[9.0]]))  # evicts "a"
+    assert state.n_entities == 2
+    update.rollback()
+    update.rollback()  # settling twice is harmless
+    out = state.transform(["a"], np.array([[3.0]]))
+    np.testing.assert_array_equal(out, [[1.0, 0.0, 0.0, 2.0]])  # a's history (1.0) is back
