@@ -147,6 +147,7 @@ class _Record:
     buf: np.ndarray
     counts: np.ndarray
     ewma: np.ndarray
+    ticks: list[int]  # the touched slots' last-use ticks (their recency)
     assigned: list[tuple[Hashable, int, Hashable | None]]  # (new key, its slot, key evicted from it)
 
 
@@ -192,7 +193,13 @@ class StreamFeatureState:
         self._buf = np.zeros((self.max_entities, self.window, self.n_features), dtype=np.float64)
         self._counts = np.zeros((self.max_entities, self.n_features), dtype=np.int64)
         self._ewma = np.zeros((self.max_entities, self.n_features), dtype=np.float64)
-        self._slots: OrderedDict[Hashable, int] = OrderedDict()  # least recently used first
+        # key -> slot, least recently used first. Each slot also keeps its last-use tick, which
+        # travels with the slot data in an undo record; after a rollback the dict order is rebuilt
+        # from the ticks before the next eviction, so recency is restored exactly, not only windows.
+        self._slots: OrderedDict[Hashable, int] = OrderedDict()
+        self._slot_tick: list[int] = [0] * self.max_entities
+        self._clock = 0
+        self._order_stale = False
         self._lock = threading.Lock()
         self._update: dict[str, UpdateFn] = {}
         # updates since the oldest unsettled transform_pending(), oldest first (empty when all settled)
@@ -207,6 +214,7 @@ class StreamFeatureState:
         """Forget every entity (slots are cleared lazily when they are next assigned)."""
         with self._lock:
             self._slots.clear()
+            self._order_stale = False
             self._journal.clear()
 
     @staticmethod
@@ -276,11 +284,13 @@ class StreamFeatureState:
     ) -> _Record:
         """Assign slots, snapshot what the update will overwrite, run it (lock held)."""
         assigned: list[tuple[Hashable, int, Hashable | None]] = []
-        slots, fresh = self._assign(keys, assigned)
+        ticks_before: dict[int, int] = {}
+        slots, fresh = self._assign(keys, assigned, ticks_before)
         touched = np.unique(slots)
         record = _Record(
             keys, X, update, committed, touched,
-            self._buf[touched].copy(), self._counts[touched].copy(), self._ewma[touched].copy(), assigned,
+            self._buf[touched].copy(), self._counts[touched].copy(), self._ewma[touched].copy(),
+            [ticks_before[s] for s in touched.tolist()], assigned,
         )
         if len(keys):
             update(slots, fresh, X, self._buf, self._counts, self._ewma, self.alpha, out)
@@ -296,7 +306,9 @@ class StreamFeatureState:
                 del table[key]
             if evicted is not None:
                 table[evicted] = slot
-                table.move_to_end(evicted, last=False)  # it was the least recently used one
+        for slot, tick in zip(record.slots.tolist(), record.ticks, strict=True):
+            self._slot_tick[slot] = tick
+        self._order_stale = True  # the dict order no longer follows the ticks
 
     def _settle(self, record: _Record, keep: bool) -> None:
         with self._lock:
@@ -313,8 +325,8 @@ class StreamFeatureState:
                 for r in later:  # replay in order, without the rolled-back events
                     redone = self._apply(r.keys, r.X, r.update, np.empty((len(r.keys), 4 * self.n_features)),
                                          r.committed)
-                    r.slots, r.buf, r.counts, r.ewma, r.assigned = (
-                        redone.slots, redone.buf, redone.counts, redone.ewma, redone.assigned)
+                    r.slots, r.buf, r.counts, r.ewma, r.ticks, r.assigned = (
+                        redone.slots, redone.buf, redone.counts, redone.ewma, redone.ticks, redone.assigned)
             else:
                 record.committed = True
             while self._journal and self._journal[0].committed:
@@ -337,17 +349,23 @@ class StreamFeatureState:
         return fn
 
     def _assign(
-        self, keys: Sequence[Hashable], assigned: list[tuple[Hashable, int, Hashable | None]] | None = None
+        self,
+        keys: Sequence[Hashable],
+        assigned: list[tuple[Hashable, int, Hashable | None]] | None = None,
+        ticks_before: dict[int, int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Slot per event in event order, with LRU eviction; ``fresh`` marks (re)assigned slots.
 
         Done in Python because it is a dict walk; the kernel applies the resets at the right
         event, so an entity evicted by a later key of the same batch has finished using the slot.
+        ``assigned`` and ``ticks_before`` collect what an undo needs (new keys and evictions in
+        order; each touched slot's tick before this call).
         """
-        table = self._slots
+        table, slot_tick = self._slots, self._slot_tick
         slots = np.empty(len(keys), dtype=np.int64)
         fresh = np.zeros(len(keys), dtype=np.uint8)
         capacity = self.max_entities
+        clock = self._clock
         for i, key in enumerate(keys):
             slot = table.get(key)
             if slot is not None:
@@ -357,12 +375,20 @@ class StreamFeatureState:
                 if len(table) < capacity:
                     slot = len(table)
                 else:
+                    if self._order_stale:  # after a rollback: least recently used first again, by tick
+                        table = self._slots = OrderedDict(sorted(table.items(), key=lambda kv: slot_tick[kv[1]]))
+                        self._order_stale = False
                     evicted, slot = table.popitem(last=False)
                 table[key] = slot
                 fresh[i] = 1
                 if assigned is not None:
                     assigned.append((key, slot, evicted))
+            if ticks_before is not None and slot not in ticks_before:
+                ticks_before[slot] = slot_tick[slot]
+            clock += 1
+            slot_tick[slot] = clock
             slots[i] = slot
+        self._clock = clock
         return slots, fresh
 
 
