@@ -217,15 +217,29 @@ def _weight_matmuls(model) -> list:
             and len(inits[n.input[1]].dims) == 2]
 
 
+def _cpu_has_vnni() -> bool:
+    """AVX-512 VNNI or AVX-VNNI, read from /proc/cpuinfo (False where it cannot be read)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
 def quantize_onnx_int8(src: str | Path, dst: str | Path) -> Path:
-    """ONNX Runtime dynamic quantization: int8 per-channel weights, uint8 activations per call."""
+    """ONNX Runtime dynamic quantization: int8 per-channel weights, uint8 activations per call.
+
+    Without VNNI, ONNX Runtime's u8 x s8 kernels sum pairs of products in int16 (``vpmaddubsw``)
+    and saturate: measured on an AVX2-only EPYC, logits cosine to fp32 fell to 0.948 (0.99+
+    with VNNI). Weights then use 7 bits (``reduce_range``), which keeps the pair sums in range.
+    """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     nodes = [n.name for n in _weight_matmuls(onnx.load(str(src), load_external_data=False))]
     quantize_dynamic(
         str(src), str(dst), op_types_to_quantize=["MatMul"], nodes_to_quantize=nodes,
-        per_channel=True, weight_type=QuantType.QInt8,
+        per_channel=True, weight_type=QuantType.QInt8, reduce_range=not _cpu_has_vnni(),
         extra_options={"MatMulConstBOnly": True},
     )
     return Path(dst)
@@ -276,7 +290,8 @@ def quantize_onnx_int4(src: str | Path, dst: str | Path, block_size: int = 32, h
         q.model.save_model_to_file(str(mid), use_external_data_format=False)
         del q, model
         quantize_dynamic(str(mid), str(dst), op_types_to_quantize=["MatMul"], nodes_to_quantize=head_nodes,
-                         per_channel=True, weight_type=QuantType.QInt8, extra_options={"MatMulConstBOnly": True})
+                         per_channel=True, weight_type=QuantType.QInt8, reduce_range=not _cpu_has_vnni(),
+                         extra_options={"MatMulConstBOnly": True})
     return Path(dst)
 
 
