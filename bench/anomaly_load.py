@@ -29,7 +29,7 @@ from rich.progress import Progress
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.report import markdown_table, spread, write_json, write_text
+from bench.report import machine_line, markdown_table, spread, write_json, write_text
 from server.anomaly.data import load_shuttle
 from server.client import score_request
 from server.eventloop import run_async
@@ -234,6 +234,7 @@ def main() -> int:
     print(table)
     print()
     print(check_table)
+    print(machine_line())
     write_json("anomaly_load", {"duration_s": duration, "runs": runs, "results": results, "checks": checks})
     write_text("anomaly_load.md", table + "\n\n" + check_table + "\n")
     plot(results, Path(__file__).parent / "results" / "anomaly_load.png")

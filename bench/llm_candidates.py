@@ -48,7 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.report import machine, markdown_table, spread, write_json  # noqa: E402
+from bench.report import machine, machine_line, markdown_table, spread, write_json  # noqa: E402
 
 PROMPT = [504, 3575, 282, 4649, 314, 7042, 30, 378, 3575, 282, 4521, 314, 11452, 28, 284, 260]
 PREFILL = 512
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     info = machine()
     info.update(threads=args.threads, torch=torch.__version__)
+    print(machine_line(info), flush=True)
     try:
         import onnxruntime
 

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.report import machine, markdown_table, spread, write_json  # noqa: E402
+from bench.report import machine, machine_line, markdown_table, spread, write_json  # noqa: E402
 
 SHAPES = {"qkv": (960, 576), "o": (576, 576), "gate_up": (3072, 576), "down": (576, 1536), "lm_head": (49152, 576)}
 ROWS = (1, 16, 512)
@@ -366,6 +366,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     llm_step.set_num_threads(args.threads)
     info = machine()
     info.update(threads=args.threads, torch=torch.__version__, avx512_vnni=llm_step.has_avx512_vnni())
+    print(machine_line(info), flush=True)
     weights = load_weights()
     rounds = 3 if args.quick else 7
 

@@ -26,7 +26,7 @@ from rich.console import Console
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import RESULTS, machine, markdown_table, write_json, write_text
+from bench.report import RESULTS, machine, machine_line, markdown_table, write_json, write_text
 from server.client import generate_request
 from server.config import LLMConfig
 
@@ -175,6 +175,7 @@ def main() -> int:
                      f"{r['tokens_per_s'] / b['tokens_per_s']:.2f}x"])
     table = markdown_table(["target", "concurrency", "requests", "TTFT p50 ms", "TTFT p95 ms", "ITL p95 ms",
                             "output tok/s", "tok/s vs in-process"], rows)
+    print(machine_line())
     print(f"backend {cfg.backend}, {max_tokens} output tokens per request, greedy\n")
     print(table)
     write_json("llm_serving", {"machine": machine(), "backend": cfg.backend, "max_tokens": max_tokens,

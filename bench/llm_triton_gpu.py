@@ -304,14 +304,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_only:
         return 0
     rows = run_timings(kt, device, linears, m_values)
+    from bench.report import machine, machine_line
+
+    host = machine()
     print()
     print(markdown(rows, device_name))
+    print(machine_line(host))
     print(f"\n(total {time.perf_counter() - started:.0f} s)")
     out = args.out or (None if args.smoke else RESULTS / "llm_triton_gpu.json")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         report = {
             "device": device_name,
+            "machine": host,
             "torch": torch.__version__,
             "triton": triton.__version__,
             "python": platform.python_version(),
