@@ -117,9 +117,15 @@ def run(spec: dict) -> dict:
                    f"model {folder.name}"),
     }  # fmt: skip
     run_batch(engine, prompts[:1], SamplingParams(temperature=0.0, max_tokens=8), "warm")
+    # a slow peer must not hold the whole bench: past the budget, what is measured is reported
+    budget = float(spec.get("budget_s", 600))
+    started = time.perf_counter()
     for n in streams:
         tps, ttft = [], []
         for r in range(reps + 1):
+            if time.perf_counter() - started > budget:
+                res["truncated"] = f"time budget of {budget:.0f} s spent before x{n} repetition {r}"
+                break
             times, first = run_batch(engine, prompts[:n], params, f"x{n}-{r}")
             if r:  # the first repetition warms up this batch shape
                 tokens, seconds = steady_decode(times)
@@ -128,7 +134,7 @@ def run(spec: dict) -> dict:
         res[f"tg_x{n}"], res[f"ttft_x{n}"] = tps, ttft
     long_prompt = [(100 + 37 * i) % 40000 for i in range(512)]
     pp = []
-    for r in range(reps + 1):
+    for r in range(reps + 1 if "truncated" not in res else 0):
         _, first = run_batch(engine, [long_prompt], SamplingParams(temperature=0.0, max_tokens=1), f"pp-{r}")
         if r:
             pp.append(512 / next(iter(first.values())))
