@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -51,9 +52,11 @@ def _port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _applications(dashboard: str) -> dict:
+def _applications(dashboard: str, token: str) -> dict:
+    request = urllib.request.Request(f"{dashboard}/api/serve/applications/",
+                                     headers={"Authorization": f"Bearer {token}"})
     try:
-        with urllib.request.urlopen(f"{dashboard}/api/serve/applications/", timeout=5) as r:
+        with urllib.request.urlopen(request, timeout=5) as r:
             return json.load(r).get("applications", {})
     except OSError:
         return {}
@@ -64,10 +67,17 @@ def cluster(trained, settings, tmp_path_factory):
     """A head node started with `ray start --head`, the anomaly app deployed with `serve deploy`."""
     tmp = tmp_path_factory.mktemp("cluster")
     gcs, dash = free_port(), free_port()
+    # Ray token authentication, as a secured cluster runs it: the head, `serve deploy` and the
+    # gateway all read this token (Ray would otherwise pick up ~/.ray/auth_token, which any local
+    # ray.init() on this machine may have created, and the CLI would then be refused).
+    token = tmp / "auth_token"
+    token.write_text(secrets.token_hex(32))
     env = {
         **os.environ,
         "STACKSERVE_DATA_DIR": str(settings.data_dir),
         "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN_PATH": str(token),
         "STACKSERVE__LLM__ENABLED": "false",
     }
     previous = CURRENT_CLUSTER.read_text() if CURRENT_CLUSTER.exists() else None
@@ -83,18 +93,27 @@ def cluster(trained, settings, tmp_path_factory):
     try:
         _poll("ray head", lambda: _port_open(gcs) and _port_open(dash), 120, head, log)
         deploy = [str(BIN / "serve"), "deploy", str(CONFIG), "--address", dashboard]
-        _poll("serve deploy accepted",
-              lambda: subprocess.run(deploy, env=env, capture_output=True, timeout=60).returncode == 0, 120, head, log)
-        _poll("anomaly app RUNNING", lambda: _applications(dashboard).get("anomaly", {}).get("status") == "RUNNING",
+        attempts = tmp / "deploy.log"
+
+        def deployed() -> bool:
+            done = subprocess.run(deploy, env=env, capture_output=True, text=True, timeout=120)
+            with open(attempts, "a") as out:
+                out.write(f"--- exit {done.returncode}\n{done.stdout[-2000:]}{done.stderr[-2000:]}\n")
+            return done.returncode == 0
+
+        _poll("serve deploy accepted", deployed, 240, head, attempts)
+        _poll("anomaly app RUNNING",
+              lambda: _applications(dashboard, token.read_text()).get("anomaly", {}).get("status") == "RUNNING",
               180, head, log)
-        yield {"address": f"127.0.0.1:{gcs}", "dashboard": dashboard, "env": env, "tmp": tmp}
+        yield {"address": f"127.0.0.1:{gcs}", "dashboard": dashboard, "env": env, "tmp": tmp,
+               "token": token.read_text()}
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
             head.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
-        subprocess.run(["pkill", "-f", f"--gcs-address=127.0.0.1:{gcs}"], check=False)
+        subprocess.run(["pkill", "-f", "--", f"--gcs-address=127.0.0.1:{gcs}"], check=False)
         # the record of "the latest head on this machine" must not outlive it
         if CURRENT_CLUSTER.exists() and f":{gcs}" in CURRENT_CLUSTER.read_text():
             if previous is None:
@@ -103,8 +122,8 @@ def cluster(trained, settings, tmp_path_factory):
                 CURRENT_CLUSTER.write_text(previous)
 
 
-def _snapshot(dashboard: str) -> dict:
-    app = _applications(dashboard)["anomaly"]
+def _snapshot(cluster: dict) -> dict:
+    app = _applications(cluster["dashboard"], cluster["token"])["anomaly"]
     scorer = app["deployments"]["AnomalyScorer"]
     return {
         "status": app["status"],
@@ -115,7 +134,7 @@ def _snapshot(dashboard: str) -> dict:
 
 @pytest.mark.parametrize("how", ["RAY_ADDRESS", "running on this machine"])
 def test_gateway_serves_the_deployed_app_as_is_and_leaves_it_running(cluster, trained, how):
-    before = _snapshot(cluster["dashboard"])
+    before = _snapshot(cluster)
     assert before["autoscaling"] == 16  # the config file's, not the gateway's default
     tmp: Path = cluster["tmp"]
     ready, log = tmp / f"ready-{len(how)}.json", tmp / f"gateway-{len(how)}.log"
@@ -139,5 +158,5 @@ def test_gateway_serves_the_deployed_app_as_is_and_leaves_it_running(cluster, tr
         code = stop_gracefully(gateway, "gateway")
     assert code == 0, log.read_text()[-3000:]
     assert "already deployed on the cluster as it is" in log.read_text()
-    after = _snapshot(cluster["dashboard"])
+    after = _snapshot(cluster)
     assert after == before  # not redeployed, not deleted, autoscaling untouched
