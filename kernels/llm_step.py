@@ -39,9 +39,12 @@ __all__ = [
     "CppLlamaStep",
     "PackedLinear",
     "available",
+    "force_avx2",
     "force_scalar",
     "get_backend",
+    "has_avx2",
     "has_avx512_vnni",
+    "isa",
     "matmul_q4",
     "matmul_q8",
     "pack_q4",
@@ -62,9 +65,21 @@ def _require() -> None:
 
 
 def has_avx512_vnni() -> bool:
-    """True if the fast path (AVX-512 VNNI) is used; otherwise the portable scalar path runs."""
+    """True if the CPU has the fastest path (AVX-512 VNNI for every phase of a step)."""
     _require()
     return bool(_ext.has_avx512_vnni())
+
+
+def has_avx2() -> bool:
+    """True if the CPU has the AVX2 matmul path (used where AVX-512 VNNI is missing)."""
+    _require()
+    return bool(_ext.has_avx2())
+
+
+def isa() -> str:
+    """The matmul path a step takes now, chosen at run time: ``avx512-vnni``, ``avx2`` or ``scalar``."""
+    _require()
+    return str(_ext.isa())
 
 
 def set_num_threads(n: int) -> None:
@@ -109,6 +124,18 @@ def force_scalar(on: bool = True) -> Iterator[None]:
         yield
     finally:
         _ext.set_force_scalar(old)
+
+
+@contextlib.contextmanager
+def force_avx2(on: bool = True) -> Iterator[None]:
+    """Take the AVX2 matmul path even on an AVX-512 CPU inside the block (process-wide; tests)."""
+    _require()
+    old = _ext.force_avx2()
+    _ext.set_force_avx2(bool(on))
+    try:
+        yield
+    finally:
+        _ext.set_force_avx2(old)
 
 
 def _check_tensor(t: object, name: str, dtype: torch.dtype, shape: tuple[int, ...] | None = None) -> torch.Tensor:

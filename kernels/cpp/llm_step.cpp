@@ -74,6 +74,7 @@
 namespace py = pybind11;
 
 #define AVX512_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,fma,f16c")))
+#define AVX2_TARGET __attribute__((target("avx2,fma,f16c")))
 #define NOINLINE __attribute__((noinline))
 
 namespace {
@@ -99,7 +100,27 @@ bool cpu_has_avx512_vnni() {
   return ok;
 }
 
-bool use_avx() { return !g_force_scalar.load(std::memory_order_relaxed) && cpu_has_avx512_vnni(); }
+std::atomic<bool> g_force_avx2{false};
+
+bool cpu_has_avx2() {
+  static const bool ok = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  }();
+  return ok;
+}
+
+bool use_avx() {
+  return !g_force_scalar.load(std::memory_order_relaxed) && !g_force_avx2.load(std::memory_order_relaxed) &&
+         cpu_has_avx512_vnni();
+}
+
+// The matmuls' middle path: AVX2 integer dot products on CPUs without AVX-512 VNNI (AMD Zen 2/3,
+// older Xeons). Only the matmuls, which are >90% of a step; the O(k) per-row work (quantization,
+// norms, attention) stays on the scalar path there.
+bool use_avx2() { return !g_force_scalar.load(std::memory_order_relaxed) && cpu_has_avx2(); }
+
+const char* isa_name() { return use_avx() ? "avx512-vnni" : use_avx2() ? "avx2" : "scalar"; }
 
 // ----------------------------------------------------------------------------------------------
 // Small utilities
@@ -791,6 +812,93 @@ void gemm_scalar(const Packed& W, const QX& x, int64_t m0, int64_t m1, float* y,
   }
 }
 
+// AVX2 path, same packed records and the same int8 activations as the others, so the integer dot
+// products are exact and equal; only float summation order differs. Per 32-bit lane one weight
+// row: a record's 64-byte chunk holds 4 bytes of each of the 16 rows, i.e. two ymm of 8 rows.
+// u8 x s8 pairs go through maddubs (Q4_1 nibbles <= 15: no int16 saturation) then madd with ones;
+// Q8_0's signed weights use |w| and x * sign(w) (|x| <= 127, so pair sums stay below 2^15).
+AVX2_TARGET inline __m256i dot4_u8s8(__m256i w, __m256i x) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1));
+}
+
+AVX2_TARGET inline __m256i dot4_s8s8(__m256i w, __m256i x) {
+  return dot4_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+}
+
+AVX2_TARGET inline __m256 load_scales8(const uint8_t* p, bool f16) {
+  if (f16) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
+}
+
+AVX2_TARGET NOINLINE void gemm_avx2(const Packed& W, const QX& x, int64_t m0, int64_t m1, float* y, int64_t ldy,
+                                    bool accum, int64_t t0, int64_t t1) {
+  constexpr int MB = 4;
+  const int64_t G = W.groups;
+  const int parts = x.parts();
+  const bool q4 = W.bits == 4;
+  const int ss = W.ssize();
+  const __m256i m4 = _mm256_set1_epi8(0x0F);
+  for (int64_t t = t0; t < t1; ++t) {
+    const int64_t n0 = t * TILE;
+    const int nvalid = static_cast<int>(std::min<int64_t>(TILE, W.n - n0));
+    for (int64_t mb = m0; mb < m1; mb += MB) {
+      const int mr = static_cast<int>(std::min<int64_t>(MB, m1 - mb));
+      __m256 acc[MB][2];
+      for (int mi = 0; mi < MB; ++mi) acc[mi][0] = acc[mi][1] = _mm256_setzero_ps();
+      for (int64_t g = 0; g < G; ++g) {
+        const uint8_t* r = W.record(t, g);
+        const __m256 sc0 = load_scales8(r + W.qbytes, W.f16), sc1 = load_scales8(r + W.qbytes + 8 * ss, W.f16);
+        for (int mi = 0; mi < mr; ++mi) {
+          const int64_t m = mb + mi;
+          float dxs = 0.f;
+          for (int p = 0; p < parts; ++p) {
+            const int8_t* xg = x.q + m * x.ld + p * x.p2 + g * QK;
+            const int64_t bi = m * x.gld + p * (x.p2 / QK) + g;
+            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+            if (q4) {
+              for (int j = 0; j < 4; ++j) {
+                const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * j));
+                const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * j + 32));
+                const __m256i xl = _mm256_set1_epi32(load_i32(xg + 4 * j));
+                const __m256i xh = _mm256_set1_epi32(load_i32(xg + 16 + 4 * j));
+                s0 = _mm256_add_epi32(s0, dot4_u8s8(_mm256_and_si256(r0, m4), xl));
+                s0 = _mm256_add_epi32(s0, dot4_u8s8(_mm256_and_si256(_mm256_srli_epi16(r0, 4), m4), xh));
+                s1 = _mm256_add_epi32(s1, dot4_u8s8(_mm256_and_si256(r1, m4), xl));
+                s1 = _mm256_add_epi32(s1, dot4_u8s8(_mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), xh));
+              }
+              dxs += x.ds[bi];
+            } else {
+              for (int c = 0; c < 8; ++c) {
+                const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * c));
+                const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * c + 32));
+                const __m256i xc = _mm256_set1_epi32(load_i32(xg + 4 * c));
+                s0 = _mm256_add_epi32(s0, dot4_s8s8(w0, xc));
+                s1 = _mm256_add_epi32(s1, dot4_s8s8(w1, xc));
+              }
+            }
+            const __m256 dx = _mm256_set1_ps(x.d[bi]);
+            acc[mi][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(sc0, dx), acc[mi][0]);
+            acc[mi][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(sc1, dx), acc[mi][1]);
+          }
+          if (q4) {
+            const uint8_t* mn = r + W.qbytes + TILE * ss;
+            const __m256 vds = _mm256_set1_ps(dxs);
+            acc[mi][0] = _mm256_fmadd_ps(load_scales8(mn, W.f16), vds, acc[mi][0]);
+            acc[mi][1] = _mm256_fmadd_ps(load_scales8(mn + 8 * ss, W.f16), vds, acc[mi][1]);
+          }
+        }
+      }
+      for (int mi = 0; mi < mr; ++mi) {
+        float* yr = y + (mb + mi) * ldy + n0;
+        alignas(32) float tmp[TILE];
+        _mm256_store_ps(tmp, acc[mi][0]);
+        _mm256_store_ps(tmp + 8, acc[mi][1]);
+        for (int nl = 0; nl < nvalid; ++nl) yr[nl] = accum ? yr[nl] + tmp[nl] : tmp[nl];
+      }
+    }
+  }
+}
+
 // A matmul is cut into work items (row block, quad of tiles), row-block major: an item's weights
 // (4 tiles) stay in L1/L2 while it runs over up to kRowBlock rows, whose int8 rows stay in L2.
 int64_t gemm_items(const Packed& W, int64_t M) {
@@ -804,6 +912,8 @@ void gemm_item(bool avx, const Packed& W, const QX& x, int64_t M, float* y, int6
   const int64_t t0 = item % quads * QUAD, t1 = std::min(W.tiles, t0 + QUAD);
   if (avx)
     gemm_avx(W, x, m0, m1, y, ldy, accum, t0, t1);
+  else if (use_avx2())
+    gemm_avx2(W, x, m0, m1, y, ldy, accum, t0, t1);
   else
     gemm_scalar(W, x, m0, m1, y, ldy, accum, t0, t1);
 }
@@ -1627,6 +1737,10 @@ class Llama {
 PYBIND11_MODULE(_llm_step, m) {
   m.doc() = "Whole-step Llama forward with Q4_1/Q8_0 weights and int8 activations (AVX-512 VNNI + scalar).";
   m.def("has_avx512_vnni", &cpu_has_avx512_vnni, "True if the CPU (and OS) support the AVX-512 VNNI path.");
+  m.def("has_avx2", &cpu_has_avx2, "True if the CPU supports the AVX2 matmul path (avx2, fma, f16c).");
+  m.def("isa", [] { return std::string(isa_name()); }, "The matmul path a step uses now: avx512-vnni, avx2, scalar.");
+  m.def("set_force_avx2", [](bool on) { g_force_avx2.store(on); }, "Use the AVX2 path even with AVX-512 (tests).");
+  m.def("force_avx2", [] { return g_force_avx2.load(); });
   m.def(
       "set_force_scalar", [](bool on) { g_force_scalar.store(on); },
       "Force the portable scalar path (for tests); False restores automatic dispatch.");

@@ -37,6 +37,7 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 HAS_VNNI = llm_step.has_avx512_vnni()
+HAS_AVX2 = llm_step.has_avx2()
 
 rows = st.one_of(st.sampled_from([0, 1, 2, 3, 5, 7]), st.integers(8, 40))
 outs = st.one_of(st.sampled_from([1, 15, 16, 17, 64]), st.integers(1, 100))
@@ -86,11 +87,14 @@ def run_matmul(x: torch.Tensor, w: Int4Weight | Int8Weight, threads: int = 0, ac
     return llm_step.pack_q8(w.qweight, w.scales)(x, threads, act)
 
 
-@pytest.fixture(params=["avx512", "scalar"])
+@pytest.fixture(params=["avx512", "avx2", "scalar"])
 def path(request):
     if request.param == "avx512" and not HAS_VNNI:
-        pytest.skip("CPU without AVX-512 VNNI: only the scalar path runs")
-    with llm_step.force_scalar(request.param == "scalar"):
+        pytest.skip("CPU without AVX-512 VNNI")
+    if request.param == "avx2" and not HAS_AVX2:
+        pytest.skip("CPU without AVX2")
+    with llm_step.force_scalar(request.param == "scalar"), llm_step.force_avx2(request.param == "avx2"):
+        assert llm_step.isa() == {"avx512": "avx512-vnni"}.get(request.param, request.param)
         yield request.param
 
 
@@ -159,6 +163,29 @@ def test_nan_propagates_to_its_row_only(path, seed, m, n, k, bits, act):
     assert torch.isfinite(y[good]).all()
     ref = quant_matmul_reference(x[good], w)
     assert ((y[good] - ref).abs() <= error_bound(x[good], w.dequantize(), act)).all()
+
+
+@pytest.mark.skipif(not HAS_AVX2, reason="needs AVX2")
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    m=rows,
+    n=outs,
+    k=ins,
+    bits=st.sampled_from([4, 8]),
+    f16=st.booleans(),
+    act=st.sampled_from(llm_step.ACTIVATIONS),
+)
+def test_avx2_path_agrees_with_scalar(seed, m, n, k, bits, f16, act):
+    """Same int8 activations, exact integer dot products: only float summation order differs."""
+    w = random_weight(seed, n, k, bits, f16)
+    x = random_x(seed, m, k)
+    with llm_step.force_avx2():
+        fast = run_matmul(x, w, act=act)
+    with llm_step.force_scalar():
+        slow = run_matmul(x, w, act=act)
+    tol = 1e-5 * (x.abs() @ w.dequantize().abs().T) + 1e-30
+    assert ((fast - slow).abs() <= tol).all()
 
 
 @pytest.mark.skipif(not HAS_VNNI, reason="needs AVX-512 VNNI for the fast path")
