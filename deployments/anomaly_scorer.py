@@ -23,8 +23,8 @@ log = logging.getLogger("stackserve.anomaly")
 @serve.deployment(name="AnomalyScorer", health_check_period_s=10)
 class AnomalyScorerDeployment:
     def __init__(self, settings_json: str):
+        from server.anomaly.catalog import CatalogEntry
         from server.anomaly.scorer import load_scorer
-        from server.gateway.anomaly_catalog import CatalogEntry
 
         self.settings = Settings.model_validate_json(settings_json)
         self.scorer = load_scorer(self.settings)  # champions, plus a rollout challenger as NAME@vN
@@ -63,9 +63,9 @@ class AnomalyScorerDeployment:
         """Baseline path for Ray Serve's own gRPC proxy: validate, score, answer (no coalescing)."""
         import grpc
 
-        from server.gateway.anomaly_validation import parse_score_request
-        from server.gateway.errors import ServingError
         from server.gen.stackserve.v1 import anomaly_pb2 as pb
+        from server.protocol.anomaly_validation import parse_score_request
+        from server.protocol.errors import ServingError
 
         cfg = self.settings.anomaly
         try:

@@ -1,7 +1,7 @@
 """LLMEngine deployment: one continuous-batching engine (server/llm) per replica, streamed out.
 
 Thin by design (docs/design/llm_serving.md): the engine does the work in its own thread; ``stream_job``
-(server/gateway/llm_backend.py) submits a checked job and yields merged pieces. The gateway
+(server/llm/serving.py) submits a checked job and yields merged pieces. The gateway
 calls ``generate`` through ``handle.options(stream=True)``; when it cancels the response
 generator (client cancel, deadline), Serve raises CancelledError inside ``generate``, whose
 ``finally`` aborts the request in the engine, freeing its KV-cache slot within one step.
@@ -16,8 +16,7 @@ from typing import Any
 from ray import serve
 
 from server.config import Settings
-from server.gateway.llm_backend import Piece, StepTracker, engine_info, engine_load, stream_job
-from server.gateway.llm_validation import LLMJob
+from server.llm.serving import LLMJob, Piece, StepTracker, engine_info, engine_load, stream_job
 
 log = logging.getLogger("stackserve.llm")
 

@@ -1,16 +1,46 @@
 """Plain-PyTorch reference for weight-only quantized matmul (the formats of GGUF Q4_1 / Q8_0).
 
-The one place the formats are computed: the weight dataclasses (``server/llm/gguf_weights.py``)
-and the Triton module dequantize through these functions, and every compiled kernel
-(``kernels/cpp/llm_step.cpp``, ``kernels/triton``) is tested against them.
+The one place the formats are defined and computed: the weight containers ``Int4Weight`` and
+``Int8Weight`` live here, with the kernels that consume them (``server/llm/gguf_weights.py``
+fills them from a GGUF); they and the Triton module dequantize through these functions, and every
+compiled kernel (``kernels/cpp/llm_step.cpp``, ``kernels/triton``) is tested against them.
 Rounding is ties-away-from-zero, as ggml's quantizers do, so re-quantizing a GGUF block is exact.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 GROUP = 32
+
+
+@dataclass(frozen=True, slots=True)
+class Int4Weight:
+    qweight: torch.Tensor  # uint8 [N, K/2]
+    scales: torch.Tensor  # float32 [N, K/32]
+    mins: torch.Tensor  # float32 [N, K/32]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.qweight.shape[0]), int(self.qweight.shape[1]) * 2
+
+    def dequantize(self) -> torch.Tensor:
+        return dequantize_int4_tensors(self.qweight, self.scales, self.mins)
+
+
+@dataclass(frozen=True, slots=True)
+class Int8Weight:
+    qweight: torch.Tensor  # int8 [N, K]
+    scales: torch.Tensor  # float32 [N, K/32]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.qweight.shape[0]), int(self.qweight.shape[1])
+
+    def dequantize(self) -> torch.Tensor:
+        return dequantize_int8_tensors(self.qweight, self.scales)
 
 
 def _check_weight(w: torch.Tensor) -> tuple[int, int]:
@@ -62,15 +92,11 @@ def dequantize_int8_tensors(qweight: torch.Tensor, scales: torch.Tensor) -> torc
 
 def quantize_int8(w: torch.Tensor):
     """``quantize_int8_tensors`` as an ``Int8Weight``."""
-    from server.llm.gguf_weights import Int8Weight
-
     return Int8Weight(*quantize_int8_tensors(w))
 
 
 def quantize_int4(w: torch.Tensor):
     """``quantize_int4_tensors`` as an ``Int4Weight``."""
-    from server.llm.gguf_weights import Int4Weight
-
     return Int4Weight(*quantize_int4_tensors(w))
 
 

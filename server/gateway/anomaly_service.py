@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING
 import grpc
 import numpy as np
 
+from server.anomaly.catalog import CatalogEntry
 from server.anomaly.drift_monitor import DriftMonitor, DriftStatus
 from server.anomaly.features import new_stream_state, stream_matrix_pending
 from server.anomaly.scorer import ScoreResult
 from server.batching import Coalescer, QueueFullError, RequestTooLargeError
 from server.batching.coalescer import BatchStats
 from server.config import Settings
-from server.gateway import errors
 from server.gateway.anomaly_backend import AnomalyBackend
-from server.gateway.anomaly_catalog import CatalogEntry
-from server.gateway.anomaly_validation import ParsedScoreRequest, parse_score_request
 from server.gateway.request_context import current_request_id
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
 from server.observability import metrics
+from server.protocol import errors
+from server.protocol.anomaly_validation import ParsedScoreRequest, parse_score_request
 from server.rollout import challenger_key
 from server.rollout.controller import ArmStats, RolloutController, RolloutSnapshot, RolloutState
 from server.rollout.router import CHALLENGER, CHAMPION, routing_key

@@ -25,15 +25,16 @@ from typing import Any
 import grpc
 
 from server.config import Settings
-from server.gateway import errors
-from server.gateway.errors import ServingError
-from server.gateway.llm_backend import LLMBackend, Piece, root_cause
-from server.gateway.llm_validation import LLMInfo, LLMJob, parse_chat, parse_generate
+from server.gateway.llm_backend import LLMBackend
 from server.gateway.request_context import access_fields, current_request_id, new_request_id
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.llm.errors import EngineStoppedError, LLMRequestError, QueueFullError
+from server.llm.serving import LLMJob, Piece, root_cause
 from server.observability import metrics
 from server.observability.logs import payload_hash
+from server.protocol import errors
+from server.protocol.errors import ServingError
+from server.protocol.llm_validation import LLMInfo, parse_chat, parse_generate
 
 log = logging.getLogger("stackserve.gateway")
 NORMAL_FINISH = ("stop", "length")

@@ -18,10 +18,10 @@ from server.gateway.anomaly_service import AnomalyService
 from server.gateway.interceptors.observability import ObservabilityInterceptor
 from server.gateway.llm_backend import LLMBackend
 from server.gateway.llm_service import LLMService
-from server.gateway.registration import add_service
 from server.gen.stackserve.v1 import anomaly_pb2, llm_pb2
 from server.observability.logs import ACCESS, log_event
 from server.observability.metrics import serve_metrics
+from server.protocol.registration import add_service
 
 log = logging.getLogger("stackserve.gateway")
 ANOMALY_SERVICE = anomaly_pb2.DESCRIPTOR.services_by_name["AnomalyService"]

@@ -49,13 +49,14 @@ def build_forward(
         return LlamaModel(weights, fp32_linear).forward, name
     if name == "cpu-int4":
         from kernels import llm_step
+        from server.llm.cpu_int4 import CppLlamaStep
 
         if not llm_step.available():
             raise BackendUnavailableError("the C++ step kernel is not built: run `make build`")
         llm_step.set_num_threads(num_threads)
         if activation_precision is None:
-            return llm_step.CppLlamaStep(weights).forward, name
-        return llm_step.CppLlamaStep(weights, activations=activation_precision).forward, name
+            return CppLlamaStep(weights).forward, name
+        return CppLlamaStep(weights, activations=activation_precision).forward, name
     if name == "triton":
         from server.llm.triton_backend import triton_forward
 

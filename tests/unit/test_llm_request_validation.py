@@ -9,14 +9,14 @@ import grpc
 import pytest
 
 from server.client import chat_request, generate_request, sampling_options
-from server.gateway.errors import ServingError
-from server.gateway.llm_backend import Piece, StepTracker, root_cause
 from server.gateway.llm_service import _map_backend_error
-from server.gateway.llm_validation import LLMInfo, parse_chat, parse_generate
-from server.gateway.registration import DecodeFailure, _safe_deserializer, bad_utf8_field
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.llm.errors import ContextLengthError, EngineStoppedError, QueueFullError
+from server.llm.serving import Piece, StepTracker, root_cause
 from server.observability.logs import ACCESS, access_log
+from server.protocol.errors import ServingError
+from server.protocol.llm_validation import LLMInfo, parse_chat, parse_generate
+from server.protocol.registration import DecodeFailure, _safe_deserializer, bad_utf8_field
 
 INFO = LLMInfo(
     model="tiny", backend="torch-fp32", max_model_len=64, vocab_size=100, max_token_bytes=4, default_max_tokens=16

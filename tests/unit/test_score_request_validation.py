@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from server.anomaly.catalog import CatalogEntry
 from server.anomaly.model import StreamSpec
 from server.client import score_request
-from server.gateway.anomaly_catalog import CatalogEntry
-from server.gateway.anomaly_validation import parse_score_request
-from server.gateway.errors import ServingError
-from server.gateway.registration import DecodeFailure
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
+from server.protocol.anomaly_validation import parse_score_request
+from server.protocol.errors import ServingError
+from server.protocol.registration import DecodeFailure
 
 NAMES = tuple(f"f{i}" for i in range(3))
 CATALOG = {

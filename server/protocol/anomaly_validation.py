@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from server.gateway.anomaly_catalog import CatalogEntry
-from server.gateway.errors import invalid, not_found
-from server.gateway.registration import DecodeFailure
+from server.anomaly.catalog import CatalogEntry
+from server.protocol.errors import invalid, not_found
+from server.protocol.registration import DecodeFailure
 
 MAX_ENTITY_KEY_BYTES = 256
 

@@ -16,11 +16,12 @@ from typing import Any
 
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from server.gateway.errors import ServingError, invalid, not_found
-from server.gateway.registration import DecodeFailure, bad_utf8_field
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.llm.errors import LLMRequestError
 from server.llm.params import SamplingParams
+from server.llm.serving import LLMJob
+from server.protocol.errors import ServingError, invalid, not_found
+from server.protocol.registration import DecodeFailure, bad_utf8_field
 
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 256
@@ -44,25 +45,6 @@ class LLMInfo:
     def from_dict(cls, d: dict[str, Any]) -> LLMInfo:
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
-
-
-@dataclass(frozen=True, slots=True)
-class LLMJob:
-    """One checked request, as it crosses into the LLMEngine replica (pickled by Ray)."""
-
-    kind: str  # "generate" | "chat"
-    params: SamplingParams
-    max_tokens_set: bool  # False: the replica caps the default to what the context has left
-    prompt: str | None = None
-    prompt_token_ids: tuple[int, ...] | None = None
-    messages: tuple[tuple[str, str], ...] | None = None  # (role, content)
-
-    @property
-    def prompt_field(self) -> str:
-        """The request field a too-long prompt is blamed on."""
-        if self.kind == "chat":
-            return "messages"
-        return "prompt" if self.prompt is not None else "prompt_token_ids"
 
 
 def _decode_failure(request: DecodeFailure, descriptor: Any) -> ServingError:

@@ -1,0 +1,197 @@
+"""What crosses into the LLM replica and what comes back, and the adapter that streams it.
+
+``LLMJob`` is one checked request (pickled by Ray into the replica); ``Piece`` is what the replica
+yields back. ``stream_job`` runs next to the engine (inside the replica, or in the gateway's own
+process without Ray): it submits the job and turns the engine's per-token chunks into pieces —
+everything queued since the last yield, merged — so a consumer that falls behind costs fewer
+crossings instead of more. Closing the stream early (client cancel, deadline) aborts the request
+in the engine, which frees its KV-cache slot within one step. They live with the engine, as vLLM
+keeps its engine-core request/output types in its engine package, so a Ray replica imports
+nothing of the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from server.llm.errors import ContextLengthError
+from server.llm.params import SamplingParams
+
+if TYPE_CHECKING:
+    from server.llm.engine import LLMEngine
+    from server.llm.sequence import GenerationChunk
+
+
+@dataclass(frozen=True, slots=True)
+class LLMJob:
+    """One checked request, as it crosses into the LLMEngine replica (pickled by Ray)."""
+
+    kind: str  # "generate" | "chat"
+    params: SamplingParams
+    max_tokens_set: bool  # False: the replica caps the default to what the context has left
+    prompt: str | None = None
+    prompt_token_ids: tuple[int, ...] | None = None
+    messages: tuple[tuple[str, str], ...] | None = None  # (role, content)
+
+    @property
+    def prompt_field(self) -> str:
+        """The request field a too-long prompt is blamed on."""
+        if self.kind == "chat":
+            return "messages"
+        return "prompt" if self.prompt is not None else "prompt_token_ids"
+
+
+
+@dataclass(slots=True)
+class Piece:
+    """The engine's chunks for one request since the previous piece, merged (the wire unit)."""
+
+    text: str
+    token_ids: list[int]
+    token_ts: list[float]  # wall clock (time.time()) of each token
+    finish_reason: str | None  # set on the last piece: stop | length | cancelled | deadline | error: ...
+    prompt_tokens: int
+    output_tokens: int  # cumulative
+    arrival_ts: float  # when the engine accepted the request
+    first_scheduled_ts: float  # when its prefill started; 0 if never scheduled
+    step_batch_sizes: list[int]  # sequences per engine step, each step reported once per engine
+    running: int  # engine load when this piece left it (live, not as of the step)
+    waiting: int
+    kv_cache_usage: float
+
+
+class StepTracker:
+    """Reports each engine step's batch size once, however many requests' chunks carry it.
+
+    Every chunk of one step shares the engine's ``EngineStats`` object; a step is new when that
+    object has not been seen. Strong references are kept, so an id is not reused while remembered.
+    """
+
+    def __init__(self, keep: int = 1024) -> None:
+        self.keep = keep
+        self._seen: OrderedDict[int, object] = OrderedDict()
+
+    def first_time(self, stats: object) -> bool:
+        key = id(stats)
+        if key in self._seen:
+            return False
+        self._seen[key] = stats
+        if len(self._seen) > self.keep:
+            self._seen.popitem(last=False)
+        return True
+
+
+def default_model_name(engine: LLMEngine) -> str:
+    """``SmolLM2-135M-Instruct.Q4_1.gguf`` → ``SmolLM2-135M-Instruct``."""
+    return Path(engine.weights.path).name.split(".")[0]
+
+
+def engine_info(engine: LLMEngine, model_name: str = "") -> dict[str, Any]:
+    tok = engine.tokenizer
+    longest = max(len(tok.token_bytes([i], skip_special=False)) for i in range(tok.vocab_size))
+    cfg = engine.config
+    return {
+        "model": model_name or default_model_name(engine),
+        "backend": engine.backend_name,
+        "max_model_len": engine.max_model_len,
+        "vocab_size": engine.model_config.vocab_size,
+        "max_token_bytes": longest,
+        "default_max_tokens": cfg.default_max_tokens,
+        "max_num_seqs": cfg.max_num_seqs,
+        "max_waiting": cfg.max_waiting,
+    }
+
+
+def engine_load(engine: LLMEngine) -> tuple[int, int, float]:
+    """(running, waiting, KV-cache usage) now."""
+    st = engine.live_stats()
+    return st.num_running, st.num_waiting, st.kv_cache_usage
+
+
+def _merge(chunks: list[GenerationChunk], engine: LLMEngine, steps: StepTracker) -> Piece:
+    last = chunks[-1]
+    running, waiting, usage = engine_load(engine)
+    return Piece(
+        text="".join(c.text for c in chunks),
+        token_ids=[t for c in chunks for t in c.token_ids],
+        token_ts=[t for c in chunks for t in c.token_ts],
+        finish_reason=last.finish_reason,
+        prompt_tokens=last.prompt_tokens,
+        output_tokens=last.output_tokens,
+        arrival_ts=last.arrival_ts,
+        first_scheduled_ts=last.first_scheduled_ts,
+        step_batch_sizes=[
+            c.stats.batch_sequences for c in chunks if c.stats is not None and c.token_ids and steps.first_time(c.stats)
+        ],
+        running=running,
+        waiting=waiting,
+        kv_cache_usage=usage,
+    )
+
+
+def _prepare(engine: LLMEngine, job: LLMJob) -> tuple[list[int], Any]:
+    """Template and tokenize; cap an unset max_tokens to the room left; check the fit."""
+    try:
+        if job.kind == "chat":
+            assert job.messages is not None
+            prompt: str | list[int] = engine.chat_prompt([{"role": r, "content": c} for r, c in job.messages])
+        elif job.prompt is not None:
+            prompt = job.prompt
+        else:
+            assert job.prompt_token_ids is not None
+            prompt = list(job.prompt_token_ids)
+        ids = engine.encode_prompt(prompt)
+        params = job.params
+        room = engine.max_model_len - len(ids)
+        if not job.max_tokens_set and 0 < room < params.max_tokens:
+            params = dataclasses.replace(params, max_tokens=room)
+        engine.check_fits(len(ids), params)
+    except ContextLengthError as exc:  # name the request's field, not the engine's
+        raise ContextLengthError(
+            job.prompt_field if exc.field == "prompt" else f"sampling.{exc.field}", exc.reason
+        ) from None
+    return ids, params
+
+
+async def stream_job(
+    engine: LLMEngine, job: LLMJob, timeout_s: float | None, request_id: str | None, steps: StepTracker
+) -> AsyncIterator[Piece]:
+    """Run one job on ``engine``; yields merged pieces until the one with a finish_reason.
+
+    Raises LLMRequestError (the prompt does not fit), QueueFullError, EngineStoppedError before
+    the first piece. Closing the generator early aborts the request in the engine.
+    """
+    ids, params = _prepare(engine, job)
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[GenerationChunk] = asyncio.Queue()
+    rid = engine.submit(
+        ids, params, lambda c: loop.call_soon_threadsafe(queue.put_nowait, c), request_id, timeout_s
+    )
+    done = False
+    try:
+        while not done:
+            chunks = [await queue.get()]
+            while not queue.empty():
+                chunks.append(queue.get_nowait())
+            piece = _merge(chunks, engine, steps)
+            done = piece.finish_reason is not None
+            yield piece
+    finally:
+        if not done:
+            engine.abort(rid)
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception raised in the replica: Ray wraps it (RayTaskError.cause); unwrap by type."""
+    for _ in range(8):
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, BaseException) or cause is exc:
+            break
+        exc = cause
+    return exc
