@@ -2,7 +2,7 @@
 
 Why: which CPU path to serve with is measured here rather than assumed. Candidates:
 
-* ONNX Runtime on our ONNX export (server/llm/onnx_export.py, full 30 layers, head on the last
+* ONNX Runtime on our ONNX export (server/llm/backends/onnx_export.py, full 30 layers, head on the last
   token only): (a) fp32; (b) int8 ``quantize_dynamic`` (per-channel int8 weights, uint8
   activations per call); (c) int4 ``MatMulNBits`` from ORT's quantizer (block 32, asymmetric;
   head int8), when ``onnxruntime.quantization.matmul_nbits_quantizer`` imports (needs ``onnx_ir``);
@@ -71,8 +71,8 @@ class Candidate:
 
 
 def ort_candidate(name: str, weights_desc: str, path: Path, threads: int) -> Candidate:
-    from server.llm.onnx_export import weight_bytes
-    from server.llm.onnx_runtime import OrtLlamaStep
+    from bench.candidates.onnx_quantize import weight_bytes
+    from bench.candidates.onnx_runtime_step import OrtLlamaStep
 
     step = OrtLlamaStep(path, threads=threads)
     return Candidate(
@@ -84,9 +84,10 @@ def ort_candidate(name: str, weights_desc: str, path: Path, threads: int) -> Can
 
 def onnx_files(weights, work: Path, want_int4: bool, want_gguf: bool) -> dict[str, Path]:
     """Export / quantize once; files are reused while the GGUF and this module's exporter match."""
-    from server.llm import onnx_export
+    from bench.candidates import onnx_quantize
+    from server.llm.backends import onnx_export
 
-    src = Path(onnx_export.__file__).read_bytes()
+    src = Path(onnx_export.__file__).read_bytes() + Path(onnx_quantize.__file__).read_bytes()
     st = os.stat(weights.path)
     key = hashlib.sha256(src + f"{weights.path}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:10]
     work.mkdir(parents=True, exist_ok=True)
@@ -97,9 +98,9 @@ def onnx_files(weights, work: Path, want_int4: bool, want_gguf: bool) -> dict[st
         files["gguf"] = work / f"step-{key}-gguf.onnx"
     makers = {
         "fp32": lambda p: onnx_export.export_onnx(weights, p, last_logits_only=True),
-        "int8": lambda p: onnx_export.quantize_onnx_int8(files["fp32"], p),
-        "int4": lambda p: onnx_export.quantize_onnx_int4(files["fp32"], p),
-        "gguf": lambda p: onnx_export.gguf_matmulnbits(weights, files["fp32"], p),
+        "int8": lambda p: onnx_quantize.quantize_onnx_int8(files["fp32"], p),
+        "int4": lambda p: onnx_quantize.quantize_onnx_int4(files["fp32"], p),
+        "gguf": lambda p: onnx_quantize.gguf_matmulnbits(weights, files["fp32"], p),
     }
     for kind, path in files.items():
         if not path.exists():
@@ -209,9 +210,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rounds = args.rounds or (2 if args.quick else 5)
     n_decode = args.decode_tokens or (8 if args.quick else 32)
 
+    from bench.candidates.onnx_quantize import int4_available
     from server.config import default_data_dir
     from server.llm.gguf_weights import load_weights
-    from server.llm.onnx_export import int4_available
 
     torch.set_num_threads(args.threads)
     info = machine()

@@ -272,7 +272,7 @@ def llamacpp_contender(path: Path, threads: int):
 
 def bench_model(weights, rounds: int, threads: int, with_llamacpp: bool, with_torch: bool) -> dict[str, Any]:
     from kernels import llm_step
-    from server.llm.cpu_int4 import CppLlamaStep
+    from server.llm.backends.cpu_int4 import CppLlamaStep
     from server.llm.model import LlamaModel
 
     cfg = weights.config

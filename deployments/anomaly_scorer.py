@@ -63,7 +63,7 @@ class AnomalyScorerDeployment:
         """Baseline path for Ray Serve's own gRPC proxy: validate, score, answer (no coalescing)."""
         import grpc
 
-        from server.gen.stackserve.v1 import anomaly_pb2 as pb
+        from server.protocol.anomaly_messages import score_response
         from server.protocol.anomaly_validation import parse_score_request
         from server.protocol.errors import ServingError
 
@@ -74,14 +74,7 @@ class AnomalyScorerDeployment:
             raise ValueError(f"{grpc.StatusCode.INVALID_ARGUMENT.name}: {err.details}") from None
         if parsed.entity_keys is not None:
             raise ValueError("stream models are served through the stackserve gateway only")
-        result = await self.score(parsed.model.name, parsed.raw)
-        return pb.ScoreResponse(
-            model=result.model,
-            model_version=result.version,
-            scores=result.scores.tolist(),
-            is_anomaly=result.is_anomaly.tolist(),
-            threshold=result.threshold,
-        )
+        return score_response(await self.score(parsed.model.name, parsed.raw))
 
     def check_health(self) -> None:
         if not self.scorer.models:

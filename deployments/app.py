@@ -14,9 +14,6 @@ from deployments.anomaly_scorer import AnomalyScorerDeployment
 from deployments.llm_engine import LLMEngineDeployment
 from server.config import Settings
 
-ANOMALY_APP = "anomaly"
-LLM_APP = "llm"
-
 
 def build_anomaly_app(settings: Settings) -> Application:
     cfg = settings.anomaly
@@ -63,9 +60,3 @@ def app_builder(args: dict) -> Application:
 
     return build_anomaly_app(load_settings(args.get("config")))
 
-
-def llm_app_builder(args: dict) -> Application:
-    """Entry for the ``llm`` application in serve deploy configs."""
-    from server.config import load_settings
-
-    return build_llm_app(load_settings(args.get("config")))

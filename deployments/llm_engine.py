@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from ray import serve
 
 from server.config import Settings
-from server.llm.serving import LLMJob, Piece, StepTracker, engine_info, engine_load, stream_job
+from server.llm.serving import AsyncEngine, EngineInfo, LLMJob, Piece
 
 log = logging.getLogger("stackserve.llm")
 
@@ -27,22 +26,19 @@ class LLMEngineDeployment:
         from server.llm.engine import LLMEngine
 
         self.settings = Settings.model_validate_json(settings_json)
-        self.engine = LLMEngine(self.settings.llm).start()
-        self.steps = StepTracker()
-        self._info = engine_info(self.engine, self.settings.llm.model_name)
-        log.info("LLM engine ready: %s", self._info)
+        self.served = AsyncEngine(LLMEngine(self.settings.llm).start(), self.settings.llm.model_name)
+        self.engine = self.served.engine
+        log.info("LLM engine ready: %s", self.engine.backend_name)
 
-    async def info(self) -> dict[str, Any]:
-        """Model name, backend, context length, vocabulary: what the gateway validates against."""
-        return self._info
+    async def info(self) -> EngineInfo:
+        return await self.served.info()
 
     async def stats(self) -> tuple[int, int, float]:
-        """(running, waiting, KV-cache usage) now."""
-        return engine_load(self.engine)
+        return await self.served.stats()
 
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream merged pieces of one request (call with ``handle.options(stream=True)``)."""
-        async for piece in stream_job(self.engine, job, timeout_s, request_id, self.steps):
+        async for piece in self.served.generate(job, timeout_s, request_id):
             yield piece
 
     def check_health(self) -> None:

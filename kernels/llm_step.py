@@ -1,7 +1,8 @@
 """Whole-step Llama forward in C++ (``kernels/cpp/llm_step.cpp``): one Python -> C++ call per engine step.
 
 Why: running SmolLM2-135M in PyTorch eager costs ~7 ms per token in per-op overhead alone (30 layers
-x ~20 ops), more than its arithmetic. :class:`server.llm.cpu_int4.CppLlamaStep` has the signature and semantics of
+x ~20 ops), more than its arithmetic. :class:`server.llm.backends.cpu_int4.CppLlamaStep` has the
+signature and semantics of
 :meth:`server.llm.model.LlamaModel.forward` but makes a single call into C++, which runs every layer
 with quantized matmuls (GGUF Q4_1 / Q8_0 weights x int8 activations, AVX-512 VNNI, OpenMP) and
 fp32 attention, writing the KV cache in place.
@@ -67,7 +68,7 @@ def require_built() -> None:
 
 
 def native():
-    """The compiled module, for adapters that drive the whole-step model (``server/llm/cpu_int4.py``)."""
+    """The compiled module, for adapters that drive the whole-step model (``server/llm/backends/cpu_int4.py``)."""
     require_built()
     return _ext
 

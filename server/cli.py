@@ -103,7 +103,7 @@ async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> 
         info = {
             "grpc": f"{settings.gateway.host}:{gateway.port}",
             "metrics": f"http://{settings.gateway.host}:{gateway.metrics_port}/metrics",
-            "models": sorted(gateway.anomaly.catalog),
+            "models": sorted(gateway.anomaly.scoring.catalog),
             "llm": llm,
         }
         if ready_file:

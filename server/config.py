@@ -197,6 +197,17 @@ class RayConfig(_Section):
     num_cpus: int | None = Field(None, description="CPUs for a local instance")
     grpc_proxy_port: int = Field(0, ge=0, description="Ray Serve's own gRPC proxy (the benchmark baseline); 0 = off")
     http_proxy_port: int = Field(8000, gt=0, description="Ray Serve's HTTP proxy, started only with the gRPC proxy")
+    anomaly_app: str = Field(
+        "deployments.app:build_anomaly_app",
+        pattern=r"^[\w.]+:\w+$",
+        description="module:function building the anomaly Serve application from Settings (as a serve "
+        "config's import_path): the server names the application, the deployments package defines it",
+    )
+    llm_app: str = Field(
+        "deployments.app:build_llm_app",
+        pattern=r"^[\w.]+:\w+$",
+        description="module:function building the LLM Serve application from Settings",
+    )
 
 
 class LLMConfig(_Section):

@@ -8,6 +8,7 @@ refused connection.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -16,15 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.config import Settings
-from server.gateway.anomaly_backend import LocalAnomalyBackend, RayAnomalyBackend
-from server.gateway.llm_backend import LocalLLMBackend, RayLLMBackend
+from server.gateway.anomaly_endpoint import LocalAnomalyEndpoint, RayAnomalyEndpoint
+from server.gateway.llm_endpoint import LocalLLMEndpoint, RayLLMEndpoint
 from server.gateway.server import Gateway, start_gateway
+from server.llm.serving import EngineInfo
 
 log = logging.getLogger("stackserve.runtime")
 
 
-class _LateRayBackend(RayAnomalyBackend):
-    """A Ray backend whose handle arrives once ``serve.run`` returns."""
+class _LateRayAnomalyEndpoint(RayAnomalyEndpoint):
+    """A Ray endpoint whose handle arrives once ``serve.run`` returns."""
 
     def __init__(self) -> None:
         super().__init__(None)
@@ -35,14 +37,14 @@ class _LateRayBackend(RayAnomalyBackend):
         return await super().models()
 
 
-class _LateRayLLMBackend(RayLLMBackend):
+class _LateRayLLMEndpoint(RayLLMEndpoint):
     """The LLM app's handle arrives once its ``serve.run`` returns; ``failed`` if it never will."""
 
     def __init__(self) -> None:
         super().__init__(None)
         self.failed: BaseException | None = None
 
-    async def info(self) -> dict:
+    async def info(self) -> EngineInfo:
         if self.handle is None:
             raise RuntimeError("the LLM application is still starting")
         return await super().info()
@@ -104,6 +106,25 @@ def _recorded_cluster() -> str | None:
     return find_bootstrap_address(None)
 
 
+ANOMALY_APP = "anomaly"  # Serve application names: the gateway finds a cluster's deployments by them
+LLM_APP = "llm"
+
+
+def build_app(import_path: str, settings: Settings) -> Any:
+    """The Serve application ``module:function`` builds from ``settings``.
+
+    By import path, as ``serve deploy`` configs name applications: the server decides when and
+    where an application runs, the deployments package (a layer above) decides what it is, and
+    imports point one way (deployments import server, never the reverse).
+    """
+    module_name, _, attr = import_path.partition(":")
+    try:
+        builder = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"ray application {import_path!r} cannot be imported: {exc}") from exc
+    return builder(settings)
+
+
 def _running_apps() -> set[str]:
     from ray import serve
 
@@ -122,8 +143,6 @@ def start_ray_app(settings: Settings, attachment: RayAttachment) -> Any:
     # their defaults; read when ray.serve is first imported, just below.
     os.environ.setdefault("RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP", "0")
     from ray import serve
-
-    from deployments.app import ANOMALY_APP, build_anomaly_app
 
     if not attachment.owns_cluster and ANOMALY_APP in _running_apps():
         log.warning("using the %r application already deployed on the cluster as it is", ANOMALY_APP)
@@ -151,7 +170,7 @@ def start_ray_app(settings: Settings, attachment: RayAttachment) -> Any:
     # uses the handle and needs none. Per-call replica access logs are off: the
     # gateway writes one structured line per request already.
     return serve.run(
-        build_anomaly_app(settings),
+        build_app(settings.ray.anomaly_app, settings),
         name=ANOMALY_APP,
         route_prefix=f"/{ANOMALY_APP}" if settings.ray.grpc_proxy_port and attachment.owns_cluster else None,
         logging_config={"enable_access_log": False, "log_level": "WARNING"},
@@ -163,15 +182,13 @@ def start_llm_app(settings: Settings, attachment: RayAttachment) -> Any:
     (Ray and Serve already started)."""
     from ray import serve
 
-    from deployments.app import LLM_APP, build_llm_app
-
     if not attachment.owns_cluster and LLM_APP in _running_apps():
         log.warning("using the %r application already deployed on the cluster as it is", LLM_APP)
         return serve.get_app_handle(LLM_APP)
     attachment.owned_apps.append(LLM_APP)
     try:
         return serve.run(
-            build_llm_app(settings),
+            build_app(settings.ray.llm_app, settings),
             name=LLM_APP,
             route_prefix=None,
             logging_config={"enable_access_log": False, "log_level": "WARNING"},
@@ -207,18 +224,18 @@ async def stop_ray_app(attachment: RayAttachment) -> None:
         ray.shutdown()  # on a joined cluster this only disconnects this driver
 
 
-def local_backend(settings: Settings) -> LocalAnomalyBackend:
+def local_anomaly_endpoint(settings: Settings) -> LocalAnomalyEndpoint:
     """Score in this process (no Ray): for tests and machines without Ray."""
     from server.anomaly.scorer import load_scorer
 
-    return LocalAnomalyBackend(load_scorer(settings))
+    return LocalAnomalyEndpoint(load_scorer(settings))
 
 
-def local_llm_backend(settings: Settings) -> LocalLLMBackend:
+def local_llm_endpoint(settings: Settings) -> LocalLLMEndpoint:
     """An LLM engine in this process (no Ray)."""
     from server.llm.engine import LLMEngine
 
-    return LocalLLMBackend(LLMEngine(settings.llm).start(), settings.llm.model_name)
+    return LocalLLMEndpoint(LLMEngine(settings.llm).start(), settings.llm.model_name)
 
 
 @asynccontextmanager
@@ -229,30 +246,30 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
         if settings.llm.enabled:
             # as on the Ray path, an LLM that cannot start leaves only the LLM down
             try:
-                llm = await asyncio.to_thread(local_llm_backend, settings)
+                llm = await asyncio.to_thread(local_llm_endpoint, settings)
             except Exception as exc:
                 log.error("the LLM engine failed to start: %s", exc)
-        gateway = await start_gateway(settings, local_backend(settings), llm)
+        gateway = await start_gateway(settings, local_anomaly_endpoint(settings), llm)
         try:
             yield gateway
         finally:
             await gateway.stop()
         return
-    backend = _LateRayBackend()
-    llm_backend = _LateRayLLMBackend() if settings.llm.enabled else None
-    gateway = await start_gateway(settings, backend, llm_backend)
+    endpoint = _LateRayAnomalyEndpoint()
+    llm_endpoint = _LateRayLLMEndpoint() if settings.llm.enabled else None
+    gateway = await start_gateway(settings, endpoint, llm_endpoint)
     attachment = RayAttachment(owns_cluster=False)
     try:
         attachment = await asyncio.to_thread(connect_ray, settings)
-        backend.handle = await asyncio.to_thread(start_ray_app, settings, attachment)
-        if llm_backend is not None:
+        endpoint.handle = await asyncio.to_thread(start_ray_app, settings, attachment)
+        if llm_endpoint is not None:
             # after the anomaly app, so anomaly scoring is SERVING while the model loads; a
-            # failure here (e.g. the configured backend is not built) leaves only the LLM down
+            # failure here (e.g. the configured LLM backend is not built) leaves only the LLM down
             try:
-                llm_backend.handle = await asyncio.to_thread(start_llm_app, settings, attachment)
+                llm_endpoint.handle = await asyncio.to_thread(start_llm_app, settings, attachment)
             except Exception as exc:
                 log.error("the LLM application failed to deploy: %s", exc)
-                llm_backend.failed = exc
+                llm_endpoint.failed = exc
         yield gateway
     finally:
         await gateway.stop()

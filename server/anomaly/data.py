@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pandas as pd
 
-SHUTTLE_LABEL = "anomaly"
-
 
 def shuttle_path() -> Path:
     """Path of ``shuttle.csv.gz`` inside the installed ``river`` package."""

@@ -32,6 +32,11 @@ class ScoreResult:
     scores: np.ndarray  # float64, higher = more anomalous
     is_anomaly: np.ndarray  # bool
 
+    def rows(self, start: int, stop: int) -> ScoreResult:
+        """The result for rows ``start:stop`` (views, no copy): one request's share of a batch."""
+        return ScoreResult(self.model, self.version, self.threshold, self.scores[start:stop],
+                           self.is_anomaly[start:stop])
+
 
 class FaultInjectedError(RuntimeError):
     """Raised on purpose by ``anomaly.fault_injection`` (tests and chaos drills)."""

@@ -9,7 +9,6 @@ and travels with the model, so serving and evaluation agree on what "anomaly" me
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -314,9 +313,3 @@ def train_default(
                      synthetic_entities=builtin)
         for fam in families
     ]
-
-
-def summary_json(results: Sequence[TrainResult]) -> str:
-    return json.dumps(
-        [{"name": r.name, "version": r.version, "run_id": r.run_id, **r.metrics} for r in results], indent=2
-    )

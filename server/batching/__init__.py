@@ -1,5 +1,5 @@
 """Request coalescing: many small requests become one call across a costly boundary."""
 
-from server.batching.coalescer import Coalescer, QueueFullError, RequestTooLargeError
+from server.batching.coalescer import BatchQueueFullError, Coalescer, OverloadError, RequestTooLargeError
 
-__all__ = ["Coalescer", "QueueFullError", "RequestTooLargeError"]
+__all__ = ["BatchQueueFullError", "Coalescer", "OverloadError", "RequestTooLargeError"]

@@ -7,7 +7,7 @@ Differences that matter for a gateway: when no batch is in flight the first requ
 goes at once (waiting would only add latency: there is nothing to overlap with);
 while batches are in flight, new requests gather for up to ``max_wait_s`` and then
 for a free in-flight slot, so batches grow with load by themselves. The batch is
-bounded in *rows* (events), not requests; the queue is bounded (``QueueFullError`` → RESOURCE_EXHAUSTED) so latency
+bounded in *rows* (events), not requests; the queue is bounded (``BatchQueueFullError`` → RESOURCE_EXHAUSTED) so latency
 cannot grow without bound; a waiter whose deadline passed or who was cancelled is
 dropped before dispatch and never costs a slot in the batch; and the number of
 batches in flight at once is capped.
@@ -36,7 +36,12 @@ def _expire(future: asyncio.Future) -> None:
         future.set_exception(TimeoutError("deadline passed before the batch was scored"))
 
 
-class QueueFullError(RuntimeError):
+class OverloadError(RuntimeError):
+    """A call shed for lack of capacity, not for anything the request or the model did
+    (→ RESOURCE_EXHAUSTED; a retry later may succeed, and a rollout counts it against no arm)."""
+
+
+class BatchQueueFullError(OverloadError):
     """The coalescer holds max_queue_rows already; shed this request (a retry may succeed)."""
 
 
@@ -99,7 +104,7 @@ class Coalescer(Generic[R]):
                 f"{n} events in one request exceed the queue limit of {self.max_queue_rows}; split the request"
             )
         if self._queued_rows + n > self.max_queue_rows:
-            raise QueueFullError(
+            raise BatchQueueFullError(
                 f"queue holds {self._queued_rows} events, limit {self.max_queue_rows}; retry later"
             )
         deadline = None if timeout is None else time.monotonic() + timeout

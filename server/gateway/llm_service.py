@@ -1,8 +1,8 @@
 """LLMService: the servicer methods mirror the proto's RPC names.
 
 Per request: validate every field in the gateway (llm_validation.py), then stream from the
-backend with the call's remaining deadline as the engine's timeout. Leaving the stream early
-— the client cancels, the deadline passes, an error — closes the backend stream, which cancels
+endpoint with the call's remaining deadline as the engine's timeout. Leaving the stream early
+— the client cancels, the deadline passes, an error — closes the endpoint stream, which cancels
 the replica's generator, which aborts the request in the engine and frees its KV-cache slot.
 
 Metrics follow vLLM's names (docs/design/llm_serving.md, "Metrics"): TTFT and end-to-end measured here from the call's
@@ -25,19 +25,20 @@ from typing import Any
 import grpc
 
 from server.config import Settings
-from server.gateway.llm_backend import LLMBackend
+from server.gateway.llm_endpoint import LLMEndpoint
+from server.gateway.ray_errors import ReplicaBusyError, ReplicaLostError
 from server.gateway.request_context import access_fields, current_request_id, new_request_id
 from server.gen.stackserve.v1 import llm_pb2 as pb
-from server.llm.errors import EngineStoppedError, LLMRequestError, QueueFullError
-from server.llm.serving import LLMJob, Piece, root_cause
+from server.llm.errors import EngineStoppedError, LLMRequestError, WaitingQueueFullError
+from server.llm.outputs import FinishReason
+from server.llm.serving import EngineInfo, LLMJob, Piece
 from server.observability import metrics
 from server.observability.logs import payload_hash
 from server.protocol import errors
 from server.protocol.errors import ServingError
-from server.protocol.llm_validation import LLMInfo, parse_chat, parse_generate
+from server.protocol.llm_validation import parse_chat, parse_generate
 
 log = logging.getLogger("stackserve.gateway")
-NORMAL_FINISH = ("stop", "length")
 # The engine's timeout is the call's remaining time less this margin, so the engine's own
 # deadline usually ends the request first (a clear DEADLINE_EXCEEDED, slot freed in the engine
 # without waiting for the cancellation to cross Ray); a call that left within the margin of its
@@ -78,32 +79,32 @@ class _Progress:
     queue: float | None = None
     e2e: float | None = None
     last_ts: float | None = None
-    finish: str | None = None
+    finish: FinishReason | None = None
 
 
-def _outcome_error(reason: str) -> ServingError:
+def _outcome_error(piece: Piece) -> ServingError:
     """A finish the client did not ask for: the engine's deadline, an abort, a failed step."""
-    if reason == "deadline":
+    reason = piece.finish_reason
+    if reason is FinishReason.DEADLINE:
         return errors.deadline("the deadline passed during generation; the request was aborted")
-    if reason == "cancelled":
+    if reason is FinishReason.CANCELLED:
         return errors.unavailable("the request was cancelled in the engine (replica shutting down?)")
-    if "EngineStoppedError" in reason:
-        return errors.unavailable(f"the LLM engine stopped: {reason}")
-    return ServingError(grpc.StatusCode.INTERNAL, f"generation failed: {reason}")
+    if reason is FinishReason.SHUTDOWN:
+        return errors.unavailable(f"the LLM engine stopped: {piece.error}")
+    return ServingError(grpc.StatusCode.INTERNAL, f"generation failed: {piece.error or reason}")
 
 
-def _map_backend_error(exc: BaseException) -> ServingError:
-    cause = root_cause(exc)
-    if isinstance(cause, LLMRequestError):
-        return errors.invalid(cause.field, cause.reason)
-    if isinstance(cause, QueueFullError):
-        return errors.exhausted(f"LLM engine queue is full: {cause}")
-    if isinstance(cause, EngineStoppedError):
-        return errors.unavailable(f"the LLM engine is not running: {cause}")
-    name = type(cause).__name__
-    if name == "BackPressureError":  # Ray Serve: the replica's max_ongoing_requests/queue is full
-        return errors.exhausted(f"LLM replica queue is full: {cause}")
-    return errors.unavailable(f"LLM backend failed: {name}: {cause}")
+def _map_endpoint_error(exc: BaseException) -> ServingError:
+    """By type: the endpoints hand over the engine's own exceptions and ours for Ray's refusals."""
+    if isinstance(exc, LLMRequestError):
+        return errors.invalid(exc.field, exc.reason)
+    if isinstance(exc, WaitingQueueFullError):
+        return errors.exhausted(f"LLM engine queue is full: {exc}")
+    if isinstance(exc, ReplicaBusyError):
+        return errors.exhausted(f"LLM replica queue is full: {exc}")
+    if isinstance(exc, (EngineStoppedError, ReplicaLostError)):
+        return errors.unavailable(f"the LLM engine is not running: {exc}")
+    return errors.unavailable(f"LLM endpoint failed: {type(exc).__name__}: {exc}")
 
 
 def _prompt_hash(job: LLMJob) -> str:
@@ -115,17 +116,17 @@ def _prompt_hash(job: LLMJob) -> str:
 
 
 class LLMService:
-    def __init__(self, settings: Settings, backend: LLMBackend):
+    def __init__(self, settings: Settings, endpoint: LLMEndpoint):
         self.settings = settings
-        self.backend = backend
-        self.info: LLMInfo | None = None
+        self.endpoint = endpoint
+        self.info: EngineInfo | None = None
         self._series: _Series | None = None
         self._seq = itertools.count()
         self._gauges_at = 0.0  # monotonic time of the last gauge update from a piece
 
     # ----- lifecycle -------------------------------------------------------
-    def load_info(self, info: dict[str, Any]) -> None:
-        self.info = LLMInfo.from_dict(info)
+    def load_info(self, info: EngineInfo) -> None:
+        self.info = info
         self._series = _Series(self.info.model)
 
     @property
@@ -133,7 +134,7 @@ class LLMService:
         return self.info is not None
 
     async def close(self) -> None:
-        close = getattr(self.backend, "close", None)
+        close = getattr(self.endpoint, "close", None)
         if close is not None:
             await close()
 
@@ -147,7 +148,7 @@ class LLMService:
                 continue
             issued = time.monotonic()
             try:
-                running, waiting, usage = await asyncio.wait_for(self.backend.stats(), max(5.0, 5 * interval))
+                running, waiting, usage = await asyncio.wait_for(self.endpoint.stats(), max(5.0, 5 * interval))
             except Exception as exc:  # a slow or restarting replica: keep the last values
                 log.debug("llm stats read failed: %s", exc)
                 continue
@@ -161,7 +162,7 @@ class LLMService:
         series.kv_usage.set(usage)
 
     # ----- request path ----------------------------------------------------
-    def _parse(self, parse: Callable[[Any, LLMInfo], LLMJob], request: Any) -> LLMJob:
+    def _parse(self, parse: Callable[[Any, EngineInfo], LLMJob], request: Any) -> LLMJob:
         if self.info is None:
             raise errors.unavailable("the LLM is still loading; retry shortly")
         return parse(request, self.info)
@@ -200,7 +201,7 @@ class LLMService:
     async def _stream(
         self, job: LLMJob, rpc: str, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[tuple[Piece, _Progress]]:
-        """Pieces from the backend with metrics and the access-log fields recorded; raises ServingError.
+        """Pieces from the endpoint with metrics and the access-log fields recorded; raises ServingError.
 
         ``_Progress.tokens`` already counts the piece it is yielded with.
         """
@@ -211,7 +212,7 @@ class LLMService:
         fields.update(model=series.model, prompt_hash=_prompt_hash(job))
         rid = current_request_id() or new_request_id()
         engine_id = f"{rid}.{next(self._seq)}"  # unique in the engine even if a client reuses x-request-id
-        stream = self.backend.generate(job, self._timeout(context), engine_id).__aiter__()
+        stream = self.endpoint.generate(job, self._timeout(context), engine_id).__aiter__()
         outcome: str | None = None  # the requests_total label; "" = not counted (rejected as invalid)
         try:
             while True:
@@ -220,7 +221,7 @@ class LLMService:
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
-                    err = _map_backend_error(exc)
+                    err = _map_endpoint_error(exc)
                     outcome = {grpc.StatusCode.RESOURCE_EXHAUSTED: "rejected",
                                grpc.StatusCode.INVALID_ARGUMENT: ""}.get(err.code, "error")
                     raise err from None
@@ -230,9 +231,10 @@ class LLMService:
                 if piece.finish_reason is not None:
                     outcome = p.finish = piece.finish_reason
                     p.e2e = time.perf_counter() - p.started
-                    if p.finish not in NORMAL_FINISH:
-                        outcome = p.finish if p.finish in ("deadline", "cancelled") else "error"
-                        raise _outcome_error(p.finish)
+                    if not p.finish.asked_for:
+                        aborted = p.finish in (FinishReason.DEADLINE, FinishReason.CANCELLED)
+                        outcome = p.finish.value if aborted else "error"
+                        raise _outcome_error(piece)
                 yield piece, p
             if p.finish is None:
                 outcome = "error"

@@ -13,10 +13,10 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from server.config import Settings
-from server.gateway.anomaly_backend import AnomalyBackend
+from server.gateway.anomaly_endpoint import AnomalyEndpoint
 from server.gateway.anomaly_service import AnomalyService
 from server.gateway.interceptors.observability import ObservabilityInterceptor
-from server.gateway.llm_backend import LLMBackend
+from server.gateway.llm_endpoint import LLMEndpoint
 from server.gateway.llm_service import LLMService
 from server.gen.stackserve.v1 import anomaly_pb2, llm_pb2
 from server.observability.logs import ACCESS, log_event
@@ -68,19 +68,19 @@ class Gateway:
             self.metrics_server.shutdown()  # type: ignore[attr-defined]
 
 
-async def _warm_up(anomaly: AnomalyService, backend: AnomalyBackend, health: health_aio.HealthServicer,
+async def _warm_up(anomaly: AnomalyService, endpoint: AnomalyEndpoint, health: health_aio.HealthServicer,
                    timeout: float) -> None:
-    """Poll the backend until its models are loaded, then report SERVING."""
+    """Poll the endpoint until its models are loaded, then report SERVING."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.1
     while True:
         try:
-            infos = await backend.models()
+            infos = await endpoint.models()
             break
         except Exception as exc:
             if loop.time() > deadline:
-                log.error("backend did not become ready in %.0fs: %s", timeout, exc)
+                log.error("endpoint did not become ready in %.0fs: %s", timeout, exc)
                 raise
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
@@ -92,42 +92,42 @@ async def _warm_up(anomaly: AnomalyService, backend: AnomalyBackend, health: hea
 
 
 async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer, timeout: float) -> None:
-    """Poll the LLM backend's ``info()`` until it answers, then report LLMService SERVING.
+    """Poll the LLM endpoint's ``info()`` until it answers, then report LLMService SERVING.
 
     Never raises: an LLM that fails to load leaves LLMService NOT_SERVING (its calls get
-    UNAVAILABLE) while the other services keep serving. A backend with a ``failed`` exception
+    UNAVAILABLE) while the other services keep serving. An endpoint with a ``failed`` exception
     set (the deployment could not start) ends the wait at once.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.1
     while True:
-        failed = getattr(llm.backend, "failed", None)
+        failed = getattr(llm.endpoint, "failed", None)
         if failed is not None:
             log.error("LLM deployment failed to start; LLMService stays NOT_SERVING: %s", failed)
             return
         try:
-            info = await llm.backend.info()
+            info = await llm.endpoint.info()
             break
         except Exception as exc:
             if loop.time() > deadline:
-                log.error("LLM backend did not become ready in %.0fs; LLMService stays NOT_SERVING: %s",
+                log.error("LLM endpoint did not become ready in %.0fs; LLMService stays NOT_SERVING: %s",
                           timeout, exc)
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     llm.load_info(info)
     await health.set(LLM_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
-    log_event("stackserve.gateway", "llm ready", model=info.get("model"), backend=info.get("backend"),
-              max_model_len=info.get("max_model_len"))
+    log_event("stackserve.gateway", "llm ready", model=info.model, backend=info.backend,
+              max_model_len=info.max_model_len)
 
 
 async def start_gateway(
-    settings: Settings, backend: AnomalyBackend, llm_backend: LLMBackend | None = None
+    settings: Settings, endpoint: AnomalyEndpoint, llm_endpoint: LLMEndpoint | None = None
 ) -> Gateway:
-    """Start the gateway; health says NOT_SERVING until the backend's models are loaded.
+    """Start the gateway; health says NOT_SERVING until the endpoint's models are loaded.
 
-    LLMService is served when ``llm_backend`` is given (the runtime passes one when
+    LLMService is served when ``llm_endpoint`` is given (the runtime passes one when
     ``llm.enabled``); without it the service is not registered (UNIMPLEMENTED).
     """
     cfg = settings.gateway
@@ -141,10 +141,10 @@ async def start_gateway(
         options=options,
         maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
     )
-    anomaly = AnomalyService(settings, backend)
+    anomaly = AnomalyService(settings, endpoint)
     add_service(server, ANOMALY_SERVICE, anomaly)
     services = [ANOMALY_SERVICE.full_name]
-    llm = LLMService(settings, llm_backend) if llm_backend is not None else None
+    llm = LLMService(settings, llm_endpoint) if llm_endpoint is not None else None
     if llm is not None:
         add_service(server, LLM_SERVICE, llm)
         services.append(LLM_SERVICE.full_name)
@@ -159,10 +159,10 @@ async def start_gateway(
         raise OSError(f"cannot bind gRPC port {cfg.host}:{cfg.port}")
     await server.start()
     metrics_server, metrics_port = serve_metrics(cfg.host, cfg.metrics_port)
-    warmup = asyncio.create_task(_warm_up(anomaly, backend, health, cfg.warmup_timeout_s))
+    warmup = asyncio.create_task(_warm_up(anomaly, endpoint, health, cfg.warmup_timeout_s))
     flusher = asyncio.create_task(_flush_access_log())
-    drift = asyncio.create_task(anomaly.run_drift_loop())
-    rollout = asyncio.create_task(anomaly.run_rollout_loop())
+    drift = asyncio.create_task(anomaly.scoring.drift.run())
+    rollout = asyncio.create_task(anomaly.scoring.run_rollout())
     llm_warmup = llm_stats = None
     if llm is not None:
         llm_warmup = asyncio.create_task(_warm_up_llm(llm, health, cfg.warmup_timeout_s))

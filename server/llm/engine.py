@@ -22,19 +22,14 @@ import torch
 
 from server.config import LLMConfig
 from server.llm.backends import Forward, build_forward
-from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, QueueFullError
+from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, WaitingQueueFullError
 from server.llm.gguf_weights import LlamaWeights, load_weights, open_reader
 from server.llm.kv_cache import SlotKVCache
+from server.llm.outputs import EngineStats, FinishReason, GenerationChunk
 from server.llm.params import SamplingParams
+from server.llm.request import Request
 from server.llm.sampler import sample
 from server.llm.scheduler import Scheduler
-from server.llm.sequence import (
-    FINISH_CANCELLED,
-    FINISH_DEADLINE,
-    EngineStats,
-    GenerationChunk,
-    Sequence,
-)
 from server.llm.tokenizer import ChatMessage, GGUFTokenizer
 
 log = logging.getLogger(__name__)
@@ -43,7 +38,7 @@ Sink = Callable[[GenerationChunk], None]
 
 @dataclass(slots=True)
 class _Submission:
-    seq: Sequence
+    req: Request
     sink: Sink
 
 
@@ -87,9 +82,9 @@ class LLMEngine:
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._inbox: list[_Submission] = []
-        self._aborts: dict[str, str] = {}
+        self._aborts: dict[str, FinishReason] = {}
         self._sinks: dict[str, Sink] = {}
-        self._seqs: dict[str, Sequence] = {}
+        self._seqs: dict[str, Request] = {}
         self._stop = False
         self._thread: threading.Thread | None = None
         self._ids = itertools.count()
@@ -139,28 +134,28 @@ class LLMEngine:
         request_id: str | None = None,
         timeout_s: float | None = None,
     ) -> str:
-        """Queue a request (thread-safe). Raises LLMRequestError / QueueFullError at once."""
+        """Queue a request (thread-safe). Raises LLMRequestError / WaitingQueueFullError at once."""
         params.validate()
         self.check_fits(len(prompt_ids), params)
         if self._thread is None or self._stop or not self._thread.is_alive():
             raise EngineStoppedError("the engine loop is not running")
         rid = request_id or f"req-{next(self._ids)}"
         deadline = time.monotonic() + timeout_s if timeout_s is not None else None
-        seq = Sequence(rid, prompt_ids, params, self.tokenizer, self.model_config.vocab_size, deadline=deadline)
+        req = Request(rid, prompt_ids, params, self.tokenizer, self.model_config.vocab_size, deadline=deadline)
         with self._lock:
-            if rid in self._seqs or any(s.seq.request_id == rid for s in self._inbox):
+            if rid in self._seqs or any(s.req.request_id == rid for s in self._inbox):
                 raise LLMRequestError("request_id", f"{rid!r} is already running")
             pending = len(self.scheduler.waiting) + len(self._inbox)
             if pending + 1 > self.config.max_waiting + self.cache.free_slots:
-                raise QueueFullError(
+                raise WaitingQueueFullError(
                     f"{pending} requests waiting for {self.cache.free_slots} free slots "
                     f"(max_waiting={self.config.max_waiting})"
                 )
-            self._inbox.append(_Submission(seq, sink))
+            self._inbox.append(_Submission(req, sink))
         self._wake.set()
         return rid
 
-    def abort(self, request_id: str, reason: str = FINISH_CANCELLED) -> None:
+    def abort(self, request_id: str, reason: FinishReason = FinishReason.CANCELLED) -> None:
         with self._lock:
             self._aborts[request_id] = reason
         self._wake.set()
@@ -255,48 +250,49 @@ class LLMEngine:
         with self._lock:
             aborts, self._aborts = self._aborts, {}
         for sub in self._take_inbox():
-            self._seqs[sub.seq.request_id] = sub.seq
-            self._sinks[sub.seq.request_id] = sub.sink
-            self.scheduler.waiting.append(sub.seq)
+            self._seqs[sub.req.request_id] = sub.req
+            self._sinks[sub.req.request_id] = sub.sink
+            self.scheduler.waiting.append(sub.req)
         now = time.monotonic()
-        for seq in list(self._seqs.values()):
-            if seq.deadline is not None and now >= seq.deadline:
-                aborts.setdefault(seq.request_id, FINISH_DEADLINE)
+        for req in list(self._seqs.values()):
+            if req.deadline is not None and now >= req.deadline:
+                aborts.setdefault(req.request_id, FinishReason.DEADLINE)
         for rid, reason in aborts.items():
-            seq = self._seqs.get(rid)
-            if seq is not None:
-                seq.finish_reason = reason
-                self._finish(seq, "", [], [])
+            req = self._seqs.get(rid)
+            if req is not None:
+                req.finish_reason = reason
+                self._finish(req, "", [], [])
 
     def _take_inbox(self) -> list[_Submission]:
         with self._lock:
             inbox, self._inbox = self._inbox, []
         return inbox
 
-    def _finish(self, seq: Sequence, text: str, tokens: list[int], ts: list[float]) -> None:
-        self.scheduler.release(seq)
-        self._seqs.pop(seq.request_id, None)
-        self._emit(self._sinks.pop(seq.request_id, None), seq, text, tokens, ts)
+    def _finish(self, req: Request, text: str, tokens: list[int], ts: list[float]) -> None:
+        self.scheduler.release(req)
+        self._seqs.pop(req.request_id, None)
+        self._emit(self._sinks.pop(req.request_id, None), req, text, tokens, ts)
 
-    def _emit(self, sink: Sink | None, seq: Sequence, text: str, tokens: list[int], ts: list[float]) -> None:
+    def _emit(self, sink: Sink | None, req: Request, text: str, tokens: list[int], ts: list[float]) -> None:
         """Hand a chunk to its caller; a caller that went away (closed loop) must not stop the engine."""
         if sink is None:
             return
         try:
-            sink(self._chunk(seq, text, tokens, ts))
+            sink(self._chunk(req, text, tokens, ts))
         except Exception:
-            log.debug("dropping chunk for %s: its receiver is gone", seq.request_id)
+            log.debug("dropping chunk for %s: its receiver is gone", req.request_id)
 
-    def _chunk(self, seq: Sequence, text: str, tokens: list[int], ts: list[float]) -> GenerationChunk:
+    def _chunk(self, req: Request, text: str, tokens: list[int], ts: list[float]) -> GenerationChunk:
         return GenerationChunk(
-            request_id=seq.request_id,
+            request_id=req.request_id,
             token_ids=tokens,
             text=text,
-            finish_reason=seq.finish_reason,
-            prompt_tokens=seq.prompt_len,
-            output_tokens=len(seq.output_ids),
-            arrival_ts=seq.arrival_ts,
-            first_scheduled_ts=seq.first_scheduled_ts,
+            finish_reason=req.finish_reason,
+            error=req.error,
+            prompt_tokens=req.prompt_len,
+            output_tokens=len(req.output_ids),
+            arrival_ts=req.arrival_ts,
+            first_scheduled_ts=req.first_scheduled_ts,
             token_ts=ts,
             stats=self.stats,
         )
@@ -324,17 +320,18 @@ class LLMEngine:
             kv_cache_usage=self.cache.usage(),
             step_s=now - t0,
         )
-        for seq, tok in zip(step.sampled, tokens, strict=True):
-            text = seq.append(tok, self.tokenizer.eos_id, self.max_model_len)
-            if seq.finish_reason is not None:
-                self._finish(seq, text, [tok], [now])
+        for req, tok in zip(step.sampled, tokens, strict=True):
+            text = req.append(tok, self.tokenizer.eos_id, self.max_model_len)
+            if req.finish_reason is not None:
+                self._finish(req, text, [tok], [now])
             else:
-                self._emit(self._sinks.get(seq.request_id), seq, text, [tok], [now])
+                self._emit(self._sinks.get(req.request_id), req, text, [tok], [now])
 
     def _fail_all(self, exc: BaseException) -> None:
         for sub in self._take_inbox():
-            self._seqs[sub.seq.request_id] = sub.seq
-            self._sinks[sub.seq.request_id] = sub.sink
-        for seq in list(self._seqs.values()):
-            seq.finish_reason = f"error: {type(exc).__name__}: {exc}"
-            self._finish(seq, "", [], [])
+            self._seqs[sub.req.request_id] = sub.req
+            self._sinks[sub.req.request_id] = sub.sink
+        for req in list(self._seqs.values()):
+            req.finish_reason = FinishReason.SHUTDOWN if isinstance(exc, EngineStoppedError) else FinishReason.ERROR
+            req.error = f"{type(exc).__name__}: {exc}"
+            self._finish(req, "", [], [])

@@ -19,9 +19,13 @@ class ContextLengthError(LLMRequestError):
     """Prompt plus requested output does not fit the model's context."""
 
 
-class QueueFullError(RuntimeError):
+class WaitingQueueFullError(RuntimeError):
     """The waiting queue is full (→ RESOURCE_EXHAUSTED): shed load instead of queueing forever."""
 
 
 class EngineStoppedError(RuntimeError):
     """The engine loop is not running (→ UNAVAILABLE)."""
+
+
+class BackendUnavailableError(RuntimeError):
+    """The configured compute backend cannot run on this machine (the message says why)."""

@@ -1,6 +1,6 @@
 """Iteration-level scheduling: which tokens run in the next forward step.
 
-Every step: each running sequence that has finished its prompt decodes one token; the rest of
+Every step: each running request that has finished its prompt decodes one token; the rest of
 the token budget (``max_num_batched_tokens``) goes to prompt chunks, oldest first, admitting
 waiting requests while KV slots are free. A long prompt is therefore split over several steps
 (chunked prefill) and running streams keep getting a token every step.
@@ -16,47 +16,47 @@ import torch
 
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import PrefillSegment, StepBatch
-from server.llm.sequence import Sequence
+from server.llm.request import Request
 
 
 @dataclass(slots=True)
 class ScheduledStep:
     batch: StepBatch
-    sampled: list[Sequence]  # one per row of the logits, in order
-    prefill_chunks: list[tuple[Sequence, int]]  # (sequence, tokens cached by this step)
-    decodes: list[Sequence]
+    sampled: list[Request]  # one per row of the logits, in order
+    prefill_chunks: list[tuple[Request, int]]  # (request, tokens cached by this step)
+    decodes: list[Request]
 
 
 class Scheduler:
     def __init__(self, cache: SlotKVCache, max_num_batched_tokens: int) -> None:
         self.cache = cache
         self.budget = max_num_batched_tokens
-        self.waiting: deque[Sequence] = deque()
-        self.running: list[Sequence] = []
-        self.by_slot: dict[int, Sequence] = {}
+        self.waiting: deque[Request] = deque()
+        self.running: list[Request] = []
+        self.by_slot: dict[int, Request] = {}
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
 
-    def release(self, seq: Sequence) -> None:
-        """Take a sequence out (finished, cancelled or expired) and free its slot now."""
-        if seq.slot >= 0:
-            self.running.remove(seq)
-            del self.by_slot[seq.slot]
-            moved = self.cache.free(seq.slot)
+    def release(self, req: Request) -> None:
+        """Take a request out (finished, cancelled or expired) and free its slot now."""
+        if req.slot >= 0:
+            self.running.remove(req)
+            del self.by_slot[req.slot]
+            moved = self.cache.free(req.slot)
             if moved is not None:
                 other = self.by_slot.pop(moved)
-                other.slot = seq.slot
-                self.by_slot[seq.slot] = other
-            seq.slot = -1
+                other.slot = req.slot
+                self.by_slot[req.slot] = other
+            req.slot = -1
         else:
             with contextlib.suppress(ValueError):
-                self.waiting.remove(seq)
+                self.waiting.remove(req)
 
     def schedule(self) -> ScheduledStep | None:
         decodes = [s for s in self.running if not s.in_prefill]
         budget = max(self.budget - len(decodes), 1)
-        chunks: list[tuple[Sequence, int]] = []
+        chunks: list[tuple[Request, int]] = []
         for s in self.running:
             if budget <= 0:
                 break
@@ -77,7 +77,7 @@ class Scheduler:
 
         ids: list[int] = []
         pos: list[int] = []
-        sampled: list[Sequence] = []
+        sampled: list[Request] = []
         rows: list[int] = []
         for s in decodes:
             p = s.total_len - 1

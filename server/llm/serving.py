@@ -21,11 +21,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from server.llm.errors import ContextLengthError
+from server.llm.outputs import FinishReason
 from server.llm.params import SamplingParams
 
 if TYPE_CHECKING:
     from server.llm.engine import LLMEngine
-    from server.llm.sequence import GenerationChunk
+    from server.llm.outputs import GenerationChunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ class Piece:
     text: str
     token_ids: list[int]
     token_ts: list[float]  # wall clock (time.time()) of each token
-    finish_reason: str | None  # set on the last piece: stop | length | cancelled | deadline | error: ...
+    finish_reason: FinishReason | None  # set on the last piece
     prompt_tokens: int
     output_tokens: int  # cumulative
     arrival_ts: float  # when the engine accepted the request
@@ -64,6 +65,7 @@ class Piece:
     running: int  # engine load when this piece left it (live, not as of the step)
     waiting: int
     kv_cache_usage: float
+    error: str = ""  # with FinishReason.ERROR / SHUTDOWN: what failed
 
 
 class StepTracker:
@@ -92,20 +94,34 @@ def default_model_name(engine: LLMEngine) -> str:
     return Path(engine.weights.path).name.split(".")[0]
 
 
-def engine_info(engine: LLMEngine, model_name: str = "") -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """What a caller checks requests against: the served model, its limits and its vocabulary."""
+
+    model: str
+    backend: str  # the compute path: cpu-int4 | torch-fp32 | triton | tensorrt
+    max_model_len: int
+    vocab_size: int
+    max_token_bytes: int  # longest token's text: bounds a stop string's hold-back
+    default_max_tokens: int
+    max_num_seqs: int = 0
+    max_waiting: int = 0
+
+
+def engine_info(engine: LLMEngine, model_name: str = "") -> EngineInfo:
     tok = engine.tokenizer
     longest = max(len(tok.token_bytes([i], skip_special=False)) for i in range(tok.vocab_size))
     cfg = engine.config
-    return {
-        "model": model_name or default_model_name(engine),
-        "backend": engine.backend_name,
-        "max_model_len": engine.max_model_len,
-        "vocab_size": engine.model_config.vocab_size,
-        "max_token_bytes": longest,
-        "default_max_tokens": cfg.default_max_tokens,
-        "max_num_seqs": cfg.max_num_seqs,
-        "max_waiting": cfg.max_waiting,
-    }
+    return EngineInfo(
+        model=model_name or default_model_name(engine),
+        backend=engine.backend_name,
+        max_model_len=engine.max_model_len,
+        vocab_size=engine.model_config.vocab_size,
+        max_token_bytes=longest,
+        default_max_tokens=cfg.default_max_tokens,
+        max_num_seqs=cfg.max_num_seqs,
+        max_waiting=cfg.max_waiting,
+    )
 
 
 def engine_load(engine: LLMEngine) -> tuple[int, int, float]:
@@ -132,6 +148,7 @@ def _merge(chunks: list[GenerationChunk], engine: LLMEngine, steps: StepTracker)
         running=running,
         waiting=waiting,
         kv_cache_usage=usage,
+        error=last.error,
     )
 
 
@@ -164,7 +181,7 @@ async def stream_job(
 ) -> AsyncIterator[Piece]:
     """Run one job on ``engine``; yields merged pieces until the one with a finish_reason.
 
-    Raises LLMRequestError (the prompt does not fit), QueueFullError, EngineStoppedError before
+    Raises LLMRequestError (the prompt does not fit), WaitingQueueFullError, EngineStoppedError before
     the first piece. Closing the generator early aborts the request in the engine.
     """
     ids, params = _prepare(engine, job)
@@ -187,11 +204,28 @@ async def stream_job(
             engine.abort(rid)
 
 
-def root_cause(exc: BaseException) -> BaseException:
-    """The exception raised in the replica: Ray wraps it (RayTaskError.cause); unwrap by type."""
-    for _ in range(8):
-        cause = getattr(exc, "cause", None)
-        if not isinstance(cause, BaseException) or cause is exc:
-            break
-        exc = cause
-    return exc
+
+class AsyncEngine:
+    """An engine behind the three async calls its callers make (``info``, ``stats``, ``generate``):
+    what the Ray replica serves and what the gateway uses in-process without Ray."""
+
+    def __init__(self, engine: LLMEngine, model_name: str = "") -> None:
+        self.engine = engine
+        self.steps = StepTracker()
+        self._info = engine_info(engine, model_name)
+
+    async def info(self) -> EngineInfo:
+        """Model name, backend, context length, vocabulary: what callers validate requests against."""
+        return self._info
+
+    async def stats(self) -> tuple[int, int, float]:
+        """(running, waiting, KV-cache usage) now."""
+        return engine_load(self.engine)
+
+    async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
+        """Stream merged pieces of one request; closing the stream aborts it in the engine."""
+        async for piece in stream_job(self.engine, job, timeout_s, request_id, self.steps):
+            yield piece
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.engine.shutdown)

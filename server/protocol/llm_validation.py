@@ -9,9 +9,7 @@ is checked in the replica, after tokenization, and comes back as the same INVALI
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any
 
 from google.protobuf.unknown_fields import UnknownFieldSet
@@ -19,32 +17,13 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.llm.errors import LLMRequestError
 from server.llm.params import SamplingParams
-from server.llm.serving import LLMJob
+from server.llm.serving import EngineInfo, LLMJob
 from server.protocol.errors import ServingError, invalid, not_found
 from server.protocol.registration import DecodeFailure, bad_utf8_field
 
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 256
 SAMPLING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "ignore_eos")
-
-
-@dataclass(frozen=True, slots=True)
-class LLMInfo:
-    """What the gateway knows about the served model (from the deployment's ``info()``)."""
-
-    model: str
-    backend: str
-    max_model_len: int
-    vocab_size: int
-    max_token_bytes: int
-    default_max_tokens: int
-    max_num_seqs: int = 0
-    max_waiting: int = 0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LLMInfo:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def _decode_failure(request: DecodeFailure, descriptor: Any) -> ServingError:
@@ -54,7 +33,7 @@ def _decode_failure(request: DecodeFailure, descriptor: Any) -> ServingError:
     return invalid("request", f"body is not a valid {request.type_name}: {request.reason}")
 
 
-def _check_envelope(request: Any, descriptor: Any, info: LLMInfo) -> None:
+def _check_envelope(request: Any, descriptor: Any, info: EngineInfo) -> None:
     if isinstance(request, DecodeFailure):
         raise _decode_failure(request, descriptor)
     unknown = UnknownFieldSet(request)
@@ -67,7 +46,7 @@ def _check_envelope(request: Any, descriptor: Any, info: LLMInfo) -> None:
         raise not_found("model", f"unknown model {request.model!r}; serving [{info.model!r}]")
 
 
-def sampling_params(opts: pb.SamplingOptions, info: LLMInfo) -> tuple[SamplingParams, bool]:
+def sampling_params(opts: pb.SamplingOptions, info: EngineInfo) -> tuple[SamplingParams, bool]:
     """SamplingParams from the optional proto fields (unset → engine default); errors name ``sampling.X``."""
     has = opts.HasField
     kw: dict[str, Any] = {}
@@ -94,7 +73,7 @@ def sampling_params(opts: pb.SamplingOptions, info: LLMInfo) -> tuple[SamplingPa
     return params, max_tokens_set
 
 
-def _check_text(field: str, text: str, info: LLMInfo) -> None:
+def _check_text(field: str, text: str, info: EngineInfo) -> None:
     limit = info.max_model_len * max(info.max_token_bytes, 1)
     n = len(text.encode())
     if n > limit:
@@ -103,7 +82,7 @@ def _check_text(field: str, text: str, info: LLMInfo) -> None:
         )
 
 
-def parse_generate(request: Any, info: LLMInfo) -> LLMJob:
+def parse_generate(request: Any, info: EngineInfo) -> LLMJob:
     """A GenerateRequest (Generate and Complete) → LLMJob."""
     _check_envelope(request, pb.GenerateRequest.DESCRIPTOR, info)
     prompt, ids = request.prompt, list(request.prompt_token_ids)
@@ -132,7 +111,7 @@ def parse_generate(request: Any, info: LLMInfo) -> LLMJob:
     return LLMJob("generate", params, max_set, prompt_token_ids=tuple(ids))
 
 
-def parse_chat(request: Any, info: LLMInfo) -> LLMJob:
+def parse_chat(request: Any, info: EngineInfo) -> LLMJob:
     """A ChatRequest → LLMJob; the replica applies the chat template."""
     _check_envelope(request, pb.ChatRequest.DESCRIPTOR, info)
     messages = request.messages

@@ -1,6 +1,6 @@
 """Gateway limits on a real gRPC server in this process (no Ray): load shedding and deadlines.
 
-The scorer is the real one loaded from the session's MLflow store; the backend in
+The scorer is the real one loaded from the session's MLflow store; the endpoint in
 front of it is held on an event so the queue can be filled deterministically.
 """
 
@@ -15,13 +15,13 @@ import pytest
 from server.client import AsyncAnomalyClient, score_request
 from server.config import load_settings
 from server.gateway.server import start_gateway
-from server.runtime import local_backend
+from server.runtime import local_anomaly_endpoint
 
 pytestmark = pytest.mark.integration
 
 
-class HeldBackend:
-    """The real local backend, but each score waits until the test releases it."""
+class HeldEndpoint:
+    """The real local endpoint, but each score waits until the test releases it."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -46,37 +46,37 @@ def test_queue_full_sheds_load_and_deadlines_are_honoured(trained, settings):
     )
 
     async def main():
-        backend = HeldBackend(local_backend(cfg))
-        gw = await start_gateway(cfg, backend)
+        endpoint = HeldEndpoint(local_anomaly_endpoint(cfg))
+        gw = await start_gateway(cfg, endpoint)
         await gw.wait_ready(30)
         X = np.ones((4, 9), dtype=np.float32)
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
             first = asyncio.create_task(c.score(X, model="shuttle-rf"))
-            while backend.calls < 1:
+            while endpoint.calls < 1:
                 await asyncio.sleep(0.005)
             queued = [asyncio.create_task(c.score(X, model="shuttle-rf")) for _ in range(2)]
-            while gw.anomaly.coalescer.queued_rows < 8:
+            while gw.anomaly.scoring.coalescer.queued_rows < 8:
                 await asyncio.sleep(0.005)
             with pytest.raises(grpc.aio.AioRpcError) as shed:
                 await c.score(X[:1], model="shuttle-rf")
             assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert "limit 8" in shed.value.details()
-            backend.release.set()
+            endpoint.release.set()
             done = await asyncio.gather(first, *queued)
             assert all(r.scores.shape == (4,) for r in done)
 
-            backend.release.clear()
+            endpoint.release.clear()
             blocker = asyncio.create_task(c.score(X, model="shuttle-rf"))
-            while backend.calls < 4:
+            while endpoint.calls < 4:
                 await asyncio.sleep(0.005)
             with pytest.raises(grpc.aio.AioRpcError) as late:
                 await c.score(X, model="shuttle-rf", timeout=0.2)
             assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            calls_before = backend.calls
-            backend.release.set()
+            calls_before = endpoint.calls
+            endpoint.release.set()
             await blocker
-            assert gw.anomaly.coalescer.queued_rows == 0
-            assert backend.calls == calls_before  # the expired request never reached the scorer
+            assert gw.anomaly.scoring.coalescer.queued_rows == 0
+            assert endpoint.calls == calls_before  # the expired request never reached the scorer
         await gw.stop()
 
     asyncio.run(main())
@@ -118,7 +118,7 @@ def _limits_cfg(settings):
 
 def _probe(gw) -> np.ndarray:
     """The stream state as features of one probe event per entity (without committing it)."""
-    state = gw.anomaly.streams[STREAM]
+    state = gw.anomaly.scoring.streams[STREAM]
     keys = ["u", "v"]
     out, pending = state.transform_pending(keys, np.full((2, 9), 7.0))
     pending.rollback()
@@ -133,7 +133,7 @@ def test_retries_after_shed_load_and_deadlines_give_undisturbed_features(trained
     events = [rng.normal(50, 10, size=(2, 9)).astype(np.float32) for _ in range(6)]
 
     async def undisturbed():
-        gw = await start_gateway(cfg, local_backend(cfg))
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg))
         await gw.wait_ready(30)
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
             scores = [(await c.score(X, model=STREAM, entity_keys=["u", "v"])).scores for X in events]
@@ -142,48 +142,48 @@ def test_retries_after_shed_load_and_deadlines_give_undisturbed_features(trained
         return scores, probe
 
     async def disturbed():
-        backend = HeldBackend(local_backend(cfg))
-        gw = await start_gateway(cfg, backend)
+        endpoint = HeldEndpoint(local_anomaly_endpoint(cfg))
+        gw = await start_gateway(cfg, endpoint)
         await gw.wait_ready(30)
         scores = []
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
             first = asyncio.create_task(c.score(events[0], model=STREAM, entity_keys=["u", "v"]))
-            while backend.calls < 1:
+            while endpoint.calls < 1:
                 await asyncio.sleep(0.005)
             # fill the queue with another model's rows, then event 1 is shed and then expires
             filler = [asyncio.create_task(c.score(np.ones((4, 9)), model="shuttle-rf")) for _ in range(2)]
-            while gw.anomaly.coalescer.queued_rows < 8:
+            while gw.anomaly.scoring.coalescer.queued_rows < 8:
                 await asyncio.sleep(0.005)
             with pytest.raises(grpc.aio.AioRpcError) as shed:
                 await c.score(events[1], model=STREAM, entity_keys=["u", "v"])
             assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-            backend.release.set()
+            endpoint.release.set()
             scores.append((await first).scores)
             await asyncio.gather(*filler)
-            backend.release.clear()
+            endpoint.release.clear()
             blocker = asyncio.create_task(c.score(np.ones((4, 9)), model="shuttle-rf"))
-            while backend.calls < 4:
+            while endpoint.calls < 4:
                 await asyncio.sleep(0.005)
             with pytest.raises(grpc.aio.AioRpcError) as late:
                 await c.score(events[1], model=STREAM, entity_keys=["u", "v"], timeout=0.2)
             assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-            backend.release.set()
+            endpoint.release.set()
             await blocker
             # a stream whose messages were read ahead, then abandoned by the client
-            backend.release.clear()
-            calls = backend.calls
+            endpoint.release.clear()
+            calls = endpoint.calls
             call = c.stub.ScoreStream(
                 iter([score_request(events[1], STREAM, ["u", "v"]), score_request(events[2], STREAM, ["u", "v"])])
             )
-            while backend.calls == calls:
+            while endpoint.calls == calls:
                 await asyncio.sleep(0.005)
             call.cancel()
-            state = gw.anomaly.streams[STREAM]
+            state = gw.anomaly.scoring.streams[STREAM]
             deadline = asyncio.get_running_loop().time() + 10
             while state.pending_updates and asyncio.get_running_loop().time() < deadline:
                 await asyncio.sleep(0.005)
             assert state.pending_updates == 0
-            backend.release.set()
+            endpoint.release.set()
             for X in events[1:]:  # the retries
                 scores.append((await c.score(X, model=STREAM, entity_keys=["u", "v"])).scores)
         probe = _probe(gw)
@@ -200,7 +200,7 @@ def test_request_that_can_never_fit_gets_a_permanent_error(trained, settings):
     cfg = _limits_cfg(settings)
 
     async def main():
-        gw = await start_gateway(cfg, local_backend(cfg))
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg))
         await gw.wait_ready(30)
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
             with pytest.raises(grpc.aio.AioRpcError) as err:

@@ -1,6 +1,6 @@
 """Challenger rollout over real gRPC: bad challengers are rolled back, a good one is promoted.
 
-Each scenario runs an in-process gateway with the real local backend (no Ray: a second Ray
+Each scenario runs an in-process gateway with the real local endpoint (no Ray: a second Ray
 app per scenario would cost ~15 s each) against the session's MLflow store. The challenger
 is a real registered version (the session's shuttle-rf run registered again under a
 scenario-specific name, so scenarios and the other tests never share an alias or a metric);
@@ -27,7 +27,7 @@ from server.anomaly.data import load_shuttle
 from server.client import AnomalyClient, AsyncAnomalyClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
-from server.runtime import local_backend
+from server.runtime import local_anomaly_endpoint
 
 pytestmark = pytest.mark.integration
 ROWS_PER_REQUEST = 8
@@ -120,13 +120,13 @@ def test_bad_challenger_is_rolled_back_without_failing_a_client(trained, setting
     logging.getLogger("stackserve.rollout").setLevel(logging.INFO)
 
     async def main():
-        gw = await start_gateway(cfg, local_backend(cfg))
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg))
         await gw.wait_ready(30)
-        svc = gw.anomaly
+        svc = gw.anomaly.scoring
         assert svc.rollout is not None and list(svc.catalog) == [name]  # the challenger is not a client model
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
             assert [m.name for m in await c.list_models()] == [name]
-            responses = await _drive(c, rows, name, lambda: svc.rollout.state.name != "RUNNING")
+            responses = await _drive(c, rows, name, lambda: svc.rollout.controller.state.name != "RUNNING")
             failed = [r for r in responses if isinstance(r, Exception)]
             assert failed == [], f"{len(failed)} client requests failed: {failed[:3]}"
             if mode == "shadow":
@@ -138,7 +138,7 @@ def test_bad_challenger_is_rolled_back_without_failing_a_client(trained, setting
             if fault == "fail":
                 assert status.challenger.total_errors > 0
             # rolled back: nothing more reaches the challenger, everything is answered by v1
-            while svc._shadow_tasks:
+            while svc.rollout.shadow_inflight:
                 await asyncio.sleep(0.01)
             before = (await c.rollout()).challenger.total_requests
             after_responses = [await c.score(rows[i : i + 4], model=name) for i in range(0, 200, 4)]
@@ -175,11 +175,11 @@ def test_good_challenger_is_promoted(trained, settings, rows):
     cfg = _settings(settings, name, "canary", {}, promote_after_s=2.0)
 
     async def main():
-        gw = await start_gateway(cfg, local_backend(cfg))
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg))
         await gw.wait_ready(30)
-        svc = gw.anomaly
+        svc = gw.anomaly.scoring
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
-            responses = await _drive(c, rows, name, lambda: svc.rollout.state.name != "RUNNING")
+            responses = await _drive(c, rows, name, lambda: svc.rollout.controller.state.name != "RUNNING")
             assert not [r for r in responses if isinstance(r, Exception)]
             assert {r.version for r in responses} == {"1", "2"}  # both arms answered during the canary
             status = await c.rollout()
@@ -224,7 +224,7 @@ def test_ray_app_shadows_to_the_challenger(server):
 def test_overload_and_client_deadlines_are_not_counted_as_challenger_faults(trained, settings, rows):
     """Shed load (RESOURCE_EXHAUSTED) and an expired client deadline say nothing about the challenger:
     the rollout must not count them as its errors (they would roll back a healthy challenger)."""
-    from tests.integration.test_gateway_limits import HeldBackend
+    from tests.integration.test_gateway_limits import HeldEndpoint
 
     name = "rollout-overload"
     _register_pair(settings, trained, name)
@@ -234,17 +234,17 @@ def test_overload_and_client_deadlines_are_not_counted_as_challenger_faults(trai
     cfg.coalescing.max_inflight_batches = 1
 
     async def main():
-        backend = HeldBackend(local_backend(cfg))
-        gw = await start_gateway(cfg, backend)
+        endpoint = HeldEndpoint(local_anomaly_endpoint(cfg))
+        gw = await start_gateway(cfg, endpoint)
         await gw.wait_ready(30)
-        rollout = gw.anomaly.rollout
+        rollout = gw.anomaly.scoring.rollout.controller
         X = rows[:ROWS_PER_REQUEST]
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
             first = asyncio.create_task(c.score(X, model=name))
-            while backend.calls < 1:
+            while endpoint.calls < 1:
                 await asyncio.sleep(0.005)
             queued = asyncio.create_task(c.score(X, model=name))  # 8 of 16 queued rows
-            while gw.anomaly.coalescer.queued_rows < 8:
+            while gw.anomaly.scoring.coalescer.queued_rows < 8:
                 await asyncio.sleep(0.005)
             codes = []
             for batch, timeout in ((X, 0.2), (rows[:9], 30)):  # expires in the queue; then no room for 9 rows
@@ -252,7 +252,7 @@ def test_overload_and_client_deadlines_are_not_counted_as_challenger_faults(trai
                     await c.score(batch, model=name, timeout=timeout)
                 except grpc.aio.AioRpcError as exc:
                     codes.append(exc.code())
-            backend.release.set()
+            endpoint.release.set()
             await asyncio.gather(first, queued)
         snap = rollout.snapshot()
         await gw.stop()

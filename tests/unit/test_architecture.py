@@ -27,11 +27,7 @@ def _imports(package: str) -> list[tuple[str, str]]:
     ("package", "forbidden"),
     [
         ("kernels", ("server", "deployments", "bench", "tests")),
-        pytest.param(
-            "server", ("deployments", "bench", "tests"),
-            marks=pytest.mark.xfail(strict=True, reason="server/runtime.py builds the Serve apps from deployments.app; "
-                                    "the composition root moves out of server/ next (one-way architecture issue)"),
-        ),
+        ("server", ("deployments", "bench", "tests")),
         ("deployments", ("server.gateway", "bench", "tests")),
     ],
 )

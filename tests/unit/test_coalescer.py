@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from server.batching import Coalescer, QueueFullError
+from server.batching import BatchQueueFullError, Coalescer
 
 
 class Recorder:
@@ -95,7 +95,7 @@ def test_full_queue_sheds_load():
         await asyncio.sleep(0.02)  # the first batch is now stuck in dispatch
         first += [asyncio.create_task(co.submit("m", np.ones((4, 1)))) for _ in range(2)]
         await asyncio.sleep(0.02)  # 8 rows queued behind it
-        with pytest.raises(QueueFullError, match="limit 8"):
+        with pytest.raises(BatchQueueFullError, match="limit 8"):
             await co.submit("m", np.ones((1, 1)))
         rec.gate.set()
         got = await asyncio.gather(*first)

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from kernels import llm_step
 from kernels.quant_reference import Int4Weight, Int8Weight, quant_matmul_reference, quantize_int4, quantize_int8
-from server.llm.cpu_int4 import CppLlamaStep
+from server.llm.backends.cpu_int4 import CppLlamaStep
 
 if not llm_step.available():
     pytest.skip("kernels.cpp._llm_step is not built (python setup.py build_ext --inplace)", allow_module_level=True)

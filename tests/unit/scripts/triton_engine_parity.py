@@ -25,11 +25,11 @@ import torch
 
 from kernels.quant_reference import Int4Weight, Int8Weight, quantize_int4_tensors, quantize_int8_tensors
 from server.llm.backends import fp32_linear
+from server.llm.backends.triton import triton_model
 from server.llm.engine import LLMEngine
 from server.llm.gguf_weights import LayerWeights, LlamaConfig, LlamaWeights, default_gguf_path
 from server.llm.model import LlamaModel
 from server.llm.params import SamplingParams
-from server.llm.triton_backend import triton_model
 from tests.unit.llm_fixtures import engine_config
 
 dtypes = sys.argv[1:] or ["float16"]

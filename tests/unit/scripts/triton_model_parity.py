@@ -12,10 +12,10 @@ os.environ["TRITON_INTERPRET"] = "1"
 import torch
 
 from server.llm.backends import fp32_linear
+from server.llm.backends.triton import triton_model
 from server.llm.gguf_weights import LlamaWeights, load_weights
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
-from server.llm.triton_backend import triton_model
 
 n_layers = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 full = load_weights()

@@ -1,4 +1,4 @@
-"""GPU backend: a TensorRT engine built from our ONNX step graph (server/llm/onnx_export.py).
+"""GPU backend: a TensorRT engine built from our ONNX step graph (server/llm/backends/onnx_export.py).
 
 **Not exercised on CI**: our CI machines have neither the ``tensorrt`` package nor a CUDA GPU.
 Without them ``tensorrt_forward`` raises ``TensorRTUnavailableError`` (a
@@ -50,7 +50,7 @@ from pathlib import Path
 
 import torch
 
-from server.llm.backends import BackendUnavailableError
+from server.llm.errors import BackendUnavailableError
 from server.llm.gguf_weights import LlamaConfig, LlamaWeights
 from server.llm.model import StepBatch
 
@@ -113,7 +113,7 @@ def tensorrt_available() -> bool:
 def export_for_tensorrt(weights: LlamaWeights, path: str | Path, precision: str = "fp16") -> Path:
     """The step graph TensorRT builds for ``precision``: fp16 mixed precision, opset 19, last-token
     logits; ``int8`` / ``fp8`` add weight-only DequantizeLinear nodes (see the module docstring)."""
-    from server.llm.onnx_export import export_onnx, qdq_weight_only
+    from server.llm.backends.onnx_export import export_onnx, qdq_weight_only
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, not {precision!r}")

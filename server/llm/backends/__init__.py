@@ -7,7 +7,7 @@ Chosen by ``llm.backend`` in config (docs/design/llm.md has the measurements beh
 * ``torch-fp32`` — the PyTorch forward (server/llm/model.py) on dequantized weights: the reference.
 * ``triton`` — the PyTorch forward with Triton dequantize-matmul kernels (GPU; TRITON_INTERPRET=1
   runs them on the CPU, for tests only).
-* ``tensorrt`` — needs ``tensorrt`` importable; see server/llm/tensorrt_backend.py.
+* ``tensorrt`` — needs ``tensorrt`` importable; see server/llm/backends/tensorrt.py.
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from server.llm.errors import BackendUnavailableError
 from server.llm.gguf_weights import LlamaWeights
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import LlamaModel, StepBatch
 
 Forward = Callable[[StepBatch, SlotKVCache], torch.Tensor]
-
-
-class BackendUnavailableError(RuntimeError):
-    """The configured backend cannot run on this machine (the message says why)."""
 
 
 def fp32_linear(w):
@@ -49,7 +46,7 @@ def build_forward(
         return LlamaModel(weights, fp32_linear).forward, name
     if name == "cpu-int4":
         from kernels import llm_step
-        from server.llm.cpu_int4 import CppLlamaStep
+        from server.llm.backends.cpu_int4 import CppLlamaStep
 
         if not llm_step.available():
             raise BackendUnavailableError("the C++ step kernel is not built: run `make build`")
@@ -58,11 +55,11 @@ def build_forward(
             return CppLlamaStep(weights).forward, name
         return CppLlamaStep(weights, activations=activation_precision).forward, name
     if name == "triton":
-        from server.llm.triton_backend import triton_forward
+        from server.llm.backends.triton import triton_forward
 
         return triton_forward(weights), name
     if name == "tensorrt":
-        from server.llm.tensorrt_backend import tensorrt_forward
+        from server.llm.backends.tensorrt import tensorrt_forward
 
         return tensorrt_forward(weights, config=config), name
     raise BackendUnavailableError(f"unknown backend {name!r}")

@@ -1,4 +1,4 @@
-"""Run the exported step graph (server/llm/onnx_export.py) with ONNX Runtime, one sequence at a time.
+"""Run the exported step graph (server/llm/backends/onnx_export.py) with ONNX Runtime, one sequence at a time.
 
 Used to test the export and to measure the ONNX Runtime candidates in bench/llm_candidates.py; not
 a serving backend (no continuous batching, no slot cache): prefill runs the prompt as one [1, T]

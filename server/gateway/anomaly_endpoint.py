@@ -1,6 +1,6 @@
 """Where scoring happens: a Ray Serve deployment, or the scorer in this process.
 
-The gateway talks to a backend through two calls; Ray's ``DeploymentHandle`` is one
+The gateway talks to an endpoint through two calls; Ray's ``DeploymentHandle`` is one
 implementation, the in-process ``AnomalyScorer`` is the other (used by unit tests
 of the gateway and by ``stackserve serve --no-ray`` on a machine without Ray).
 """
@@ -13,15 +13,16 @@ from typing import Any, Protocol
 import numpy as np
 
 from server.anomaly.scorer import AnomalyScorer, ScoreResult
+from server.gateway.ray_errors import from_ray
 
 
-class AnomalyBackend(Protocol):
+class AnomalyEndpoint(Protocol):
     async def models(self) -> list[dict]: ...
 
     async def score(self, model: str, X: np.ndarray, request_ids: Sequence[str]) -> ScoreResult: ...
 
 
-class LocalAnomalyBackend:
+class LocalAnomalyEndpoint:
     def __init__(self, scorer: AnomalyScorer):
         self.scorer = scorer
 
@@ -32,14 +33,21 @@ class LocalAnomalyBackend:
         return self.scorer.score(model, X)
 
 
-class RayAnomalyBackend:
+class RayAnomalyEndpoint:
     """Calls the AnomalyScorer deployment through a Ray Serve DeploymentHandle."""
 
     def __init__(self, handle: Any):
         self.handle = handle
 
     async def models(self) -> list[dict]:
-        return await self.handle.models.remote()
+        try:
+            return await self.handle.models.remote()
+        except Exception as exc:
+            raise from_ray(exc) from exc
 
     async def score(self, model: str, X: np.ndarray, request_ids: Sequence[str]) -> ScoreResult:
-        return await self.handle.score.remote(model, X, list(request_ids))
+        """Ray's exceptions leave as ours (server/gateway/ray_errors.py)."""
+        try:
+            return await self.handle.score.remote(model, X, list(request_ids))
+        except Exception as exc:
+            raise from_ray(exc) from exc

@@ -5,42 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from server.llm.outputs import FinishReason
 from server.llm.params import SamplingParams
 from server.llm.sampler import RowState
 from server.llm.tokenizer import GGUFTokenizer, IncrementalDecoder
-
-FINISH_STOP = "stop"  # EOS or a stop string
-FINISH_LENGTH = "length"  # max_tokens or the context limit
-FINISH_CANCELLED = "cancelled"  # client went away
-FINISH_DEADLINE = "deadline"  # the request's deadline passed
-
-
-@dataclass(slots=True)
-class EngineStats:
-    """Engine state shipped with every chunk, so the gateway's /metrics sees the replica."""
-
-    num_running: int = 0
-    num_waiting: int = 0
-    batch_tokens: int = 0
-    batch_sequences: int = 0
-    kv_cache_usage: float = 0.0
-    step_s: float = 0.0
-
-
-@dataclass(slots=True)
-class GenerationChunk:
-    """What one engine step produced for one request (usually one token)."""
-
-    request_id: str
-    token_ids: list[int]
-    text: str
-    finish_reason: str | None
-    prompt_tokens: int
-    output_tokens: int  # cumulative
-    arrival_ts: float  # wall clock (time.time()) when the engine accepted the request
-    first_scheduled_ts: float  # wall clock when its prefill started (queue time = this - arrival)
-    token_ts: list[float]  # wall clock of each token in token_ids
-    stats: EngineStats | None = None
 
 
 class StopMatcher:
@@ -72,7 +40,9 @@ class StopMatcher:
 
 
 @dataclass(slots=True, eq=False)
-class Sequence:
+class Request:
+    """A request the engine runs: the scheduler's unit (vLLM calls it a request, too)."""
+
     request_id: str
     prompt_ids: list[int]
     params: SamplingParams
@@ -84,7 +54,8 @@ class Sequence:
     output_ids: list[int] = field(default_factory=list)
     slot: int = -1
     n_cached: int = 0  # tokens whose K/V are in the cache
-    finish_reason: str | None = None
+    finish_reason: FinishReason | None = None
+    error: str = ""
     text: str = ""
     sent: int = 0
     aborted: str | None = None
@@ -109,15 +80,12 @@ class Sequence:
     def total_len(self) -> int:
         return self.prompt_len + len(self.output_ids)
 
-    def token_at(self, pos: int) -> int:
-        return self.prompt_ids[pos] if pos < self.prompt_len else self.output_ids[pos - self.prompt_len]
-
     def append(self, token: int, eos_id: int, max_len: int) -> str:
         """Record a sampled token; returns the text now safe to stream (may be empty)."""
         self.output_ids.append(token)
         p = self.params
         if token == eos_id and not p.ignore_eos:
-            self.finish_reason = FINISH_STOP
+            self.finish_reason = FinishReason.STOP
             return self._release_all()
         before = len(self.text)
         self.text += self._decoder.push(token)
@@ -125,12 +93,12 @@ class Sequence:
             i = self._stops.find(self.text, before)
             if i != -1:
                 self.text = self.text[:i]
-                self.finish_reason = FINISH_STOP
+                self.finish_reason = FinishReason.STOP
                 out = self.text[self.sent :]
                 self.sent = len(self.text)
                 return out
         if len(self.output_ids) >= p.max_tokens or self.total_len >= max_len:
-            self.finish_reason = FINISH_LENGTH
+            self.finish_reason = FinishReason.LENGTH
             return self._release_all()
         keep = self._stops.holdback(self.text) if p.stop else 0
         end = len(self.text) - keep

@@ -1,0 +1,191 @@
+"""What a Score request does in the gateway once it is parsed, free of gRPC.
+
+Per request: add per-entity stream features in arrival order (committed only once the scores come
+back), hand the rows to the coalescer, which merges concurrent requests into one call into Ray,
+route the rolled-out model through its rollout, and feed the drift monitors. Stream features are
+computed here, in the single gateway process, so entity state stays consistent however many scorer
+replicas run. Failures leave as the scoring path's own exceptions (``OverloadError``,
+``RequestTooLargeError``, ``TimeoutError``, or what the scorer raised); the servicer
+(``anomaly_service.py``) is the one place they become gRPC statuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from server.anomaly.catalog import CatalogEntry
+from server.anomaly.drift_watch import DriftWatch
+from server.anomaly.features import new_stream_state, stream_matrix_pending
+from server.anomaly.scorer import ScoreResult
+from server.batching import BatchQueueFullError, Coalescer
+from server.batching.coalescer import BatchStats
+from server.config import Settings
+from server.gateway.anomaly_endpoint import AnomalyEndpoint
+from server.gateway.request_context import current_request_id
+from server.observability import metrics
+from server.protocol.anomaly_validation import ParsedScoreRequest
+from server.rollout.router import routing_key
+from server.rollout.traffic import RolloutTraffic
+
+if TYPE_CHECKING:
+    from kernels.stream_features import PendingUpdate, StreamFeatureState
+
+log = logging.getLogger("stackserve.gateway")
+
+
+def _replica_count(settings: Settings) -> int:
+    cfg = settings.anomaly
+    return cfg.max_replicas if cfg.num_replicas == "auto" else int(cfg.num_replicas)
+
+
+class AnomalyScoring:
+    def __init__(self, settings: Settings, endpoint: AnomalyEndpoint) -> None:
+        self.settings = settings
+        self.endpoint = endpoint
+        self.catalog: dict[str, CatalogEntry] = {}
+        self.streams: dict[str, StreamFeatureState] = {}
+        self.drift = DriftWatch(settings.drift)
+        self.rollout: RolloutTraffic | None = None
+        co = settings.coalescing
+        self.coalescer: Coalescer[ScoreResult] | None = (
+            Coalescer(
+                self._dispatch,
+                max_batch_rows=co.max_batch_events,
+                max_wait_s=co.max_wait_ms / 1000,
+                max_queue_rows=co.max_queue_events,
+                max_inflight=co.max_inflight_batches * _replica_count(settings),
+                on_batch=self._record_batch,
+            )
+            if co.enabled
+            else None
+        )
+
+    # ----- lifecycle -------------------------------------------------------
+    def load_catalog(self, infos: Sequence[dict]) -> None:
+        """Install the served models' schemas; called once the endpoint is warm.
+
+        A rollout challenger (``challenger_of`` set) stays out of the client-facing catalog:
+        clients cannot pick it by name; only the rollout routes to it.
+        """
+        catalog = {info["name"]: CatalogEntry.from_info(info) for info in infos if not info.get("challenger_of")}
+        challengers = {info["name"]: CatalogEntry.from_info(info) for info in infos if info.get("challenger_of")}
+        for entry in catalog.values():
+            if entry.stream is not None and entry.name not in self.streams:
+                self.streams[entry.name] = new_stream_state(
+                    entry.n_raw, entry.stream, self.settings.anomaly.stream_max_entities
+                )
+            self.drift.watch(entry)
+        self.catalog = catalog
+        if self.rollout is None:
+            self.rollout = RolloutTraffic.start(
+                self.settings.rollout, catalog, challengers, self._promote_in_registry, self.call,
+                self._queue_has_room, self.settings.gateway.default_timeout_s,
+            )
+
+    def _promote_in_registry(self) -> None:
+        """Move the champion alias to the challenger (called by the controller in a worker thread)."""
+        from server.anomaly import registry
+
+        ro = self.settings.rollout
+        registry.promote(registry.connect(self.settings), ro.model, ro.challenger_version, self.settings.anomaly.alias)
+
+    def _promoted(self, entry: CatalogEntry) -> None:
+        # validation and ListModels now describe the version that answers
+        self.catalog = {**self.catalog, entry.name: entry}
+
+    async def run_rollout(self) -> None:
+        """The rollout's evaluation loop (returns at once when no rollout runs)."""
+        if self.rollout is not None:
+            await self.rollout.run(self._promoted)
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.catalog)
+
+    @property
+    def max_request_rows(self) -> int | None:
+        """The most events one request may carry (the coalescer's queue), None without a limit."""
+        return self.coalescer.max_queue_rows if self.coalescer is not None else None
+
+    async def close(self) -> None:
+        if self.rollout is not None:
+            await self.rollout.close()
+        if self.coalescer is not None:
+            await self.coalescer.close()
+
+    # ----- scoring path ----------------------------------------------------
+    async def _dispatch(
+        self, model: str, rows: np.ndarray, counts: Sequence[int], tags: Sequence[str]
+    ) -> list[ScoreResult]:
+        result = await self.endpoint.score(model, rows, tags)
+        out, start = [], 0
+        for n in counts:
+            out.append(result.rows(start, start + n))
+            start += n
+        return out
+
+    @staticmethod
+    def _record_batch(model: str, stats: BatchStats) -> None:
+        metrics.BATCH_EVENTS.labels(model).observe(stats.rows)
+        metrics.BATCH_REQUESTS.labels(model).observe(stats.requests)
+
+    def _queue_has_room(self, rows: int) -> bool:
+        """Room for a shadow copy: never more than half the coalescer's queue, so copies cannot
+        push live requests into RESOURCE_EXHAUSTED."""
+        co = self.coalescer
+        return co is None or co.queued_rows + rows <= co.max_queue_rows // 2
+
+    def inputs(self, parsed: ParsedScoreRequest) -> tuple[np.ndarray, PendingUpdate | None]:
+        """The model's input rows, and for stream models the per-entity state change they made,
+        which the caller commits once the scores are returned and rolls back otherwise."""
+        if parsed.entity_keys is None:
+            return parsed.raw, None
+        state = self.streams[parsed.model.name]
+        X, pending = stream_matrix_pending(state, parsed.entity_keys, parsed.raw)
+        metrics.STREAM_ENTITIES.labels(parsed.model.name).set(state.n_entities)
+        return X, pending
+
+    async def score_settled(
+        self, parsed: ParsedScoreRequest, X: np.ndarray, pending: PendingUpdate | None, timeout: float
+    ) -> ScoreResult:
+        """Score, then keep the stream state change only if scores came back (any failure,
+        cancellation included, rolls it back)."""
+        if pending is None:
+            return await self.score(parsed, X, timeout)
+        try:
+            result = await self.score(parsed, X, timeout)
+        except BaseException:
+            pending.rollback()
+            raise
+        pending.commit()
+        return result
+
+    async def call(self, key: str, X: np.ndarray, timeout: float) -> ScoreResult:
+        """One scoring call for a served key (a model, or a challenger)."""
+        try:
+            if self.coalescer is None:
+                return await asyncio.wait_for(self.endpoint.score(key, X, [current_request_id()]), timeout)
+            return await self.coalescer.submit(key, X, current_request_id(), timeout)
+        except BatchQueueFullError:
+            metrics.QUEUE_REJECTED.labels(key).inc()
+            raise
+        finally:
+            if self.coalescer is not None:
+                metrics.QUEUE_EVENTS.set(self.coalescer.queued_rows)
+
+    async def score(self, parsed: ParsedScoreRequest, X: np.ndarray, timeout: float) -> ScoreResult:
+        name = parsed.model.name
+        rollout = self.rollout
+        if rollout is not None and rollout.model == name:
+            result = await rollout.score(routing_key(parsed.entity_keys, current_request_id()), X, timeout)
+        else:
+            result = await self.call(name, X, timeout)
+        self.drift.observe(name, X, result.scores)
+        metrics.ANOMALY_EVENTS.labels(name).inc(len(result.scores))
+        metrics.ANOMALY_FLAGGED.labels(name).inc(int(np.count_nonzero(result.is_anomaly)))
+        return result
