@@ -65,16 +65,16 @@ peers-vllm:
 	bash bench/peers/install_vllm.sh
 
 bench: install peers peers-vllm
-	$(PY) bench/llm_bench.py
-	$(PY) bench/anomaly_kernels.py
-	$(PY) bench/drift.py
-	$(PY) bench/anomaly_load.py
+	$(PY) -m bench.llm_bench
+	$(PY) -m bench.anomaly_kernels
+	$(PY) -m bench.drift
+	$(PY) -m bench.anomaly_load
 
 bench-ci: install
-	$(PY) bench/anomaly_kernels.py --quick --check
-	$(PY) bench/drift.py --quick
-	$(PY) bench/anomaly_load.py --quick
-	$(PY) bench/llm_bench.py --quick --skip-quality --check --peers transformers
+	$(PY) -m bench.anomaly_kernels --quick --check
+	$(PY) -m bench.drift --quick
+	$(PY) -m bench.anomaly_load --quick
+	$(PY) -m bench.llm_bench --quick --skip-quality --check --peers transformers
 
 clean:
 	rm -rf build server/gen kernels/**/*.so kernels/cython/*.c *.egg-info

@@ -6,17 +6,13 @@ requests before they cross into Ray; Ray's proxy sends each request across). For
 each target, events per request (1 and 256) and concurrency (1, 16, 64), the client
 keeps N requests in flight for a fixed time and records every latency.
 
-    python bench/anomaly_load.py [--quick] [--duration S] [--check]
+    python -m bench.anomaly_load [--quick] [--duration S] [--check]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,52 +23,21 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench.report import machine_line, markdown_table, spread, write_json, write_text
+from bench.report import RESULTS, machine_line, markdown_table, spread, write_json, write_text
 from server.anomaly.data import load_shuttle
-from server.client import score_request
+from server.client import AsyncAnomalyClient, score_request
 from server.eventloop import run_async
-from server.gen.stackserve.v1 import anomaly_pb2_grpc as pb_grpc
+from server.launcher import free_port, start_server
 
 console = Console(stderr=True)
 TARGETS = ("stackserve-gateway", "ray-serve-grpc-proxy")
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path, ray_grpc_port: int) -> tuple[subprocess.Popen, str, Path]:
-    ready = data_dir / "ready.json"
-    ready.unlink(missing_ok=True)
-    log = open(data_dir / "server.log", "w")  # noqa: SIM115
-    env = {**os.environ, "STACKSERVE_DATA_DIR": str(data_dir), "RAY_USAGE_STATS_ENABLED": "0",
-           "STACKSERVE__RAY__HTTP_PROXY_PORT": str(free_port())}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0",
-         "--ray-grpc-port", str(ray_grpc_port), "--ready-file", str(ready)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"server failed to start; see {data_dir / 'server.log'}")
-        time.sleep(0.2)
-    return proc, json.loads(ready.read_text())["grpc"], data_dir / "server.log"
-
-
 async def closed_loop(address: str, metadata: tuple, requests: list, concurrency: int, duration: float) -> dict:
     """N workers, each with one request in flight, for `duration` seconds after a short warm-up."""
-    options = [("grpc.max_send_message_length", 64 << 20), ("grpc.max_receive_message_length", 64 << 20)]
     # a few channels so HTTP/2 flow control on one connection is not the bottleneck
-    channels = [grpc.aio.insecure_channel(address, options=options) for _ in range(min(4, concurrency))]
-    stubs = [pb_grpc.AnomalyServiceStub(ch) for ch in channels]
+    clients = [AsyncAnomalyClient(address) for _ in range(min(4, concurrency))]
+    stubs = [c.stub for c in clients]
     latencies: list[float] = []
     errors = 0
     stop_at = 0.0
@@ -101,8 +66,8 @@ async def closed_loop(address: str, metadata: tuple, requests: list, concurrency
     stop_at = start + duration
     await asyncio.gather(*[worker(i) for i in range(concurrency)])
     elapsed = time.perf_counter() - start
-    for ch in channels:
-        await ch.close()
+    for c in clients:
+        await c.close()
     lat = np.asarray(latencies)
     return {
         "requests": int(lat.size),
@@ -123,10 +88,18 @@ def aggregate(target: str, events: int, conc: int, runs: list[dict]) -> dict:
     lat = np.concatenate([np.asarray(r["latencies_ms"]) for r in runs]) if runs else np.array([])
     pct = (lambda q: float(np.percentile(lat, q))) if lat.size else (lambda q: float("nan"))
     return {
-        "target": target, "events": events, "concurrency": conc,
-        "req_per_s": med, "req_per_s_half_iqr": half_iqr, "req_per_s_runs": rates,
-        "events_per_s": med * events, "p50_ms": pct(50), "p95_ms": pct(95), "p99_ms": pct(99),
-        "errors": sum(r["errors"] for r in runs), "latencies_ms": lat.round(4).tolist(),
+        "target": target,
+        "events": events,
+        "concurrency": conc,
+        "req_per_s": med,
+        "req_per_s_half_iqr": half_iqr,
+        "req_per_s_runs": rates,
+        "events_per_s": med * events,
+        "p50_ms": pct(50),
+        "p95_ms": pct(95),
+        "p99_ms": pct(99),
+        "errors": sum(r["errors"] for r in runs),
+        "latencies_ms": lat.round(4).tolist(),
     }
 
 
@@ -139,8 +112,9 @@ def plot(results: list[dict], path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for target in TARGETS:
         for events in sorted({r["events"] for r in results}):
-            rows = sorted((r for r in results if r["target"] == target and r["events"] == events),
-                          key=lambda r: r["concurrency"])
+            rows = sorted(
+                (r for r in results if r["target"] == target and r["events"] == events), key=lambda r: r["concurrency"]
+            )
             if not rows:
                 continue
             c = [r["concurrency"] for r in rows]
@@ -171,9 +145,9 @@ def main() -> int:
 
     settings = load_settings(None, data_dir=str(data_dir))
     ensure_models(settings)
-    ray_port = free_port()
-    proc, gateway_addr, _log = start_server(data_dir, ray_port)
-    console.print(f"server up: gateway {gateway_addr}, Ray gRPC proxy 127.0.0.1:{ray_port}")
+    env = {"STACKSERVE_DATA_DIR": str(data_dir), "STACKSERVE__RAY__HTTP_PROXY_PORT": str(free_port())}
+    server = start_server(workdir=data_dir, env=env, ray_grpc_port=free_port(), ready_timeout=300)
+    console.print(f"server up: gateway {server.address}, Ray gRPC proxy {server.ray_grpc_address}")
 
     X = load_shuttle().drop(columns="anomaly").to_numpy(np.float32)
     rng = np.random.default_rng(0)
@@ -182,8 +156,8 @@ def main() -> int:
         256: [score_request(X[i : i + 256], model="shuttle-rf") for i in rng.integers(0, len(X) - 256, 64)],
     }
     targets = {
-        "stackserve-gateway": (gateway_addr, ()),
-        "ray-serve-grpc-proxy": (f"127.0.0.1:{ray_port}", (("application", "anomaly"),)),
+        "stackserve-gateway": (server.address, ()),
+        "ray-serve-grpc-proxy": (server.ray_grpc_address, (("application", "anomaly"),)),
     }
     cells = [(t, e, c) for e in (1, 256) for c in (1, 16, 64) for t in TARGETS]
     samples: dict[tuple, list[dict]] = {cell: [] for cell in cells}
@@ -199,8 +173,7 @@ def main() -> int:
                     )
                     progress.advance(task)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        server.stop(timeout=60)
     results = [aggregate(target, events, conc, samples[(target, events, conc)]) for target, events, conc in cells]
 
     def cell(t: str, e: int, c: int) -> dict:
@@ -209,16 +182,33 @@ def main() -> int:
     rows = []
     for r in results:
         base = cell("ray-serve-grpc-proxy", r["events"], r["concurrency"])
-        rows.append([
-            r["target"], r["events"], r["concurrency"], f"{r['req_per_s']:.0f} ± {r['req_per_s_half_iqr']:.0f}",
-            f"{r['events_per_s']:.0f}",
-            f"{r['p50_ms']:.2f}", f"{r['p95_ms']:.2f}", f"{r['p99_ms']:.2f}", r["errors"],
-            f"{r['req_per_s'] / base['req_per_s']:.2f}x" if base["req_per_s"] else "-",
-        ])
+        rows.append(
+            [
+                r["target"],
+                r["events"],
+                r["concurrency"],
+                f"{r['req_per_s']:.0f} ± {r['req_per_s_half_iqr']:.0f}",
+                f"{r['events_per_s']:.0f}",
+                f"{r['p50_ms']:.2f}",
+                f"{r['p95_ms']:.2f}",
+                f"{r['p99_ms']:.2f}",
+                r["errors"],
+                f"{r['req_per_s'] / base['req_per_s']:.2f}x" if base["req_per_s"] else "-",
+            ]
+        )
     table = markdown_table(
-        ["target", "events/req", "concurrency", "req/s (median ± IQR/2)", "events/s", "p50 ms", "p95 ms", "p99 ms",
-         "errors",
-         "throughput vs Ray proxy"],
+        [
+            "target",
+            "events/req",
+            "concurrency",
+            "req/s (median ± IQR/2)",
+            "events/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "errors",
+            "throughput vs Ray proxy",
+        ],
         rows,
     )
     checks = []
@@ -226,8 +216,13 @@ def main() -> int:
         ours, base = cell(TARGETS[0], 1, c), cell(TARGETS[1], 1, c)
         ratio = ours["req_per_s"] / max(base["req_per_s"], 1e-9)
         checks.append((f"1 event/req c={c}: throughput >= 5x Ray proxy", ratio >= 5, f"{ratio:.2f}x"))
-        checks.append((f"1 event/req c={c}: p95 <= Ray proxy", ours["p95_ms"] <= base["p95_ms"],
-                       f"{ours['p95_ms']:.2f} vs {base['p95_ms']:.2f} ms"))
+        checks.append(
+            (
+                f"1 event/req c={c}: p95 <= Ray proxy",
+                ours["p95_ms"] <= base["p95_ms"],
+                f"{ours['p95_ms']:.2f} vs {base['p95_ms']:.2f} ms",
+            )
+        )
     best = max(r["events_per_s"] for r in results if r["target"] == TARGETS[0] and r["events"] == 256)
     checks.append(("256 events/req >= 200,000 events/s", best >= 200_000, f"{best:,.0f} events/s"))
     check_table = markdown_table(["target", "met", "measured"], [[n, "yes" if ok else "NO", v] for n, ok, v in checks])
@@ -237,7 +232,7 @@ def main() -> int:
     print(machine_line())
     write_json("anomaly_load", {"duration_s": duration, "runs": runs, "results": results, "checks": checks})
     write_text("anomaly_load.md", table + "\n\n" + check_table + "\n")
-    plot(results, Path(__file__).parent / "results" / "anomaly_load.png")
+    plot(results, RESULTS / "anomaly_load.png")
     return 1 if args.check and not all(ok for _, ok, _ in checks) else 0
 
 

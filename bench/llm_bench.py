@@ -15,8 +15,8 @@ first token over the time from that moment to the last token. llama-bench and
 llama-batched-bench time exactly the decode steps they count; transformers and vLLM are timed per
 step with the same rule, on our prompt and our decode length.
 
-    python bench/llm_bench.py                 # full run (several minutes)
-    python bench/llm_bench.py --quick --check --peers transformers  # CI: fail when a ratio target
+    python -m bench.llm_bench                 # full run (several minutes)
+    python -m bench.llm_bench --quick --check --peers transformers  # CI: fail when a ratio target
                                               # is missed or a named peer cannot run
 """
 
@@ -40,8 +40,6 @@ from pathlib import Path
 import psutil
 import torch
 from rich.console import Console
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.report import RESULTS, cpu_info, machine, machine_line, markdown_table, spread, write_json, write_text
 from server.config import LLMConfig
@@ -80,8 +78,14 @@ def prefill_tps(forward, cfg, n_tokens: int, reps: int) -> list[float]:
     """pp: one prompt of n_tokens through one forward step (no chunking), tokens/s per repetition."""
     cache = SlotKVCache(cfg.n_layers, 1, cfg.n_kv_heads, n_tokens + 8, cfg.head_dim)
     ids = torch.randint(100, 40000, (n_tokens,), generator=torch.Generator().manual_seed(0))
-    batch = StepBatch(ids, torch.arange(n_tokens), torch.empty(0, dtype=torch.long), [],
-                      [PrefillSegment(0, 0, n_tokens, 0)], torch.tensor([n_tokens - 1]))
+    batch = StepBatch(
+        ids,
+        torch.arange(n_tokens),
+        torch.empty(0, dtype=torch.long),
+        [],
+        [PrefillSegment(0, 0, n_tokens, 0)],
+        torch.tensor([n_tokens - 1]),
+    )
     cache.allocate()
     forward(batch, cache)  # warm-up
     out = []
@@ -139,8 +143,11 @@ def run_ours(backend: str, pp: int, tg: int, streams: list[int], reps: int) -> d
         cfg = cfg.model_copy(update={"max_num_seqs": max(streams), "max_model_len": max(pp, tg + 64) + 16})
     weights = load_weights()
     engine = LLMEngine(cfg, weights=weights)
-    res: dict = {"backend": engine.backend_name, "pp": prefill_tps(engine.forward, weights.config, pp, reps),
-                 "prompt_ids": [engine.encode_prompt(PROMPT.format(i=i)) for i in range(max(streams))]}
+    res: dict = {
+        "backend": engine.backend_name,
+        "pp": prefill_tps(engine.forward, weights.config, pp, reps),
+        "prompt_ids": [engine.encode_prompt(PROMPT.format(i=i)) for i in range(max(streams))],
+    }
     engine.start()
     try:
         for n in streams:
@@ -211,8 +218,27 @@ def run_llama_batched(gguf: str, tg: int, streams: list[int]) -> dict | None:
     if exe is None:
         return None
     npl = ",".join(str(n) for n in streams)
-    cmd = [exe, "-m", gguf, "-t", str(THREADS), "-c", str(max(streams) * (tg + 64)), "-b", "512", "-ub", "512",
-           "-npp", "32", "-ntg", str(tg), "-npl", npl, "--output-format", "jsonl"]
+    cmd = [
+        exe,
+        "-m",
+        gguf,
+        "-t",
+        str(THREADS),
+        "-c",
+        str(max(streams) * (tg + 64)),
+        "-b",
+        "512",
+        "-ub",
+        "512",
+        "-npp",
+        "32",
+        "-ntg",
+        str(tg),
+        "-npl",
+        npl,
+        "--output-format",
+        "jsonl",
+    ]
     stdout = run_peer_command("llama-batched-bench", cmd)
     res: dict = {"tool": "llama-batched-bench"}
     for line in stdout.splitlines():
@@ -230,8 +256,9 @@ def run_llama_cpp_python(gguf: str, pp: int, tg: int, reps: int) -> dict | None:
         from llama_cpp import Llama
     except ImportError:
         return None
-    llm = Llama(model_path=gguf, n_threads=THREADS, n_threads_batch=THREADS, n_ctx=pp + tg + 16, n_batch=pp,
-                verbose=False)
+    llm = Llama(
+        model_path=gguf, n_threads=THREADS, n_threads_batch=THREADS, n_ctx=pp + tg + 16, n_batch=pp, verbose=False
+    )
     ids = torch.randint(100, 40000, (pp,), generator=torch.Generator().manual_seed(0)).tolist()
     res: dict = {"tool": "llama-cpp-python", "pp": [], "tg_x1": []}
     for r in range(reps + 1):
@@ -259,8 +286,9 @@ def run_transformers(prompt_ids: list[int], tg: int, reps: int) -> dict | None:
     except ImportError:
         return None
     path = load_weights().path
-    model = transformers.AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name,
-                                                              dtype=torch.float32).eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        str(path.parent), gguf_file=path.name, dtype=torch.float32
+    ).eval()
     ids = torch.tensor([prompt_ids])
 
     class Stamp(transformers.StoppingCriteria):
@@ -276,8 +304,14 @@ def run_transformers(prompt_ids: list[int], tg: int, reps: int) -> dict | None:
         model.generate(ids, max_new_tokens=4, do_sample=False, pad_token_id=0)  # warm-up
         for _ in range(reps):
             stamp = Stamp()
-            model.generate(ids, max_new_tokens=tg, min_new_tokens=tg, do_sample=False, pad_token_id=0,
-                           stopping_criteria=transformers.StoppingCriteriaList([stamp]))
+            model.generate(
+                ids,
+                max_new_tokens=tg,
+                min_new_tokens=tg,
+                do_sample=False,
+                pad_token_id=0,
+                stopping_criteria=transformers.StoppingCriteriaList([stamp]),
+            )
             tokens, seconds = steady_decode({0: stamp.ts})
             if len(stamp.ts) != tg:
                 raise PeerMissing(f"transformers produced {len(stamp.ts)} tokens, expected {tg}")
@@ -289,8 +323,9 @@ def run_transformers(prompt_ids: list[int], tg: int, reps: int) -> dict | None:
 VLLM_PYTHON = ROOT / ".venv-vllm/bin/python"  # make peers-vllm (bench/peers/install_vllm.sh)
 
 
-def run_vllm(gguf: str, prompt_ids: list[list[int]], tg: int, streams: list[int], reps: int,
-             budget_s: float = 600) -> dict:
+def run_vllm(
+    gguf: str, prompt_ids: list[list[int]], tg: int, streams: list[int], reps: int, budget_s: float = 600
+) -> dict:
     """vLLM's CPU build in its own virtual environment (bench/peers/vllm_peer.py), same model,
     same prompts, same decode length and threads; raises PeerMissing with the exact reason."""
     if not VLLM_PYTHON.exists():
@@ -298,8 +333,19 @@ def run_vllm(gguf: str, prompt_ids: list[list[int]], tg: int, streams: list[int]
     with tempfile.TemporaryDirectory() as tmp:
         spec = Path(tmp) / "spec.json"
         out = Path(tmp) / "out.json"
-        spec.write_text(json.dumps({"gguf": gguf, "prompt_ids": prompt_ids, "tg": tg, "streams": streams,
-                                    "reps": reps, "threads": THREADS, "budget_s": budget_s}))
+        spec.write_text(
+            json.dumps(
+                {
+                    "gguf": gguf,
+                    "prompt_ids": prompt_ids,
+                    "tg": tg,
+                    "streams": streams,
+                    "reps": reps,
+                    "threads": THREADS,
+                    "budget_s": budget_s,
+                }
+            )
+        )
         cmd = [str(VLLM_PYTHON), str(ROOT / "bench/peers/vllm_peer.py"), str(spec), str(out)]
         try:
             run_peer_command("vllm_peer.py", cmd, timeout=1800)
@@ -340,16 +386,24 @@ def quality(
             n = len(chunk) - 1
             cache = SlotKVCache(cfg.n_layers, 1, cfg.n_kv_heads, window + 2, cfg.head_dim)
             cache.allocate()
-            b = StepBatch(torch.tensor(chunk[:-1]), torch.arange(n), torch.empty(0, dtype=torch.long), [],
-                          [PrefillSegment(0, 0, n, 0)], torch.arange(n))
+            b = StepBatch(
+                torch.tensor(chunk[:-1]),
+                torch.arange(n),
+                torch.empty(0, dtype=torch.long),
+                [],
+                [PrefillSegment(0, 0, n, 0)],
+                torch.arange(n),
+            )
             logp = torch.log_softmax(forward(b, cache).double(), -1)
             nll -= float(logp[torch.arange(n), torch.tensor(chunk[1:])].sum())
             count += n
         return math.exp(nll / count)
 
     names = sorted(topics.topics)[:n_prompts]
-    prompts = [tok.apply_chat_template([{"role": "user", "content": f"Explain the Python topic '{n}' briefly."}])
-               for n in names]
+    prompts = [
+        tok.apply_chat_template([{"role": "user", "content": f"Explain the Python topic '{n}' briefly."}])
+        for n in names
+    ]
 
     def greedy(forward) -> list[list[int]]:
         cfg_e = LLMConfig(backend="torch-fp32", max_num_seqs=16, max_model_len=256, max_num_batched_tokens=512)
@@ -358,10 +412,12 @@ def quality(
         done = threading.Semaphore(0)
         params = SamplingParams(temperature=0.0, max_tokens=n_tokens, ignore_eos=True)
         for i, p in enumerate(prompts):
+
             def sink(c, i=i):
                 outs[i].extend(c.token_ids)
                 if c.finish_reason is not None:
                     done.release()
+
             eng.submit(eng.encode_prompt(p), params, sink)
         for _ in prompts:
             done.acquire()
@@ -395,8 +451,13 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="short run for CI")
     ap.add_argument("--check", action="store_true", help="exit 1 when a ratio target is missed or a peer is missing")
     ap.add_argument("--skip-quality", action="store_true")
-    ap.add_argument("--peers", nargs="*", choices=PEERS, default=list(PEERS),
-                    help="peers to measure (default all); a named peer that cannot run is a MISS")
+    ap.add_argument(
+        "--peers",
+        nargs="*",
+        choices=PEERS,
+        default=list(PEERS),
+        help="peers to measure (default all); a named peer that cannot run is a MISS",
+    )
     args = ap.parse_args()
     pp, tg = (128, 32) if args.quick else (512, 128)
     reps = 2 if args.quick else 5
@@ -464,16 +525,27 @@ def main() -> int:
         for who, res in peers.items():
             if res.get(key):
                 ratio = med(ours.get(key, [])) / med(res[key]) if who != "ours" else float("nan")
-                rows.append(["SmolLM2-135M Q4_1", who, res.get("backend", res.get("tool", "")), THREADS, label,
-                             cell(res[key]), "" if who == "ours" else f"{ratio:.2f}x"])
-    table = markdown_table(["model", "engine", "backend", "threads", "test", "t/s (median ± IQR/2)",
-                            "ours ÷ this"], rows)
+                rows.append(
+                    [
+                        "SmolLM2-135M Q4_1",
+                        who,
+                        res.get("backend", res.get("tool", "")),
+                        THREADS,
+                        label,
+                        cell(res[key]),
+                        "" if who == "ours" else f"{ratio:.2f}x",
+                    ]
+                )
+    table = markdown_table(
+        ["model", "engine", "backend", "threads", "test", "t/s (median ± IQR/2)", "ours ÷ this"], rows
+    )
     n_max = max(streams)
     ttft_rows = [[who, res.get("backend", res.get("tool", "")), n_max, cell(res[f"ttft_x{n_max}"], 1e3),
                   f"{1e3 * float(torch.tensor(res[f'ttft_x{n_max}']).quantile(0.95)):,.1f}"]
                  for who, res in peers.items() if res.get(f"ttft_x{n_max}")]  # fmt: skip
-    ttft_table = markdown_table(["engine", "backend", "concurrency", "TTFT ms (median ± IQR/2)", "TTFT p95 ms"],
-                                ttft_rows)
+    ttft_table = markdown_table(
+        ["engine", "backend", "concurrency", "TTFT ms (median ± IQR/2)", "TTFT p95 ms"], ttft_rows
+    )
     print(table)
     print("\n" + ttft_table)
     print(f"\n{machine_line(info)}")
@@ -485,19 +557,50 @@ def main() -> int:
         print(f"llama-bench reports: cpu_info {llama['cpu_info']!r}, backends {llama.get('backends')}, "
               f"commit {llama.get('build_commit')}")  # fmt: skip
     if vllm:
-        print(f"vLLM: {vllm.get('version')}; {vllm.get('config')}"
-              + (f"; TRUNCATED: {vllm['truncated']}" if vllm.get("truncated") else ""))
+        print(
+            f"vLLM: {vllm.get('version')}; {vllm.get('config')}"
+            + (f"; TRUNCATED: {vllm['truncated']}" if vllm.get("truncated") else "")
+        )
     rss_mb = ours["rss_bytes"] / 2**20
     print(f"\nengine process RSS after the run: {rss_mb:,.0f} MiB (KV cache {ours['kv_cache_bytes'] / 2**20:,.0f} MiB)")
     if qual:
-        print("\n" + markdown_table(
-            ["backend", "ppl fp32", "ppl backend", "Δ ppl", "greedy agreement (first 32)", "identical prompts",
-             "mean common prefix"],
-            [[args.backend, f"{qual['ppl_fp32']:.3f}", f"{qual['ppl_backend']:.3f}", f"{qual['ppl_increase']:+.2%}",
-              f"{qual['greedy_agreement']:.1%}", f"{qual['prompts_identical']}/{qual['n_prompts']}",
-              f"{qual['mean_common_prefix']:.1f}"]]))
-    payload = {"machine": info, "ours": ours, "llama_cpp": llama, "llama_batched": batched, "llama_build": build,
-               "transformers": hf, "vllm": vllm, "missing_peers": missing, "quality": qual, "quick": args.quick}
+        print(
+            "\n"
+            + markdown_table(
+                [
+                    "backend",
+                    "ppl fp32",
+                    "ppl backend",
+                    "Δ ppl",
+                    "greedy agreement (first 32)",
+                    "identical prompts",
+                    "mean common prefix",
+                ],
+                [
+                    [
+                        args.backend,
+                        f"{qual['ppl_fp32']:.3f}",
+                        f"{qual['ppl_backend']:.3f}",
+                        f"{qual['ppl_increase']:+.2%}",
+                        f"{qual['greedy_agreement']:.1%}",
+                        f"{qual['prompts_identical']}/{qual['n_prompts']}",
+                        f"{qual['mean_common_prefix']:.1f}",
+                    ]
+                ],
+            )
+        )
+    payload = {
+        "machine": info,
+        "ours": ours,
+        "llama_cpp": llama,
+        "llama_batched": batched,
+        "llama_build": build,
+        "transformers": hf,
+        "vllm": vllm,
+        "missing_peers": missing,
+        "quality": qual,
+        "quick": args.quick,
+    }
     write_json("llm_bench", payload)
     write_text("llm_bench.md", table + "\n\n" + ttft_table + "\n\n" + machine_line(info) + "\n")
     plot(ours, batched, streams)
@@ -509,14 +612,19 @@ def main() -> int:
         checks.append(("single-stream decode ≥ 1.0x llama.cpp", med(ours["tg_x1"]) / med(llama["tg_x1"]), 1.0))
         checks.append(("prefill ≥ 1.0x llama.cpp", med(ours["pp"]) / med(llama["pp"]), 1.0))
     if batched and batched.get(f"tg_x{n_max}"):
-        checks.append((f"{n_max} streams ≥ 2x llama.cpp batched",
-                       med(ours[f"tg_x{n_max}"]) / med(batched[f"tg_x{n_max}"]), 2.0))
+        checks.append(
+            (f"{n_max} streams ≥ 2x llama.cpp batched", med(ours[f"tg_x{n_max}"]) / med(batched[f"tg_x{n_max}"]), 2.0)
+        )
     if vllm:  # a key it did not reach in its time budget gives NaN: a MISS
         checks.append(("single-stream decode ≥ 1.0x vLLM", med(ours["tg_x1"]) / med(vllm.get("tg_x1")), 1.0))
-        checks.append((f"{n_max} streams ≥ 1.0x vLLM",
-                       med(ours[f"tg_x{n_max}"]) / med(vllm.get(f"tg_x{n_max}")), 1.0))
-        checks.append((f"TTFT at {n_max} streams ≤ vLLM's (value = vLLM / ours)",
-                       med(vllm.get(f"ttft_x{n_max}")) / med(ours[f"ttft_x{n_max}"]), 1.0))
+        checks.append((f"{n_max} streams ≥ 1.0x vLLM", med(ours[f"tg_x{n_max}"]) / med(vllm.get(f"tg_x{n_max}")), 1.0))
+        checks.append(
+            (
+                f"TTFT at {n_max} streams ≤ vLLM's (value = vLLM / ours)",
+                med(vllm.get(f"ttft_x{n_max}")) / med(ours[f"ttft_x{n_max}"]),
+                1.0,
+            )
+        )
     checks.append(("replica RSS ≤ 1.5 GB", 1.5e9 / ours["rss_bytes"], 1.0))
     if qual:
         checks.append(("perplexity increase vs fp32 ≤ +3% (value = -increase)", -qual["ppl_increase"], -0.03))

@@ -23,8 +23,8 @@ tables), PyTorch tensors, or the C++ packed bytes. Exported graphs are cached un
 
 Usage::
 
-    python bench/llm_candidates.py            # full run: ~6 min on 2 cores (+~1 min for the first export)
-    python bench/llm_candidates.py --quick    # ~3 min: 2 rounds, 8 decode tokens, no (c')
+    python -m bench.llm_candidates            # full run: ~6 min on 2 cores (+~1 min for the first export)
+    python -m bench.llm_candidates --quick    # ~3 min: 2 rounds, 8 decode tokens, no (c')
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import gc
 import hashlib
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,11 +43,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.report import machine, machine_line, markdown_table, spread, write_json
 
-from bench.report import machine, machine_line, markdown_table, spread, write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 PROMPT = [504, 3575, 282, 4649, 314, 7042, 30, 378, 3575, 282, 4521, 314, 11452, 28, 284, 260]
 PREFILL = 512
@@ -76,7 +73,9 @@ def ort_candidate(name: str, weights_desc: str, path: Path, threads: int) -> Can
 
     step = OrtLlamaStep(path, threads=threads)
     return Candidate(
-        name, weights_desc, weight_bytes(path),
+        name,
+        weights_desc,
+        weight_bytes(path),
         prefill=lambda ids: int(step.prefill_logits(ids)[-1].argmax()),
         decode=lambda t: int(step.step([t])[-1].argmax()),
     )
@@ -126,8 +125,14 @@ def step_candidate(name: str, weights_desc: str, nbytes: int, forward, cfg) -> C
 
     def prefill(ids: list[int]) -> int:
         n = len(ids)
-        batch = StepBatch(torch.tensor(ids), torch.arange(n), torch.empty(0, dtype=torch.long), [],
-                          [PrefillSegment(0, 0, n, 0)], torch.tensor([n - 1]))
+        batch = StepBatch(
+            torch.tensor(ids),
+            torch.arange(n),
+            torch.empty(0, dtype=torch.long),
+            [],
+            [PrefillSegment(0, 0, n, 0)],
+            torch.tensor([n - 1]),
+        )
         state["len"] = n
         return int(forward(batch, cache)[0].argmax())
 
@@ -163,8 +168,9 @@ def torch_candidates(weights) -> list[Candidate]:
     fp32 = LlamaModel(weights, fp32_linear)
     sizes = {k: v + 4 * cfg.hidden * (2 * cfg.n_layers + 1) for k, v in sizes.items()}  # norms
     return [
-        step_candidate("(d) PyTorch, aten._weight_int8pack_mm", "int8 per channel (weight-only)",
-                       sizes["int8"], int8.forward, cfg),
+        step_candidate(
+            "(d) PyTorch, aten._weight_int8pack_mm", "int8 per channel (weight-only)", sizes["int8"], int8.forward, cfg
+        ),
         step_candidate("(e) PyTorch fp32 (LlamaModel)", "fp32 (dequantized GGUF)", sizes["fp32"], fp32.forward, cfg),
     ]
 
@@ -176,8 +182,13 @@ def cpp_candidate(weights, threads: int) -> Candidate | None:
     if not llm_step.available():
         return None
     forward, _ = build_forward("cpu-int4", weights, threads)
-    return step_candidate("(f) ours C++ (cpu-int4)", "GGUF Q4_1 layers + Q8_0 head, as they are",
-                          forward.__self__.packed_bytes, forward, weights.config)
+    return step_candidate(
+        "(f) ours C++ (cpu-int4)",
+        "GGUF Q4_1 layers + Q8_0 head, as they are",
+        forward.__self__.packed_bytes,
+        forward,
+        weights.config,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -231,15 +242,31 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     cands: list[Candidate] = [
         ort_candidate("(a) ONNX Runtime fp32", "fp32", files["fp32"], args.threads),
-        ort_candidate("(b) ONNX Runtime int8 (quantize_dynamic)", "int8 per channel, uint8 act. per call",
-                      files["int8"], args.threads),
+        ort_candidate(
+            "(b) ONNX Runtime int8 (quantize_dynamic)",
+            "int8 per channel, uint8 act. per call",
+            files["int8"],
+            args.threads,
+        ),
     ]
     if "int4" in files:
-        cands.append(ort_candidate("(c) ONNX Runtime int4 MatMulNBits", "int4 block 32 (re-quantized), int8 head",
-                                   files["int4"], args.threads))
+        cands.append(
+            ort_candidate(
+                "(c) ONNX Runtime int4 MatMulNBits",
+                "int4 block 32 (re-quantized), int8 head",
+                files["int4"],
+                args.threads,
+            )
+        )
     if "gguf" in files:
-        cands.append(ort_candidate("(c') ONNX Runtime MatMulNBits, GGUF blocks", "GGUF Q4_1 / Q8_0 as they are",
-                                   files["gguf"], args.threads))
+        cands.append(
+            ort_candidate(
+                "(c') ONNX Runtime MatMulNBits, GGUF blocks",
+                "GGUF Q4_1 / Q8_0 as they are",
+                files["gguf"],
+                args.threads,
+            )
+        )
     cands += torch_candidates(weights)
     cpp = cpp_candidate(weights, args.threads)
     if cpp is not None:
@@ -255,8 +282,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for r in range(rounds):
         for c in cands:
             run_round(c, n_decode, record_tokens=r == 0)
-        print(f"  round {r + 1}/{rounds}: " + "; ".join(
-            f"{c.name.split(' ')[0]} {c.decode_tok_s[-1]:.1f}/{c.prefill_tok_s[-1]:.0f}" for c in cands), flush=True)
+        print(
+            f"  round {r + 1}/{rounds}: "
+            + "; ".join(f"{c.name.split(' ')[0]} {c.decode_tok_s[-1]:.1f}/{c.prefill_tok_s[-1]:.0f}" for c in cands),
+            flush=True,
+        )
 
     ref = next(c for c in cands if c.name.startswith("(e)")).tokens
     rows = []
@@ -264,11 +294,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         same = next((i for i, (a, b) in enumerate(zip(c.tokens, ref, strict=True)) if a != b), len(ref))
         dm, dh = spread(c.decode_tok_s)
         pm, ph = spread(c.prefill_tok_s)
-        rows.append([c.name, c.weights, f"{dm:.1f} ± {dh:.1f}", f"{pm:.0f} ± {ph:.0f}",
-                     f"{c.nbytes / 1e6:.0f}", f"{same}/{len(ref)}"])
+        rows.append(
+            [
+                c.name,
+                c.weights,
+                f"{dm:.1f} ± {dh:.1f}",
+                f"{pm:.0f} ± {ph:.0f}",
+                f"{c.nbytes / 1e6:.0f}",
+                f"{same}/{len(ref)}",
+            ]
+        )
     print(f"\n### CPU candidates, single stream, {args.threads} threads (median ± half IQR of {rounds} rounds)\n")
-    print(markdown_table(["candidate", "weights", "decode tok/s", f"prefill {PREFILL} tok/s", "MB of weights",
-                          "greedy = fp32 (first tokens)"], rows))
+    print(
+        markdown_table(
+            [
+                "candidate",
+                "weights",
+                "decode tok/s",
+                f"prefill {PREFILL} tok/s",
+                "MB of weights",
+                "greedy = fp32 (first tokens)",
+            ],
+            rows,
+        )
+    )
     for name, why in skipped.items():
         print(f"\nskipped {name}: {why}")
     payload = {
@@ -277,11 +326,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "decode_tokens": n_decode,
         "prefill_tokens": PREFILL,
         "candidates": [
-            {"name": c.name, "weights": c.weights, "weight_bytes": c.nbytes,
-             "decode_tok_s": c.decode_tok_s, "prefill_tok_s": c.prefill_tok_s,
-             "decode_tok_s_median": statistics.median(c.decode_tok_s),
-             "prefill_tok_s_median": statistics.median(c.prefill_tok_s),
-             "greedy_tokens": c.tokens}
+            {
+                "name": c.name,
+                "weights": c.weights,
+                "weight_bytes": c.nbytes,
+                "decode_tok_s": c.decode_tok_s,
+                "prefill_tok_s": c.prefill_tok_s,
+                "decode_tok_s_median": statistics.median(c.decode_tok_s),
+                "prefill_tok_s_median": statistics.median(c.prefill_tok_s),
+                "greedy_tokens": c.tokens,
+            }
             for c in cands
         ],
         "reference_tokens": ref,

@@ -5,7 +5,7 @@ to back (greedy, fixed output length); we report TTFT p50/p95, inter-token laten
 tokens/s, then run the identical workload against an ``LLMEngine`` in this process (the server
 stopped first, so both get the same 2 cores). The ratio is the serving overhead.
 
-    python bench/llm_serving.py [--quick]
+    python -m bench.llm_serving [--quick]
 """
 
 from __future__ import annotations
@@ -13,9 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,43 +21,13 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.report import RESULTS, machine, machine_line, markdown_table, write_json, write_text
-from server.client import generate_request
+from server.client import AsyncLLMClient, LLMClient
 from server.config import LLMConfig
+from server.launcher import start_server
 
 console = Console(stderr=True)
 PROMPTS = [f"Write a short note about topic number {i}:" for i in range(64)]
-
-
-def start_server(workdir: Path) -> tuple[subprocess.Popen, str]:
-    ready = workdir / "ready.json"
-    log = open(workdir / "server.log", "w")  # noqa: SIM115
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--train-if-missing", "--port", "0", "--metrics-port", "0",
-         "--ready-file", str(ready)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    deadline = time.monotonic() + 600
-    while not ready.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise SystemExit(f"server failed to start; see {workdir / 'server.log'}")
-        time.sleep(0.2)
-    return proc, json.loads(ready.read_text())["grpc"]
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    import signal
-
-    os.killpg(proc.pid, signal.SIGINT)
-    try:
-        proc.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-    subprocess.run([sys.executable, "-m", "ray.scripts.scripts", "stop", "--force"], capture_output=True)
 
 
 def summarize(target: str, conc: int, records: list[dict], wall: float) -> dict:
@@ -68,29 +35,27 @@ def summarize(target: str, conc: int, records: list[dict], wall: float) -> dict:
     itl = np.concatenate([r["itl"] for r in records]) if records else np.array([])
     tokens = sum(r["tokens"] for r in records)
     return {
-        "target": target, "concurrency": conc, "requests": len(records),
-        "ttft_p50_ms": float(np.percentile(ttft, 50) * 1e3), "ttft_p95_ms": float(np.percentile(ttft, 95) * 1e3),
+        "target": target,
+        "concurrency": conc,
+        "requests": len(records),
+        "ttft_p50_ms": float(np.percentile(ttft, 50) * 1e3),
+        "ttft_p95_ms": float(np.percentile(ttft, 95) * 1e3),
         "itl_p95_ms": float(np.percentile(itl, 95) * 1e3) if itl.size else float("nan"),
         "tokens_per_s": tokens / wall,
     }
 
 
 async def grpc_load(address: str, conc: int, per_client: int, max_tokens: int) -> dict:
-    import grpc
-
-    from server.gen.stackserve.v1 import llm_pb2_grpc
-
     records: list[dict] = []
-    async with grpc.aio.insecure_channel(address) as ch:
-        stub = llm_pb2_grpc.LLMServiceStub(ch)
+    async with AsyncLLMClient(address) as llm:
 
         async def client(c: int) -> None:
             for j in range(per_client):
-                req = generate_request(PROMPTS[(c * per_client + j) % len(PROMPTS)], "", max_tokens=max_tokens,
-                                       temperature=0.0, ignore_eos=True)
+                prompt = PROMPTS[(c * per_client + j) % len(PROMPTS)]
                 t0 = time.perf_counter()
                 arrivals: list[tuple[float, int]] = []
-                async for msg in stub.Generate(req, timeout=300):
+                stream = llm.generate(prompt, timeout=300, max_tokens=max_tokens, temperature=0.0, ignore_eos=True)
+                async for msg in stream:
                     if msg.token_ids:
                         arrivals.append((time.perf_counter(), len(msg.token_ids)))
                 records.append(_record(t0, arrivals))
@@ -144,17 +109,13 @@ def main() -> int:
     results = []
     with tempfile.TemporaryDirectory() as d:
         console.print("starting the server (Ray + gateway + LLM app) ...")
-        proc, address = start_server(Path(d))
-        try:
-            from server.client import LLMClient
-
-            with LLMClient(address) as c:
+        # stopped on leaving the block, its Ray processes with it, so the in-process run gets every core
+        with start_server(["--train-if-missing"], workdir=Path(d), ready_timeout=600) as server:
+            with LLMClient(server.address) as c:
                 c.wait_ready(600)
             for conc in concs:
                 console.print(f"gRPC concurrency {conc}")
-                results.append(asyncio.run(grpc_load(address, conc, per_client[conc], max_tokens)))
-        finally:
-            stop_server(proc)
+                results.append(asyncio.run(grpc_load(server.address, conc, per_client[conc], max_tokens)))
     from server.llm.engine import LLMEngine
 
     cfg = LLMConfig()
@@ -170,16 +131,37 @@ def main() -> int:
     rows = []
     for r in sorted(results, key=lambda r: (r["concurrency"], r["target"])):
         b = base[r["concurrency"]]
-        rows.append([r["target"], r["concurrency"], r["requests"], f"{r['ttft_p50_ms']:.1f}", f"{r['ttft_p95_ms']:.1f}",
-                     f"{r['itl_p95_ms']:.1f}", f"{r['tokens_per_s']:.1f}",
-                     f"{r['tokens_per_s'] / b['tokens_per_s']:.2f}x"])
-    table = markdown_table(["target", "concurrency", "requests", "TTFT p50 ms", "TTFT p95 ms", "ITL p95 ms",
-                            "output tok/s", "tok/s vs in-process"], rows)
+        rows.append(
+            [
+                r["target"],
+                r["concurrency"],
+                r["requests"],
+                f"{r['ttft_p50_ms']:.1f}",
+                f"{r['ttft_p95_ms']:.1f}",
+                f"{r['itl_p95_ms']:.1f}",
+                f"{r['tokens_per_s']:.1f}",
+                f"{r['tokens_per_s'] / b['tokens_per_s']:.2f}x",
+            ]
+        )
+    table = markdown_table(
+        [
+            "target",
+            "concurrency",
+            "requests",
+            "TTFT p50 ms",
+            "TTFT p95 ms",
+            "ITL p95 ms",
+            "output tok/s",
+            "tok/s vs in-process",
+        ],
+        rows,
+    )
     print(machine_line())
     print(f"backend {cfg.backend}, {max_tokens} output tokens per request, greedy\n")
     print(table)
-    write_json("llm_serving", {"machine": machine(), "backend": cfg.backend, "max_tokens": max_tokens,
-                               "results": results})
+    write_json(
+        "llm_serving", {"machine": machine(), "backend": cfg.backend, "max_tokens": max_tokens, "results": results}
+    )
     write_text("llm_serving.md", table + "\n")
     try:
         import matplotlib

@@ -15,11 +15,12 @@ from the same run, and the bandwidth the Triton kernel achieved (bytes it must r
 median time). Each call includes its Python launch cost, as eager serving pays it. Results go to
 ``bench/results/llm_triton_gpu.json``.
 
-Usage::
+Usage, from the repository root (it imports ``kernels.triton`` and ``bench.report``, so the GPU machine
+needs the checkout, ``kernels/`` and ``bench/`` at least, not just this file)::
 
-    python bench/llm_triton_gpu.py               # CUDA: checks + timings (under a minute on an H100)
-    python bench/llm_triton_gpu.py --check-only  # CUDA: correctness only (the gpu unit test runs this)
-    python bench/llm_triton_gpu.py --smoke       # CPU: tiny shapes in the Triton interpreter; tests
+    python -m bench.llm_triton_gpu               # CUDA: checks + timings (under a minute on an H100)
+    python -m bench.llm_triton_gpu --check-only  # CUDA: correctness only (the gpu unit test runs this)
+    python -m bench.llm_triton_gpu --smoke       # CPU: tiny shapes in the Triton interpreter; tests
                                                  # this script itself, timings meaningless, no JSON
 
 Without CUDA (and without ``--smoke``) it prints why and exits 0.
@@ -200,9 +201,7 @@ def run_checks(kt: Any, device: str, linears: dict[str, tuple[int, int]], m_valu
     return checks
 
 
-def run_timings(
-    kt: Any, device: str, linears: dict[str, tuple[int, int]], m_values: tuple[int, ...]
-) -> list[Row]:
+def run_timings(kt: Any, device: str, linears: dict[str, tuple[int, int]], m_values: tuple[int, ...]) -> list[Row]:
     import torch
     import torch.nn.functional as F
 
@@ -284,8 +283,6 @@ def main(argv: list[str] | None = None) -> int:
         print("llm_triton_gpu: no CUDA device here, nothing to measure (the Triton kernels need a GPU; "
               "CPU correctness runs in tests/unit/test_triton_kernels.py). Skipped.")  # fmt: skip
         return 0
-    if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
-        sys.path.insert(0, str(ROOT))
     import triton
 
     import kernels.triton as kt

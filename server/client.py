@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import grpc
 import numpy as np
@@ -23,6 +23,8 @@ from server.gen.stackserve.v1 import llm_pb2_grpc as llm_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+ANOMALY_SERVICE = "stackserve.v1.AnomalyService"
+LLM_SERVICE = "stackserve.v1.LLMService"
 
 
 @dataclass(slots=True)
@@ -88,15 +90,39 @@ def _options(max_message_bytes: int) -> list[tuple[str, int]]:
     ]
 
 
-class AnomalyClient:
-    """Blocking client. ``with AnomalyClient(addr) as c: c.score(X)``."""
+def _metadata(request_id: str | None) -> tuple[tuple[str, str], ...] | None:
+    """``x-request-id`` (the server logs it and echoes it back), or no metadata."""
+    return (("x-request-id", request_id),) if request_id else None
+
+
+def _health_request(service: str) -> health_pb2.HealthCheckRequest:
+    return health_pb2.HealthCheckRequest(service=service)
+
+
+def _status_name(response: health_pb2.HealthCheckResponse) -> str:
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+
+
+class _Client:
+    """What every client has: one channel to ``address`` (message size limits both ways), the
+    service's stub and the health stub on it. Subclasses name the stub and the channel kind."""
+
+    _stub_class: ClassVar[Callable[[Any], Any]]
+    _channel_class: ClassVar[Callable[..., Any]]
 
     def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
-        self.channel = grpc.insecure_channel(address, options=_options(max_message_bytes))
-        self.stub = pb_grpc.AnomalyServiceStub(self.channel)
+        self.address = address
+        self.channel = self._channel_class(address, options=_options(max_message_bytes))
+        self.stub = self._stub_class(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
 
-    def __enter__(self) -> AnomalyClient:
+
+class _SyncClient(_Client):
+    """Blocking channel; ``with Client(addr) as c:`` closes it."""
+
+    _channel_class = staticmethod(grpc.insecure_channel)
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -104,6 +130,36 @@ class AnomalyClient:
 
     def close(self) -> None:
         self.channel.close()
+
+    def _health(self, service: str, timeout: float) -> str:
+        return _status_name(self.health_stub.Check(_health_request(service), timeout=timeout))
+
+    def _wait_ready(self, service: str, timeout: float, what: str) -> None:
+        wait_serving(lambda: self._health(service, timeout=2.0), timeout, what)
+
+
+class _AsyncClient(_Client):
+    """asyncio channel; ``async with Client(addr) as c:`` closes it."""
+
+    _channel_class = staticmethod(grpc.aio.insecure_channel)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def _health(self, service: str, timeout: float) -> str:
+        return _status_name(await self.health_stub.Check(_health_request(service), timeout=timeout))
+
+
+class AnomalyClient(_SyncClient):
+    """Blocking client. ``with AnomalyClient(addr) as c: c.score(X)``."""
+
+    _stub_class = pb_grpc.AnomalyServiceStub
 
     def score(
         self,
@@ -113,9 +169,8 @@ class AnomalyClient:
         timeout: float | None = 30.0,
         request_id: str | None = None,
     ) -> Scores:
-        metadata = (("x-request-id", request_id),) if request_id else None
         return Scores.from_proto(
-            self.stub.Score(score_request(X, model, entity_keys), timeout=timeout, metadata=metadata)
+            self.stub.Score(score_request(X, model, entity_keys), timeout=timeout, metadata=_metadata(request_id))
         )
 
     def score_stream(
@@ -134,30 +189,17 @@ class AnomalyClient:
         return self.stub.GetRollout(pb.GetRolloutRequest(), timeout=timeout)
 
     def health(self, service: str = "", timeout: float = 5.0) -> str:
-        resp = self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+        return self._health(service, timeout)
 
-    def wait_ready(self, timeout: float = 120.0, service: str = "stackserve.v1.AnomalyService") -> None:
+    def wait_ready(self, timeout: float = 120.0, service: str = ANOMALY_SERVICE) -> None:
         """Block until health reports SERVING (polls with a deadline, no fixed sleeps)."""
-        wait_serving(lambda: self.health(service, timeout=2.0), timeout, "server")
+        self._wait_ready(service, timeout, "server")
 
 
-class AsyncAnomalyClient:
+class AsyncAnomalyClient(_AsyncClient):
     """asyncio client: ``async with AsyncAnomalyClient(addr) as c: await c.score(X)``."""
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
-        self.channel = grpc.aio.insecure_channel(address, options=_options(max_message_bytes))
-        self.stub = pb_grpc.AnomalyServiceStub(self.channel)
-        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
-
-    async def __aenter__(self) -> AsyncAnomalyClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self.channel.close()
+    _stub_class = pb_grpc.AnomalyServiceStub
 
     async def score(
         self, X: np.ndarray, model: str = "", entity_keys: Sequence[str] | None = None, timeout: float | None = 30.0
@@ -181,8 +223,7 @@ class AsyncAnomalyClient:
         return await self.stub.GetRollout(pb.GetRolloutRequest(), timeout=timeout)
 
     async def health(self, service: str = "", timeout: float = 5.0) -> str:
-        resp = await self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+        return await self._health(service, timeout)
 
 
 # ----- LLM ------------------------------------------------------------------------
@@ -208,9 +249,7 @@ def sampling_options(**sampling: Any) -> llm_pb.SamplingOptions:
     return opts
 
 
-def generate_request(
-    prompt: str | Sequence[int], model: str = "", **sampling: Any
-) -> llm_pb.GenerateRequest:
+def generate_request(prompt: str | Sequence[int], model: str = "", **sampling: Any) -> llm_pb.GenerateRequest:
     """A text prompt, or a sequence of token ids."""
     req = llm_pb.GenerateRequest(model=model, sampling=sampling_options(**sampling))
     if isinstance(prompt, str):
@@ -236,85 +275,71 @@ def chat_request(messages: Messages, model: str = "", **sampling: Any) -> llm_pb
     return llm_pb.ChatRequest(messages=out, model=model, sampling=sampling_options(**sampling))
 
 
-def _metadata(request_id: str | None) -> tuple[tuple[str, str], ...] | None:
-    return (("x-request-id", request_id),) if request_id else None
-
-
-class LLMClient:
+class LLMClient(_SyncClient):
     """Blocking LLM client. ``for r in c.generate("Hi", max_tokens=16): print(r.text, end="")``.
 
     Streams are gRPC response iterators: ``cancel()`` on the returned object (or dropping it)
     cancels the call, which aborts generation on the server.
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
-        self.channel = grpc.insecure_channel(address, options=_options(max_message_bytes))
-        self.stub = llm_grpc.LLMServiceStub(self.channel)
-        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
-
-    def __enter__(self) -> LLMClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self.channel.close()
+    _stub_class = llm_grpc.LLMServiceStub
 
     def generate(
-        self, prompt: str | Sequence[int], model: str = "", timeout: float | None = None,
-        request_id: str | None = None, **sampling: Any,
+        self,
+        prompt: str | Sequence[int],
+        model: str = "",
+        timeout: float | None = None,
+        request_id: str | None = None,
+        **sampling: Any,
     ) -> Iterator[llm_pb.GenerateResponse]:
         return self.stub.Generate(
             generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
 
     def chat(
-        self, messages: Messages, model: str = "", timeout: float | None = None,
-        request_id: str | None = None, **sampling: Any,
+        self,
+        messages: Messages,
+        model: str = "",
+        timeout: float | None = None,
+        request_id: str | None = None,
+        **sampling: Any,
     ) -> Iterator[llm_pb.GenerateResponse]:
         return self.stub.Chat(
             chat_request(messages, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
 
     def complete(
-        self, prompt: str | Sequence[int], model: str = "", timeout: float | None = None,
-        request_id: str | None = None, **sampling: Any,
+        self,
+        prompt: str | Sequence[int],
+        model: str = "",
+        timeout: float | None = None,
+        request_id: str | None = None,
+        **sampling: Any,
     ) -> llm_pb.CompleteResponse:
         return self.stub.Complete(
             generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
 
     def health(self, timeout: float = 5.0) -> str:
-        resp = self.health_stub.Check(health_pb2.HealthCheckRequest(service="stackserve.v1.LLMService"),
-                                      timeout=timeout)
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+        return self._health(LLM_SERVICE, timeout)
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Block until LLMService reports SERVING (the model is loaded)."""
-        wait_serving(lambda: self.health(timeout=2.0), timeout, "LLMService")
+        self._wait_ready(LLM_SERVICE, timeout, "LLMService")
 
 
-class AsyncLLMClient:
+class AsyncLLMClient(_AsyncClient):
     """asyncio LLM client: ``async for r in c.generate("Hi", max_tokens=16): ...``."""
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
-        self.channel = grpc.aio.insecure_channel(address, options=_options(max_message_bytes))
-        self.stub = llm_grpc.LLMServiceStub(self.channel)
-        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
-
-    async def __aenter__(self) -> AsyncLLMClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        await self.channel.close()
+    _stub_class = llm_grpc.LLMServiceStub
 
     def generate(
-        self, prompt: str | Sequence[int], model: str = "", timeout: float | None = None,
-        request_id: str | None = None, **sampling: Any,
+        self,
+        prompt: str | Sequence[int],
+        model: str = "",
+        timeout: float | None = None,
+        request_id: str | None = None,
+        **sampling: Any,
     ) -> grpc.aio.UnaryStreamCall:
         """The call: iterate it (``async for``), or ``cancel()`` it."""
         return self.stub.Generate(
@@ -322,23 +347,28 @@ class AsyncLLMClient:
         )
 
     def chat(
-        self, messages: Messages, model: str = "", timeout: float | None = None,
-        request_id: str | None = None, **sampling: Any,
+        self,
+        messages: Messages,
+        model: str = "",
+        timeout: float | None = None,
+        request_id: str | None = None,
+        **sampling: Any,
     ) -> grpc.aio.UnaryStreamCall:
         return self.stub.Chat(
             chat_request(messages, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
 
     async def complete(
-        self, prompt: str | Sequence[int], model: str = "", timeout: float | None = None,
-        request_id: str | None = None, **sampling: Any,
+        self,
+        prompt: str | Sequence[int],
+        model: str = "",
+        timeout: float | None = None,
+        request_id: str | None = None,
+        **sampling: Any,
     ) -> llm_pb.CompleteResponse:
         return await self.stub.Complete(
             generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
 
     async def health(self, timeout: float = 5.0) -> str:
-        resp = await self.health_stub.Check(
-            health_pb2.HealthCheckRequest(service="stackserve.v1.LLMService"), timeout=timeout
-        )
-        return health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+        return await self._health(LLM_SERVICE, timeout)

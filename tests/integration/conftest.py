@@ -9,29 +9,14 @@ the config default where it is built on this machine, else ``torch-fp32``.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-import time
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import pytest
 
-from tests.conftest import free_port
-
-
-@dataclass
-class RunningServer:
-    address: str
-    metrics_url: str
-    process: subprocess.Popen
-    log_path: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+from server.launcher import RunningServer, ServerStartError, free_port, start_server
 
 
 def llm_test_backend() -> str:
@@ -58,15 +43,9 @@ LLM_TEST_CONFIG = {"max_num_seqs": 4, "max_model_len": 512, "max_waiting": 2, "s
 
 
 @pytest.fixture(scope="session")
-def server(trained, settings, tmp_path_factory) -> RunningServer:
-    tmp = tmp_path_factory.mktemp("server")
-    ready = tmp / "ready.json"
-    log_path = tmp / "server.log"
-    ray_grpc_port = free_port()
+def server(trained, settings, tmp_path_factory) -> Iterator[RunningServer]:
     env = {
-        **os.environ,
         "STACKSERVE_DATA_DIR": str(settings.data_dir),
-        "RAY_USAGE_STATS_ENABLED": "0",
         "STACKSERVE__DRIFT__INTERVAL_S": "0.5",  # drift recomputed often enough to observe in a test
         "STACKSERVE__RAY__HTTP_PROXY_PORT": str(free_port()),
         # a shadow rollout on the Ray path (test_rollout.py): the champion version as its own challenger,
@@ -79,33 +58,18 @@ def server(trained, settings, tmp_path_factory) -> RunningServer:
         "STACKSERVE__LLM__BACKEND": llm_test_backend(),
         **{f"STACKSERVE__LLM__{k.upper()}": str(v) for k, v in LLM_TEST_CONFIG.items()},
     }
-    cmd = [
-        sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0",
-        "--ready-file", str(ready), "--ray-grpc-port", str(ray_grpc_port),
-    ]
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    deadline = time.monotonic() + 240
-    while not ready.exists():
-        if proc.poll() is not None:
-            pytest.fail(f"server exited with {proc.returncode}:\n{log_path.read_text()[-5000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"server not ready in 240s:\n{log_path.read_text()[-5000:]}")
-        time.sleep(0.2)
-    info = json.loads(ready.read_text())
-    running = RunningServer(info["grpc"], info["metrics"], proc, log_path)
-    running.ray_grpc_address = f"127.0.0.1:{ray_grpc_port}"  # type: ignore[attr-defined]
+    running = start_or_fail(
+        workdir=tmp_path_factory.mktemp("server"), env=env, ray_grpc_port=free_port(), ready_timeout=240
+    )
     yield running
-    code = stop_gracefully(proc, "server")
-    assert code == 0, f"server exited with {code}:\n{log_path.read_text()[-3000:]}"
+    code = running.stop(timeout=60)  # SIGTERM, as a supervisor stops the server
+    killed = " (killed: not stopped within 60s of SIGTERM)" if code == -signal.SIGKILL else ""
+    assert code == 0, f"server exited with {code}{killed}:\n{running.log_tail(3000)}"
 
 
-def stop_gracefully(proc: subprocess.Popen, what: str, timeout: float = 60) -> int:
-    """SIGTERM, as a supervisor stops the server; its exit code, or a test failure if it hangs."""
-    proc.send_signal(signal.SIGTERM)
+def start_or_fail(args: Sequence[str] = (), **kwargs: Any) -> RunningServer:
+    """``server.launcher.start_server``, a test failure (with the server's log) when it does not start."""
     try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        pytest.fail(f"{what} did not stop within {timeout}s of SIGTERM")
+        return start_server(args, **kwargs)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))

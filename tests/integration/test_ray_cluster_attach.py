@@ -24,8 +24,8 @@ import numpy as np
 import pytest
 
 from server.client import AnomalyClient
-from tests.conftest import free_port
-from tests.integration.conftest import stop_gracefully
+from server.launcher import free_port
+from tests.integration.conftest import start_or_fail
 
 pytestmark = pytest.mark.integration
 
@@ -53,8 +53,9 @@ def _port_open(port: int) -> bool:
 
 
 def _applications(dashboard: str, token: str) -> dict:
-    request = urllib.request.Request(f"{dashboard}/api/serve/applications/",
-                                     headers={"Authorization": f"Bearer {token}"})
+    request = urllib.request.Request(
+        f"{dashboard}/api/serve/applications/", headers={"Authorization": f"Bearer {token}"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=5) as r:
             return json.load(r).get("applications", {})
@@ -84,10 +85,23 @@ def cluster(trained, settings, tmp_path_factory):
     log = tmp / "head.log"
     with open(log, "w") as out:
         head = subprocess.Popen(
-            [str(BIN / "ray"), "start", "--head", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=true",
-             f"--dashboard-port={dash}", "--dashboard-host=127.0.0.1", f"--ray-client-server-port={free_port()}",
-             "--disable-usage-stats", "--block"],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(BIN / "ray"),
+                "start",
+                "--head",
+                f"--port={gcs}",
+                "--num-cpus=2",
+                "--include-dashboard=true",
+                f"--dashboard-port={dash}",
+                "--dashboard-host=127.0.0.1",
+                f"--ray-client-server-port={free_port()}",
+                "--disable-usage-stats",
+                "--block",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     dashboard = f"http://127.0.0.1:{dash}"
     try:
@@ -102,11 +116,20 @@ def cluster(trained, settings, tmp_path_factory):
             return done.returncode == 0
 
         _poll("serve deploy accepted", deployed, 240, head, attempts)
-        _poll("anomaly app RUNNING",
-              lambda: _applications(dashboard, token.read_text()).get("anomaly", {}).get("status") == "RUNNING",
-              180, head, log)
-        yield {"address": f"127.0.0.1:{gcs}", "dashboard": dashboard, "env": env, "tmp": tmp,
-               "token": token.read_text()}
+        _poll(
+            "anomaly app RUNNING",
+            lambda: _applications(dashboard, token.read_text()).get("anomaly", {}).get("status") == "RUNNING",
+            180,
+            head,
+            log,
+        )
+        yield {
+            "address": f"127.0.0.1:{gcs}",
+            "dashboard": dashboard,
+            "env": env,
+            "tmp": tmp,
+            "token": token.read_text(),
+        }
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         try:
@@ -136,27 +159,17 @@ def _snapshot(cluster: dict) -> dict:
 def test_gateway_serves_the_deployed_app_as_is_and_leaves_it_running(cluster, trained, how):
     before = _snapshot(cluster)
     assert before["autoscaling"] == 16  # the config file's, not the gateway's default
-    tmp: Path = cluster["tmp"]
-    ready, log = tmp / f"ready-{len(how)}.json", tmp / f"gateway-{len(how)}.log"
-    env = dict(cluster["env"])
-    if how == "RAY_ADDRESS":
-        env["RAY_ADDRESS"] = cluster["address"]
-    else:
-        env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0",
-           "--ready-file", str(ready)]
-    with open(log, "w") as out:
-        gateway = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    # the cluster's environment (its auth token), RAY_ADDRESS set or taken away
+    env = {**cluster["env"], "RAY_ADDRESS": cluster["address"] if how == "RAY_ADDRESS" else None}
+    gateway = start_or_fail(workdir=cluster["tmp"], name=f"gateway-{len(how)}", env=env, ready_timeout=180)
     try:
-        _poll("gateway ready", ready.exists, 180, gateway, log)
-        address = json.loads(ready.read_text())["grpc"]
         X = np.ones((3, 9), dtype=np.float32)
-        with AnomalyClient(address) as client:
+        with AnomalyClient(gateway.address) as client:
             scores = client.score(X, model="shuttle-rf")
         assert scores.scores.shape == (3,) and scores.version == trained["shuttle-rf"].version
     finally:
-        code = stop_gracefully(gateway, "gateway")
-    assert code == 0, log.read_text()[-3000:]
-    assert "already deployed on the cluster as it is" in log.read_text()
+        code = gateway.stop()
+    assert code == 0, f"gateway exited with {code}:\n{gateway.log_tail(3000)}"
+    assert "already deployed on the cluster as it is" in gateway.log()
     after = _snapshot(cluster)
     assert after == before  # not redeployed, not deleted, autoscaling untouched

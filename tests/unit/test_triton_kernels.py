@@ -456,7 +456,7 @@ def test_gpu_kernels_match_reference_on_model_shapes() -> None:
     """Compiled (not interpreted) kernels on the GPU: the benchmark's correctness pass, no timing."""
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "llm_triton_gpu.py"), "--check-only"], cwd=ROOT, env=env, check=True,
+        [sys.executable, "-m", "bench.llm_triton_gpu", "--check-only"], cwd=ROOT, env=env, check=True,
         timeout=600,
     )  # fmt: skip
 
