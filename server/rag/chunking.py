@@ -1,0 +1,113 @@
+"""Semantic chunking: sentences grouped where the topic holds, cut where it turns.
+
+A section's text is split into units (prose sentences; a code block or an indented example stays
+one unit, since cutting code mid-block makes a chunk no question can be answered from). Each unit is
+embedded together with its neighbours (a window smooths one-line digressions); the cosine distance
+between neighbouring windows rises where the topic changes, and the chunker cuts at the distances
+above a percentile of the section's own distances (so a uniform section is not shredded and a
+varied one is not left whole). Size bounds in embedder tokens come last: a chunk below
+``min_tokens`` merges into its neighbour, and a unit above ``max_tokens`` is split by lines/words.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+# end of a sentence: . ! ? (optionally closing quote/bracket), whitespace, then a capital, quote or bracket
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[A-Z\"'(\[`*])")
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkingConfig:
+    min_tokens: int = 40
+    max_tokens: int = 220  # under the embedder's 256 with room for the title prefix
+    percentile: float = 80.0  # cut where the neighbour distance is above this percentile of the section's
+    window: int = 1  # units on each side embedded with a unit
+
+
+def split_units(text: str) -> list[str]:
+    """Paragraphs → sentences; indented blocks (code, examples) and list items stay whole."""
+    units: list[str] = []
+    for para in re.split(r"\n\s*\n", text):
+        if not para.strip():
+            continue
+        lines = para.splitlines()
+        if all(ln.startswith((" ", "\t")) for ln in lines if ln.strip()) and _looks_like_code(para):
+            units.append(para.rstrip())
+            continue
+        flat = " ".join(ln.strip() for ln in lines if ln.strip())
+        units += [s.strip() for s in _SENTENCE_END.split(flat) if s.strip()]
+    return units
+
+
+def _looks_like_code(block: str) -> bool:
+    return bool(re.search(r"(>>>|[=(){}\[\]:]\s*$|^\s+(def|class|for|if|import|return)\b)", block, re.M))
+
+
+def _split_long(unit: str, max_tokens: int, count: Callable[[list[str]], list[int]]) -> list[str]:
+    """A unit over the bound, cut at line breaks, else at words, into pieces within it."""
+    if count([unit])[0] <= max_tokens:
+        return [unit]
+    parts = unit.splitlines() if "\n" in unit else unit.split(" ")
+    sep = "\n" if "\n" in unit else " "
+    sizes = count(parts)
+    pieces, cur, size = [], [], 0
+    for part, n in zip(parts, sizes, strict=True):
+        if cur and size + n > max_tokens:
+            pieces.append(sep.join(cur))
+            cur, size = [], 0
+        cur.append(part)
+        size += n
+    if cur:
+        pieces.append(sep.join(cur))
+    # a single line still over the bound: fall back to words
+    out = []
+    for p in pieces:
+        out += _split_long(p, max_tokens, count) if sep == "\n" and count([p])[0] > max_tokens else [p]
+    return out
+
+
+def breakpoints(embeddings: np.ndarray, percentile: float) -> list[int]:
+    """Indices i where a chunk should start (distance between unit windows i-1 and i above the
+    percentile of all neighbour distances). Empty for fewer than three units."""
+    n = len(embeddings)
+    if n < 3:
+        return []
+    dist = 1.0 - np.sum(embeddings[:-1] * embeddings[1:], axis=1)
+    threshold = np.percentile(dist, percentile)
+    return [i + 1 for i, d in enumerate(dist) if d > threshold]
+
+
+def chunk_units(
+    units: list[str],
+    embed: Callable[[list[str]], np.ndarray],
+    count: Callable[[list[str]], list[int]],
+    cfg: ChunkingConfig = ChunkingConfig(),
+) -> list[str]:
+    """Group ``units`` into chunks: semantic cuts, then the size bounds."""
+    pieces = [p for u in units for p in _split_long(u, cfg.max_tokens, count)]
+    if not pieces:
+        return []
+    w = cfg.window
+    windows = [" ".join(pieces[max(0, i - w) : i + w + 1]) for i in range(len(pieces))]
+    cuts = set(breakpoints(embed(windows), cfg.percentile)) if len(pieces) > 2 else set()
+    sizes = count(pieces)
+    groups: list[list[int]] = [[]]
+    size = 0
+    for i, n in enumerate(sizes):
+        if groups[-1] and (size + n > cfg.max_tokens or (i in cuts and size >= cfg.min_tokens)):
+            groups.append([])
+            size = 0
+        groups[-1].append(i)
+        size += n
+    # a trailing group below the minimum joins the previous one when the two fit
+    if len(groups) > 1 and sum(sizes[i] for i in groups[-1]) < cfg.min_tokens:
+        merged = groups[-2] + groups[-1]
+        if sum(sizes[i] for i in merged) <= cfg.max_tokens:
+            groups[-2:] = [merged]
+    return ["\n".join(pieces[i] for i in g) if any("\n" in pieces[i] for i in g)
+            else " ".join(pieces[i] for i in g) for g in groups]

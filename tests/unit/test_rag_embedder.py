@@ -1,0 +1,87 @@
+"""Our MiniLM forward against sentence-transformers (the reference), and the chunker's contracts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from server.rag.chunking import ChunkingConfig, breakpoints, chunk_units, split_units
+from server.rag.embedder import Embedder, cosine_floor, model_dir
+
+
+@pytest.fixture(scope="module")
+def embedder():
+    return Embedder()
+
+
+@pytest.fixture(scope="module")
+def corpus_texts():
+    from pydoc_data.topics import topics
+
+    texts = [t[:1500] for t in list(topics.values())[:40]]  # long ones are truncated to 256 tokens
+    return [*texts, "", "a", "for", "How do I stop a loop early?", "ünïcödé — and emoji 🐍"]
+
+
+def test_matches_sentence_transformers(embedder, corpus_texts):
+    from sentence_transformers import SentenceTransformer  # the dev extra's reference
+
+    st_model = SentenceTransformer(str(model_dir()), device="cpu")
+    want = st_model.encode(corpus_texts, normalize_embeddings=True, batch_size=16)
+    got = embedder.encode(corpus_texts, batch_size=16)
+    assert got.shape == (len(corpus_texts), 384) and got.dtype == np.float32
+    assert cosine_floor(got, want) >= 0.9999
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_batching_does_not_change_results(embedder, corpus_texts):
+    whole = embedder.encode(corpus_texts, batch_size=64)
+    one_by_one = np.vstack([embedder.encode([t]) for t in corpus_texts])
+    small_batches = Embedder(max_batch_tokens=300).encode(corpus_texts, batch_size=7)
+    assert cosine_floor(whole, one_by_one) >= 0.99999 and cosine_floor(whole, small_batches) >= 0.99999
+
+
+def test_edge_inputs(embedder):
+    assert embedder.encode([]).shape == (0, 384)
+    with pytest.raises(TypeError):
+        embedder.encode("not a list")
+    assert np.isfinite(embedder.encode([""])).all()
+
+
+def test_split_units_keeps_code_blocks_whole():
+    text = ("The loop runs. It stops on break! Does it? Yes.\n\n"
+            "   for i in range(3):\n       print(i)\n\n"
+            "After the block. Done.")
+    units = split_units(text)
+    assert units == ["The loop runs.", "It stops on break!", "Does it?", "Yes.",
+                     "   for i in range(3):\n       print(i)", "After the block.", "Done."]
+
+
+def test_breakpoints_cut_where_topics_change():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=384), rng.normal(size=384)
+    rows = [a + 0.1 * rng.normal(size=384) for _ in range(6)] + [b + 0.1 * rng.normal(size=384) for _ in range(6)]
+    emb = np.array(rows) / np.linalg.norm(rows, axis=1, keepdims=True)
+    assert breakpoints(emb, 90.0) == [6]
+    assert breakpoints(emb[:2], 90.0) == []
+
+
+def _count(texts: list[str]) -> list[int]:
+    return [len(t.split()) + 2 for t in texts]
+
+
+def _embed(texts: list[str]) -> np.ndarray:
+    rng = np.random.default_rng(len(texts))
+    v = rng.normal(size=(len(texts), 8))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+@given(st.lists(st.text(alphabet="abc xyz", min_size=0, max_size=400), max_size=30),
+       st.integers(5, 30), st.integers(40, 120))
+@settings(max_examples=100, deadline=None)
+def test_chunks_respect_the_size_bounds_and_lose_no_words(units, lo, hi):
+    cfg = ChunkingConfig(min_tokens=lo, max_tokens=hi)
+    chunks = chunk_units(units, _embed, _count, cfg)
+    assert all(_count([c])[0] <= hi + 2 for c in chunks)  # +2: our stand-in counts specials per text
+    assert " ".join(" ".join(units).split()) == " ".join(" ".join(chunks).split())
