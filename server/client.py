@@ -20,11 +20,14 @@ from server.gen.stackserve.v1 import anomaly_pb2 as pb
 from server.gen.stackserve.v1 import anomaly_pb2_grpc as pb_grpc
 from server.gen.stackserve.v1 import llm_pb2 as llm_pb
 from server.gen.stackserve.v1 import llm_pb2_grpc as llm_grpc
+from server.gen.stackserve.v1 import retriever_pb2 as rpb
+from server.gen.stackserve.v1 import retriever_pb2_grpc as r_grpc
 
 DEFAULT_ADDRESS = "127.0.0.1:50051"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 ANOMALY_SERVICE = "stackserve.v1.AnomalyService"
 LLM_SERVICE = "stackserve.v1.LLMService"
+RETRIEVER_SERVICE = "stackserve.v1.RetrieverService"
 
 
 @dataclass(slots=True)
@@ -372,3 +375,46 @@ class AsyncLLMClient(_AsyncClient):
 
     async def health(self, timeout: float = 5.0) -> str:
         return await self._health(LLM_SERVICE, timeout)
+
+
+def search_request(query: str, k: int = 5, equals: Mapping[str, str] | None = None,
+                   any_of: Mapping[str, Sequence[str]] | None = None,
+                   ranges: Mapping[str, tuple[float | None, float | None]] | None = None) -> rpb.SearchRequest:
+    """A SearchRequest; ``ranges`` maps a number field to (gte, lte), None for an open end."""
+    f = rpb.ChunkFilter(equals=dict(equals or {}),
+                        any_of={k_: rpb.StringList(values=list(v)) for k_, v in (any_of or {}).items()})
+    for name, (lo, hi) in (ranges or {}).items():
+        r = f.range[name]
+        if lo is not None:
+            r.gte = lo
+        if hi is not None:
+            r.lte = hi
+    return rpb.SearchRequest(query=query, k=k, filter=f)
+
+
+class RetrieverClient(_SyncClient):
+    """Blocking client for RetrieverService: ``search`` and a streamed ``ingest``."""
+
+    _stub_class = r_grpc.RetrieverServiceStub
+
+    def search(self, query: str, k: int = 5, timeout: float | None = 30.0, **filters: Any) -> rpb.SearchResponse:
+        return self.stub.Search(search_request(query, k, **filters), timeout=timeout)
+
+    def ingest(self, documents: Iterable[rpb.Document], timeout: float | None = 600.0) -> rpb.IngestReport:
+        return self.stub.Ingest(iter(documents), timeout=timeout)
+
+    def health(self, timeout: float = 5.0) -> str:
+        return self._health(RETRIEVER_SERVICE, timeout)
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        self._wait_ready(RETRIEVER_SERVICE, timeout, "RetrieverService")
+
+
+class AsyncRetrieverClient(_AsyncClient):
+    _stub_class = r_grpc.RetrieverServiceStub
+
+    async def search(self, query: str, k: int = 5, timeout: float | None = 30.0, **filters: Any) -> rpb.SearchResponse:
+        return await self.stub.Search(search_request(query, k, **filters), timeout=timeout)
+
+    async def ingest(self, documents: Iterable[rpb.Document], timeout: float | None = 600.0) -> rpb.IngestReport:
+        return await self.stub.Ingest(iter(documents), timeout=timeout)

@@ -252,6 +252,7 @@ class LLMConfig(_Section):
 class RagConfig(_Section):
     """Retrieval for chat (server/rag): ingestion, chunking, the index."""
 
+    enabled: bool = Field(True, description="serve RetrieverService (loads the embedder at start, ~90 MB)")
     store_dir: Path | None = Field(None, description="default: data_dir/rag (generations of chunks + index)")
     chunk_min_tokens: int = Field(40, gt=0, description="smaller chunks merge into a neighbour")
     chunk_max_tokens: int = Field(220, gt=0, le=250, description="embedder tokens; the model reads at most 256")

@@ -21,6 +21,7 @@ from server.gateway.anomaly_endpoint import LocalAnomalyEndpoint, RayAnomalyEndp
 from server.gateway.llm_endpoint import LocalLLMEndpoint, RayLLMEndpoint
 from server.gateway.server import Gateway, start_gateway
 from server.llm.serving import EngineInfo
+from server.rag.engine import RagEngine
 
 log = logging.getLogger("stackserve.runtime")
 
@@ -238,6 +239,11 @@ def local_llm_endpoint(settings: Settings) -> LocalLLMEndpoint:
     return LocalLLMEndpoint(LLMEngine(settings.llm).start(), settings.llm.model_name)
 
 
+def rag_engine(settings: Settings) -> RagEngine | None:
+    """Retrieval runs in the gateway process (the index is in memory; embedding a query is ~ms)."""
+    return RagEngine(settings) if settings.rag.enabled else None
+
+
 @asynccontextmanager
 async def running_server(settings: Settings, use_ray: bool = True) -> AsyncIterator[Gateway]:
     """Everything up for the duration of the block; torn down cleanly on exit."""
@@ -249,7 +255,7 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
                 llm = await asyncio.to_thread(local_llm_endpoint, settings)
             except Exception as exc:
                 log.error("the LLM engine failed to start: %s", exc)
-        gateway = await start_gateway(settings, local_anomaly_endpoint(settings), llm)
+        gateway = await start_gateway(settings, local_anomaly_endpoint(settings), llm, rag_engine(settings))
         try:
             yield gateway
         finally:
@@ -257,7 +263,7 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
         return
     endpoint = _LateRayAnomalyEndpoint()
     llm_endpoint = _LateRayLLMEndpoint() if settings.llm.enabled else None
-    gateway = await start_gateway(settings, endpoint, llm_endpoint)
+    gateway = await start_gateway(settings, endpoint, llm_endpoint, rag_engine(settings))
     attachment = RayAttachment(owns_cluster=False)
     try:
         attachment = await asyncio.to_thread(connect_ray, settings)

@@ -18,14 +18,17 @@ from server.gateway.anomaly_service import AnomalyService
 from server.gateway.interceptors.observability import ObservabilityInterceptor
 from server.gateway.llm_endpoint import LLMEndpoint
 from server.gateway.llm_service import LLMService
-from server.gen.stackserve.v1 import anomaly_pb2, llm_pb2
+from server.gateway.retriever_service import RetrieverService
+from server.gen.stackserve.v1 import anomaly_pb2, llm_pb2, retriever_pb2
 from server.observability.logs import ACCESS, log_event
 from server.observability.metrics import serve_metrics
 from server.protocol.registration import add_service
+from server.rag.engine import RagEngine
 
 log = logging.getLogger("stackserve.gateway")
 ANOMALY_SERVICE = anomaly_pb2.DESCRIPTOR.services_by_name["AnomalyService"]
 LLM_SERVICE = llm_pb2.DESCRIPTOR.services_by_name["LLMService"]
+RETRIEVER_SERVICE = retriever_pb2.DESCRIPTOR.services_by_name["RetrieverService"]
 
 
 @dataclass(slots=True)
@@ -43,10 +46,12 @@ class Gateway:
     llm: LLMService | None = None
     llm_warmup_task: asyncio.Task | None = None  # ends SERVING, or logged as failed: never raises
     llm_stats_task: asyncio.Task | None = None
+    retriever: RetrieverService | None = None
+    retriever_warmup_task: asyncio.Task | None = None
 
     async def wait_ready(self, timeout: float) -> None:
         """Until every service has finished warming up (the LLM's may end NOT_SERVING: see its log)."""
-        tasks = [t for t in (self.warmup_task, self.llm_warmup_task) if t is not None]
+        tasks = [t for t in (self.warmup_task, self.llm_warmup_task, self.retriever_warmup_task) if t is not None]
         await asyncio.wait_for(asyncio.shield(asyncio.gather(*tasks)), timeout)
 
     async def stop(self, grace: float = 5.0) -> None:
@@ -55,7 +60,7 @@ class Gateway:
         self.warmup_task.cancel()
         self.drift_task.cancel()
         self.rollout_task.cancel()
-        for task in (self.llm_warmup_task, self.llm_stats_task):
+        for task in (self.llm_warmup_task, self.llm_stats_task, self.retriever_warmup_task):
             if task is not None:
                 task.cancel()
         await self.server.stop(grace)
@@ -122,13 +127,26 @@ async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer, timeo
               max_model_len=info.max_model_len)
 
 
+async def _warm_up_retriever(engine: RagEngine, health: health_aio.HealthServicer) -> None:
+    """Load the embedder and the store, then report RetrieverService SERVING (logged on failure)."""
+    try:
+        await engine.start()
+    except Exception as exc:
+        log.error("the retriever failed to start; RetrieverService stays NOT_SERVING: %s", exc)
+        return
+    await health.set(RETRIEVER_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
+    log_event("stackserve.gateway", "retriever ready", chunks=engine.retriever.size if engine.retriever else 0)
+
+
 async def start_gateway(
-    settings: Settings, endpoint: AnomalyEndpoint, llm_endpoint: LLMEndpoint | None = None
+    settings: Settings, endpoint: AnomalyEndpoint, llm_endpoint: LLMEndpoint | None = None,
+    rag: RagEngine | None = None,
 ) -> Gateway:
     """Start the gateway; health says NOT_SERVING until the endpoint's models are loaded.
 
     LLMService is served when ``llm_endpoint`` is given (the runtime passes one when
-    ``llm.enabled``); without it the service is not registered (UNIMPLEMENTED).
+    ``llm.enabled``), RetrieverService when ``rag`` is; a service not given is not registered
+    (UNIMPLEMENTED).
     """
     cfg = settings.gateway
     options = [
@@ -148,6 +166,10 @@ async def start_gateway(
     if llm is not None:
         add_service(server, LLM_SERVICE, llm)
         services.append(LLM_SERVICE.full_name)
+    retriever = RetrieverService(rag) if rag is not None else None
+    if retriever is not None:
+        add_service(server, RETRIEVER_SERVICE, retriever)
+        services.append(RETRIEVER_SERVICE.full_name)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for service in ("", *services):
@@ -167,10 +189,11 @@ async def start_gateway(
     if llm is not None:
         llm_warmup = asyncio.create_task(_warm_up_llm(llm, health, cfg.warmup_timeout_s))
         llm_stats = asyncio.create_task(llm.run_stats_loop())
+    rag_warmup = asyncio.create_task(_warm_up_retriever(rag, health)) if rag is not None else None
     log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
     return Gateway(
         server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift, rollout,
-        llm, llm_warmup, llm_stats,
+        llm, llm_warmup, llm_stats, retriever, rag_warmup,
     )
 
 

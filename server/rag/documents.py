@@ -54,22 +54,32 @@ def pydoc_corpus() -> list[Document]:
     return docs
 
 
+FORMATS = ("txt", "md", "rst", "html")
+
+
+def parse_text(source: str, text: str, fmt: str = "txt", title: str = "", tags: tuple[str, ...] = ()) -> Document:
+    """A document from raw text in one of ``FORMATS`` (sections found the format's way)."""
+    if fmt == "md":
+        sections = _markdown_sections(text)
+    elif fmt == "rst":
+        sections = _rst_sections(text)
+    elif fmt == "html":
+        sections = _html_sections(text)
+    elif fmt == "txt":
+        sections = [Section("", text)]
+    else:
+        raise UnsupportedFileError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    sections = [s for s in sections if s.text.strip()]
+    title = title or next((s.title for s in sections if s.title), Path(source).stem or source)
+    return Document(source, title, sections, tags or (fmt,))
+
+
 def load_file(path: Path) -> Document:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
         raise UnsupportedFileError(f"{path}: {suffix or 'no extension'} is not one of {', '.join(SUPPORTED)}")
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if suffix == ".md":
-        sections = _markdown_sections(text)
-    elif suffix == ".rst":
-        sections = _rst_sections(text)
-    elif suffix in (".html", ".htm"):
-        sections = _html_sections(text)
-    else:
-        sections = [Section("", text)]
-    sections = [s for s in sections if s.text.strip()]
-    title = next((s.title for s in sections if s.title), path.stem)
-    return Document(str(path), title, sections, (suffix.lstrip("."),))
+    fmt = "html" if suffix == ".htm" else suffix.lstrip(".")
+    return parse_text(str(path), path.read_text(encoding="utf-8", errors="replace"), fmt)
 
 
 def load_paths(paths: list[Path]) -> list[Document]:

@@ -1,0 +1,64 @@
+"""The retrieval workload behind async calls: what the gateway's RetrieverService delegates to.
+
+Embedding and search are CPU work that releases the GIL (torch, FAISS), so they run in worker
+threads and the event loop keeps serving other calls. Ingests are serialised (one writer per
+store; each ends in a new store generation) and swap the in-memory snapshot only once the new
+generation is saved, so a search during an ingest sees the old store whole, never half of the new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from server.config import Settings
+from server.rag.documents import Document
+from server.rag.embedder import Embedder
+from server.rag.filters import ChunkFilter
+from server.rag.ingest import IngestReport, ingest
+from server.rag.retriever import Hit, Retriever
+from server.rag.store import RetrievalStore
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    hits: list[Hit]
+    embed_s: float
+    search_s: float
+
+
+class RagEngine:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = RetrievalStore(settings.rag_store_dir)
+        self.retriever: Retriever | None = None
+        self._ingest_lock = asyncio.Lock()
+
+    async def start(self) -> RagEngine:
+        """Load the embedder and the store's current generation (seconds: off the event loop)."""
+        self.retriever = await asyncio.to_thread(Retriever, self.store, Embedder())
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self.retriever is not None
+
+    def _search(self, query: str, k: int, where: ChunkFilter | None) -> SearchResult:
+        assert self.retriever is not None
+        t0 = time.perf_counter()
+        q = self.retriever.embedder.encode([query])
+        t1 = time.perf_counter()
+        hits = self.retriever.search_vectors(q, k, where)[0]
+        return SearchResult(hits, t1 - t0, time.perf_counter() - t1)
+
+    async def search(self, query: str, k: int, where: ChunkFilter | None = None) -> SearchResult:
+        return await asyncio.to_thread(self._search, query, k, where)
+
+    async def ingest(self, documents: list[Document]) -> IngestReport:
+        assert self.retriever is not None
+        retriever = self.retriever
+        async with self._ingest_lock:
+            report = await asyncio.to_thread(ingest, documents, self.store, retriever.embedder, self.settings.rag)
+            await asyncio.to_thread(retriever.reload)
+        return report
