@@ -18,6 +18,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
 from server.gen.stackserve.v1 import anomaly_pb2_grpc as pb_grpc
+from server.gen.stackserve.v1 import chat_pb2 as chat_pb
+from server.gen.stackserve.v1 import chat_pb2_grpc as chat_grpc
 from server.gen.stackserve.v1 import llm_pb2 as llm_pb
 from server.gen.stackserve.v1 import llm_pb2_grpc as llm_grpc
 from server.gen.stackserve.v1 import retriever_pb2 as rpb
@@ -28,6 +30,7 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 ANOMALY_SERVICE = "stackserve.v1.AnomalyService"
 LLM_SERVICE = "stackserve.v1.LLMService"
 RETRIEVER_SERVICE = "stackserve.v1.RetrieverService"
+CHAT_SERVICE = "stackserve.v1.ChatService"
 
 
 @dataclass(slots=True)
@@ -418,3 +421,32 @@ class AsyncRetrieverClient(_AsyncClient):
 
     async def ingest(self, documents: Iterable[rpb.Document], timeout: float | None = 600.0) -> rpb.IngestReport:
         return await self.stub.Ingest(iter(documents), timeout=timeout)
+
+
+def ask_request(question: str, k: int = 0, max_tokens: int = 0, **filters: Any) -> chat_pb.AskRequest:
+    f = search_request("", **filters).filter
+    return chat_pb.AskRequest(question=question, k=k, max_tokens=max_tokens, filter=f)
+
+
+class ChatClient(_SyncClient):
+    """Blocking client for ChatService: ``ask`` yields draft pieces, then the final message."""
+
+    _stub_class = chat_grpc.ChatServiceStub
+
+    def ask(self, question: str, k: int = 0, max_tokens: int = 0, timeout: float | None = 120.0,
+            **filters: Any) -> Iterator[chat_pb.AskResponse]:
+        yield from self.stub.Ask(ask_request(question, k, max_tokens, **filters), timeout=timeout)
+
+    def health(self, timeout: float = 5.0) -> str:
+        return self._health(CHAT_SERVICE, timeout)
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        self._wait_ready(CHAT_SERVICE, timeout, "ChatService")
+
+
+class AsyncChatClient(_AsyncClient):
+    _stub_class = chat_grpc.ChatServiceStub
+
+    def ask(self, question: str, k: int = 0, max_tokens: int = 0, timeout: float | None = 120.0,
+            **filters: Any) -> AsyncIterator[chat_pb.AskResponse]:
+        return self.stub.Ask(ask_request(question, k, max_tokens, **filters), timeout=timeout)

@@ -94,7 +94,7 @@ def _outcome_error(piece: Piece) -> ServingError:
     return ServingError(grpc.StatusCode.INTERNAL, f"generation failed: {piece.error or reason}")
 
 
-def _map_endpoint_error(exc: BaseException) -> ServingError:
+def endpoint_error_status(exc: BaseException) -> ServingError:
     """By type: the endpoints hand over the engine's own exceptions and ours for Ray's refusals."""
     if isinstance(exc, LLMRequestError):
         return errors.invalid(exc.field, exc.reason)
@@ -221,7 +221,7 @@ class LLMService:
                 except StopAsyncIteration:
                     break
                 except Exception as exc:
-                    err = _map_endpoint_error(exc)
+                    err = endpoint_error_status(exc)
                     outcome = {grpc.StatusCode.RESOURCE_EXHAUSTED: "rejected",
                                grpc.StatusCode.INVALID_ARGUMENT: ""}.get(err.code, "error")
                     raise err from None

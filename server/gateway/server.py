@@ -15,20 +15,24 @@ from grpc_reflection.v1alpha import reflection
 from server.config import Settings
 from server.gateway.anomaly_endpoint import AnomalyEndpoint
 from server.gateway.anomaly_service import AnomalyService
+from server.gateway.chat_service import ChatService
 from server.gateway.interceptors.observability import ObservabilityInterceptor
 from server.gateway.llm_endpoint import LLMEndpoint
 from server.gateway.llm_service import LLMService
 from server.gateway.retriever_service import RetrieverService
-from server.gen.stackserve.v1 import anomaly_pb2, llm_pb2, retriever_pb2
+from server.gen.stackserve.v1 import anomaly_pb2, chat_pb2, llm_pb2, retriever_pb2
+from server.guardrails.input_rails import InputRails
 from server.observability.logs import ACCESS, log_event
 from server.observability.metrics import serve_metrics
 from server.protocol.registration import add_service
+from server.rag.chat import ChatPipeline
 from server.rag.engine import RagEngine
 
 log = logging.getLogger("stackserve.gateway")
 ANOMALY_SERVICE = anomaly_pb2.DESCRIPTOR.services_by_name["AnomalyService"]
 LLM_SERVICE = llm_pb2.DESCRIPTOR.services_by_name["LLMService"]
 RETRIEVER_SERVICE = retriever_pb2.DESCRIPTOR.services_by_name["RetrieverService"]
+CHAT_SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
 
 
 @dataclass(slots=True)
@@ -48,6 +52,7 @@ class Gateway:
     llm_stats_task: asyncio.Task | None = None
     retriever: RetrieverService | None = None
     retriever_warmup_task: asyncio.Task | None = None
+    chat_task: asyncio.Task | None = None  # sets ChatService SERVING; not awaited by wait_ready
 
     async def wait_ready(self, timeout: float) -> None:
         """Until every service has finished warming up (the LLM's may end NOT_SERVING: see its log)."""
@@ -60,7 +65,7 @@ class Gateway:
         self.warmup_task.cancel()
         self.drift_task.cancel()
         self.rollout_task.cancel()
-        for task in (self.llm_warmup_task, self.llm_stats_task, self.retriever_warmup_task):
+        for task in (self.llm_warmup_task, self.llm_stats_task, self.retriever_warmup_task, self.chat_task):
             if task is not None:
                 task.cancel()
         await self.server.stop(grace)
@@ -127,8 +132,33 @@ async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer, timeo
               max_model_len=info.max_model_len)
 
 
-async def _warm_up_retriever(engine: RagEngine, health: health_aio.HealthServicer) -> None:
-    """Load the embedder and the store, then report RetrieverService SERVING (logged on failure)."""
+class _ChatWiring:
+    """The chat pipeline once its parts are up: retrieval (embedder + store), the input rails
+    (exemplars embedded once), and the LLM (its info loaded)."""
+
+    def __init__(self, rag: RagEngine, llm: LLMService | None) -> None:
+        self.rag = rag
+        self.llm = llm
+        self.pipeline: ChatPipeline | None = None
+
+    def __call__(self) -> ChatPipeline | None:
+        if self.pipeline is not None and self.llm is not None and self.llm.ready:
+            return self.pipeline
+        return None
+
+    async def start(self) -> None:
+        if self.llm is None or self.rag.retriever is None:
+            return
+        embed = self.rag.retriever.embedder.encode
+        rails = await asyncio.to_thread(InputRails, embed)
+        llm = self.llm
+        self.pipeline = ChatPipeline(self.rag, rails, llm.endpoint.generate,
+                                     lambda: llm.info.max_model_len if llm.info is not None else 512)
+
+
+async def _warm_up_retriever(engine: RagEngine, chat: _ChatWiring, health: health_aio.HealthServicer) -> None:
+    """Load the embedder and the store, then report RetrieverService SERVING (logged on failure);
+    then the chat rails, and ChatService SERVING once the LLM is too."""
     try:
         await engine.start()
     except Exception as exc:
@@ -136,6 +166,23 @@ async def _warm_up_retriever(engine: RagEngine, health: health_aio.HealthService
         return
     await health.set(RETRIEVER_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
     log_event("stackserve.gateway", "retriever ready", chunks=engine.retriever.size if engine.retriever else 0)
+    if chat.llm is None:
+        return
+    try:
+        await chat.start()
+    except Exception as exc:
+        log.error("the chat guardrails failed to load; ChatService stays NOT_SERVING: %s", exc)
+
+
+async def _chat_serving(chat: _ChatWiring, retriever_warmup: asyncio.Task, health: health_aio.HealthServicer) -> None:
+    """ChatService SERVING once retrieval, its rails and the LLM are all up (not part of
+    ``wait_ready``: an LLM that never loads leaves chat NOT_SERVING, the rest serving)."""
+    await asyncio.shield(retriever_warmup)
+    while chat() is None:
+        if chat.pipeline is None or getattr(chat.llm.endpoint if chat.llm else None, "failed", None) is not None:
+            return
+        await asyncio.sleep(0.5)
+    await health.set(CHAT_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
 
 
 async def start_gateway(
@@ -167,9 +214,13 @@ async def start_gateway(
         add_service(server, LLM_SERVICE, llm)
         services.append(LLM_SERVICE.full_name)
     retriever = RetrieverService(rag) if rag is not None else None
+    chat = _ChatWiring(rag, llm) if rag is not None else None
     if retriever is not None:
         add_service(server, RETRIEVER_SERVICE, retriever)
         services.append(RETRIEVER_SERVICE.full_name)
+    if chat is not None and llm is not None:
+        add_service(server, CHAT_SERVICE, ChatService(chat))
+        services.append(CHAT_SERVICE.full_name)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for service in ("", *services):
@@ -189,11 +240,15 @@ async def start_gateway(
     if llm is not None:
         llm_warmup = asyncio.create_task(_warm_up_llm(llm, health, cfg.warmup_timeout_s))
         llm_stats = asyncio.create_task(llm.run_stats_loop())
-    rag_warmup = asyncio.create_task(_warm_up_retriever(rag, health)) if rag is not None else None
+    rag_warmup = chat_task = None
+    if rag is not None and chat is not None:
+        rag_warmup = asyncio.create_task(_warm_up_retriever(rag, chat, health))
+        if llm is not None:
+            chat_task = asyncio.create_task(_chat_serving(chat, rag_warmup, health))
     log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
     return Gateway(
         server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift, rollout,
-        llm, llm_warmup, llm_stats, retriever, rag_warmup,
+        llm, llm_warmup, llm_stats, retriever, rag_warmup, chat_task,
     )
 
 

@@ -110,6 +110,19 @@ LLM_BATCH_SIZE = Histogram(
 )
 
 
+GUARDRAIL_VERDICTS = Counter(
+    "stackserve_guardrail_verdicts_total",
+    "guardrail decisions (server/guardrails): rail, action, reason code, shadow mode",
+    ["rail", "action", "reason", "shadow"],
+)
+GUARDRAIL_SECONDS = Histogram(
+    "stackserve_guardrail_duration_seconds", "time each rail took per request", ["rail"], buckets=LATENCY_BUCKETS
+)
+CHAT_OUTCOMES = Counter(
+    "stackserve_chat_answers_total", "ChatService answers: answered | extractive | abstained | refused", ["outcome"]
+)
+
+
 def serve_metrics(host: str, port: int) -> tuple[object, int]:
     """Start the /metrics HTTP endpoint; returns (server, bound port) so port 0 works."""
     server, _thread = start_http_server(port, addr=host)

@@ -9,7 +9,7 @@ import grpc
 import pytest
 
 from server.client import chat_request, generate_request, sampling_options
-from server.gateway.llm_service import _map_endpoint_error
+from server.gateway.llm_service import endpoint_error_status
 from server.gateway.ray_errors import ReplicaBusyError, ReplicaLostError, from_ray
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.llm.errors import ContextLengthError, EngineStoppedError, WaitingQueueFullError
@@ -197,7 +197,7 @@ def test_ray_errors_cross_as_types_and_map_to_status_codes(make, code, field):
     """The Ray endpoint translates (from_ray); the service maps types, never names in strings."""
     exc = from_ray(make())
     assert not type(exc).__module__.startswith("ray"), type(exc)
-    err = _map_endpoint_error(exc)
+    err = endpoint_error_status(exc)
     assert (err.code, err.field) == (code, field)
 
 

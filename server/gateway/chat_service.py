@@ -1,0 +1,75 @@
+"""ChatService: parse (server/protocol/chat_validation.py), run the chat pipeline
+(server/rag/chat.py), stream its draft and the final message. Verdict counts and per-rail latency
+go to Prometheus (``stackserve_guardrail_*``)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from server.gateway.llm_service import endpoint_error_status
+from server.gateway.request_context import current_request_id, new_request_id
+from server.gen.stackserve.v1 import chat_pb2 as pb
+from server.observability import metrics
+from server.protocol import errors
+from server.protocol.chat_validation import parse_ask
+from server.rag.chat import AskOutcome, ChatPipeline, GenerationFailedError
+from server.rag.retriever import EmptyStoreError
+
+DEADLINE_MARGIN_S = 0.05
+
+
+def _final(o: AskOutcome) -> pb.AskResponse:
+    ms = {k: v * 1e3 for k, v in o.timings.items()}
+    return pb.AskResponse(
+        final=True, answer=o.answer, outcome=o.outcome, prompt_version=o.prompt_version,
+        citations=[pb.Citation(chunk_id=h.chunk.id, source=h.chunk.source, section=h.chunk.section, score=h.score)
+                   for h in o.citations],
+        verdicts=[pb.GuardrailVerdict(rail=v.rail, action=v.action.value, reason=v.reason, score=v.score,
+                                      ms=v.seconds * 1e3, shadow=v.shadow) for v in o.verdicts],
+        timings=pb.Timings(embed_ms=ms.get("embed", 0), search_ms=ms.get("search", 0), guard_ms=ms.get("guard", 0),
+                           prefill_ms=ms.get("prefill", 0), decode_ms=ms.get("decode", 0), total_ms=ms.get("total", 0)),
+    )
+
+
+class ChatService:
+    def __init__(self, pipeline_ready: Any) -> None:
+        """``pipeline_ready``: a callable returning the ChatPipeline once retrieval and the LLM are up,
+        else None."""
+        self._pipeline = pipeline_ready
+        self._seq = itertools.count()
+
+    async def Ask(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.AskResponse]:
+        outcome = AskOutcome()
+        try:
+            pipeline: ChatPipeline | None = self._pipeline()
+            if pipeline is None:
+                raise errors.unavailable("retrieval or the LLM is still loading; retry shortly")
+            params = parse_ask(request)
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= DEADLINE_MARGIN_S:
+                raise errors.deadline("the deadline passed before the question was read")
+            timeout = None if remaining is None else remaining - DEADLINE_MARGIN_S
+            rid = f"{current_request_id() or new_request_id()}.ask{next(self._seq)}"  # unique in the engine
+            try:
+                async for text in pipeline.ask(params.question, params.k, params.where, params.max_tokens, rid,
+                                               timeout, outcome):
+                    yield pb.AskResponse(text=text)
+            except EmptyStoreError as exc:
+                raise errors.ServingError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+            except GenerationFailedError as exc:
+                raise errors.unavailable(str(exc)) from None
+            except errors.ServingError:
+                raise
+            except Exception as exc:
+                raise endpoint_error_status(exc) from exc
+        except errors.ServingError as err:
+            await errors.abort(context, err)
+        for v in outcome.verdicts:
+            metrics.GUARDRAIL_VERDICTS.labels(v.rail, v.action.value, v.reason, str(v.shadow).lower()).inc()
+            metrics.GUARDRAIL_SECONDS.labels(v.rail).observe(v.seconds)
+        metrics.CHAT_OUTCOMES.labels(outcome.outcome).inc()
+        yield _final(outcome)

@@ -1,0 +1,207 @@
+"""Chat over the retrieved sources: retrieve → input rails → prompt template → LLM stream → output
+rails → an answer with citations, or an abstention, or a refusal. No gRPC here (the ChatService
+servicer translates); the LLM is reached through the gateway's LLM endpoint, like any client call.
+
+Order and overlap: the input rails (embedding the message's windows) and retrieval (embedding the
+question, searching) run concurrently in worker threads, so the rails add little to time to first
+token; a blocked message never reaches the model. Retrieved chunks pass the chunk rail (hidden
+instructions are dropped). Weak evidence (best retrieval score below ``min_evidence``) abstains
+without generating. The draft streams as it is decoded, checked for toxicity at every token
+boundary; once complete it must be grounded in the sources, else the answer is the extractive
+fallback: the source sentences closest to the question, cited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from server.guardrails.input_rails import InputRails
+from server.guardrails.output_rails import GroundingConfig, StreamingToxicity, grounding, split_sentences
+from server.guardrails.verdict import Action, Verdict
+from server.llm.outputs import FinishReason
+from server.llm.params import SamplingParams
+from server.llm.serving import LLMJob, Piece
+from server.rag.engine import RagEngine
+from server.rag.filters import ChunkFilter
+from server.rag.retriever import Hit
+
+PROMPTS = Path(__file__).with_name("prompts")
+PROMPT_VERSION = "answer_v1"
+ABSTAIN = "Not in the provided sources."
+REFUSE = "I can't help with that request."
+
+# generate(job, timeout_s, request_id) -> pieces: the gateway's LLM endpoint
+Generate = Callable[[LLMJob, float | None, str], AsyncIterator[Piece]]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatConfig:
+    k: int = 4
+    max_tokens: int = 96
+    min_evidence: float = 0.35  # best retrieval cosine below this: abstain without generating
+    extractive_sentences: int = 2
+    toxicity_threshold: float = 0.9
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
+
+
+@dataclass(slots=True)
+class AskOutcome:
+    """The last message's content."""
+
+    answer: str = ""
+    outcome: str = ""  # answered | extractive | abstained | refused
+    citations: list[Hit] = field(default_factory=list)
+    verdicts: list[Verdict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # seconds: embed, search, guard, prefill, decode, total
+    prompt_version: str = PROMPT_VERSION
+
+
+def render_prompt(question: str, hits: list[Hit], version: str = PROMPT_VERSION) -> tuple[str, str]:
+    """(system, user) messages from the versioned template file."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(PROMPTS), autoescape=False,
+                             undefined=jinja2.StrictUndefined)
+    sources = [{"n": i + 1, "title": h.chunk.title, "section": h.chunk.section, "text": h.chunk.text}
+               for i, h in enumerate(hits)]
+    rendered = json.loads(env.get_template(f"{version}.jinja").render(question=question, sources=sources))
+    return rendered["system"], rendered["user"]
+
+
+def extractive_answer(question_vec: np.ndarray, hits: list[Hit], embed: Callable[[list[str]], np.ndarray],
+                      n: int) -> tuple[str, list[Hit]]:
+    """The ``n`` source sentences closest to the question (in source order), and the chunks cited."""
+    sentences = [(h, s) for h in hits for s in split_sentences(h.chunk.text)]
+    if not sentences:
+        return ABSTAIN, []
+    sims = embed([s for _, s in sentences]) @ question_vec
+    best = sorted(np.argsort(-sims)[:n])
+    cited: list[Hit] = []
+    for i in best:
+        if sentences[i][0] not in cited:
+            cited.append(sentences[i][0])
+    return " ".join(sentences[i][1] for i in best), cited
+
+
+class GenerationFailedError(RuntimeError):
+    """The LLM ended the draft with a failure (deadline, engine stopped, failed step)."""
+
+
+CHARS_PER_TOKEN = 3.0  # conservative for English and code with this BPE (measured ~3.6 on the corpus)
+PROMPT_OVERHEAD_TOKENS = 96  # template text and chat markup around the sources
+
+
+def fit_sources(hits: list[Hit], context_tokens: int, max_tokens: int, question: str) -> list[Hit]:
+    """The best-ranked sources whose text fits the model's context beside the question and the
+    answer; the last one kept may be cut short. The gateway cannot tokenize for a remote engine, so
+    the budget is in characters at a conservative rate."""
+    budget = int((context_tokens - max_tokens - PROMPT_OVERHEAD_TOKENS) * CHARS_PER_TOKEN) - len(question)
+    kept: list[Hit] = []
+    for h in hits:
+        if budget <= 200:
+            break
+        text = h.chunk.text
+        if len(text) > budget:
+            text = text[:budget].rsplit(" ", 1)[0]
+            h = Hit(dataclasses.replace(h.chunk, text=text), h.score)
+        kept.append(h)
+        budget -= len(text) + 40
+    return kept
+
+
+class ChatPipeline:
+    def __init__(self, rag: RagEngine, rails: InputRails, generate: Generate, context_tokens: Callable[[], int],
+                 cfg: ChatConfig = ChatConfig()) -> None:
+        self.rag = rag
+        self.rails = rails
+        self.generate = generate
+        self.context_tokens = context_tokens  # the served model's context length (EngineInfo.max_model_len)
+        self.cfg = cfg
+
+    @property
+    def embed(self) -> Callable[[list[str]], np.ndarray]:
+        assert self.rag.retriever is not None
+        return self.rag.retriever.embedder.encode
+
+    async def ask(self, question: str, k: int | None, where: ChunkFilter | None, max_tokens: int | None,
+                  request_id: str, timeout_s: float | None, outcome: AskOutcome) -> AsyncIterator[str]:
+        """Yield draft text pieces; fills ``outcome`` (read it once the iterator ends)."""
+        t0 = time.perf_counter()
+        k = k or self.cfg.k
+        guard = asyncio.to_thread(self.rails.check_message, question)
+        search = self.rag.search(question, k, where)
+        (clean_question, verdicts), result = await asyncio.gather(guard, search)
+        outcome.verdicts += verdicts
+        outcome.timings.update(embed=result.embed_s, search=result.search_s,
+                               guard=sum(v.seconds for v in verdicts))
+        if any(v.blocks for v in verdicts):
+            outcome.answer, outcome.outcome = REFUSE, "refused"
+            outcome.timings["total"] = time.perf_counter() - t0
+            return
+        hits = result.hits
+        if hits:
+            chunk_verdicts = await asyncio.to_thread(self.rails.check_chunks, [h.chunk.text for h in hits])
+            outcome.verdicts += [v for v in chunk_verdicts if v.action is not Action.ALLOW]
+            outcome.timings["guard"] += sum(v.seconds for v in chunk_verdicts[:1])
+            hits = [h for h, v in zip(hits, chunk_verdicts, strict=True) if v.action is Action.ALLOW or v.shadow]
+        if not hits or hits[0].score < self.cfg.min_evidence:
+            outcome.answer, outcome.outcome = ABSTAIN, "abstained"
+            outcome.timings["total"] = time.perf_counter() - t0
+            return
+        n_out = max_tokens or self.cfg.max_tokens
+        hits = fit_sources(hits, self.context_tokens(), n_out, clean_question)
+        if not hits:
+            outcome.answer, outcome.outcome = ABSTAIN, "abstained"
+            outcome.timings["total"] = time.perf_counter() - t0
+            return
+        system, user = render_prompt(clean_question, hits)
+        params = SamplingParams(max_tokens=n_out, temperature=0.0, repetition_penalty=1.1).validate()
+        job = LLMJob("chat", params, True, messages=(("system", system), ("user", user)))
+        tox = StreamingToxicity(self.cfg.toxicity_threshold)
+        draft, t_call, t_first = "", time.perf_counter(), None
+        withheld: Verdict | None = None
+        async for piece in self.generate(job, timeout_s, request_id):
+            if piece.text:
+                t_first = t_first or time.perf_counter()
+                verdict = tox.feed(piece.text)
+                if verdict is not None and verdict.blocks:
+                    withheld = verdict
+                    break  # closing the stream aborts the request in the engine
+                draft += piece.text
+                yield piece.text
+            reason = piece.finish_reason
+            if reason is not None and not reason.asked_for and reason is not FinishReason.CANCELLED:
+                raise GenerationFailedError(f"generation ended: {reason}: {piece.error}")
+        t_end = time.perf_counter()
+        outcome.timings.update(prefill=(t_first or t_end) - t_call, decode=t_end - (t_first or t_end))
+        outcome.verdicts.append(withheld or tox.verdict())
+        outcome.timings["guard"] += tox.seconds
+        question_vec = (await asyncio.to_thread(self.embed, [clean_question]))[0]
+        if withheld is None and draft.strip() and draft.strip() != ABSTAIN:
+            ground = await asyncio.to_thread(grounding, draft, [h.chunk.text for h in hits], self.embed,
+                                             self.cfg.grounding)
+            outcome.verdicts.append(ground)
+            outcome.timings["guard"] += ground.seconds
+            if ground.action is Action.ALLOW:
+                outcome.answer, outcome.outcome = draft.strip(), "answered"
+                outcome.citations = _cited(draft, hits)
+                outcome.timings["total"] = time.perf_counter() - t0
+                return
+        answer, cited = await asyncio.to_thread(extractive_answer, question_vec, hits, self.embed,
+                                                self.cfg.extractive_sentences)
+        outcome.answer, outcome.outcome, outcome.citations = answer, "extractive" if cited else "abstained", cited
+        outcome.timings["total"] = time.perf_counter() - t0
+
+
+def _cited(draft: str, hits: list[Hit]) -> list[Hit]:
+    """Sources the draft names as [n]; the top source when it names none."""
+    named = sorted({int(m) for m in re.findall(r"\[(\d{1,2})\]", draft) if 1 <= int(m) <= len(hits)})
+    return [hits[n - 1] for n in named] or hits[:1]
