@@ -68,6 +68,7 @@ KNOWN_DISTRIBUTIONS = {
     "grpc_tools": "grpcio-tools",
     "yaml": "pyyaml",
     "sklearn": "scikit-learn",
+    "profanity_check": "alt-profanity-check",
     "ml_dtypes": "ml-dtypes",
     "llama_cpp": "llama-cpp-python",
     "Cython": "cython",
