@@ -87,9 +87,12 @@ def extensions() -> list[Extension]:
             extra_compile_args=["-O3"],
         ),
         # Whole-step Llama forward: portable flags (AVX-512 code is selected at run time) + OpenMP.
+        # Its kernels are headers under kernels/cpp/llm_step/, included by the .cpp with a relative
+        # path; `depends` rebuilds the extension when one changes and puts them in the sdist.
         Pybind11Extension(
             "kernels.cpp._llm_step",
             ["kernels/cpp/llm_step.cpp"],
+            depends=sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "kernels/cpp/llm_step").glob("*.h")),
             cxx_std=17,
             extra_compile_args=["-O3", *openmp],
             extra_link_args=openmp,

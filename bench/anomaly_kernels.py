@@ -29,9 +29,9 @@ against batch size.
 
 Usage::
 
-    python bench/anomaly_kernels.py            # full run (~1 minute)
-    python bench/anomaly_kernels.py --quick    # CI: fewer and shorter repeats
-    python bench/anomaly_kernels.py --check    # exit 1 if a target is missed
+    python -m bench.anomaly_kernels            # full run (~1 minute)
+    python -m bench.anomaly_kernels --quick    # CI: fewer and shorter repeats
+    python -m bench.anomaly_kernels --check    # exit 1 if a target is missed
 """
 
 from __future__ import annotations
@@ -453,8 +453,6 @@ def main(argv: list[str] | None = None) -> int:
     args.repeat_s = 0.004 if args.quick else 0.015
     args.settle_s = 0.01 if args.quick else 0.02
 
-    if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
-        sys.path.insert(0, str(ROOT))
     from bench.report import machine_line
 
     env = environment()

@@ -6,7 +6,7 @@ per-window work on 1M rows x 50 features (``--quick``: 200k rows), with everythi
 the reference computed beforehand, as at training time:
 
 * **ours**: ``psi_matrix`` (one parallel binning pass) + ``ks_matrix`` with a ``KSReference``
-  (bucketed exact KS statistic, no sort of the window; see kernels/numba/drift.py), on numba's
+  (bucketed exact KS statistic, no sort of the window; see kernels/numba/drift/ks_statistic.py), on numba's
   default thread count and, because this machine is shared, also on one thread.
 * **scipy per column**: ``scipy.stats.ks_2samp(method="asymp")`` on each column (NaN dropped
   first, as ours does) plus PSI from ``np.histogram`` over the same precomputed edges and
@@ -30,9 +30,9 @@ is a bar chart.
 
 Usage::
 
-    python bench/drift.py            # 1M rows x 50 features (~2 minutes, scipy dominates)
-    python bench/drift.py --quick    # 200k rows (CI)
-    python bench/drift.py --check    # exit 1 if a target is missed
+    python -m bench.drift            # 1M rows x 50 features (~2 minutes, scipy dominates)
+    python -m bench.drift --quick    # 200k rows (CI)
+    python -m bench.drift --check    # exit 1 if a target is missed
 """
 
 from __future__ import annotations
@@ -51,12 +51,8 @@ from typing import Any
 import numba
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
-    sys.path.insert(0, str(ROOT))
-
-from bench.report import RESULTS, machine, machine_line, markdown_table, spread, write_json  # noqa: E402
-from kernels import drift  # noqa: E402
+from bench.report import RESULTS, machine, machine_line, markdown_table, spread, write_json
+from kernels import drift
 
 #: Targets for ours (PSI + KS, all features): speed-up vs scipy per column, and wall time.
 TARGETS = {"speedup_vs_scipy": 20.0, "max_seconds": 2.0}

@@ -24,8 +24,8 @@ samples go to ``bench/results/llm_kernels.json``.
 
 Usage::
 
-    python bench/llm_kernels.py            # full run (~1.5 minutes on a quiet machine)
-    python bench/llm_kernels.py --quick    # fewer rounds and cases
+    python -m bench.llm_kernels            # full run (~1.5 minutes on a quiet machine)
+    python -m bench.llm_kernels --quick    # fewer rounds and cases
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import argparse
 import functools
 import gc
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,11 +42,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from bench.report import machine, machine_line, markdown_table, spread, write_json
 
-from bench.report import machine, machine_line, markdown_table, spread, write_json  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SHAPES = {"qkv": (960, 576), "o": (576, 576), "gate_up": (3072, 576), "down": (576, 1536), "lm_head": (49152, 576)}
 ROWS = (1, 16, 512)

@@ -5,7 +5,8 @@ The monitor compares a window of current requests with a reference profile captu
 time, per feature, every few seconds, so the comparison must cost far less than the scoring
 itself: everything derived from the reference (PSI bin edges and counts, sorted KS columns) is
 computed once at training time, and the current window is binned and compared in compiled,
-parallel passes over the raw matrix (``kernels/numba/drift.py`` explains how KS avoids sorting it).
+parallel passes over the raw matrix (``kernels/numba/drift/ks_statistic.py`` explains how KS avoids
+sorting it).
 
 **PSI** (numeric features):
 
@@ -68,7 +69,7 @@ __all__ = [
 
 #: Implementation names in order of preference for ``impl="auto"``.
 IMPLEMENTATIONS: tuple[str, ...] = ("numba", "reference")
-#: ``method`` values of the KS functions; codes shared with kernels/numba/drift.py.
+#: ``method`` values of the KS functions; codes shared with kernels/numba/drift/ks_pvalues.py.
 KS_METHODS: dict[str, int] = {"auto": 0, "exact": 1, "asymp": 2}
 _USED = ("exact", "asymp")
 #: Proportion given to an empty bin by :func:`psi`.
