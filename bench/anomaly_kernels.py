@@ -225,14 +225,14 @@ def build_contenders(
         contenders[f"onnxruntime intra_op={n}"] = (f"intra_op_num_threads={n}", onnx_fn(n))
     tl, tl_missing = tl2cgen_contenders(model, kind, threads, workdir)
     contenders.update(tl)
-    impls = te.available_implementations()
+    backends = te.available_backends()
     min_rows = te.pack_forest(forest).parallel_min_rows
-    contenders["auto"] = (f"= {impls[0]}, {threads} threads from {min_rows} rows",
+    contenders["auto"] = (f"= {backends[0]}, {threads} threads from {min_rows} rows",
                           lambda X: te.score(forest, X))  # fmt: skip
-    for impl in impls:
-        contenders[impl] = (f"{threads} threads" if impl != "reference" else "NumPy",
-                            lambda X, impl=impl: te.score(forest, X, impl=impl))  # fmt: skip
-    info = {"auto_resolves_to": impls[0], "tl2cgen_missing": tl_missing}
+    for backend in backends:
+        contenders[backend] = (f"{threads} threads" if backend != "reference" else "NumPy",
+                            lambda X, backend=backend: te.score(forest, X, backend=backend))  # fmt: skip
+    info = {"auto_resolves_to": backends[0], "tl2cgen_missing": tl_missing}
     return contenders, info
 
 

@@ -50,12 +50,12 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BACKENDS",
     "DEFAULT_EPS",
-    "IMPLEMENTATIONS",
     "KS_METHODS",
     "KSReference",
     "KSResult",
-    "available_implementations",
+    "available_backends",
     "ks_2samp",
     "ks_matrix",
     "psi",
@@ -67,8 +67,8 @@ __all__ = [
     "sort_columns",
 ]
 
-#: Implementation names in order of preference for ``impl="auto"``.
-IMPLEMENTATIONS: tuple[str, ...] = ("numba", "reference")
+#: Backend names in order of preference for ``backend="auto"``.
+BACKENDS: tuple[str, ...] = ("numba", "reference")
 #: ``method`` values of the KS functions; codes shared with kernels/numba/drift/ks_pvalues.py.
 KS_METHODS: dict[str, int] = {"auto": 0, "exact": 1, "asymp": 2}
 _USED = ("exact", "asymp")
@@ -76,22 +76,22 @@ _USED = ("exact", "asymp")
 DEFAULT_EPS = 1e-4
 
 
-def available_implementations() -> list[str]:
-    """Usable implementations in order of preference (numba is found without importing it)."""
+def available_backends() -> list[str]:
+    """Usable backends in order of preference (numba is found without importing it)."""
     names = ["reference"]
     if importlib.util.find_spec("numba") is not None:
         names.insert(0, "numba")
     return names
 
 
-def _resolve(impl: str) -> str:
-    if impl == "auto":
-        return available_implementations()[0]
-    if impl not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown implementation {impl!r}; choose 'auto' or one of {IMPLEMENTATIONS}")
-    if impl not in available_implementations():
-        raise RuntimeError(f"implementation {impl!r} is not available here (install numba)")
-    return impl
+def _resolve(backend: str) -> str:
+    if backend == "auto":
+        return available_backends()[0]
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of {BACKENDS}")
+    if backend not in available_backends():
+        raise RuntimeError(f"backend {backend!r} is not available here (install numba)")
+    return backend
 
 
 def _as_matrix(X: Any, name: str) -> tuple[np.ndarray, bool]:
@@ -208,7 +208,7 @@ def psi_matrix(
     reference_counts: Sequence[Any],
     current_matrix: Any,
     eps: float = DEFAULT_EPS,
-    impl: str = "auto",
+    backend: str = "auto",
 ) -> np.ndarray:
     """PSI of every feature of ``current_matrix`` ``[rows, features]``: float64 ``[features]``.
 
@@ -216,7 +216,7 @@ def psi_matrix(
     :func:`psi_bin_edges` / :func:`psi_bin_counts`); features may have different bin counts.
     The numba implementation bins all features in one parallel pass over the rows.
     """
-    impl = _resolve(impl)
+    backend = _resolve(backend)
     X, col_major = _as_matrix(current_matrix, "current_matrix")
     n_rows, n_features = (X.shape[1], X.shape[0]) if col_major else X.shape
     if len(edges_per_feature) != n_features or len(reference_counts) != n_features:
@@ -235,7 +235,7 @@ def psi_matrix(
             raise ValueError(f"reference_counts[{j}] must have {e.size} entries (bins, then NaN), got {rc.shape}")
         ref[j, : e.size] = rc
     cur = np.zeros((n_features, width))
-    if impl == "reference":
+    if backend == "reference":
         cols = X if col_major else X.T
         for j, (col, e) in enumerate(zip(cols, edges, strict=True)):
             cur[j, : e.size] = psi_bin_counts(col, e)
@@ -339,7 +339,7 @@ def _scipy_ks(a: np.ndarray, b: np.ndarray, method: str) -> tuple[float, float, 
     return float(res.statistic), float(res.pvalue), used
 
 
-def ks_2samp(a: Any, b: Any, method: str = "auto", impl: str = "auto") -> KSResult:
+def ks_2samp(a: Any, b: Any, method: str = "auto", backend: str = "auto") -> KSResult:
     """Two-sided two-sample Kolmogorov-Smirnov test, equal to ``scipy.stats.ks_2samp``.
 
     ``method``: ``"exact"`` (the exact null distribution, for small samples), ``"asymp"``
@@ -347,7 +347,7 @@ def ks_2samp(a: Any, b: Any, method: str = "auto", impl: str = "auto") -> KSResu
     when max(n_a, n_b) <= 10000, else asymptotic). NaN values are dropped and counted in the
     result; ``ValueError`` if a sample is empty before or after that.
     """
-    impl = _resolve(impl)
+    backend = _resolve(backend)
     code = _method_code(method)
     x = _as_sample(a, "a")
     y = _as_sample(b, "b")
@@ -361,7 +361,7 @@ def ks_2samp(a: Any, b: Any, method: str = "auto", impl: str = "auto") -> KSResu
             raise ValueError(f"ks_2samp: sample {name} is empty{extra}")
     x = x[~nan_x] if n_nan_x else x
     y = y[~nan_y] if n_nan_y else y
-    if impl == "reference":
+    if backend == "reference":
         d, p, used = _scipy_ks(x, y, method)
     else:
         from kernels.numba import drift as nbd
@@ -435,7 +435,7 @@ def ks_matrix(
     reference_sorted_columns: np.ndarray | KSReference,
     current_matrix: Any,
     method: str = "auto",
-    impl: str = "auto",
+    backend: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Two-sample KS of every feature: ``(statistics, pvalues)``, float64 ``[features]`` each.
 
@@ -446,7 +446,7 @@ def ks_matrix(
     With a bare array the numba bucket index is rebuilt on every call (~10 ms per 1M-row
     feature); serving code keeps a :class:`KSReference` from training time instead.
     """
-    impl = _resolve(impl)
+    backend = _resolve(backend)
     code = _method_code(method)
     ref = reference_sorted_columns if isinstance(reference_sorted_columns, KSReference) else None
     columns = ref.columns if ref is not None else KSReference(reference_sorted_columns).columns
@@ -458,7 +458,7 @@ def ks_matrix(
         raise ValueError("ks_matrix: current_matrix has no rows")
     if columns.shape[1] == 0:
         raise ValueError("ks_matrix: the reference has no rows")
-    if impl == "reference":
+    if backend == "reference":
         return _ks_matrix_reference(columns, X if col_major else X.T, method)
     from kernels.numba import drift as nbd
 

@@ -40,17 +40,17 @@ from typing import Any
 import numpy as np
 
 __all__ = [
-    "IMPLEMENTATIONS",
+    "BACKENDS",
     "STATS",
     "PendingUpdate",
     "ReferenceState",
     "StreamFeatureState",
-    "available_implementations",
+    "available_backends",
     "stream_features_reference",
 ]
 
-#: Implementation names in order of preference for ``impl="auto"``.
-IMPLEMENTATIONS: tuple[str, ...] = ("numba", "reference")
+#: Backend names in order of preference for ``backend="auto"``.
+BACKENDS: tuple[str, ...] = ("numba", "reference")
 #: Output blocks, in column order; each block has one column per input feature.
 STATS: tuple[str, ...] = ("mean", "std", "z", "ewma")
 #: A standard deviation at or below this is treated as zero (z = 0) to avoid dividing by noise.
@@ -59,8 +59,8 @@ STD_EPS = 1e-12
 UpdateFn = Callable[..., None]
 
 
-def available_implementations() -> list[str]:
-    """Usable implementations in order of preference (numba is found without importing it)."""
+def available_backends() -> list[str]:
+    """Usable backends in order of preference (numba is found without importing it)."""
     names = ["reference"]
     if importlib.util.find_spec("numba") is not None:
         names.insert(0, "numba")
@@ -127,8 +127,8 @@ def update_python(
             counts[s, j] = c + 1
 
 
-def _load_update(impl: str) -> UpdateFn:
-    if impl == "reference":
+def _load_update(backend: str) -> UpdateFn:
+    if backend == "reference":
         return update_python
     from kernels.numba.stream_features import update
 
@@ -222,16 +222,16 @@ class StreamFeatureState:
         """Output column names, e.g. ``f1__mean`` ... ``f1__ewma``, block by block."""
         return [f"{column}__{stat}" for stat in STATS for column in columns]
 
-    def transform(self, keys: Sequence[Hashable], X: np.ndarray, impl: str = "auto") -> np.ndarray:
+    def transform(self, keys: Sequence[Hashable], X: np.ndarray, backend: str = "auto") -> np.ndarray:
         """Features for a batch of events, updating the state: float64 ``[n, 4 * n_features]``.
 
         ``keys[i]`` names the entity of row ``i`` (any hashable; strings in practice). Rows are
         processed in order. Raises ``ValueError`` for a batch that is not 2-D, has the wrong
         number of features or a different number of keys than rows.
         """
-        update = self._update.get(impl)
+        update = self._update.get(backend)
         if update is None:
-            update = self._resolve(impl)
+            update = self._resolve(backend)
         X64, keys = self._check(keys, X)
         out = np.empty((X64.shape[0], 4 * self.n_features), dtype=np.float64)
         if X64.shape[0] == 0:
@@ -245,7 +245,7 @@ class StreamFeatureState:
         return out
 
     def transform_pending(
-        self, keys: Sequence[Hashable], X: np.ndarray, impl: str = "auto"
+        self, keys: Sequence[Hashable], X: np.ndarray, backend: str = "auto"
     ) -> tuple[np.ndarray, PendingUpdate]:
         """Like :meth:`transform`, but the state change can still be undone.
 
@@ -257,7 +257,7 @@ class StreamFeatureState:
         are undone and replayed in their order without these events. Their already-returned
         features are not changed. Unsettled updates are kept in memory, so settle each one.
         """
-        update = self._update.get(impl) or self._resolve(impl)
+        update = self._update.get(backend) or self._resolve(backend)
         X64, keys = self._check(keys, X)
         out = np.empty((X64.shape[0], 4 * self.n_features), dtype=np.float64)
         with self._lock:
@@ -337,15 +337,15 @@ class StreamFeatureState:
         """Updates handed out by :meth:`transform_pending` and not settled yet."""
         return sum(not r.committed for r in self._journal)
 
-    def _resolve(self, impl: str) -> UpdateFn:
-        if impl == "auto":
-            impl = available_implementations()[0]
-        if impl not in IMPLEMENTATIONS:
-            raise ValueError(f"unknown implementation {impl!r}; choose 'auto' or one of {IMPLEMENTATIONS}")
-        if impl not in available_implementations():
-            raise RuntimeError(f"implementation {impl!r} is not available here (install numba)")
-        fn = _load_update(impl)
-        self._update[impl] = fn
+    def _resolve(self, backend: str) -> UpdateFn:
+        if backend == "auto":
+            backend = available_backends()[0]
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of {BACKENDS}")
+        if backend not in available_backends():
+            raise RuntimeError(f"backend {backend!r} is not available here (install numba)")
+        fn = _load_update(backend)
+        self._update[backend] = fn
         return fn
 
     def _assign(

@@ -36,26 +36,26 @@ from kernels.tree_ensemble_format import (
 )
 
 __all__ = [
-    "IMPLEMENTATIONS",
+    "BACKENDS",
     "KINDS",
     "NODE_DTYPE",
     "FlatForest",
     "PackedForest",
-    "available_implementations",
+    "available_backends",
     "compile_forest",
     "pack_forest",
     "score",
     "score_reference",
 ]
 
-#: Implementation names in order of preference for ``impl="auto"``, measured with
+#: Backend names in order of preference for ``backend="auto"``, measured with
 #: ``bench/anomaly_kernels.py`` on the 2-core development machine. C++ and Cython run the same
 #: algorithm and are within noise of each other on a quiet machine (Cython ~0.3 us faster at batch 1,
 #: pybind11's call costs more); C++ comes first because its work-sharing thread pool degrades to
 #: serial speed when the other core is busy, where an OpenMP barrier was seen to stall for
 #: milliseconds waiting for a descheduled thread. Numba is ~1.5-2x slower; the reference is the last
 #: resort.
-IMPLEMENTATIONS: tuple[str, ...] = ("cpp", "cython", "numba", "reference")
+BACKENDS: tuple[str, ...] = ("cpp", "cython", "numba", "reference")
 
 _KIND_CODE = {"isolation_forest": 0, "random_forest": 1}
 
@@ -198,36 +198,36 @@ def _is_available(name: str) -> bool:
     return _available[name]
 
 
-def available_implementations() -> list[str]:
+def available_backends() -> list[str]:
     """Implementations usable here, in order of preference (compiled extensions must be built)."""
-    return [name for name in IMPLEMENTATIONS if _is_available(name)]
+    return [name for name in BACKENDS if _is_available(name)]
 
 
-def _build_kernel(forest: FlatForest, impl: str) -> Callable[[np.ndarray], np.ndarray]:
+def _build_kernel(forest: FlatForest, backend: str) -> Callable[[np.ndarray], np.ndarray]:
     """Return ``f(X) -> scores`` for a validated float32 batch, built once per forest and name."""
-    if impl == "auto":
-        return _build_kernel(forest, available_implementations()[0])
-    if impl not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown implementation {impl!r}; choose 'auto' or one of {IMPLEMENTATIONS}")
-    if not _is_available(impl):
+    if backend == "auto":
+        return _build_kernel(forest, available_backends()[0])
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose 'auto' or one of {BACKENDS}")
+    if not _is_available(backend):
         raise RuntimeError(
-            f"implementation {impl!r} is not available here (available: {available_implementations()});"
+            f"backend {backend!r} is not available here (available: {available_backends()});"
             " build the extensions with `python setup.py build_ext --inplace`"
         )
-    if impl == "reference":
+    if backend == "reference":
         return lambda X: score_reference(forest, X)
-    raw = _make_raw_kernel(impl, pack_forest(forest))
+    raw = _make_raw_kernel(backend, pack_forest(forest))
     if forest.kind == "random_forest":
         return raw
     return lambda X: _finish_isolation(forest, raw(X))
 
 
-def _make_raw_kernel(impl: str, packed: PackedForest) -> Callable[[np.ndarray], np.ndarray]:
+def _make_raw_kernel(backend: str, packed: PackedForest) -> Callable[[np.ndarray], np.ndarray]:
     """The bound ``score`` method of one implementation's forest object (built once)."""
-    module = importlib.import_module(_MODULES[impl])
-    if impl == "numba":
+    module = importlib.import_module(_MODULES[backend])
+    if backend == "numba":
         return module.make_kernel(packed)
-    if impl == "cpp":
+    if backend == "cpp":
         nodes = packed.nodes
         forest = module.Forest(
             np.ascontiguousarray(nodes["thr"]),
@@ -257,21 +257,21 @@ def _make_raw_kernel(impl: str, packed: PackedForest) -> Callable[[np.ndarray], 
     return forest.score
 
 
-def score(forest: FlatForest, X: np.ndarray, impl: str = "auto") -> np.ndarray:
+def score(forest: FlatForest, X: np.ndarray, backend: str = "auto") -> np.ndarray:
     """Score a batch: float64 ``[n_rows]``, equal to scikit-learn's output for the source model.
 
-    ``impl`` forces one implementation by name (tests, benchmarks); ``"auto"`` takes the first
-    available in :data:`IMPLEMENTATIONS`. Each compiled kernel picks its own serial or threaded
+    ``backend`` forces one implementation by name (tests, benchmarks); ``"auto"`` takes the first
+    available in :data:`BACKENDS`. Each compiled kernel picks its own serial or threaded
     path from the batch size. The Python work per call is a dict lookup and three attribute checks,
     because at batch 1 the whole call costs a few microseconds.
     """
-    kernel = forest._kernels.get(impl)
+    kernel = forest._kernels.get(backend)
     if kernel is None:
         # "auto" shares the chosen implementation's kernel object: two C++ forests would
         # mean two thread pools competing for the same cores.
-        name = available_implementations()[0] if impl == "auto" else impl
+        name = available_backends()[0] if backend == "auto" else backend
         kernel = forest._kernels.get(name) or _build_kernel(forest, name)
-        forest._kernels[name] = forest._kernels[impl] = kernel
+        forest._kernels[name] = forest._kernels[backend] = kernel
     if not (type(X) is np.ndarray and X.dtype == np.float32 and X.flags.c_contiguous and X.ndim == 2):
         X = _as_batch(forest, X)
     elif X.shape[1] != forest.n_features:

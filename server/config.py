@@ -104,7 +104,7 @@ class AnomalyServingConfig(_Section):
     max_replicas: int = Field(2, ge=1)
     num_cpus: float = Field(0.5, gt=0)
     max_ongoing_requests: int = Field(64, gt=0)
-    kernel: str = Field("auto", description="tree kernel: auto | cython | cpp | numba | reference")
+    backend: str = Field("auto", description="tree-ensemble backend: auto | cython | cpp | numba | reference")
     stream_window: int = Field(32, gt=0)
     stream_alpha: float = Field(0.1, gt=0, le=1)
     stream_max_entities: int = Field(100_000, gt=0)

@@ -74,7 +74,7 @@ class ServableModel:
     """A compiled forest whose scores are oriented so that higher means more anomalous."""
 
     def __init__(
-        self, forest: FlatForest, card: ModelCard, kernel: str = "auto", reference: ReferenceProfile | None = None
+        self, forest: FlatForest, card: ModelCard, backend: str = "auto", reference: ReferenceProfile | None = None
     ):
         expected = len(card.input_names)
         if forest.n_features != expected:
@@ -83,7 +83,7 @@ class ServableModel:
             )
         self.forest = forest
         self.card = card
-        self.kernel = kernel
+        self.backend = backend
         self.reference = reference  # training-time profile for drift monitoring, when recorded
 
     @property
@@ -91,7 +91,7 @@ class ServableModel:
         return self.forest.n_features
 
     def score(self, X: np.ndarray) -> np.ndarray:
-        raw = score(self.forest, X, impl=self.kernel)
+        raw = score(self.forest, X, backend=self.backend)
         return raw if self.card.score_sign > 0 else -raw
 
     def save(self, directory: str | Path) -> Path:
@@ -104,7 +104,7 @@ class ServableModel:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, kernel: str = "auto", **card_overrides: Any) -> ServableModel:
+    def load(cls, directory: str | Path, backend: str = "auto", **card_overrides: Any) -> ServableModel:
         directory = Path(directory)
         card_path = directory / "card.json"
         if not card_path.exists():
@@ -112,4 +112,4 @@ class ServableModel:
         card = ModelCard.from_dict({**json.loads(card_path.read_text()), **card_overrides})
         ref_path = directory / "reference.npz"
         reference = ReferenceProfile.load(ref_path) if ref_path.exists() else None
-        return cls(FlatForest.load(directory / "forest.npz"), card, kernel=kernel, reference=reference)
+        return cls(FlatForest.load(directory / "forest.npz"), card, backend=backend, reference=reference)

@@ -120,7 +120,7 @@ def list_versions(client: MlflowClient) -> list[RegisteredVersion]:
     return sorted(out, key=lambda v: (v.name, int(v.version)))
 
 
-def load_servable_from_run(client: MlflowClient, run_id: str, kernel: str = "auto") -> ServableModel:
+def load_servable_from_run(client: MlflowClient, run_id: str, backend: str = "auto") -> ServableModel:
     """The compiled artifact of a training run, registered or not (no pickle)."""
     import mlflow
 
@@ -132,11 +132,11 @@ def load_servable_from_run(client: MlflowClient, run_id: str, kernel: str = "aut
         local = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=COMPILED_ARTIFACT, dst_path=tmp, tracking_uri=mlflow.get_tracking_uri()
         )
-        return ServableModel.load(Path(local), kernel=kernel, run_id=run_id)
+        return ServableModel.load(Path(local), backend=backend, run_id=run_id)
 
 
 def load_servable(
-    client: MlflowClient, name: str, alias: str = "champion", kernel: str = "auto", version: str | None = None
+    client: MlflowClient, name: str, alias: str = "champion", backend: str = "auto", version: str | None = None
 ) -> ServableModel:
     """Download the compiled artifact of ``name@alias`` (or of ``version``) and load it (no pickle)."""
     import mlflow
@@ -150,11 +150,11 @@ def load_servable(
         local = mlflow.artifacts.download_artifacts(
             run_id=mv.run_id, artifact_path=COMPILED_ARTIFACT, dst_path=tmp, tracking_uri=mlflow.get_tracking_uri()
         )
-        return ServableModel.load(Path(local), kernel=kernel, version=str(mv.version), run_id=mv.run_id)
+        return ServableModel.load(Path(local), backend=backend, version=str(mv.version), run_id=mv.run_id)
 
 
 def load_servables(
-    client: MlflowClient, names: list[str], alias: str = "champion", kernel: str = "auto"
+    client: MlflowClient, names: list[str], alias: str = "champion", backend: str = "auto"
 ) -> dict[str, ServableModel]:
     """Every registered model of ``names`` at ``alias``; unregistered ones are skipped with a
     warning (a server may serve a subset), but none at all is an error."""
@@ -163,7 +163,7 @@ def load_servables(
     models = {}
     for name in names:
         try:
-            models[name] = load_servable(client, name, alias, kernel=kernel)
+            models[name] = load_servable(client, name, alias, backend=backend)
         except ModelNotFoundError as exc:
             logging.getLogger("stackserve.anomaly").warning("skipping %s: %s", name, exc)
     if not models:

@@ -127,13 +127,13 @@ def load_scorer(settings: Settings) -> AnomalyScorer:
 
     cfg, ro = settings.anomaly, settings.rollout
     client = registry.connect(settings)
-    models = registry.load_servables(client, cfg.models, cfg.alias, cfg.kernel)
+    models = registry.load_servables(client, cfg.models, cfg.alias, cfg.backend)
     if ro.model:
         key = challenger_key(ro.model, ro.challenger_version)
         try:
             if ro.model not in models:
                 raise registry.ModelNotFoundError(f"{ro.model!r} is not among the served models {sorted(models)}")
-            models[key] = registry.load_servable(client, ro.model, kernel=cfg.kernel, version=ro.challenger_version)
+            models[key] = registry.load_servable(client, ro.model, backend=cfg.backend, version=ro.challenger_version)
         except registry.ModelNotFoundError as exc:
             logging.getLogger("stackserve.rollout").error("rollout challenger %s not loaded: %s", key, exc)
     return AnomalyScorer(models, cfg.fault_injection)

@@ -18,7 +18,7 @@ from scipy import stats
 from kernels import drift
 from kernels.drift import KSReference, ks_2samp, ks_matrix, psi, psi_bin_counts, psi_bin_edges, psi_categorical
 
-IMPLS = drift.available_implementations()
+BACKENDS = drift.available_backends()
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 P_TOL = 1e-9  # absolute, on p-values (our bar; observed differences are ~1e-15)
 D_TOL = 1e-12  # statistics are computed exactly; allow only float noise
@@ -60,7 +60,7 @@ def samples(draw: st.DrawFn, max_size: int = 60) -> np.ndarray:
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif("numba" not in IMPLS, reason="numba not installed")
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
 def test_kstwo_sf_matches_scipy_on_every_branch() -> None:
     """Every branch of scipy's _kolmogn: Ruben-Gambino, DMTW, Pomeranz, Pelz-Good, 2 x Smirnov."""
     from kernels.numba.drift import kstwo_sf
@@ -83,24 +83,24 @@ def test_kstwo_sf_matches_scipy_on_every_branch() -> None:
     assert np.isnan(kstwo_sf(0.5, 0.0))  # scipy: n must be >= 1 (ks_2samp's n1 = n2 = 1 case)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @SETTINGS
 @given(a=samples(), b=samples())
-def test_exact_matches_scipy(impl: str, a: np.ndarray, b: np.ndarray) -> None:
+def test_exact_matches_scipy(backend: str, a: np.ndarray, b: np.ndarray) -> None:
     for method in ("exact", "auto"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            res = ks_2samp(a, b, method=method, impl=impl)
+            res = ks_2samp(a, b, method=method, backend=backend)
         switched = any("asymp" in str(w.message) for w in caught)  # see test_exact_fallback_like_scipy
         assert res.method == ("asymp" if switched else "exact")
         assert_ks_equal((res.statistic, res.pvalue), scipy_ks(a, b, method), f"{method} n={a.size},{b.size}")
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @SETTINGS
 @given(a=samples(max_size=3000), b=samples(max_size=3000))
-def test_asymp_matches_scipy(impl: str, a: np.ndarray, b: np.ndarray) -> None:
-    res = ks_2samp(a, b, method="asymp", impl=impl)
+def test_asymp_matches_scipy(backend: str, a: np.ndarray, b: np.ndarray) -> None:
+    res = ks_2samp(a, b, method="asymp", backend=backend)
     assert res.method == "asymp"
     assert_ks_equal((res.statistic, res.pvalue), scipy_ks(a, b, "asymp"), f"n={a.size},{b.size}")
 
@@ -123,12 +123,12 @@ def test_method_choice_mirrors_scipy(n1: int, n2: int, method: str, used: str) -
     assert_ks_equal((res.statistic, res.pvalue), scipy_ks(a, b, method))
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_exact_fallback_like_scipy(impl: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exact_fallback_like_scipy(backend: str) -> None:
     """Equal sizes, D = 1/n: scipy's exact p-value comes out as 1 + 1 ulp, so it warns and uses asymp."""
     a, b = np.array([1.0, 2, 3, 4, 5]), np.array([1.0, 2, 3, 4, 6])
     with pytest.warns(RuntimeWarning, match="asymp"):
-        res = ks_2samp(a, b, method="exact", impl=impl)
+        res = ks_2samp(a, b, method="exact", backend=backend)
     assert res.method == "asymp"
     assert_ks_equal((res.statistic, res.pvalue), scipy_ks(a, b, "exact"))
     assert res.statistic == 0.2  # h / lcm, as scipy reports it after trying the exact path
@@ -145,25 +145,25 @@ def test_large_samples_match_scipy() -> None:
         assert_ks_equal((res.statistic, res.pvalue), scipy_ks(a, b, "asymp"), f"shift={shift}")
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_nan_dropped_and_counted(impl: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nan_dropped_and_counted(backend: str) -> None:
     a = np.array([0.1, np.nan, 0.4, 0.35, np.nan, 0.9])
     b = np.array([0.2, 0.3, np.nan, 0.8])
-    res = ks_2samp(a, b, impl=impl)
+    res = ks_2samp(a, b, backend=backend)
     assert (res.n_a, res.n_b, res.nan_a, res.nan_b) == (4, 3, 2, 1)
     assert_ks_equal((res.statistic, res.pvalue), scipy_ks(a[~np.isnan(a)], b[~np.isnan(b)], "auto"))
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_empty_samples_raise(impl: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_samples_raise(backend: str) -> None:
     with pytest.raises(ValueError, match="sample a is empty"):
-        ks_2samp([], [1.0], impl=impl)
+        ks_2samp([], [1.0], backend=backend)
     with pytest.raises(ValueError, match="sample b is empty after dropping 2 NaN"):
-        ks_2samp([1.0], [np.nan, np.nan], impl=impl)
+        ks_2samp([1.0], [np.nan, np.nan], backend=backend)
     with pytest.raises(ValueError, match="1-D"):
-        ks_2samp([[1.0]], [1.0], impl=impl)
+        ks_2samp([[1.0]], [1.0], backend=backend)
     with pytest.raises(ValueError, match="unknown method"):
-        ks_2samp([1.0], [1.0], method="fast", impl=impl)
+        ks_2samp([1.0], [1.0], method="fast", backend=backend)
 
 
 def test_by_hand() -> None:
@@ -210,19 +210,19 @@ def columns_one_by_one(ref: np.ndarray, cur: np.ndarray, method: str) -> tuple[n
     return out[0], out[1]
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @SETTINGS
 @given(case=matrices(), method=st.sampled_from(["auto", "asymp"]), layout=st.sampled_from(["C", "F", "f32"]))
-def test_ks_matrix_equals_columns(impl: str, case: tuple[np.ndarray, np.ndarray], method: str, layout: str) -> None:
+def test_ks_matrix_equals_columns(backend: str, case: tuple[np.ndarray, np.ndarray], method: str, layout: str) -> None:
     ref, cur = case
     x = {"C": cur, "F": np.asfortranarray(cur), "f32": cur.astype(np.float32)}[layout]
-    stat, pvalue = ks_matrix(drift.sort_columns(ref), x, method=method, impl=impl)
+    stat, pvalue = ks_matrix(drift.sort_columns(ref), x, method=method, backend=backend)
     d_exp, p_exp = columns_one_by_one(ref, x.astype(np.float64), method)
     np.testing.assert_allclose(stat, d_exp, rtol=0, atol=D_TOL, equal_nan=True)
     np.testing.assert_allclose(pvalue, p_exp, rtol=0, atol=P_TOL, equal_nan=True)
 
 
-@pytest.mark.skipif("numba" not in IMPLS, reason="numba not installed")
+@pytest.mark.skipif("numba" not in BACKENDS, reason="numba not installed")
 @pytest.mark.parametrize("kind", ["normal", "lognormal", "cauchy", "poisson", "spike", "tiny", "infs", "separated"])
 def test_ks_matrix_bucket_refinement_on_many_shapes(kind: str) -> None:
     """Large enough for the bucketed statistic to open buckets; shapes that stress its bucket function."""
@@ -259,20 +259,20 @@ def test_ks_matrix_bucket_refinement_on_many_shapes(kind: str) -> None:
     np.testing.assert_allclose(pvalue, p_exp, rtol=0, atol=P_TOL)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_ks_matrix_nan_columns_and_errors(impl: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ks_matrix_nan_columns_and_errors(backend: str) -> None:
     ref = drift.sort_columns(np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]]))
-    stat, pvalue = ks_matrix(ref, np.array([[1.5, 1.0], [np.nan, 2.0]]), impl=impl)
+    stat, pvalue = ks_matrix(ref, np.array([[1.5, 1.0], [np.nan, 2.0]]), backend=backend)
     assert_ks_equal((stat[0], pvalue[0]), scipy_ks(np.array([1.0, 2.0, 3.0]), np.array([1.5]), "auto"))
     assert np.isnan(stat[1]) and np.isnan(pvalue[1])  # no reference values left
     with pytest.raises(ValueError, match="no rows"):
-        ks_matrix(ref, np.empty((0, 2)), impl=impl)
+        ks_matrix(ref, np.empty((0, 2)), backend=backend)
     with pytest.raises(ValueError, match="features"):
-        ks_matrix(ref, np.ones((3, 3)), impl=impl)
+        ks_matrix(ref, np.ones((3, 3)), backend=backend)
     with pytest.raises(ValueError, match="sorted"):
-        ks_matrix(np.array([[2.0, 1.0]]), np.ones((2, 1)), impl=impl)
+        ks_matrix(np.array([[2.0, 1.0]]), np.ones((2, 1)), backend=backend)
     with pytest.raises(ValueError, match="sorted"):
-        ks_matrix(np.array([[1.0, np.nan, 2.0]]), np.ones((2, 1)), impl=impl)
+        ks_matrix(np.array([[1.0, np.nan, 2.0]]), np.ones((2, 1)), backend=backend)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -310,14 +310,14 @@ def psi_cases(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int]:
     return ref, cur, draw(st.sampled_from([1, 2, 5, 10, 40]))  # 40: > 32 edges, the binary-search path
 
 
-@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("backend", BACKENDS)
 @SETTINGS
 @given(case=psi_cases(), fortran=st.booleans())
-def test_psi_matrix_equals_numpy(impl: str, case: tuple[np.ndarray, np.ndarray, int], fortran: bool) -> None:
+def test_psi_matrix_equals_numpy(backend: str, case: tuple[np.ndarray, np.ndarray, int], fortran: bool) -> None:
     ref, cur, n_bins = case
     edges, counts = drift.psi_fit(ref, n_bins)
     x = np.asfortranarray(cur) if fortran else cur
-    got = drift.psi_matrix(edges, counts, x, eps=1e-4, impl=impl)
+    got = drift.psi_matrix(edges, counts, x, eps=1e-4, backend=backend)
     expected = [numpy_psi(ref[:, j], cur[:, j], n_bins, 1e-4) for j in range(ref.shape[1])]
     np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
 
@@ -346,21 +346,21 @@ def test_psi_definition() -> None:
         psi([1], [1], eps=0.0)
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_psi_identical_small_and_shift_large(impl: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_psi_identical_small_and_shift_large(backend: str) -> None:
     rng = np.random.default_rng(3)
     ref = rng.normal(size=(50000, 3))
     edges, counts = drift.psi_fit(ref)
-    same = drift.psi_matrix(edges, counts, ref, impl=impl)
+    same = drift.psi_matrix(edges, counts, ref, backend=backend)
     np.testing.assert_allclose(same, 0.0, atol=1e-12)
     resampled = ref[rng.integers(0, ref.shape[0], ref.shape[0])]
-    assert np.all(drift.psi_matrix(edges, counts, resampled, impl=impl) < 0.01)
+    assert np.all(drift.psi_matrix(edges, counts, resampled, backend=backend) < 0.01)
     shifted = resampled + np.array([0.0, 0.25, 1.0])  # none, moderate (0.1-0.25), significant
-    got = drift.psi_matrix(edges, counts, shifted, impl=impl)
+    got = drift.psi_matrix(edges, counts, shifted, backend=backend)
     assert got[0] < 0.01 and 0.01 < got[1] < 0.25 and got[2] > 0.25
     missing = resampled.copy()
     missing[: missing.shape[0] // 2, 0] = np.nan  # half the values go missing in production
-    assert drift.psi_matrix(edges, counts, missing, impl=impl)[0] > 0.25
+    assert drift.psi_matrix(edges, counts, missing, backend=backend)[0] > 0.25
 
 
 def test_psi_matrix_errors() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from kernels import stream_features as sf
 from kernels.stream_features import StreamFeatureState, stream_features_reference
 
-IMPLS = sf.available_implementations()
+BACKENDS = sf.available_backends()
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOL = {"rtol": 1e-9, "atol": 1e-9, "equal_nan": True}
 
@@ -53,10 +53,10 @@ def test_matches_oracle(case: dict) -> None:
     expected, _ = stream_features_reference(
         case["keys"], case["X"], case["window"], case["alpha"], case["max_entities"]
     )
-    for impl in IMPLS:
-        got = fresh_state(case).transform(case["keys"], case["X"], impl=impl)
+    for backend in BACKENDS:
+        got = fresh_state(case).transform(case["keys"], case["X"], backend=backend)
         assert got.shape == (len(case["keys"]), 4 * case["X"].shape[1]) and got.dtype == np.float64
-        np.testing.assert_allclose(got, expected, **TOL, err_msg=impl)
+        np.testing.assert_allclose(got, expected, **TOL, err_msg=backend)
 
 
 @SETTINGS
@@ -65,11 +65,12 @@ def test_split_batches_equal_one_batch(case: dict, data: st.DataObject) -> None:
     n = len(case["keys"])
     cuts = sorted(data.draw(st.lists(st.integers(0, n), max_size=3)))
     bounds = [0, *cuts, n]
-    for impl in IMPLS:
-        whole = fresh_state(case).transform(case["keys"], case["X"], impl=impl)
+    for backend in BACKENDS:
+        whole = fresh_state(case).transform(case["keys"], case["X"], backend=backend)
         state = fresh_state(case)
-        parts = [state.transform(case["keys"][a:b], case["X"][a:b], impl=impl) for a, b in itertools.pairwise(bounds)]
-        np.testing.assert_array_equal(np.concatenate(parts), whole, err_msg=impl)
+        parts = [state.transform(case["keys"][a:b], case["X"][a:b], backend=backend)
+                 for a, b in itertools.pairwise(bounds)]
+        np.testing.assert_array_equal(np.concatenate(parts), whole, err_msg=backend)
 
 
 @SETTINGS
@@ -80,12 +81,12 @@ def test_state_carries_across_calls_and_implementations(case: dict, data: st.Dat
     state = fresh_state(case)
     ref_state = None
     for i, batch in enumerate((case, second)):
-        impl = IMPLS[i % len(IMPLS)]
-        got = state.transform(batch["keys"], batch["X"], impl=impl)
+        backend = BACKENDS[i % len(BACKENDS)]
+        got = state.transform(batch["keys"], batch["X"], backend=backend)
         expected, ref_state = stream_features_reference(
             batch["keys"], batch["X"], case["window"], case["alpha"], case["max_entities"], ref_state
         )
-        np.testing.assert_allclose(got, expected, **TOL, err_msg=impl)
+        np.testing.assert_allclose(got, expected, **TOL, err_msg=backend)
     assert state.n_entities == len(ref_state.entities)
 
 
@@ -101,30 +102,30 @@ def test_semantics_by_hand() -> None:
     np.testing.assert_array_equal(first_nan, [[np.nan, 4.0, np.nan, 0.0, np.nan, 0.0, np.nan, 4.0]])
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_lru_eviction_starts_fresh(impl: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lru_eviction_starts_fresh(backend: str) -> None:
     state = StreamFeatureState(1, window=4, alpha=0.5, max_entities=2)
-    state.transform(["a", "b", "a"], np.array([[1.0], [2.0], [3.0]]), impl=impl)
+    state.transform(["a", "b", "a"], np.array([[1.0], [2.0], [3.0]]), backend=backend)
     assert state.n_entities == 2
     # "c" evicts "b" (least recently used); "b" then evicts "a" and starts over.
-    out = state.transform(["c", "b", "a"], np.array([[10.0], [20.0], [30.0]]), impl=impl)
+    out = state.transform(["c", "b", "a"], np.array([[10.0], [20.0], [30.0]]), backend=backend)
     np.testing.assert_array_equal(out[:, 0], [10.0, 20.0, 30.0])  # every one without history
     np.testing.assert_array_equal(out[:, 3], [10.0, 20.0, 30.0])
     assert state.n_entities == 2
-    kept = state.transform(["a"], np.array([[40.0]]), impl=impl)
+    kept = state.transform(["a"], np.array([[40.0]]), backend=backend)
     assert kept[0, 0] == 30.0  # "a" kept its (new) history
 
 
-@pytest.mark.parametrize("impl", IMPLS)
-def test_reset_and_empty_batch(impl: str) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_reset_and_empty_batch(backend: str) -> None:
     state = StreamFeatureState(3)
-    empty = state.transform([], np.zeros((0, 3)), impl=impl)
+    empty = state.transform([], np.zeros((0, 3)), backend=backend)
     assert empty.shape == (0, 12) and empty.dtype == np.float64
-    state.transform(["a"], np.ones((1, 3)), impl=impl)
+    state.transform(["a"], np.ones((1, 3)), backend=backend)
     assert state.n_entities == 1
     state.reset()
     assert state.n_entities == 0
-    out = state.transform(["a"], np.full((1, 3), 5.0), impl=impl)
+    out = state.transform(["a"], np.full((1, 3), 5.0), backend=backend)
     np.testing.assert_array_equal(out[0, :3], [5.0, 5.0, 5.0])  # no history after reset
 
 
@@ -153,8 +154,8 @@ def test_invalid_inputs_rejected() -> None:
         state.transform("ab", np.zeros((2, 2)))
     with pytest.raises(ValueError, match="real numbers"):
         state.transform(["a"], np.array([["x", "y"]]))
-    with pytest.raises(ValueError, match="unknown implementation"):
-        state.transform(["a"], np.zeros((1, 2)), impl="cuda")
+    with pytest.raises(ValueError, match="unknown backend"):
+        state.transform(["a"], np.zeros((1, 2)), backend="cuda")
     assert state.n_entities == 0  # nothing was recorded by the rejected calls
     for kwargs in ({"n_features": 0}, {"n_features": 2, "window": 0}, {"n_features": 2, "alpha": 0.0}):
         with pytest.raises(ValueError):

@@ -20,8 +20,8 @@ from sklearn.ensemble import ExtraTreesClassifier, IsolationForest, RandomForest
 from kernels import tree_ensemble as te
 from kernels.tree_ensemble import FlatForest, compile_forest, score, score_reference
 
-IMPLS = te.available_implementations()
-COMPILED = [name for name in IMPLS if name != "reference"]
+BACKENDS = te.available_backends()
+COMPILED = [name for name in BACKENDS if name != "reference"]
 SETTINGS = settings(
     max_examples=40,
     deadline=None,
@@ -121,10 +121,10 @@ def check_all(model: object, forest: FlatForest, X: np.ndarray, compare_sklearn:
     assert expected_ref.dtype == np.float64 and expected_ref.shape == (X.shape[0],)
     if compare_sklearn and X.shape[0]:
         np.testing.assert_allclose(expected_ref, sklearn_score(model, X), rtol=0, atol=1e-12)
-    for impl in IMPLS:
-        got = score(forest, X, impl=impl)
-        assert got.dtype == np.float64 and got.shape == (X.shape[0],), impl
-        np.testing.assert_array_equal(got, expected_ref, err_msg=impl)
+    for backend in BACKENDS:
+        got = score(forest, X, backend=backend)
+        assert got.dtype == np.float64 and got.shape == (X.shape[0],), backend
+        np.testing.assert_array_equal(got, expected_ref, err_msg=backend)
     np.testing.assert_array_equal(score(forest, X), expected_ref)
 
 
@@ -201,8 +201,8 @@ def test_any_node_numbering_scores_the_same(
     X = data.draw(batches(forest, X_train, finite=True))
     expected = score_reference(forest, X)
     np.testing.assert_array_equal(score_reference(shuffled, X), expected)
-    for impl in IMPLS:
-        np.testing.assert_array_equal(score(shuffled, X, impl=impl), expected, err_msg=impl)
+    for backend in BACKENDS:
+        np.testing.assert_array_equal(score(shuffled, X, backend=backend), expected, err_msg=backend)
 
 
 @pytest.fixture(scope="module")
@@ -223,8 +223,8 @@ def test_threaded_batches_match(forests: dict, kind: str, n: int) -> None:
     model, forest, X = forests[kind]
     rows = np.resize(X, (n, X.shape[1]))
     expected = sklearn_score(model, rows)
-    for impl in IMPLS:
-        np.testing.assert_allclose(score(forest, rows, impl=impl), expected, rtol=0, atol=1e-12, err_msg=impl)
+    for backend in BACKENDS:
+        np.testing.assert_allclose(score(forest, rows, backend=backend), expected, rtol=0, atol=1e-12, err_msg=backend)
 
 
 def test_concurrent_callers_get_their_own_results(forests: dict) -> None:
@@ -234,12 +234,12 @@ def test_concurrent_callers_get_their_own_results(forests: dict) -> None:
     _, forest, X = forests["if"]
     rng = np.random.default_rng(3)
     batches = [np.ascontiguousarray(X[rng.integers(0, len(X), size=int(n))]) for n in rng.integers(1, 2000, 24)]
-    for impl in COMPILED:
+    for backend in COMPILED:
         expected = [score_reference(forest, b) for b in batches]
         with ThreadPoolExecutor(4) as pool:
-            got = list(pool.map(lambda b, impl=impl: score(forest, b, impl=impl), batches))
+            got = list(pool.map(lambda b, backend=backend: score(forest, b, backend=backend), batches))
         for g, e in zip(got, expected, strict=True):
-            np.testing.assert_array_equal(g, e, err_msg=impl)
+            np.testing.assert_array_equal(g, e, err_msg=backend)
 
 
 @pytest.mark.parametrize("kind", ["if", "rf"])
@@ -249,45 +249,45 @@ def test_inputs_of_any_real_dtype_and_layout(forests: dict, kind: str) -> None:
     expected = sklearn_score(model, X)
     for variant in (X, X.astype(np.float32), np.asfortranarray(X), X.tolist(), X.astype(np.int64), X > 0):
         want = sklearn_score(model, np.asarray(variant, dtype=np.float64))
-        for impl in IMPLS:
-            np.testing.assert_allclose(score(forest, variant, impl=impl), want, rtol=0, atol=1e-12)
+        for backend in BACKENDS:
+            np.testing.assert_allclose(score(forest, variant, backend=backend), want, rtol=0, atol=1e-12)
     wide = np.zeros((9, 2 * X.shape[1]), dtype=np.float32)
     wide[:, ::2] = X
-    for impl in IMPLS:  # a strided view
-        np.testing.assert_allclose(score(forest, wide[:, ::2], impl=impl), expected, rtol=0, atol=1e-12)
+    for backend in BACKENDS:  # a strided view
+        np.testing.assert_allclose(score(forest, wide[:, ::2], backend=backend), expected, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("kind", ["if", "rf"])
 def test_bad_inputs_rejected(forests: dict, kind: str) -> None:
     _, forest, X = forests[kind]
-    for impl in IMPLS:
+    for backend in BACKENDS:
         with pytest.raises(ValueError, match="2-D"):
-            score(forest, X[0], impl=impl)
+            score(forest, X[0], backend=backend)
         with pytest.raises(ValueError, match="features"):
-            score(forest, X[:, :2], impl=impl)
+            score(forest, X[:, :2], backend=backend)
         with pytest.raises(ValueError, match="features"):
-            score(forest, np.zeros((0, 7), np.float32), impl=impl)
+            score(forest, np.zeros((0, 7), np.float32), backend=backend)
         with pytest.raises(ValueError, match="real numbers"):
-            score(forest, np.array([["a"] * X.shape[1]]), impl=impl)
-        empty = score(forest, np.zeros((0, X.shape[1])), impl=impl)
+            score(forest, np.array([["a"] * X.shape[1]]), backend=backend)
+        empty = score(forest, np.zeros((0, X.shape[1])), backend=backend)
         assert empty.dtype == np.float64 and empty.shape == (0,)
 
 
 def test_unknown_and_unavailable_implementations_rejected(forests: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     _, forest, X = forests["rf"]
-    with pytest.raises(ValueError, match="unknown implementation 'fortran'"):
-        score(forest, X, impl="fortran")
+    with pytest.raises(ValueError, match="unknown backend 'fortran'"):
+        score(forest, X, backend="fortran")
     fresh = dataclasses.replace(forest)  # same arrays, empty kernel cache
     monkeypatch.setitem(te._available, "cpp", False)
     with pytest.raises(RuntimeError, match="'cpp' is not available"):
-        score(fresh, X, impl="cpp")
-    assert "cpp" not in te.available_implementations()
+        score(fresh, X, backend="cpp")
+    assert "cpp" not in te.available_backends()
     np.testing.assert_array_equal(score(fresh, X), score_reference(forest, X))  # auto skips it
 
 
 def test_available_implementations_order() -> None:
-    assert IMPLS[-1] == "reference"
-    assert [name for name in te.IMPLEMENTATIONS if name in IMPLS] == IMPLS
+    assert BACKENDS[-1] == "reference"
+    assert [name for name in te.BACKENDS if name in BACKENDS] == BACKENDS
 
 
 def test_compile_rejects_other_estimators() -> None:
@@ -315,8 +315,8 @@ def test_save_load_round_trip(forests: dict, kind: str, tmp_path: Path) -> None:
         forest.offset,
         forest.denominator,
     )
-    for impl in IMPLS:
-        np.testing.assert_allclose(score(loaded, X, impl=impl), sklearn_score(model, X), rtol=0, atol=1e-12)
+    for backend in BACKENDS:
+        np.testing.assert_allclose(score(loaded, X, backend=backend), sklearn_score(model, X), rtol=0, atol=1e-12)
 
 
 def _write(path: Path, forest: FlatForest, **override: object) -> None:
@@ -398,12 +398,12 @@ def test_single_leaf_isolation_forest() -> None:
     model = IsolationForest(n_estimators=3, max_samples=1, random_state=0).fit(X)
     forest = compile_forest(model)
     assert forest.denominator == 0.0
-    for impl in IMPLS:
-        np.testing.assert_array_equal(score(forest, X, impl=impl), model.decision_function(X))
+    for backend in BACKENDS:
+        np.testing.assert_array_equal(score(forest, X, backend=backend), model.decision_function(X))
 
 
-@pytest.mark.parametrize("impl", COMPILED)
-def test_thresholds_beyond_float32_range(impl: str) -> None:
+@pytest.mark.parametrize("backend", COMPILED)
+def test_thresholds_beyond_float32_range(backend: str) -> None:
     """Hand-built splits at +-inf and beyond float32 keep scikit-learn's comparison semantics."""
     f32max = float(np.finfo(np.float32).max)
     cases = [np.inf, -np.inf, 1e300, -1e300, f32max, -f32max, 0.0]
@@ -428,4 +428,4 @@ def test_thresholds_beyond_float32_range(impl: str) -> None:
                     np.isnan(X[:, 0]), 0.25 if missing_left else 0.75, np.where(X[:, 0] <= thr, 0.25, 0.75)
                 )
             np.testing.assert_array_equal(score_reference(forest, X), expected)
-            np.testing.assert_array_equal(score(forest, X, impl=impl), expected, err_msg=f"thr={thr}")
+            np.testing.assert_array_equal(score(forest, X, backend=backend), expected, err_msg=f"thr={thr}")
