@@ -115,6 +115,8 @@ class _Client:
 
     _stub_class: ClassVar[Callable[[Any], Any]]
     _channel_class: ClassVar[Callable[..., Any]]
+    _service: ClassVar[str] = ""  # full gRPC service name, for health checks
+    _ready_timeout_s: ClassVar[float] = 120.0
 
     def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
         self.address = address
@@ -143,6 +145,14 @@ class _SyncClient(_Client):
     def _wait_ready(self, service: str, timeout: float, what: str) -> None:
         wait_serving(lambda: self._health(service, timeout=2.0), timeout, what)
 
+    def health(self, timeout: float = 5.0) -> str:
+        """This client's service's health status (SERVING, NOT_SERVING, ...)."""
+        return self._health(self._service, timeout)
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the service reports SERVING (polls with a deadline, no fixed sleeps)."""
+        self._wait_ready(self._service, timeout or self._ready_timeout_s, self._service.rpartition(".")[2])
+
 
 class _AsyncClient(_Client):
     """asyncio channel; ``async with Client(addr) as c:`` closes it."""
@@ -161,11 +171,15 @@ class _AsyncClient(_Client):
     async def _health(self, service: str, timeout: float) -> str:
         return _status_name(await self.health_stub.Check(_health_request(service), timeout=timeout))
 
+    async def health(self, timeout: float = 5.0) -> str:
+        return await self._health(self._service, timeout)
+
 
 class AnomalyClient(_SyncClient):
     """Blocking client. ``with AnomalyClient(addr) as c: c.score(X)``."""
 
     _stub_class = pb_grpc.AnomalyServiceStub
+    _service = ANOMALY_SERVICE
 
     def score(
         self,
@@ -206,6 +220,7 @@ class AsyncAnomalyClient(_AsyncClient):
     """asyncio client: ``async with AsyncAnomalyClient(addr) as c: await c.score(X)``."""
 
     _stub_class = pb_grpc.AnomalyServiceStub
+    _service = ANOMALY_SERVICE
 
     async def score(
         self, X: np.ndarray, model: str = "", entity_keys: Sequence[str] | None = None, timeout: float | None = 30.0
@@ -289,6 +304,8 @@ class LLMClient(_SyncClient):
     """
 
     _stub_class = llm_grpc.LLMServiceStub
+    _service = LLM_SERVICE
+    _ready_timeout_s = 300.0
 
     def generate(
         self,
@@ -326,18 +343,14 @@ class LLMClient(_SyncClient):
             generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
 
-    def health(self, timeout: float = 5.0) -> str:
-        return self._health(LLM_SERVICE, timeout)
-
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        """Block until LLMService reports SERVING (the model is loaded)."""
-        self._wait_ready(LLM_SERVICE, timeout, "LLMService")
 
 
 class AsyncLLMClient(_AsyncClient):
     """asyncio LLM client: ``async for r in c.generate("Hi", max_tokens=16): ...``."""
 
     _stub_class = llm_grpc.LLMServiceStub
+    _service = LLM_SERVICE
+    _ready_timeout_s = 300.0
 
     def generate(
         self,
@@ -376,9 +389,6 @@ class AsyncLLMClient(_AsyncClient):
             generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
 
-    async def health(self, timeout: float = 5.0) -> str:
-        return await self._health(LLM_SERVICE, timeout)
-
 
 def search_request(query: str, k: int = 5, equals: Mapping[str, str] | None = None,
                    any_of: Mapping[str, Sequence[str]] | None = None,
@@ -399,6 +409,7 @@ class RetrieverClient(_SyncClient):
     """Blocking client for RetrieverService: ``search`` and a streamed ``ingest``."""
 
     _stub_class = r_grpc.RetrieverServiceStub
+    _service = RETRIEVER_SERVICE
 
     def search(self, query: str, k: int = 5, timeout: float | None = 30.0, **filters: Any) -> rpb.SearchResponse:
         return self.stub.Search(search_request(query, k, **filters), timeout=timeout)
@@ -406,15 +417,11 @@ class RetrieverClient(_SyncClient):
     def ingest(self, documents: Iterable[rpb.Document], timeout: float | None = 600.0) -> rpb.IngestReport:
         return self.stub.Ingest(iter(documents), timeout=timeout)
 
-    def health(self, timeout: float = 5.0) -> str:
-        return self._health(RETRIEVER_SERVICE, timeout)
-
-    def wait_ready(self, timeout: float = 120.0) -> None:
-        self._wait_ready(RETRIEVER_SERVICE, timeout, "RetrieverService")
 
 
 class AsyncRetrieverClient(_AsyncClient):
     _stub_class = r_grpc.RetrieverServiceStub
+    _service = RETRIEVER_SERVICE
 
     async def search(self, query: str, k: int = 5, timeout: float | None = 30.0, **filters: Any) -> rpb.SearchResponse:
         return await self.stub.Search(search_request(query, k, **filters), timeout=timeout)
@@ -432,20 +439,19 @@ class ChatClient(_SyncClient):
     """Blocking client for ChatService: ``ask`` yields draft pieces, then the final message."""
 
     _stub_class = chat_grpc.ChatServiceStub
+    _service = CHAT_SERVICE
+    _ready_timeout_s = 300.0
 
     def ask(self, question: str, k: int = 0, max_tokens: int = 0, timeout: float | None = 120.0,
             **filters: Any) -> Iterator[chat_pb.AskResponse]:
         yield from self.stub.Ask(ask_request(question, k, max_tokens, **filters), timeout=timeout)
 
-    def health(self, timeout: float = 5.0) -> str:
-        return self._health(CHAT_SERVICE, timeout)
-
-    def wait_ready(self, timeout: float = 300.0) -> None:
-        self._wait_ready(CHAT_SERVICE, timeout, "ChatService")
 
 
 class AsyncChatClient(_AsyncClient):
     _stub_class = chat_grpc.ChatServiceStub
+    _service = CHAT_SERVICE
+    _ready_timeout_s = 300.0
 
     def ask(self, question: str, k: int = 0, max_tokens: int = 0, timeout: float | None = 120.0,
             **filters: Any) -> AsyncIterator[chat_pb.AskResponse]:

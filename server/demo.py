@@ -160,7 +160,7 @@ async def rag_session(address: str) -> None:
         console.print(f"[green]ingested {report.documents} documents → {report.chunks_total} chunks "
                       f"({report.chunks_embedded} embedded) in {report.seconds:.1f}s, index {report.index}")
         for _ in range(150):
-            if await chat._health("stackserve.v1.ChatService", 5) == "SERVING":
+            if await chat.health() == "SERVING":
                 break
             await asyncio.sleep(0.2)
         for question in ("How do I stop a for loop early?",

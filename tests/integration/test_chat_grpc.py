@@ -10,7 +10,7 @@ import urllib.request
 import grpc
 import pytest
 
-from server.client import CHAT_SERVICE, AsyncChatClient, AsyncRetrieverClient
+from server.client import AsyncChatClient, AsyncRetrieverClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.gen.stackserve.v1 import retriever_pb2 as rpb
@@ -50,7 +50,7 @@ def test_ask_answers_refuses_and_abstains(trained, settings, tmp_path):
             async with AsyncRetrieverClient(addr) as r, AsyncChatClient(addr) as c:
                 await r.ingest(DOCS)
                 for _ in range(100):
-                    if await c._health(CHAT_SERVICE, 5) == "SERVING":
+                    if await c.health() == "SERVING":
                         break
                     await asyncio.sleep(0.2)
                 draft, last = await _ask(c, "What does the bowline knot make?", max_tokens=40)

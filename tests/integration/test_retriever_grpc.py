@@ -8,7 +8,7 @@ import asyncio
 import grpc
 import pytest
 
-from server.client import RETRIEVER_SERVICE, AsyncRetrieverClient
+from server.client import AsyncRetrieverClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.gen.stackserve.v1 import retriever_pb2 as rpb
@@ -37,7 +37,7 @@ def test_ingest_search_filters_and_errors(trained, settings, tmp_path):
         try:
             await gw.wait_ready(120)
             async with AsyncRetrieverClient(f"127.0.0.1:{gw.port}") as c:
-                assert await c._health(RETRIEVER_SERVICE, 5) == "SERVING"
+                assert await c.health() == "SERVING"
                 with pytest.raises(grpc.aio.AioRpcError) as empty:
                     await c.search("knots")
                 assert empty.value.code() == grpc.StatusCode.FAILED_PRECONDITION
