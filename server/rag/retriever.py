@@ -55,6 +55,12 @@ class Retriever:
         return True
 
     @property
+    def chunks(self) -> list[Chunk]:
+        """The current generation's chunks, by id."""
+        snap = self._snap
+        return [] if snap is None else snap.chunks
+
+    @property
     def size(self) -> int:
         snap = self._snap
         return 0 if snap is None else len(snap.chunks)
