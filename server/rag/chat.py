@@ -150,7 +150,8 @@ class ChatPipeline:
         if hits:
             chunk_verdicts = await asyncio.to_thread(self.rails.check_chunks, [h.chunk.text for h in hits])
             outcome.verdicts += [v for v in chunk_verdicts if v.action is not Action.ALLOW]
-            outcome.timings["guard"] += sum(v.seconds for v in chunk_verdicts[:1])
+            # every chunk verdict carries the time since the rail started: the longest is the rail's time
+            outcome.timings["guard"] += max((v.seconds for v in chunk_verdicts), default=0.0)
             hits = [h for h, v in zip(hits, chunk_verdicts, strict=True) if v.action is Action.ALLOW or v.shadow]
         if not hits or hits[0].score < self.cfg.min_evidence:
             outcome.answer, outcome.outcome = ABSTAIN, "abstained"
@@ -184,7 +185,6 @@ class ChatPipeline:
         outcome.timings.update(prefill=(t_first or t_end) - t_call, decode=t_end - (t_first or t_end))
         outcome.verdicts.append(withheld or tox.verdict())
         outcome.timings["guard"] += tox.seconds
-        question_vec = (await asyncio.to_thread(self.embed, [clean_question]))[0]
         if withheld is None and draft.strip() and draft.strip() != ABSTAIN:
             ground = await asyncio.to_thread(grounding, draft, [h.chunk.text for h in hits], self.embed,
                                              self.cfg.grounding)
@@ -195,7 +195,7 @@ class ChatPipeline:
                 outcome.citations = _cited(draft, hits)
                 outcome.timings["total"] = time.perf_counter() - t0
                 return
-        answer, cited = await asyncio.to_thread(extractive_answer, question_vec, hits, self.embed,
+        answer, cited = await asyncio.to_thread(extractive_answer, result.query_vec, hits, self.embed,
                                                 self.cfg.extractive_sentences)
         outcome.answer, outcome.outcome, outcome.citations = answer, "extractive" if cited else "abstained", cited
         outcome.timings["total"] = time.perf_counter() - t0

@@ -12,6 +12,8 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from server.config import Settings
 from server.rag.documents import Document
 from server.rag.embedder import Embedder
@@ -24,6 +26,7 @@ from server.rag.store import RetrievalStore
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     hits: list[Hit]
+    query_vec: np.ndarray  # the embedded query, for callers that rank text against it again
     embed_s: float
     search_s: float
 
@@ -50,7 +53,7 @@ class RagEngine:
         q = self.retriever.embedder.encode([query])
         t1 = time.perf_counter()
         hits = self.retriever.search_vectors(q, k, where)[0]
-        return SearchResult(hits, t1 - t0, time.perf_counter() - t1)
+        return SearchResult(hits, q[0], t1 - t0, time.perf_counter() - t1)
 
     async def search(self, query: str, k: int, where: ChunkFilter | None = None) -> SearchResult:
         return await asyncio.to_thread(self._search, query, k, where)

@@ -125,13 +125,13 @@ class VectorIndex:
         if not np.isfinite(queries).all():
             raise ValueError("queries must be finite (NaN or inf in a query vector)")
         n = self.stats.n
+        if allowed is not None and allowed.shape != (n,):
+            raise ValueError(f"filter mask has shape {allowed.shape}, the index holds {n} vectors")
+        if n == 0 or k == 0:  # FAISS asserts k > 0: nothing to search
+            return exact_topk(self.vectors, queries, k)
         if allowed is None:
-            if n == 0 or k == 0:
-                return exact_topk(self.vectors, queries, k)
             scores, ids = self.index.search(queries, min(k, n))
             return _pad(scores, ids, k)
-        if allowed.shape != (n,):
-            raise ValueError(f"filter mask has shape {allowed.shape}, the index holds {n} vectors")
         ids_allowed = np.flatnonzero(allowed)
         if len(ids_allowed) <= exact_below or (self.stats.kind == "flat" and self.stats.on_gpu):
             return exact_topk(self.vectors, queries, k, ids_allowed)
