@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install build demo serve test unit integration lint gate peers peers-vllm bench bench-ci clean
+.PHONY: install build demo serve test unit integration lint gate peers peers-vllm bench bench-ci bench-kernels clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -56,8 +56,9 @@ gate: install
 	d=$$(mktemp -d) && for m in shuttle-rf shuttle-iforest; do \
 	  $(VENV)/bin/stackserve --data-dir $$d gate --train --model $$m || exit 1; done; rm -rf $$d
 
+# Kernel benchmarks (tests/benchmarks) run once each as smoke tests here; `make bench-kernels` times them.
 test: install lint gate
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --benchmark-disable
 
 # llama.cpp (the LLM peer) compiles for minutes: only the benchmarks build it. The build is
 # native to this CPU (AMX switched off where the CPU has it) and redone when the CPU changes.
@@ -73,12 +74,21 @@ bench: install peers peers-vllm
 	$(PY) -m bench.anomaly_kernels
 	$(PY) -m bench.drift
 	$(PY) -m bench.anomaly_load
+	$(PY) -m bench.vector_search
+	$(PY) -m bench.embedder --serving
+	$(PY) -m bench.rag_ttft
 
 bench-ci: install
 	$(PY) -m bench.anomaly_kernels --quick --check
 	$(PY) -m bench.drift --quick
 	$(PY) -m bench.anomaly_load --quick
 	$(PY) -m bench.llm_bench --quick --skip-quality --check --peers transformers
+	$(PY) -m bench.vector_search --quick --check
+	$(PY) -m bench.embedder --quick
+
+bench-kernels: install  ## pytest-benchmark: every kernel family against its reference
+	$(PY) -m pytest tests/benchmarks --benchmark-enable --benchmark-sort=name \
+	  --benchmark-columns=median,iqr,rounds --benchmark-json=bench/results/kernels_pytest.json
 
 clean:
 	rm -rf build server/gen kernels/**/*.so kernels/cython/*.c *.egg-info

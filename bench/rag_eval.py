@@ -48,12 +48,15 @@ def ensure_store(settings) -> None:
     print(f"  {report.chunks_total} chunks in {report.seconds['total']:.0f}s", file=sys.stderr)
 
 
-async def run_backend(items: list[EvalItem], backend: str, k: int) -> tuple[list[ItemResult], dict]:
+async def run_backend(items: list[EvalItem], backend: str, k: int,
+                      store: Path = STORE) -> tuple[list[ItemResult], dict]:
+    """Ask every item through the ChatPipeline (the real LLM engine in this process) and score it;
+    ``store``: the default corpus ingested there once."""
     from server.llm.engine import LLMEngine
     from server.llm.serving import AsyncEngine
     from server.rag.engine import RagEngine
 
-    settings = load_settings(None, rag={"store_dir": str(STORE)}, llm={"backend": backend, "max_model_len": 1024})
+    settings = load_settings(None, rag={"store_dir": str(store)}, llm={"backend": backend, "max_model_len": 1024})
     ensure_store(settings)
     rag = await RagEngine(settings).start()
     assert rag.retriever is not None
@@ -61,7 +64,7 @@ async def run_backend(items: list[EvalItem], backend: str, k: int) -> tuple[list
     rails = InputRails(embed)
     engine = AsyncEngine(LLMEngine(settings.llm).start())
     pipeline = ChatPipeline(rag, rails, engine.generate, lambda: settings.llm.max_model_len)
-    chunks = rag.retriever._snap.chunks if rag.retriever._snap else []
+    chunks = rag.retriever.chunks
     results = []
     try:
         with Progress(transient=True) as bar:

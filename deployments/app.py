@@ -1,9 +1,10 @@
 """Build the Serve applications from the config tree.
 
-Two applications, one per workload: ``anomaly`` (AnomalyScorer) and, when ``llm.enabled``,
-``llm`` (LLMEngine). Separate applications rather than one graph because the gateway holds a
-handle to each deployment directly (no ingress hop), and each can be redeployed on its own:
-replacing the LLM (minutes of model load) must not restart the anomaly scorer.
+One application per workload: ``anomaly`` (AnomalyScorer), ``llm`` (LLMEngine) when
+``llm.enabled``, and ``embedder`` (Embedder, for retrieval and chat) when ``rag.enabled``.
+Separate applications rather than one graph because the gateway holds a handle to each deployment
+directly (no ingress hop), and each can be redeployed on its own: replacing the LLM (minutes of
+model load) must not restart the anomaly scorer.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from ray.serve import Application
 
 from deployments.anomaly_scorer import AnomalyScorerDeployment
+from deployments.embedder import EmbedderDeployment
 from deployments.llm_engine import LLMEngineDeployment
 from server.config import Settings
 
@@ -48,6 +50,20 @@ def build_llm_app(settings: Settings) -> Application:
             "num_cpus": cfg.num_cpus,
             # the engine computes in its own thread; the replica's code only moves tokens, so it
             # runs on the replica's loop (no user-code thread hand-off per streamed piece)
+            "runtime_env": {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}},
+        },
+        max_ongoing_requests=cfg.max_ongoing_requests,
+    ).bind(settings.model_dump_json())
+
+
+def build_embedder_app(settings: Settings) -> Application:
+    """``rag.embedder.replicas`` Embedder replicas, each batching the calls it receives."""
+    cfg = settings.rag.embedder
+    return EmbedderDeployment.options(
+        num_replicas=cfg.replicas,
+        ray_actor_options={
+            "num_cpus": cfg.num_cpus,
+            # the forward pass runs in a worker thread; the replica's code only queues calls
             "runtime_env": {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}},
         },
         max_ongoing_requests=cfg.max_ongoing_requests,

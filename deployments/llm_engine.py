@@ -16,6 +16,7 @@ from ray import serve
 
 from server.config import Settings
 from server.llm.serving import AsyncEngine, EngineInfo, LLMJob, Piece
+from server.observability import tracing
 
 log = logging.getLogger("stackserve.llm")
 
@@ -26,6 +27,9 @@ class LLMEngineDeployment:
         from server.llm.engine import LLMEngine
 
         self.settings = Settings.model_validate_json(settings_json)
+        t = self.settings.tracing
+        if t.exporter != "none":  # the engine's spans are made in this replica's process
+            tracing.configure(t.exporter, t.otlp_endpoint, t.service_name)
         self.served = AsyncEngine(LLMEngine(self.settings.llm).start(), self.settings.llm.model_name)
         self.engine = self.served.engine
         log.info("LLM engine ready: %s", self.engine.backend_name)

@@ -200,10 +200,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import torch
     from rich.progress import Progress
 
+    from server.rag.backends import open_store
     from server.rag.documents import UnsupportedFileError, load_paths, pydoc_corpus
     from server.rag.embedder import Embedder
     from server.rag.ingest import ingest
-    from server.rag.store import RetrievalStore
 
     console = _console(stderr=True)
     settings = _settings(args)
@@ -217,10 +217,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)
     with Progress(console=console, transient=True) as bar:
         task = bar.add_task("loading the embedder", total=len(docs))
-        embedder = Embedder()
+        embedder = Embedder(precision=settings.rag.embedder.precision)
         bar.update(task, description="chunking")
-        report = ingest(docs, RetrievalStore(settings.rag_store_dir), embedder, settings.rag,
-                        progress=lambda doc: bar.advance(task))
+        store = open_store(settings)
+        report = ingest(docs, store, embedder, settings.rag, progress=lambda doc: bar.advance(task))
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -229,7 +229,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             f"{report.documents} documents ({report.new} new, {report.changed} changed, {report.unchanged} unchanged)"
             f" → {report.chunks_total} chunks ({report.chunks_embedded} embedded, {report.chunks_reused} reused, "
             f"{report.duplicates_skipped} duplicates skipped); PII redacted: {pii}; index {report.index} "
-            f"(recall@10 {report.recall_at_10:.3f}); {report.seconds['total']:.1f} s → {settings.rag_store_dir}"
+            f"(recall@10 {report.recall_at_10:.3f}); {report.seconds['total']:.1f} s → {store.describe()}"
         )
     return 0
 
@@ -239,10 +239,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from server.rag.backends import open_store
     from server.rag.embedder import Embedder
     from server.rag.filters import ChunkFilter
     from server.rag.retriever import EmptyStoreError, Retriever
-    from server.rag.store import RetrievalStore
 
     settings = _settings(args)
     try:
@@ -251,7 +251,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         _console(stderr=True).print(f"[red]--filter: {exc}")
         return 2
     try:
-        hits = Retriever(RetrievalStore(settings.rag_store_dir), Embedder()).search(args.query, args.k, where)
+        embedder = Embedder(precision=settings.rag.embedder.precision)
+        hits = Retriever(open_store(settings), embedder).search(args.query, args.k, where)
     except EmptyStoreError as exc:
         _console(stderr=True).print(f"[red]{exc}")
         return 3
@@ -509,6 +510,51 @@ def cmd_rollout_status(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_slo(args: argparse.Namespace) -> int:
+    """Objectives, goodput and cost of a running server (from its /metrics), or its alerting rules."""
+    from server.slo.objectives import load_slo_file
+
+    settings = _settings(args)
+    try:
+        slo = load_slo_file(args.file or settings.slo.file)
+    except ValueError as exc:
+        print(f"stackserve: {exc}", file=sys.stderr)
+        return 2
+    if args.rules:
+        from server.slo.rules import alert_rules_yaml
+
+        Path(args.rules).write_text(alert_rules_yaml(slo))
+        print(f"wrote {len(slo.objectives)} objectives' alerting rules to {args.rules}")
+        return 0
+    from rich.table import Table
+
+    from server.slo.table import objective_rows, scrape, workload_rows
+
+    url = args.metrics_url or f"http://{settings.gateway.host}:{settings.gateway.metrics_port}/metrics"
+    try:
+        series = scrape(url, timeout=args.timeout)
+    except OSError as exc:
+        print(f"stackserve: cannot read {url}: {exc}", file=sys.stderr)
+        return 1
+    rows = objective_rows(series)
+    if not rows:
+        print(f"{url}: no SLO series (is slo.enabled off on that server?)", file=sys.stderr)
+        return 1
+    table = Table(title=f"SLOs at {url}")
+    for col in ("objective", "workload", "indicator", "value", "target", "requests", "state", "burn rate"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*r)
+    _console().print(table)
+    wt = Table(title="goodput and cost")
+    for col in ("workload", "requests/s", "goodput/s", "USD/hour", "USD per 1K tokens", "USD per 1M events"):
+        wt.add_column(col)
+    for r in workload_rows(series):
+        wt.add_row(*r)
+    _console().print(wt)
+    return 0
+
+
 # ----- generate / chat --------------------------------------------------------------
 def _sampling_args(args: argparse.Namespace) -> dict:
     return {
@@ -716,6 +762,13 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--timeout", type=float, default=10.0)
     rs.add_argument("--json", action="store_true", help="print the RolloutStatus message as JSON")
     rs.set_defaults(func=cmd_rollout_status)
+
+    sl = sub.add_parser("slo", help="SLO attainment, goodput and cost of a running server; --rules: alerting rules")
+    sl.add_argument("--metrics-url", help="default: http://<gateway.host>:<gateway.metrics_port>/metrics")
+    sl.add_argument("--file", help="the SLO file (default: slo.file, else deployments/configs/slo.yaml)")
+    sl.add_argument("--rules", metavar="FILE", help="write Prometheus alerting rules for the objectives and exit")
+    sl.add_argument("--timeout", type=float, default=10.0)
+    sl.set_defaults(func=cmd_slo)
 
     ig = sub.add_parser("ingest", help="chunk, redact, embed and index documents for retrieval")
     ig.add_argument("paths", nargs="*", help=".txt/.md/.rst/.html files or folders (none: the default corpus)")

@@ -18,6 +18,7 @@ from typing import Any
 
 from server.config import Settings
 from server.gateway.anomaly_endpoint import LocalAnomalyEndpoint, RayAnomalyEndpoint
+from server.gateway.embedder_endpoint import RayEmbedder
 from server.gateway.llm_endpoint import LocalLLMEndpoint, RayLLMEndpoint
 from server.gateway.server import Gateway, start_gateway
 from server.llm.serving import EngineInfo
@@ -107,8 +108,13 @@ def _recorded_cluster() -> str | None:
     return find_bootstrap_address(None)
 
 
+# Replica logs as JSON lines (Ray Serve's encoding), like the gateway's own; per-call access logs off:
+# the gateway writes one structured line per request already.
+REPLICA_LOGGING = {"encoding": "JSON", "enable_access_log": False, "log_level": "WARNING"}
+
 ANOMALY_APP = "anomaly"  # Serve application names: the gateway finds a cluster's deployments by them
 LLM_APP = "llm"
+EMBEDDER_APP = "embedder"
 
 
 def build_app(import_path: str, settings: Settings) -> Any:
@@ -174,33 +180,42 @@ def start_ray_app(settings: Settings, attachment: RayAttachment) -> Any:
         build_app(settings.ray.anomaly_app, settings),
         name=ANOMALY_APP,
         route_prefix=f"/{ANOMALY_APP}" if settings.ray.grpc_proxy_port and attachment.owns_cluster else None,
-        logging_config={"enable_access_log": False, "log_level": "WARNING"},
+        logging_config=REPLICA_LOGGING,
     )
 
 
 def start_llm_app(settings: Settings, attachment: RayAttachment) -> Any:
     """The LLM application's handle: the cluster's own when deployed there, else one we deploy
     (Ray and Serve already started)."""
+    return _start_app(LLM_APP, settings.ray.llm_app, settings, attachment)
+
+
+def start_embedder_app(settings: Settings, attachment: RayAttachment) -> Any:
+    """The Embedder application's handle (retrieval and chat embed through it)."""
+    return _start_app(EMBEDDER_APP, settings.ray.embedder_app, settings, attachment)
+
+
+def _start_app(name: str, import_path: str, settings: Settings, attachment: RayAttachment) -> Any:
     from ray import serve
 
-    if not attachment.owns_cluster and LLM_APP in _running_apps():
-        log.warning("using the %r application already deployed on the cluster as it is", LLM_APP)
-        return serve.get_app_handle(LLM_APP)
-    attachment.owned_apps.append(LLM_APP)
+    if not attachment.owns_cluster and name in _running_apps():
+        log.warning("using the %r application already deployed on the cluster as it is", name)
+        return serve.get_app_handle(name)
+    attachment.owned_apps.append(name)
     try:
         return serve.run(
-            build_app(settings.ray.llm_app, settings),
-            name=LLM_APP,
+            build_app(import_path, settings),
+            name=name,
             route_prefix=None,
-            logging_config={"enable_access_log": False, "log_level": "WARNING"},
+            logging_config=REPLICA_LOGGING,
         )
     except Exception:
-        # a failed deployment would keep restarting replicas (each loading the model): remove it
+        # a failed deployment would keep restarting replicas (each loading its model): remove it
         try:
-            serve.delete(LLM_APP)
-            attachment.owned_apps.remove(LLM_APP)
+            serve.delete(name)
+            attachment.owned_apps.remove(name)
         except Exception as exc:
-            log.warning("could not delete the failed LLM application: %s", exc)
+            log.warning("could not delete the failed %r application: %s", name, exc)
         raise
 
 
@@ -239,9 +254,10 @@ def local_llm_endpoint(settings: Settings) -> LocalLLMEndpoint:
     return LocalLLMEndpoint(LLMEngine(settings.llm).start(), settings.llm.model_name)
 
 
-def rag_engine(settings: Settings) -> RagEngine | None:
-    """Retrieval runs in the gateway process (the index is in memory; embedding a query is ~ms)."""
-    return RagEngine(settings) if settings.rag.enabled else None
+def rag_engine(settings: Settings, embedder: RayEmbedder | None = None) -> RagEngine | None:
+    """Search runs in the gateway process (the index is in memory, or in PostgreSQL); embedding runs
+    here too without Ray, or in the Embedder deployment's replicas (``embedder``) on Ray."""
+    return RagEngine(settings, embedder) if settings.rag.enabled else None
 
 
 @asynccontextmanager
@@ -263,11 +279,19 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
         return
     endpoint = _LateRayAnomalyEndpoint()
     llm_endpoint = _LateRayLLMEndpoint() if settings.llm.enabled else None
-    gateway = await start_gateway(settings, endpoint, llm_endpoint, rag_engine(settings))
+    embedder = RayEmbedder(asyncio.get_running_loop()) if settings.rag.enabled else None
+    gateway = await start_gateway(settings, endpoint, llm_endpoint, rag_engine(settings, embedder))
     attachment = RayAttachment(owns_cluster=False)
     try:
         attachment = await asyncio.to_thread(connect_ray, settings)
         endpoint.handle = await asyncio.to_thread(start_ray_app, settings, attachment)
+        if embedder is not None:
+            # before the LLM: retrieval serves while the model loads
+            try:
+                embedder.attach(await asyncio.to_thread(start_embedder_app, settings, attachment))
+            except Exception as exc:
+                log.error("the Embedder application failed to deploy: %s", exc)
+                embedder.fail(exc)
         if llm_endpoint is not None:
             # after the anomaly app, so anomaly scoring is SERVING while the model loads; a
             # failure here (e.g. the configured LLM backend is not built) leaves only the LLM down
@@ -278,5 +302,7 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
                 llm_endpoint.failed = exc
         yield gateway
     finally:
+        if embedder is not None and embedder.handle is None and embedder.failed is None:
+            embedder.fail(RuntimeError("the server stopped before the Embedder application deployed"))
         await gateway.stop()
         await stop_ray_app(attachment)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING
 
@@ -26,6 +27,7 @@ from server.protocol import errors
 from server.protocol.anomaly_messages import score_response
 from server.protocol.anomaly_validation import ParsedScoreRequest, parse_score_request
 from server.rollout.controller import ArmStats, RolloutSnapshot
+from server.slo import tracker as slo
 
 if TYPE_CHECKING:
     from kernels.stream_features import PendingUpdate
@@ -92,13 +94,17 @@ class AnomalyService:
 
     # ----- RPCs ------------------------------------------------------------
     async def Score(self, request: pb.ScoreRequest, context: grpc.aio.ServicerContext) -> pb.ScoreResponse:
+        started = time.perf_counter()
         try:
             parsed = self._parse(request)
             X, pending = self.scoring.inputs(parsed)
             result = await self._scored(self.scoring.score_settled(parsed, X, pending, self._timeout(context)))
         except errors.ServingError as err:
+            slo.record_failure("anomaly", err.code.name, started)
             await errors.abort(context, err)
-        return score_response(result)
+        response = score_response(result)
+        slo.record("anomaly", failed=False, latency_s=time.perf_counter() - started, events=X.shape[0])
+        return response
 
     async def ScoreStream(
         self, request_iterator: AsyncIterator[pb.ScoreRequest], context: grpc.aio.ServicerContext
@@ -109,7 +115,7 @@ class AnomalyService:
         A message's stream-state change is committed when its response is handed to gRPC; every
         message read ahead but not answered (an error, or the client going away) is rolled back,
         so a retry of the unanswered messages sees exactly the state an undisturbed run would."""
-        Item = tuple[asyncio.Task, "PendingUpdate | None"]
+        Item = tuple[asyncio.Task, "PendingUpdate | None", float, int]  # task, state change, read at, events
         pending: asyncio.Queue[Item | errors.ServingError | None] = asyncio.Queue(STREAM_PIPELINE_DEPTH)
 
         async def reader() -> None:
@@ -123,9 +129,10 @@ class AnomalyService:
                         err.reason = f"message {index}: {err.reason}"
                         await pending.put(err)
                         return
+                    read_at = time.perf_counter()
                     task = asyncio.ensure_future(self._scored(self.scoring.score(parsed, X, self._timeout(context))))
                     try:
-                        await pending.put((task, update))
+                        await pending.put((task, update, read_at, X.shape[0]))
                     except BaseException:
                         task.cancel()
                         if update is not None:
@@ -136,7 +143,7 @@ class AnomalyService:
                 await pending.put(None)
 
         def settle(item: Item, keep: bool) -> None:
-            task, update = item
+            task, update, _, _ = item
             if not keep:
                 task.cancel()
             if update is not None:
@@ -155,10 +162,13 @@ class AnomalyService:
                 try:
                     result = await item[0]
                 except errors.ServingError as err:
+                    slo.record_failure("anomaly", err.code.name, item[2])
                     await errors.abort(context, err)
                 in_hand = None
                 settle(item, keep=True)
-                yield score_response(result)
+                response = score_response(result)
+                slo.record("anomaly", failed=False, latency_s=time.perf_counter() - item[2], events=item[3])
+                yield response
         finally:
             if in_hand is not None:
                 settle(in_hand, keep=False)

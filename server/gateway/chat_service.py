@@ -5,6 +5,7 @@ go to Prometheus (``stackserve_guardrail_*``)."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,6 +19,7 @@ from server.protocol import errors
 from server.protocol.chat_validation import parse_ask
 from server.rag.chat import AskOutcome, ChatPipeline, GenerationFailedError
 from server.rag.retriever import EmptyStoreError
+from server.slo import tracker as slo
 
 DEADLINE_MARGIN_S = 0.05
 
@@ -31,7 +33,8 @@ def _final(o: AskOutcome) -> pb.AskResponse:
         verdicts=[pb.GuardrailVerdict(rail=v.rail, action=v.action.value, reason=v.reason, score=v.score,
                                       ms=v.seconds * 1e3, shadow=v.shadow) for v in o.verdicts],
         timings=pb.Timings(embed_ms=ms.get("embed", 0), search_ms=ms.get("search", 0), guard_ms=ms.get("guard", 0),
-                           prefill_ms=ms.get("prefill", 0), decode_ms=ms.get("decode", 0), total_ms=ms.get("total", 0)),
+                           prefill_ms=ms.get("prefill", 0), decode_ms=ms.get("decode", 0), total_ms=ms.get("total", 0),
+                           guard_ttft_ms=ms.get("guard_ttft", 0), first_token_ms=ms.get("first_token", 0)),
     )
 
 
@@ -44,6 +47,7 @@ class ChatService:
 
     async def Ask(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.AskResponse]:
         outcome = AskOutcome()
+        started = time.perf_counter()
         try:
             pipeline: ChatPipeline | None = self._pipeline()
             if pipeline is None:
@@ -67,9 +71,14 @@ class ChatService:
             except Exception as exc:
                 raise endpoint_error_status(exc) from exc
         except errors.ServingError as err:
+            slo.record_failure("chat", err.code.name, started)
             await errors.abort(context, err)
         for v in outcome.verdicts:
             metrics.GUARDRAIL_VERDICTS.labels(v.rail, v.action.value, v.reason, str(v.shadow).lower()).inc()
             metrics.GUARDRAIL_SECONDS.labels(v.rail).observe(v.seconds)
         metrics.CHAT_OUTCOMES.labels(outcome.outcome).inc()
-        yield _final(outcome)
+        final = _final(outcome)
+        elapsed = time.perf_counter() - started
+        # an answer that was not streamed (abstained, refused, extractive) arrives whole: that is its first token
+        slo.record("chat", failed=False, latency_s=elapsed, ttft_s=outcome.timings.get("first_token", elapsed))
+        yield final

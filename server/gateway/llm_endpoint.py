@@ -10,11 +10,19 @@ runs an engine in the gateway's process (tests, ``stackserve serve --no-ray``).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 from server.gateway.ray_errors import from_ray
 from server.llm.serving import AsyncEngine, EngineInfo, LLMJob, Piece
+from server.observability import tracing
+
+
+def traced(job: LLMJob) -> LLMJob:
+    """The job with the current RPC span's trace context, when tracing is on."""
+    ctx = tracing.carrier()
+    return job if ctx is None else dataclasses.replace(job, trace_context=tuple(ctx.items()))
 
 
 class LLMEndpoint(Protocol):
@@ -27,6 +35,10 @@ class LLMEndpoint(Protocol):
 
 class LocalLLMEndpoint(AsyncEngine):
     """An engine in this process (its loop thread does the compute): tests, ``serve --no-ray``."""
+
+    async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
+        async for piece in super().generate(traced(job), timeout_s, request_id):
+            yield piece
 
 
 class RayLLMEndpoint:
@@ -56,7 +68,7 @@ class RayLLMEndpoint:
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream pieces; leaving early (cancel, deadline, error) cancels the replica's generator.
         Ray's exceptions leave as ours (server/gateway/ray_errors.py)."""
-        gen = self._stream_handle().generate.remote(job, timeout_s, request_id)
+        gen = self._stream_handle().generate.remote(traced(job), timeout_s, request_id)
         finished = False
         try:
             try:

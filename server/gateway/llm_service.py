@@ -14,12 +14,13 @@ traffic stops.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -37,6 +38,7 @@ from server.observability.logs import payload_hash
 from server.protocol import errors
 from server.protocol.errors import ServingError
 from server.protocol.llm_validation import parse_chat, parse_generate
+from server.slo import tracker as slo
 
 log = logging.getLogger("stackserve.gateway")
 # The engine's timeout is the call's remaining time less this margin, so the engine's own
@@ -80,6 +82,8 @@ class _Progress:
     e2e: float | None = None
     last_ts: float | None = None
     finish: FinishReason | None = None
+    gaps: list[float] = field(default_factory=list)  # between streamed tokens: the request's own ITL p95
+    text_hash: Any = field(default_factory=lambda: hashlib.blake2b(digest_size=8))  # the response, for logs
 
 
 def _outcome_error(piece: Piece) -> ServingError:
@@ -184,7 +188,9 @@ class LLMService:
             last = p.last_ts
             for ts in piece.token_ts:
                 if last is not None:
-                    series.itl.observe(max(0.0, ts - last))
+                    gap = max(0.0, ts - last)
+                    series.itl.observe(gap)
+                    p.gaps.append(gap)
                 last = ts
             p.last_ts = last
             series.generation_tokens.inc(len(piece.token_ids))
@@ -226,6 +232,8 @@ class LLMService:
                                grpc.StatusCode.INVALID_ARGUMENT: ""}.get(err.code, "error")
                     raise err from None
                 self._observe(series, p, piece)
+                if piece.text:
+                    p.text_hash.update(piece.text.encode())
                 p.pieces += 1
                 p.tokens += len(piece.token_ids)
                 if piece.finish_reason is not None:
@@ -250,11 +258,16 @@ class LLMService:
                         p.e2e = time.perf_counter() - p.started
                     series.e2e.observe(p.e2e)
                 series.requests(rpc, outcome).inc()
+                if outcome != "cancelled":  # the client walked away: not a request the server failed
+                    slo.record("llm", failed=outcome in ("rejected", "error", "deadline"),
+                               latency_s=p.e2e if p.e2e is not None else time.perf_counter() - p.started,
+                               ttft_s=p.ttft, itl_s=slo.p95(p.gaps), output_tokens=p.tokens)
             fields.update(
                 prompt_tokens=p.prompt_tokens,
                 completion_tokens=p.tokens,
                 finish_reason=p.finish or outcome,
                 ttft_ms=None if p.ttft is None else round(p.ttft * 1e3, 3),
+                response_hash=p.text_hash.hexdigest(),  # same hash as payload_hash(full text)
             )
 
     async def _responses(

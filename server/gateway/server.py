@@ -22,11 +22,15 @@ from server.gateway.llm_service import LLMService
 from server.gateway.retriever_service import RetrieverService
 from server.gen.stackserve.v1 import anomaly_pb2, chat_pb2, llm_pb2, retriever_pb2
 from server.guardrails.input_rails import InputRails
+from server.observability import tracing
 from server.observability.logs import ACCESS, log_event
 from server.observability.metrics import serve_metrics
 from server.protocol.registration import add_service
 from server.rag.chat import ChatPipeline
 from server.rag.engine import RagEngine
+from server.slo import tracker as slo
+from server.slo.setup import build_tracker
+from server.slo.tracker import SloTracker
 
 log = logging.getLogger("stackserve.gateway")
 ANOMALY_SERVICE = anomaly_pb2.DESCRIPTOR.services_by_name["AnomalyService"]
@@ -53,6 +57,7 @@ class Gateway:
     retriever: RetrieverService | None = None
     retriever_warmup_task: asyncio.Task | None = None
     chat_task: asyncio.Task | None = None  # sets ChatService SERVING; not awaited by wait_ready
+    slo: SloTracker | None = None  # installed as the process's tracker while this gateway runs
 
     async def wait_ready(self, timeout: float) -> None:
         """Until every service has finished warming up (the LLM's may end NOT_SERVING: see its log)."""
@@ -74,6 +79,8 @@ class Gateway:
             await self.llm.close()
         self.log_flusher.cancel()
         ACCESS.flush()
+        if self.slo is not None and slo.current() is self.slo:
+            slo.install(None)
         with contextlib.suppress(Exception):
             self.metrics_server.shutdown()  # type: ignore[attr-defined]
 
@@ -221,6 +228,9 @@ async def start_gateway(
     if chat is not None and llm is not None:
         add_service(server, CHAT_SERVICE, ChatService(chat))
         services.append(CHAT_SERVICE.full_name)
+    slo_tracker = build_tracker(settings)
+    if settings.tracing.exporter != "none":
+        tracing.configure(settings.tracing.exporter, settings.tracing.otlp_endpoint, settings.tracing.service_name)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     for service in ("", *services):
@@ -231,6 +241,7 @@ async def start_gateway(
     if port == 0:
         raise OSError(f"cannot bind gRPC port {cfg.host}:{cfg.port}")
     await server.start()
+    slo.install(slo_tracker)
     metrics_server, metrics_port = serve_metrics(cfg.host, cfg.metrics_port)
     warmup = asyncio.create_task(_warm_up(anomaly, endpoint, health, cfg.warmup_timeout_s))
     flusher = asyncio.create_task(_flush_access_log())
@@ -246,10 +257,12 @@ async def start_gateway(
         if llm is not None:
             chat_task = asyncio.create_task(_chat_serving(chat, rag_warmup, health))
     log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
-    return Gateway(
+    gateway = Gateway(
         server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift, rollout,
         llm, llm_warmup, llm_stats, retriever, rag_warmup, chat_task,
     )
+    gateway.slo = slo_tracker
+    return gateway
 
 
 async def _flush_access_log() -> None:

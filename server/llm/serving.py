@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from server.llm.errors import ContextLengthError
 from server.llm.outputs import FinishReason
 from server.llm.params import SamplingParams
+from server.observability import tracing
 
 if TYPE_CHECKING:
     from server.llm.engine import LLMEngine
@@ -39,6 +41,8 @@ class LLMJob:
     prompt: str | None = None
     prompt_token_ids: tuple[int, ...] | None = None
     messages: tuple[tuple[str, str], ...] | None = None  # (role, content)
+    # W3C trace context of the caller's span (server/observability/tracing.py); None: not traced
+    trace_context: tuple[tuple[str, str], ...] | None = None
 
     @property
     def prompt_field(self) -> str:
@@ -224,8 +228,30 @@ class AsyncEngine:
 
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream merged pieces of one request; closing the stream aborts it in the engine."""
-        async for piece in stream_job(self.engine, job, timeout_s, request_id, self.steps):
-            yield piece
+        if not tracing.enabled() or job.trace_context is None:
+            async for piece in stream_job(self.engine, job, timeout_s, request_id, self.steps):
+                yield piece
+            return
+        started = time.time()
+        arrival = scheduled = 0.0
+        token_ts: list[float] = []
+        prefill: list[int] = []
+        decode: list[int] = []
+        prompt_tokens, finish = 0, "aborted"
+        try:
+            async for piece in stream_job(self.engine, job, timeout_s, request_id, self.steps):
+                arrival, scheduled = piece.arrival_ts or arrival, piece.first_scheduled_ts or scheduled
+                (decode if token_ts else prefill).extend(piece.step_batch_sizes)
+                token_ts += piece.token_ts
+                prompt_tokens = piece.prompt_tokens or prompt_tokens
+                if piece.finish_reason is not None:
+                    finish = str(piece.finish_reason)
+                yield piece
+        finally:
+            tracing.record_generation(dict(job.trace_context), request_id, started_wall=started,
+                                      arrival_ts=arrival or started, scheduled_ts=scheduled, token_ts=token_ts,
+                                      ended_wall=time.time(), prefill_batches=prefill, decode_batches=decode,
+                                      prompt_tokens=prompt_tokens, finish_reason=finish)
 
     async def close(self) -> None:
         await asyncio.to_thread(self.engine.shutdown)

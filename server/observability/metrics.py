@@ -23,6 +23,12 @@ GRPC_LATENCY = Histogram(
     ["method"],
     buckets=LATENCY_BUCKETS,
 )
+GRPC_BUDGET = Counter(
+    "stackserve_grpc_request_budget_total",
+    "calls that carried a latency budget (x-latency-budget-ms header, else the gRPC deadline), by whether "
+    "they met it",
+    ["method", "met"],
+)
 GRPC_IN_FLIGHT = Gauge("stackserve_grpc_requests_in_flight", "gRPC calls being served", ["method"])
 
 BATCH_EVENTS = Histogram(

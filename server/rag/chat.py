@@ -5,10 +5,13 @@ servicer translates); the LLM is reached through the gateway's LLM endpoint, lik
 Order and overlap: the input rails (embedding the message's windows) and retrieval (embedding the
 question, searching) run concurrently in worker threads, so the rails add little to time to first
 token; a blocked message never reaches the model. Retrieved chunks pass the chunk rail (hidden
-instructions are dropped). Weak evidence (best retrieval score below ``min_evidence``) abstains
-without generating. The draft streams as it is decoded, checked for toxicity at every token
-boundary; once complete it must be grounded in the sources, else the answer is the extractive
-fallback: the source sentences closest to the question, cited.
+instructions are dropped) while the model prefills: no draft text leaves before the rail has passed
+every chunk in the prompt, and a flagged chunk restarts the draft without it. Weak evidence (best
+retrieval score below ``min_evidence``) abstains without generating. The draft streams as it is
+decoded, checked for toxicity at every token boundary; once complete it must be grounded in the
+sources, else the answer is the extractive fallback (the source sentences closest to the question,
+cited) when the evidence is strong (``trust_evidence``), and an abstention when it is only
+moderate: a model that says "not in the sources" over loosely related chunks is believed.
 """
 
 from __future__ import annotations
@@ -49,6 +52,9 @@ class ChatConfig:
     k: int = 4
     max_tokens: int = 96
     min_evidence: float = 0.35  # best retrieval cosine below this: abstain without generating
+    # between min_evidence and this, the sources are only loosely related: when the model says the
+    # answer is not in them, or its draft is not grounded, abstain instead of extracting sentences
+    trust_evidence: float = 0.5
     extractive_sentences: int = 2
     toxicity_threshold: float = 0.9
     grounding: GroundingConfig = field(default_factory=GroundingConfig)
@@ -62,7 +68,9 @@ class AskOutcome:
     outcome: str = ""  # answered | extractive | abstained | refused
     citations: list[Hit] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)  # seconds: embed, search, guard, prefill, decode, total
+    # seconds: embed, search, guard (all rails), guard_ttft (rails on the path to the first token),
+    # prefill, first_token (from the call), decode, total
+    timings: dict[str, float] = field(default_factory=dict)
     prompt_version: str = PROMPT_VERSION
 
 
@@ -136,51 +144,106 @@ class ChatPipeline:
         """Yield draft text pieces; fills ``outcome`` (read it once the iterator ends)."""
         t0 = time.perf_counter()
         k = k or self.cfg.k
-        guard = asyncio.to_thread(self.rails.check_message, question)
-        search = self.rag.search(question, k, where)
+        ends: dict[str, float] = {}
+
+        async def finished(name: str, work):
+            out = await work
+            ends[name] = time.perf_counter()
+            return out
+
+        guard = finished("rails", asyncio.to_thread(self.rails.check_message, question))
+        search = finished("search", self.rag.search(question, k, where))
         (clean_question, verdicts), result = await asyncio.gather(guard, search)
         outcome.verdicts += verdicts
+        # guard_ttft: rail time on the way to the first token; the input rails count only for the
+        # time they outlast retrieval (they run beside it)
         outcome.timings.update(embed=result.embed_s, search=result.search_s,
-                               guard=sum(v.seconds for v in verdicts))
+                               guard=sum(v.seconds for v in verdicts),
+                               guard_ttft=max(0.0, ends["rails"] - ends["search"]))
         if any(v.blocks for v in verdicts):
             outcome.answer, outcome.outcome = REFUSE, "refused"
             outcome.timings["total"] = time.perf_counter() - t0
             return
         hits = result.hits
-        if hits:
-            chunk_verdicts = await asyncio.to_thread(self.rails.check_chunks, [h.chunk.text for h in hits])
-            outcome.verdicts += [v for v in chunk_verdicts if v.action is not Action.ALLOW]
-            # every chunk verdict carries the time since the rail started: the longest is the rail's time
-            outcome.timings["guard"] += max((v.seconds for v in chunk_verdicts), default=0.0)
-            hits = [h for h, v in zip(hits, chunk_verdicts, strict=True) if v.action is Action.ALLOW or v.shadow]
         if not hits or hits[0].score < self.cfg.min_evidence:
             outcome.answer, outcome.outcome = ABSTAIN, "abstained"
             outcome.timings["total"] = time.perf_counter() - t0
             return
+        # The chunk rail (instructions hidden in retrieved text) runs beside prefill, not before it:
+        # nothing the model writes leaves before the rail has passed every chunk in its prompt, and a
+        # flagged chunk aborts the draft, which restarts without it (rare: only attacks pay for it).
+        chunk_check: asyncio.Future | None = asyncio.ensure_future(
+            asyncio.to_thread(self.rails.check_chunks, [h.chunk.text for h in hits]))
+        retrieved = hits
         n_out = max_tokens or self.cfg.max_tokens
-        hits = fit_sources(hits, self.context_tokens(), n_out, clean_question)
-        if not hits:
-            outcome.answer, outcome.outcome = ABSTAIN, "abstained"
-            outcome.timings["total"] = time.perf_counter() - t0
-            return
-        system, user = render_prompt(clean_question, hits)
-        params = SamplingParams(max_tokens=n_out, temperature=0.0, repetition_penalty=1.1).validate()
-        job = LLMJob("chat", params, True, messages=(("system", system), ("user", user)))
         tox = StreamingToxicity(self.cfg.toxicity_threshold)
         draft, t_call, t_first = "", time.perf_counter(), None
         withheld: Verdict | None = None
-        async for piece in self.generate(job, timeout_s, request_id):
-            if piece.text:
-                t_first = t_first or time.perf_counter()
-                verdict = tox.feed(piece.text)
-                if verdict is not None and verdict.blocks:
-                    withheld = verdict
-                    break  # closing the stream aborts the request in the engine
-                draft += piece.text
-                yield piece.text
-            reason = piece.finish_reason
-            if reason is not None and not reason.asked_for and reason is not FinishReason.CANCELLED:
-                raise GenerationFailedError(f"generation ended: {reason}: {piece.error}")
+
+        async def chunk_rail_passed() -> bool:
+            """Await the chunk rail once; False when it dropped a chunk the prompt holds."""
+            nonlocal chunk_check, retrieved
+            if chunk_check is None:
+                return True
+            t_wait = time.perf_counter()
+            chunk_verdicts = await chunk_check
+            chunk_check = None
+            outcome.verdicts += [v for v in chunk_verdicts if v.action is not Action.ALLOW]
+            # every chunk verdict carries the time since the rail started: the longest is the rail's time
+            outcome.timings["guard"] += max((v.seconds for v in chunk_verdicts), default=0.0)
+            outcome.timings["guard_ttft"] += time.perf_counter() - t_wait  # only what the stream waited
+            kept = [h for h, v in zip(retrieved, chunk_verdicts, strict=True)
+                    if v.action is Action.ALLOW or v.shadow]
+            dropped = {h.chunk.id for h in retrieved} - {h.chunk.id for h in kept}
+            retrieved = kept
+            return not any(h.chunk.id in dropped for h in hits)
+
+        attempt = 0
+        try:
+            while True:
+                if not retrieved or retrieved[0].score < self.cfg.min_evidence:
+                    outcome.answer, outcome.outcome = ABSTAIN, "abstained"
+                    outcome.timings["total"] = time.perf_counter() - t0
+                    return
+                hits = fit_sources(retrieved, self.context_tokens(), n_out, clean_question)
+                if not hits:
+                    outcome.answer, outcome.outcome = ABSTAIN, "abstained"
+                    outcome.timings["total"] = time.perf_counter() - t0
+                    return
+                system, user = render_prompt(clean_question, hits)
+                params = SamplingParams(max_tokens=n_out, temperature=0.0, repetition_penalty=1.1).validate()
+                job = LLMJob("chat", params, True, messages=(("system", system), ("user", user)))
+                t_call, restart = time.perf_counter(), False
+                # a restarted draft is a new engine request: the aborted one may still be winding down
+                rid = request_id if attempt == 0 else f"{request_id}.restart{attempt}"
+                attempt += 1
+                async for piece in self.generate(job, timeout_s, rid):
+                    if piece.text:
+                        if chunk_check is not None and not await chunk_rail_passed():
+                            restart = True
+                            break  # closing the stream aborts the request in the engine
+                        first = t_first is None
+                        t_first = t_first or time.perf_counter()
+                        verdict = tox.feed(piece.text)
+                        if first:
+                            outcome.timings["guard_ttft"] += tox.seconds
+                            outcome.timings["first_token"] = time.perf_counter() - t0
+                        if verdict is not None and verdict.blocks:
+                            withheld = verdict
+                            break
+                        draft += piece.text
+                        yield piece.text
+                    reason = piece.finish_reason
+                    if reason is not None and not reason.asked_for and reason is not FinishReason.CANCELLED:
+                        raise GenerationFailedError(f"generation ended: {reason}: {piece.error}")
+                if not restart and not await chunk_rail_passed():
+                    restart = True  # no text came (an empty draft): the sources still had to pass
+                    draft = ""
+                if not restart:
+                    break
+        finally:
+            if chunk_check is not None:
+                chunk_check.cancel()
         t_end = time.perf_counter()
         outcome.timings.update(prefill=(t_first or t_end) - t_call, decode=t_end - (t_first or t_end))
         outcome.verdicts.append(withheld or tox.verdict())
@@ -195,6 +258,10 @@ class ChatPipeline:
                 outcome.citations = _cited(draft, hits)
                 outcome.timings["total"] = time.perf_counter() - t0
                 return
+        if hits[0].score < self.cfg.trust_evidence:
+            outcome.answer, outcome.outcome = ABSTAIN, "abstained"
+            outcome.timings["total"] = time.perf_counter() - t0
+            return
         answer, cited = await asyncio.to_thread(extractive_answer, result.query_vec, hits, self.embed,
                                                 self.cfg.extractive_sentences)
         outcome.answer, outcome.outcome, outcome.citations = answer, "extractive" if cited else "abstained", cited

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from server.config import Settings
+from server.rag.backends import open_store
 from server.rag.documents import Document
-from server.rag.embedder import Embedder
+from server.rag.embedder import Embedder, TextEmbedder
 from server.rag.filters import ChunkFilter
 from server.rag.ingest import IngestReport, ingest
 from server.rag.retriever import Hit, Retriever
-from server.rag.store import RetrievalStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,15 +32,20 @@ class SearchResult:
 
 
 class RagEngine:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, embedder: TextEmbedder | None = None) -> None:
         self.settings = settings
-        self.store = RetrievalStore(settings.rag_store_dir)
+        self._embedder = embedder  # None: an Embedder in this process, loaded at start
+        self.store = open_store(settings)  # rag.backend: local FAISS generations or PostgreSQL + pgvector
         self.retriever: Retriever | None = None
         self._ingest_lock = asyncio.Lock()
 
     async def start(self) -> RagEngine:
-        """Load the embedder and the store's current generation (seconds: off the event loop)."""
-        self.retriever = await asyncio.to_thread(Retriever, self.store, Embedder())
+        """Load (or wait for) the embedder, then the store's current generation (off the event loop)."""
+        embedder = self._embedder
+        if embedder is None:
+            embedder = await asyncio.to_thread(Embedder, None, 8192, self.settings.rag.embedder.precision)
+        await embedder.wait_ready()
+        self.retriever = await asyncio.to_thread(Retriever, self.store, embedder)
         return self
 
     @property

@@ -1,8 +1,10 @@
 """Metadata filters for search: equality, in-set and numeric/date ranges over chunk metadata.
 
 A filter becomes a boolean mask over chunk ids (numpy, vectorised per field), which the vector
-index turns into a FAISS ``IDSelectorBitmap`` or an exact search over the allowed ids. Fields are a
-closed set, so a typo is an error naming the field instead of a filter that silently matches nothing.
+index turns into a FAISS ``IDSelectorBitmap`` or an exact search over the allowed ids; for the
+PostgreSQL store it becomes a parameterised SQL condition (``sql_where``) with the same meaning.
+Fields are a closed set, so a typo is an error naming the field instead of a filter that silently
+matches nothing.
 """
 
 from __future__ import annotations
@@ -79,3 +81,39 @@ class MetadataColumns:
             if r.lte is not None:
                 keep &= col <= r.lte
         return keep
+
+
+# The only column names that reach SQL text: fixed here, keyed by the closed set of filter fields.
+_SQL_TEXT_COLUMNS = {"source": "source", "title": "title", "section": "section"}
+_SQL_NUMBER_COLUMNS = {"ingested_at": "ingested_at"}
+
+
+def sql_where(f: ChunkFilter | None) -> tuple[str, list[object]]:
+    """The filter as a SQL condition over the chunks table (``tags`` a ``text[]`` column) and its
+    parameters (``%s`` placeholders, psycopg style): values are never part of the SQL text.
+    ``TRUE`` when the filter allows everything; same meaning as ``MetadataColumns.mask``."""
+    if f is None or f.empty:
+        return "TRUE", []
+    clauses: list[str] = []
+    params: list[object] = []
+    for field, value in f.equals.items():
+        if field == "tag":
+            clauses.append("tags @> ARRAY[%s]::text[]")  # containment: the GIN index on tags serves it
+        else:
+            clauses.append(f"{_SQL_TEXT_COLUMNS[field]} = %s")
+        params.append(value)
+    for field, values in f.any_of.items():
+        if field == "tag":
+            clauses.append("tags && %s::text[]")
+        else:
+            clauses.append(f"{_SQL_TEXT_COLUMNS[field]} = ANY(%s::text[])")
+        params.append(list(values))
+    for field, r in f.range.items():
+        column = _SQL_NUMBER_COLUMNS[field]
+        if r.gte is not None:
+            clauses.append(f"{column} >= %s")
+            params.append(float(r.gte))
+        if r.lte is not None:
+            clauses.append(f"{column} <= %s")
+            params.append(float(r.lte))
+    return " AND ".join(f"({c})" for c in clauses) or "TRUE", params

@@ -5,6 +5,10 @@ its chunks and vectors; a changed one is re-chunked, and of its chunks only thos
 hash is new are embedded (the rest reuse their vectors). Chunks are deduplicated by content hash
 across the whole store, so the same paragraph in two files is indexed once. Redaction runs before
 anything is embedded or written, and its counts are part of the report.
+
+The store is any ``ChunkStore`` (the local generations or PostgreSQL + pgvector): ingest reads what
+it holds (``load_state``), decides the new content, embeds only new content hashes and hands the
+whole content to ``write``, which makes it current in one atomic step.
 """
 
 from __future__ import annotations
@@ -19,10 +23,9 @@ import numpy as np
 from server.config import RagConfig
 from server.rag.chunking import ChunkingConfig, chunk_units, split_units
 from server.rag.documents import Document
-from server.rag.embedder import Embedder
+from server.rag.embedder import TextEmbedder
 from server.rag.pii import redact
-from server.rag.store import Chunk, DocumentRecord, RetrievalStore
-from server.rag.vector_index import VectorIndex
+from server.rag.store import Chunk, ChunkStore, DocumentRecord
 
 
 @dataclass(slots=True)
@@ -56,14 +59,14 @@ def embedding_text(title: str, section: str, text: str) -> str:
     return f"{where}: {text}" if where else text
 
 
-def ingest(documents: list[Document], store: RetrievalStore, embedder: Embedder, cfg: RagConfig,
+def ingest(documents: list[Document], store: ChunkStore, embedder: TextEmbedder, cfg: RagConfig,
            progress=None) -> IngestReport:
     report = IngestReport(documents=len(documents))
     t0 = time.perf_counter()
-    loaded = store.load()
-    old_chunks, old_docs, old_index = loaded if loaded is not None else ([], [], None)
+    state = store.load_state()
+    old_chunks, old_docs = state.chunks, state.documents
     old_fp = {d.source: d for d in old_docs}
-    old_vec = {c.content_hash: old_index.vectors[c.id] for c in old_chunks} if old_index is not None else {}
+    stored = {c.content_hash for c in old_chunks}  # their vectors are reused, never embedded again
     chunking = ChunkingConfig(cfg.chunk_min_tokens, cfg.chunk_max_tokens, cfg.chunk_percentile)
     now = time.time()
     touched = {d.source for d in documents}
@@ -101,24 +104,21 @@ def ingest(documents: list[Document], store: RetrievalStore, embedder: Embedder,
         seen.add(h)
         rows.append((source, title, section, tags, text, h, now))
     t1 = time.perf_counter()
-    need = [i for i, r in enumerate(rows) if r[5] not in old_vec]
-    vectors = np.empty((len(rows), embedder.dim), dtype=np.float32)
-    for i, r in enumerate(rows):
-        if r[5] in old_vec:
-            vectors[i] = old_vec[r[5]]
+    need = [i for i, r in enumerate(rows) if r[5] not in stored]
+    embedded: dict[str, np.ndarray] = {}
     if need:
-        vectors[need] = embedder.encode([embedding_text(rows[i][1], rows[i][2], rows[i][4]) for i in need],
-                                        batch_size=cfg.embed_batch_size)
+        vectors = embedder.encode([embedding_text(rows[i][1], rows[i][2], rows[i][4]) for i in need],
+                                  batch_size=cfg.embed_batch_size)
+        embedded = {rows[i][5]: vectors[j] for j, i in enumerate(need)}
     report.chunks_embedded, report.chunks_reused = len(need), len(rows) - len(need)
     report.seconds["embed"] = time.perf_counter() - t1
     t2 = time.perf_counter()
     chunks = [Chunk(i, r[4], r[0], r[1], r[2], r[3], r[6], r[5]) for i, r in enumerate(rows)]
-    index = VectorIndex.build(vectors, flat_below=cfg.flat_below, target_recall=cfg.target_recall)
     # every document stays recorded, even one whose chunks were all duplicates: unchanged next time
-    store.save(chunks, list(records.values()), index)
+    written = store.write(chunks, list(records.values()), embedded, embedder.dim, cfg, base=state)
     report.seconds["index+save"] = time.perf_counter() - t2
-    report.chunks_total = len(chunks)
-    report.index, report.recall_at_10 = index.stats.kind, index.stats.recall_at_10
+    report.chunks_total = written.chunks
+    report.index, report.recall_at_10 = written.kind, written.recall_at_10
     report.seconds["total"] = time.perf_counter() - t0
     return report
 

@@ -1,7 +1,9 @@
 """Search over the store: a query embedded, the index searched (filters included), chunks returned.
 
-One ``Retriever`` per process holds the current store generation in memory (chunks, metadata
-columns for filters, the index); ``reload`` swaps in a newer generation atomically for readers.
+One ``Retriever`` per process holds a view of the store (``ChunkStore.open_view``): for the local
+store the current generation in memory (chunks, metadata columns for filters, the index), swapped
+atomically for readers by ``reload``; for PostgreSQL + pgvector a handle on the database, which
+every search reads as of its own snapshot (``reload`` re-reads the counts).
 """
 
 from __future__ import annotations
@@ -11,10 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from server.rag.embedder import Embedder
-from server.rag.filters import ChunkFilter, MetadataColumns
-from server.rag.store import Chunk, RetrievalStore
-from server.rag.vector_index import VectorIndex
+from server.rag.embedder import TextEmbedder
+from server.rag.filters import ChunkFilter
+from server.rag.store import Chunk, ChunkStore, SearchView
 
 
 class EmptyStoreError(RuntimeError):
@@ -27,51 +28,39 @@ class Hit:
     score: float  # cosine similarity to the query
 
 
-@dataclass(frozen=True, slots=True)
-class _Snapshot:
-    chunks: list[Chunk]
-    columns: MetadataColumns
-    index: VectorIndex
-
-
 class Retriever:
-    def __init__(self, store: RetrievalStore, embedder: Embedder) -> None:
+    def __init__(self, store: ChunkStore, embedder: TextEmbedder) -> None:
         self.store = store
         self.embedder = embedder
-        self._snap: _Snapshot | None = None
+        self._snap: SearchView | None = None
         self._lock = threading.Lock()
         self.reload()
 
     def reload(self) -> bool:
-        """Load the store's current generation; False when the store is empty."""
-        loaded = self.store.load()
-        if loaded is None:
+        """Open the store's current content; False when the store is empty."""
+        view = self.store.open_view()
+        if view is None:
             return False
-        chunks, _, index = loaded
-        columns = MetadataColumns([c.source for c in chunks], [c.title for c in chunks], [c.section for c in chunks],
-                                  [c.tags for c in chunks], [c.ingested_at for c in chunks])
         with self._lock:
-            self._snap = _Snapshot(chunks, columns, index)
+            self._snap = view
         return True
 
     @property
     def chunks(self) -> list[Chunk]:
-        """The current generation's chunks, by id."""
+        """The current content's chunks, by id (pgvector: read from the database, O(n))."""
         snap = self._snap
         return [] if snap is None else snap.chunks
 
     @property
     def size(self) -> int:
         snap = self._snap
-        return 0 if snap is None else len(snap.chunks)
+        return 0 if snap is None else snap.size
 
     def search_vectors(self, queries: np.ndarray, k: int, where: ChunkFilter | None = None) -> list[list[Hit]]:
         snap = self._snap
         if snap is None:
             raise EmptyStoreError("the retrieval store is empty: run `stackserve ingest` first")
-        scores, ids = snap.index.search(queries, k, snap.columns.mask(where))
-        return [[Hit(snap.chunks[i], float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
-                for row_s, row_i in zip(scores, ids, strict=True)]
+        return [[Hit(chunk, score) for chunk, score in row] for row in snap.search(queries, k, where)]
 
     def search(self, query: str, k: int = 5, where: ChunkFilter | None = None) -> list[Hit]:
         if not query.strip():

@@ -6,6 +6,10 @@ and only then points ``CURRENT`` at it (a temporary file ``os.replace``d over th
 one atomic step). A writer killed at any moment leaves ``CURRENT`` naming the previous complete
 generation; a reader never sees half a save. Older generations are removed after the switch
 (one is kept for a reader that opened it just before).
+
+``ChunkStore`` is what ingest and the retriever need from a store, so one ``ingest()`` and one
+``Retriever`` serve both backends: this local one (the embedded default) and PostgreSQL + pgvector
+(``server/rag/pgvector_store.py``) for corpora beyond one process's memory.
 """
 
 from __future__ import annotations
@@ -15,10 +19,18 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
+import numpy as np
+
+from server.rag.filters import ChunkFilter, MetadataColumns
 from server.rag.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from server.config import RagConfig
 
 SCHEMA = """
 CREATE TABLE chunks (
@@ -64,6 +76,74 @@ class StoreCorruptError(RuntimeError):
     """The generation ``CURRENT`` names is incomplete or inconsistent (the message says what)."""
 
 
+@dataclass(frozen=True, slots=True)
+class StoreState:
+    """What a store holds, as an ingest read it: the chunks and document records to diff against,
+    ``version`` (the write checks it still replaces this, so two writers cannot interleave) and
+    ``vectors`` (stored vectors by content hash: a reused chunk is never embedded again)."""
+
+    chunks: list[Chunk]
+    documents: list[DocumentRecord]
+    version: int
+    vectors: Callable[[Sequence[str]], np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    kind: str  # flat | hnsw: how searches will run
+    recall_at_10: float  # HNSW against exact search, measured at write time (1.0 for exact)
+    chunks: int
+
+
+class SearchView(Protocol):
+    """One store's content as a reader sees it; ``search`` returns (chunk, cosine) best first."""
+
+    @property
+    def size(self) -> int: ...
+
+    @property
+    def chunks(self) -> list[Chunk]: ...
+
+    def search(self, queries: np.ndarray, k: int, where: ChunkFilter | None) -> list[list[tuple[Chunk, float]]]: ...
+
+
+class ChunkStore(Protocol):
+    """A store ingest writes and the retriever reads (``RetrievalStore``, ``PgVectorStore``)."""
+
+    def load_state(self) -> StoreState: ...
+
+    def write(self, chunks: list[Chunk], documents: list[DocumentRecord], embedded: Mapping[str, np.ndarray],
+              dim: int, cfg: RagConfig, base: StoreState) -> WriteResult: ...
+
+    def open_view(self) -> SearchView | None: ...
+
+    def describe(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalView:
+    """A loaded generation: chunks by id, metadata columns for filter masks, the FAISS index."""
+
+    chunks: list[Chunk]
+    columns: MetadataColumns
+    index: VectorIndex
+
+    @classmethod
+    def of(cls, chunks: list[Chunk], index: VectorIndex) -> LocalView:
+        columns = MetadataColumns([c.source for c in chunks], [c.title for c in chunks], [c.section for c in chunks],
+                                  [c.tags for c in chunks], [c.ingested_at for c in chunks])
+        return cls(chunks, columns, index)
+
+    @property
+    def size(self) -> int:
+        return len(self.chunks)
+
+    def search(self, queries: np.ndarray, k: int, where: ChunkFilter | None) -> list[list[tuple[Chunk, float]]]:
+        scores, ids = self.index.search(queries, k, self.columns.mask(where))
+        return [[(self.chunks[i], float(s)) for s, i in zip(row_s, row_i, strict=True) if i >= 0]
+                for row_s, row_i in zip(scores, ids, strict=True)]
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -80,8 +160,51 @@ def _fsync_tree(path: Path) -> None:
 
 
 class RetrievalStore:
+    """The embedded store: generations of SQLite + FAISS files under ``root``."""
+
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def load_state(self) -> StoreState:
+        loaded = self.load()
+        if loaded is None:
+            return StoreState([], [], 0, _no_vectors)
+        chunks, documents, index = loaded
+        row = {c.content_hash: c.id for c in chunks}
+        current = self.current()
+        version = int(current.name.split("-")[1]) if current is not None else 0
+
+        def vectors(hashes: Sequence[str]) -> np.ndarray:
+            try:
+                return index.vectors[[row[h] for h in hashes]].reshape(len(hashes), index.stats.dim)
+            except KeyError as exc:
+                raise ValueError(f"no stored vector for content hash {exc.args[0]}") from None
+
+        return StoreState(chunks, documents, version, vectors)
+
+    def write(self, chunks: list[Chunk], documents: list[DocumentRecord], embedded: Mapping[str, np.ndarray],
+              dim: int, cfg: RagConfig, base: StoreState) -> WriteResult:
+        """A new generation holding exactly ``chunks`` (ids 0..n-1): vectors from ``embedded`` or,
+        for chunks the store already held, from ``base``; the index rebuilt whole."""
+        vectors = np.empty((len(chunks), dim), dtype=np.float32)
+        reused = [i for i, c in enumerate(chunks) if c.content_hash not in embedded]
+        if reused:
+            vectors[reused] = base.vectors([chunks[i].content_hash for i in reused])
+        for i, c in enumerate(chunks):
+            if c.content_hash in embedded:
+                vectors[i] = embedded[c.content_hash]
+        index = VectorIndex.build(vectors, flat_below=cfg.flat_below, target_recall=cfg.target_recall,
+                                  ivf_above=cfg.ivf_above)
+        self.save(chunks, documents, index)
+        return WriteResult(index.stats.kind, index.stats.recall_at_10, len(chunks))
+
+    def open_view(self) -> LocalView | None:
+        """The current generation in memory, or None when nothing was saved yet."""
+        loaded = self.load()
+        return None if loaded is None else LocalView.of(loaded[0], loaded[2])
 
     def current(self) -> Path | None:
         pointer = self.root / "CURRENT"
@@ -166,3 +289,9 @@ class RetrievalStore:
             raise StoreCorruptError(f"{gen}: {len(chunks)} chunks, manifest says {manifest['chunks']}, "
                                     f"index holds {index.stats.n}")
         return chunks, [DocumentRecord(*d) for d in docs], index
+
+
+def _no_vectors(hashes: Sequence[str]) -> np.ndarray:
+    if hashes:
+        raise ValueError("the store is empty: no stored vectors to reuse")
+    return np.empty((0, 0), dtype=np.float32)

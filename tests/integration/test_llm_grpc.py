@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.client import AsyncLLMClient, LLMClient, chat_request, generate_request
 from server.gen.stackserve.v1 import llm_pb2 as pb
+from server.observability.logs import payload_hash
 from tests.integration.conftest import LLM_TEST_CONFIG
 
 pytestmark = pytest.mark.integration
@@ -314,4 +315,5 @@ def test_access_log_line_has_hash_and_counts_not_the_prompt(server, llm):
     assert len(entry["prompt_hash"]) == 16
     assert (entry["prompt_tokens"], entry["completion_tokens"]) == (r.usage.prompt_tokens, r.usage.completion_tokens)
     assert entry["finish_reason"] == r.finish_reason
+    assert entry["response_hash"] == payload_hash(r.text)  # the answer as a hash, never as text
     assert secret not in server.log()

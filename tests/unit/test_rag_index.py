@@ -36,25 +36,31 @@ def data():
         "vectors": vectors,
         "flat": VectorIndex.build(vectors),
         "hnsw": VectorIndex.build(vectors, flat_below=1000, target_recall=0.95),
+        "ivf": VectorIndex.build(vectors, flat_below=1000, target_recall=0.95, ivf_above=2000),
         "queries": _unit(rng, 16),
     }
 
 
-def test_hnsw_recall_is_measured_at_build(data):
-    stats = data["hnsw"].stats
-    assert stats.kind == "hnsw" and stats.recall_at_10 >= 0.95 and stats.ef_search > 0
+@pytest.mark.parametrize("kind", ["hnsw", "ivf"])
+def test_recall_is_measured_at_build(data, kind, tmp_path):
+    stats = data[kind].stats
+    assert stats.kind == kind and stats.recall_at_10 >= 0.95
+    assert (stats.ef_search if kind == "hnsw" else stats.nprobe) > 0
     _, truth = exact_topk(data["vectors"], data["queries"], 10)
-    _, got = data["hnsw"].search(data["queries"], 10)
+    _, got = data[kind].search(data["queries"], 10)
+    data[kind].save(tmp_path)
+    _, reloaded = VectorIndex.load(tmp_path, use_gpu=False).search(data["queries"], 10)
+    assert np.array_equal(got, reloaded)  # the tuned knob is saved with the index
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(got, truth, strict=True)])
     assert recall >= 0.9  # fresh queries, not the tuning ones
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 @given(share=st.sampled_from([0.0, 1 / 3000, 0.001, 0.01, 0.05, 0.3, 1.0]), k=st.integers(0, 25),
        seed=st.integers(0, 2**16))
 @settings(max_examples=25, deadline=None)
 def test_filtered_top_k_equals_brute_force(data, kind, share, k, seed):
-    """Exact for flat at any selectivity; for HNSW, exact whenever few ids are allowed (the
+    """Exact for flat at any selectivity; for HNSW and IVF, exact whenever few ids are allowed (the
     selective case where graph search fails) and near-exact otherwise."""
     rng = np.random.default_rng(seed)
     n = len(data["vectors"])
@@ -62,7 +68,7 @@ def test_filtered_top_k_equals_brute_force(data, kind, share, k, seed):
     if share == 1 / 3000:
         allowed[:] = False
         allowed[rng.integers(n)] = True  # exactly one
-    # HNSW: a low exact_below so the bitmap-selector path (and its short-row fallback) is exercised
+    # HNSW/IVF: a low exact_below so the bitmap-selector path (and its short-row fallback) is exercised
     exact_below = 4096 if kind == "flat" else 16
     scores, ids = data[kind].search(data["queries"], k, allowed, exact_below=exact_below)
     want_s, want_i = exact_topk(data["vectors"], data["queries"], k, np.flatnonzero(allowed))
@@ -165,3 +171,34 @@ def test_a_writer_killed_mid_save_never_leaves_a_broken_store(tmp_path):
         assert json.loads((RetrievalStore(root).current() / "manifest.json").read_text())["chunks"] == len(chunks)
         loads += 1
     assert loads == 8
+
+
+def test_gpu_placement_with_a_stand_in_for_faiss_gpu(data, monkeypatch, tmp_path):
+    """MOCKED GPU (no GPU here): faiss's GPU entry points are replaced by stand-ins that record the
+    move and keep the CPU index, to check what goes to the GPU (flat, IVF with its tuned nprobe;
+    never HNSW), that a filtered search on it is exact (GPU indexes take no IDSelector), and that a
+    save brings the index back to the CPU first."""
+    import faiss
+
+    moved: list[str] = []
+    monkeypatch.setattr(faiss, "StandardGpuResources", lambda: object(), raising=False)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1)
+    monkeypatch.setattr(faiss, "index_cpu_to_gpu",
+                        lambda res, dev, index: moved.append(type(index).__name__) or index, raising=False)
+    monkeypatch.setattr(faiss, "index_gpu_to_cpu", lambda index: moved.append("to_cpu") or index, raising=False)
+    vectors = data["vectors"]
+    flat = VectorIndex.build(vectors[:500])
+    ivf = VectorIndex.build(vectors, flat_below=1000, ivf_above=2000)
+    hnsw = VectorIndex.build(vectors, flat_below=1000)
+    assert (flat.stats.on_gpu, ivf.stats.on_gpu, hnsw.stats.on_gpu) == (True, True, False)
+    assert moved == ["IndexFlatIP", "IndexIVFFlat"]
+    assert ivf.index.nprobe == ivf.stats.nprobe > 0
+    allowed = np.zeros(len(vectors), bool)
+    allowed[::3] = True  # 1000 allowed: above a low exact_below, still exact on the GPU
+    _, ids = ivf.search(data["queries"], 5, allowed, exact_below=16)
+    _, want_i = exact_topk(vectors, data["queries"], 5, np.flatnonzero(allowed))
+    assert np.array_equal(ids, want_i)
+    ivf.save(tmp_path)
+    assert moved[-1] == "to_cpu"
+    assert VectorIndex.load(tmp_path).stats.on_gpu  # faiss "sees" a GPU: loaded onto it
+    assert not VectorIndex.load(tmp_path, use_gpu=False).stats.on_gpu

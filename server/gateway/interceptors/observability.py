@@ -1,7 +1,8 @@
 """Access log and metrics for every RPC: count by method and code, latency, in flight.
 
-Also assigns the request id (or accepts the client's ``x-request-id``) and sends it
-back as trailing metadata, so a client can quote it in a bug report (trailing, not
+Records whether each call met the client's own latency budget (an ``x-latency-budget-ms`` header,
+else its gRPC deadline). Also assigns the request id (or accepts the client's ``x-request-id``) and
+sends it back as trailing metadata, so a client can quote it in a bug report (trailing, not
 initial: initial metadata costs an extra send per call on the hot path).
 
 Wrapped handlers are built once per method and cached: grpc.aio calls the
@@ -21,8 +22,9 @@ from typing import Any
 import grpc
 
 from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
+from server.observability import tracing
 from server.observability.logs import access_log
-from server.observability.metrics import GRPC_IN_FLIGHT, GRPC_LATENCY, GRPC_REQUESTS
+from server.observability.metrics import GRPC_BUDGET, GRPC_IN_FLIGHT, GRPC_LATENCY, GRPC_REQUESTS
 
 log = logging.getLogger("stackserve.gateway")
 MAX_REQUEST_ID_LEN = 128
@@ -40,11 +42,23 @@ def _code_of(context: grpc.aio.ServicerContext, exc: BaseException | None) -> st
     return "CANCELLED" if isinstance(exc, asyncio.CancelledError) else "UNKNOWN"
 
 
-def _request_id(context: grpc.aio.ServicerContext) -> str:
+def _request_id_and_budget(context: grpc.aio.ServicerContext) -> tuple[str, float | None]:
+    """The client's ``x-request-id`` (or a new one) and its own latency budget in seconds: an
+    ``x-latency-budget-ms`` header (a latency class the client holds us to), else the gRPC deadline."""
+    rid, budget = None, None
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and isinstance(value, str) and 0 < len(value) <= MAX_REQUEST_ID_LEN:
-            return value
-    return new_request_id()
+            rid = value
+        elif key == "x-latency-budget-ms" and isinstance(value, str):
+            try:
+                ms = float(value)
+            except ValueError:
+                continue
+            if 0 < ms < 1e9:
+                budget = ms / 1e3
+    if budget is None:
+        budget = context.time_remaining()
+    return rid or new_request_id(), budget
 
 
 class _Observed:
@@ -55,10 +69,11 @@ class _Observed:
         self.in_flight = GRPC_IN_FLIGHT.labels(method)
         self.latency = GRPC_LATENCY.labels(method)
         self.by_code: dict[str, Any] = {}
+        self.budget = {met: GRPC_BUDGET.labels(method, met) for met in ("true", "false")}
 
-    def begin(self, context: grpc.aio.ServicerContext) -> tuple[float, tuple[Any, Any]]:
-        rid = _request_id(context)
-        token = REQUEST_ID.set(rid), ACCESS_FIELDS.set(None)
+    def begin(self, context: grpc.aio.ServicerContext) -> tuple[float, tuple[Any, Any, float | None, Any]]:
+        rid, budget = _request_id_and_budget(context)
+        token = REQUEST_ID.set(rid), ACCESS_FIELDS.set(None), budget, tracing.start_rpc_span(self.method, rid)
         context.set_trailing_metadata((("x-request-id", rid),))
         self.in_flight.inc()
         return time.perf_counter(), token
@@ -70,11 +85,16 @@ class _Observed:
         if counter is None:
             counter = self.by_code[code] = GRPC_REQUESTS.labels(self.method, code)
         counter.inc()
-        self.latency.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.latency.observe(elapsed)
+        budget = token[2]
+        tracing.end_rpc_span(token[3], code)
+        if budget is not None and code != "CANCELLED":
+            self.budget["true" if code != "DEADLINE_EXCEEDED" and elapsed <= budget else "false"].inc()
         access_log(self.method, code, started, REQUEST_ID.get(), ACCESS_FIELDS.get())
         if exc is not None and code == "UNKNOWN":
             log.error("unhandled error in %s", self.method, exc_info=exc)
-        rid_token, fields_token = token
+        rid_token, fields_token, _, _ = token
         with contextlib.suppress(ValueError):  # reset from another context: harmless
             REQUEST_ID.reset(rid_token)
         with contextlib.suppress(ValueError):

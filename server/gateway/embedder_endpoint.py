@@ -1,0 +1,85 @@
+"""Embedding through the Embedder deployment (deployments/embedder.py), for retrieval and chat.
+
+Retrieval, the input rails and ingestion call ``encode`` synchronously from worker threads (their
+other work, FAISS search and regex rails, is blocking CPU work kept off the event loop). The
+DeploymentHandle's router runs on the gateway's event loop, so a worker thread hands each call to
+that loop and waits for its result; async callers use ``aencode``. Token counting for chunking needs
+only the tokenizer, which stays in the gateway (no weights loaded here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import numpy as np
+
+from server.gateway.ray_errors import from_ray
+from server.rag.embedder import BertConfig, load_tokenizer, model_dir
+
+
+class EmbedderStartError(RuntimeError):
+    """The Embedder application did not deploy: retrieval and chat stay NOT_SERVING."""
+
+
+class RayEmbedder:
+    """A ``TextEmbedder`` whose forward passes run in the Embedder replicas."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float = 60.0) -> None:
+        path = model_dir()
+        self.dim = BertConfig.load(path / "config.json").hidden
+        self.tokenizer = load_tokenizer(path)
+        self.loop = loop
+        self.timeout_s = timeout_s
+        self.handle: Any = None
+        self.failed: BaseException | None = None
+        self._arrived = asyncio.Event()
+
+    def attach(self, handle: Any) -> None:
+        """The deployment's handle, once ``serve.run`` returned (call on the event loop)."""
+        self.handle = handle
+        self._arrived.set()
+
+    def fail(self, exc: BaseException) -> None:
+        self.failed = exc
+        self._arrived.set()
+
+    async def wait_ready(self) -> None:
+        await self._arrived.wait()
+        if self.handle is None:
+            raise EmbedderStartError(f"the Embedder application failed to deploy: {self.failed}")
+        try:
+            info = await self.handle.info.remote()
+        except Exception as exc:
+            raise from_ray(exc) from exc
+        if info["dim"] != self.dim:
+            raise EmbedderStartError(f"the Embedder deployment returns {info['dim']}-d vectors, "
+                                     f"this gateway's model {self.dim}-d")
+
+    async def aencode(self, texts: list[str]) -> np.ndarray:
+        if self.handle is None:
+            await asyncio.wait_for(self.wait_ready(), self.timeout_s)
+        try:
+            return await self.handle.encode.remote(list(texts))
+        except Exception as exc:
+            raise from_ray(exc) from exc
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """From a worker thread (never the event loop's own: that would wait on itself).
+        ``batch_size`` is the replica's choice (its dynamic batching), accepted for the protocol."""
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts, not one string")
+        if not texts:
+            return np.empty((0, self.dim), dtype=np.float32)
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is self.loop:
+            raise RuntimeError("RayEmbedder.encode called on the event loop: use aencode")
+        if not self.loop.is_running():
+            raise RuntimeError("the gateway's event loop is not running")
+        return asyncio.run_coroutine_threadsafe(self.aencode(texts), self.loop).result()
+
+    def token_counts(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self.tokenizer.encode_batch(texts)]

@@ -1,0 +1,19 @@
+"""The retrieval store named in config (``rag.backend``): the one place that chooses it, for the
+RagEngine (gateway) and the ``stackserve ingest`` / ``search`` commands alike."""
+
+from __future__ import annotations
+
+from server.config import Settings
+from server.rag.store import ChunkStore, RetrievalStore
+
+
+def open_store(settings: Settings) -> ChunkStore:
+    """``faiss``: generations of SQLite + FAISS files under ``rag_store_dir``; ``pgvector``: tables in
+    PostgreSQL at ``rag.postgres_dsn`` (psycopg is imported only then: the extra is optional)."""
+    rag = settings.rag
+    if rag.backend == "pgvector":
+        from server.rag.pgvector_store import PgVectorStore
+
+        assert rag.postgres_dsn is not None  # RagConfig refuses pgvector without one
+        return PgVectorStore(rag.postgres_dsn, rag.postgres_table_prefix)
+    return RetrievalStore(settings.rag_store_dir)
