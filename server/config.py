@@ -108,6 +108,13 @@ class AnomalyServingConfig(_Section):
     stream_window: int = Field(32, gt=0)
     stream_alpha: float = Field(0.1, gt=0, le=1)
     stream_max_entities: int = Field(100_000, gt=0)
+    in_gateway_max_events: int = Field(
+        256,
+        ge=0,
+        description="requests of up to this many events are scored by a copy of the models in the gateway "
+        "process (a tree ensemble scores one event in microseconds; a crossing into Ray costs ~3 ms); larger "
+        "requests are coalesced and scored by the Ray deployment's replicas, the scale-out path; 0: always Ray",
+    )
     batching: ReplicaBatchingConfig = Field(default_factory=ReplicaBatchingConfig)
     fault_injection: FaultInjectionConfig = Field(default_factory=FaultInjectionConfig)
 

@@ -12,8 +12,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
+from server.anomaly.scorer import AnomalyScorer, load_scorer
 from server.config import Settings
-from server.gateway.anomaly_endpoint import AnomalyEndpoint
+from server.gateway.anomaly_endpoint import AnomalyEndpoint, LocalAnomalyEndpoint, RayAnomalyEndpoint
 from server.gateway.anomaly_service import AnomalyService
 from server.gateway.chat_service import ChatService
 from server.gateway.interceptors.observability import ObservabilityInterceptor
@@ -87,7 +88,9 @@ class Gateway:
 
 async def _warm_up(anomaly: AnomalyService, endpoint: AnomalyEndpoint, health: health_aio.HealthServicer,
                    timeout: float) -> None:
-    """Poll the endpoint until its models are loaded, then report SERVING."""
+    """Poll the endpoint until its models are loaded, then report SERVING (with the gateway's own
+    copy of the models loaded meanwhile, when small requests are scored in the gateway)."""
+    local = asyncio.create_task(_local_scorer(anomaly.settings, endpoint))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     delay = 0.1
@@ -102,10 +105,31 @@ async def _warm_up(anomaly: AnomalyService, endpoint: AnomalyEndpoint, health: h
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     anomaly.load_catalog(infos)
+    scorer = await local
+    if scorer is not None:
+        anomaly.scoring.attach_local(scorer, infos)
     name = ANOMALY_SERVICE.full_name
     await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
     log_event("stackserve.gateway", "ready", models=[i["name"] for i in infos])
+
+
+async def _local_scorer(settings: Settings, endpoint: AnomalyEndpoint) -> AnomalyScorer | None:
+    """The scorer for in-gateway scoring: the in-process endpoint's own, or for a Ray endpoint the
+    same models loaded here (the same loader as the replicas'). None when turned off, for any
+    other endpoint (a wrapper in a test holds calls on purpose), or when loading failed (logged:
+    every request then goes to the endpoint)."""
+    if settings.anomaly.in_gateway_max_events == 0:
+        return None
+    if isinstance(endpoint, LocalAnomalyEndpoint):
+        return endpoint.scorer
+    if not isinstance(endpoint, RayAnomalyEndpoint):
+        return None
+    try:
+        return await asyncio.to_thread(load_scorer, settings)
+    except Exception as exc:
+        log.error("in-gateway scoring is off: the models did not load here: %s", exc)
+        return None
 
 
 async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer, timeout: float) -> None:

@@ -48,6 +48,11 @@ QUEUE_REJECTED = Counter(
     "stackserve_gateway_rejected_total", "requests shed because the queue was full", ["model"]
 )
 ANOMALY_EVENTS = Counter("stackserve_anomaly_events_total", "events scored", ["model"])
+ANOMALY_IN_GATEWAY = Counter(
+    "stackserve_anomaly_in_gateway_events_total",
+    "events scored by the gateway's own copy of the models (anomaly.in_gateway_max_events), not by a Ray replica",
+    ["model"],
+)
 ANOMALY_FLAGGED = Counter("stackserve_anomaly_flagged_total", "events scored as anomalies", ["model"])
 STREAM_ENTITIES = Gauge("stackserve_anomaly_stream_entities", "entities with live stream state", ["model"])
 

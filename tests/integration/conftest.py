@@ -55,6 +55,9 @@ def server(trained, settings, tmp_path_factory) -> Iterator[RunningServer]:
         "STACKSERVE__ROLLOUT__MODE": "shadow",
         "STACKSERVE__ROLLOUT__MIN_REQUESTS": "1000000",
         "STACKSERVE__ROLLOUT__EVAL_INTERVAL_S": "0.5",
+        # requests of up to 4 events are scored in the gateway, larger ones by the Ray replicas:
+        # the tests reach both paths (test_anomaly_grpc.py)
+        "STACKSERVE__ANOMALY__IN_GATEWAY_MAX_EVENTS": "4",
         "STACKSERVE__LLM__BACKEND": llm_test_backend(),
         **{f"STACKSERVE__LLM__{k.upper()}": str(v) for k, v in LLM_TEST_CONFIG.items()},
     }

@@ -91,9 +91,34 @@ def test_scores_equal_the_compiled_model_and_keep_quality(client, trained, shutt
     assert f1 >= (0.99 if name == "shuttle-rf" else 0.95)
 
 
-def test_concurrent_single_event_requests_are_coalesced(server, shuttle_test, trained):
+def test_concurrent_small_requests_are_coalesced_on_the_ray_path(server, shuttle_test, trained):
+    """Requests above anomaly.in_gateway_max_events (4 here) cross into Ray, merged by the coalescer."""
     X, _ = shuttle_test
-    n = 300
+    n, rows = 120, 5
+    before = _metrics(server)
+
+    async def main():
+        async with AsyncAnomalyClient(server.address) as c:
+            return await asyncio.gather(
+                *[c.score(X[i * rows : (i + 1) * rows], model="shuttle-rf") for i in range(n)]
+            )
+
+    results = asyncio.run(main())
+    want = trained["shuttle-rf"].servable.score(X[: n * rows].astype(np.float64))
+    np.testing.assert_allclose(np.concatenate([r.scores for r in results]), want, atol=1e-9)
+    after = _metrics(server)
+    count = _delta(before, after, 'stackserve_gateway_batch_requests_count{model="shuttle-rf"}')
+    total = _delta(before, after, 'stackserve_gateway_batch_requests_sum{model="shuttle-rf"}')
+    assert total >= n and count < total, "requests were never merged"
+    assert _delta(before, after, 'stackserve_anomaly_in_gateway_events_total{model="shuttle-rf"}') == 0
+
+
+def test_single_events_are_scored_in_the_gateway(server, shuttle_test, trained):
+    """Small requests never cross into Ray: the gateway's own copy of the champion answers, with the
+    same scores and version as the replica."""
+    X, _ = shuttle_test
+    n = 200
+    before = _metrics(server)
 
     async def main():
         async with AsyncAnomalyClient(server.address) as c:
@@ -102,10 +127,24 @@ def test_concurrent_single_event_requests_are_coalesced(server, shuttle_test, tr
     results = asyncio.run(main())
     want = trained["shuttle-rf"].servable.score(X[:n].astype(np.float64))
     np.testing.assert_allclose([r.scores[0] for r in results], want, atol=1e-9)
-    body = urllib.request.urlopen(server.metrics_url, timeout=5).read().decode()
-    count = _metric(body, 'stackserve_gateway_batch_requests_count{model="shuttle-rf"}')
-    total = _metric(body, 'stackserve_gateway_batch_requests_sum{model="shuttle-rf"}')
-    assert total >= n and count < total, "single-event requests were never merged"
+    assert {r.version for r in results} == {trained["shuttle-rf"].version}
+    after = _metrics(server)
+    assert _delta(before, after, 'stackserve_anomaly_in_gateway_events_total{model="shuttle-rf"}') == n
+    assert _delta(before, after, 'stackserve_gateway_batch_requests_sum{model="shuttle-rf"}') == 0
+
+
+def _metrics(server) -> str:
+    return urllib.request.urlopen(server.metrics_url, timeout=5).read().decode()
+
+
+def _delta(before: str, after: str, name: str) -> float:
+    def value(body: str) -> float:
+        try:
+            return _metric(body, name)
+        except AssertionError:
+            return 0.0
+
+    return value(after) - value(before)
 
 
 def _metric(body: str, name: str) -> float:
@@ -192,11 +231,11 @@ def test_negative_values_are_scored(client):
 
 
 def test_client_deadline_is_honoured(client):
-    X = np.ones((1, 9))
+    X = np.ones((5, 9))  # above in_gateway_max_events: a crossing into Ray takes more than 0.5 ms
     with pytest.raises(grpc.RpcError) as err:
         client.stub.Score(score_request(X, model="shuttle-rf"), timeout=0.0005)
     assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert client.score(X, model="shuttle-rf").scores.shape == (1,)
+    assert client.score(X, model="shuttle-rf").scores.shape == (5,)
 
 
 def test_request_id_is_echoed_and_logged(server):
