@@ -1,4 +1,8 @@
-"""LLM serving overhead: the same workload over gRPC (gateway → Ray Serve → engine) and in-process.
+"""LLM serving overhead: the same workload over gRPC (``stackserve serve``) and in-process.
+
+``--placement`` picks where the served engine runs (``llm.placement``): auto (the default: in the
+gateway's process, since the server starts its own Ray instance here) or ray (the LLMEngine
+deployment: gateway → Ray Serve → engine, a crossing per streamed message).
 
 For concurrency 1, 4 and 16, each of `concurrency` clients sends streaming Generate requests back
 to back (greedy, fixed output length); we report TTFT p50/p95, inter-token latency p95 and output
@@ -45,7 +49,7 @@ def summarize(target: str, conc: int, records: list[dict], wall: float) -> dict:
     }
 
 
-async def grpc_load(address: str, conc: int, per_client: int, max_tokens: int) -> dict:
+async def grpc_load(address: str, conc: int, per_client: int, max_tokens: int, label: str = "gRPC") -> dict:
     records: list[dict] = []
     async with AsyncLLMClient(address) as llm:
 
@@ -65,7 +69,7 @@ async def grpc_load(address: str, conc: int, per_client: int, max_tokens: int) -
         t = time.perf_counter()
         await asyncio.gather(*(client(c) for c in range(conc)))
         wall = time.perf_counter() - t
-    return summarize("gRPC (gateway → Ray → engine)", conc, records, wall)
+    return summarize(label, conc, records, wall)
 
 
 def _record(t0: float, arrivals: list[tuple[float, int]]) -> dict:
@@ -102,7 +106,9 @@ async def inprocess_load(engine, conc: int, per_client: int, max_tokens: int) ->
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--placement", choices=["auto", "gateway", "ray"], default="auto", help="llm.placement")
     args = ap.parse_args()
+    label = f"gRPC (llm.placement={args.placement})"
     concs = [1, 4, 16]
     max_tokens = 32 if args.quick else 64
     per_client = {1: 3, 4: 2, 16: 1} if args.quick else {1: 5, 4: 3, 16: 2}
@@ -110,12 +116,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         console.print("starting the server (Ray + gateway + LLM app) ...")
         # stopped on leaving the block, its Ray processes with it, so the in-process run gets every core
-        with start_server(["--train-if-missing"], workdir=Path(d), ready_timeout=600) as server:
+        env = {"STACKSERVE__LLM__PLACEMENT": args.placement}
+        with start_server(["--train-if-missing"], workdir=Path(d), env=env, ready_timeout=600) as server:
             with LLMClient(server.address) as c:
                 c.wait_ready(600)
             for conc in concs:
                 console.print(f"gRPC concurrency {conc}")
-                results.append(asyncio.run(grpc_load(server.address, conc, per_client[conc], max_tokens)))
+                results.append(asyncio.run(grpc_load(server.address, conc, per_client[conc], max_tokens, label)))
     from server.llm.engine import LLMEngine
 
     cfg = LLMConfig()

@@ -248,6 +248,13 @@ class LLMConfig(_Section):
     )
     default_max_tokens: int = Field(128, gt=0)
     num_threads: int = Field(2, gt=0, description="compute threads of the engine")
+    placement: Literal["auto", "gateway", "ray"] = Field(
+        "auto",
+        description="where the engine runs under `serve` with Ray: gateway = in the gateway's process (tokens "
+        "reach the client with no crossing; measured 0.6x -> ~1x of in-process throughput), ray = the LLMEngine "
+        "deployment (another process or machine: the scale-out path); auto = gateway when this server started "
+        "its own local Ray instance (one machine), ray when it joined a cluster",
+    )
     num_cpus: float = Field(1.0, gt=0, description="Ray CPUs reserved by the LLMEngine replica")
     max_ongoing_requests: int = Field(256, gt=0)
     model_name: str = Field(

@@ -19,9 +19,9 @@ from typing import Any
 from server.config import Settings
 from server.gateway.anomaly_endpoint import LocalAnomalyEndpoint, RayAnomalyEndpoint
 from server.gateway.embedder_endpoint import RayEmbedder
-from server.gateway.llm_endpoint import LocalLLMEndpoint, RayLLMEndpoint
+from server.gateway.llm_endpoint import LLMEndpoint, LocalLLMEndpoint, RayLLMEndpoint
 from server.gateway.server import Gateway, start_gateway
-from server.llm.serving import EngineInfo
+from server.llm.serving import EngineInfo, LLMJob, Piece
 from server.rag.engine import RagEngine
 
 log = logging.getLogger("stackserve.runtime")
@@ -39,17 +39,32 @@ class _LateRayAnomalyEndpoint(RayAnomalyEndpoint):
         return await super().models()
 
 
-class _LateRayLLMEndpoint(RayLLMEndpoint):
-    """The LLM app's handle arrives once its ``serve.run`` returns; ``failed`` if it never will."""
+class _LateLLMEndpoint:
+    """The LLM endpoint chosen once Ray is up (``llm_in_gateway``): an engine in this process, or
+    the LLMEngine deployment; ``failed`` if neither will come."""
 
     def __init__(self) -> None:
-        super().__init__(None)
+        self.target: LLMEndpoint | None = None
         self.failed: BaseException | None = None
 
+    def _ready(self) -> LLMEndpoint:
+        if self.target is None:
+            raise RuntimeError("the LLM is still starting")
+        return self.target
+
     async def info(self) -> EngineInfo:
-        if self.handle is None:
-            raise RuntimeError("the LLM application is still starting")
-        return await super().info()
+        return await self._ready().info()
+
+    async def stats(self) -> tuple[int, int, float]:
+        return await self._ready().stats()
+
+    def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
+        return self._ready().generate(job, timeout_s, request_id)
+
+    async def close(self) -> None:
+        close = getattr(self.target, "close", None)
+        if close is not None:
+            await close()
 
 
 @dataclass(slots=True)
@@ -247,6 +262,14 @@ def local_anomaly_endpoint(settings: Settings) -> LocalAnomalyEndpoint:
     return LocalAnomalyEndpoint(load_scorer(settings))
 
 
+def llm_in_gateway(settings: Settings, attachment: RayAttachment) -> bool:
+    """Whether the engine runs in the gateway's process (``llm.placement``; auto: on the one machine
+    whose Ray instance this server started, where a replica would share the same cores anyway and
+    every token would pay a crossing between processes)."""
+    placement = settings.llm.placement
+    return placement == "gateway" or (placement == "auto" and attachment.owns_cluster)
+
+
 def local_llm_endpoint(settings: Settings) -> LocalLLMEndpoint:
     """An LLM engine in this process (no Ray)."""
     from server.llm.engine import LLMEngine
@@ -278,7 +301,7 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
             await gateway.stop()
         return
     endpoint = _LateRayAnomalyEndpoint()
-    llm_endpoint = _LateRayLLMEndpoint() if settings.llm.enabled else None
+    llm_endpoint = _LateLLMEndpoint() if settings.llm.enabled else None
     embedder = RayEmbedder(asyncio.get_running_loop()) if settings.rag.enabled else None
     gateway = await start_gateway(settings, endpoint, llm_endpoint, rag_engine(settings, embedder))
     attachment = RayAttachment(owns_cluster=False)
@@ -296,7 +319,11 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
             # after the anomaly app, so anomaly scoring is SERVING while the model loads; a
             # failure here (e.g. the configured LLM backend is not built) leaves only the LLM down
             try:
-                llm_endpoint.handle = await asyncio.to_thread(start_llm_app, settings, attachment)
+                if llm_in_gateway(settings, attachment):
+                    log.info("LLM engine in the gateway process (llm.placement=%s)", settings.llm.placement)
+                    llm_endpoint.target = await asyncio.to_thread(local_llm_endpoint, settings)
+                else:
+                    llm_endpoint.target = RayLLMEndpoint(await asyncio.to_thread(start_llm_app, settings, attachment))
             except Exception as exc:
                 log.error("the LLM application failed to deploy: %s", exc)
                 llm_endpoint.failed = exc

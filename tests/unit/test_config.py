@@ -58,3 +58,16 @@ def test_rollout_and_fault_injection_from_env_and_example(tmp_path, monkeypatch)
     assert Settings.model_validate_json(s.model_dump_json()) == s  # what the Ray deployment receives
     with pytest.raises(ValidationError):
         load_settings(None, data_dir=str(tmp_path), rollout={"mode": "blue-green"})
+
+
+def test_llm_placement_auto_is_the_gateway_only_on_a_ray_instance_this_server_owns():
+    from server.runtime import RayAttachment, llm_in_gateway
+
+    def placed(placement: str, owns: bool) -> bool:
+        return llm_in_gateway(Settings(llm={"placement": placement}), RayAttachment(owns_cluster=owns))
+
+    assert placed("auto", True) and not placed("auto", False)
+    assert placed("gateway", False) and placed("gateway", True)
+    assert not placed("ray", True) and not placed("ray", False)
+    with pytest.raises(ValidationError, match="placement"):
+        Settings(llm={"placement": "elsewhere"})
