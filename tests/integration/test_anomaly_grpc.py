@@ -273,6 +273,34 @@ def test_ray_serve_grpc_proxy_baseline_serves_the_same_deployment(server, shuttl
                                atol=1e-9)
 
 
+def test_ray_replica_logs_are_json_lines(server):
+    """Replica logs are JSON lines, as the gateway's are (server/runtime.py REPLICA_LOGGING): a bad
+    request sent straight to the replica through Ray's proxy makes it log the failed call."""
+    import glob
+    import json
+
+    started = time.time()
+    with grpc.insecure_channel(server.ray_grpc_address) as ch:
+        stub = pb_grpc.AnomalyServiceStub(ch)
+        with pytest.raises(grpc.RpcError):
+            stub.Score(score_request(np.ones((2, 4)), model="shuttle-rf"), metadata=(("application", "anomaly"),),
+                       timeout=30)
+
+    def fresh_lines() -> list[str]:
+        root = os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray")  # Ray's default temp dir
+        files = [f for f in glob.glob(f"{root}/session_*/logs/serve/replica_anomaly_AnomalyScorer_*.log")
+                 if os.path.getmtime(f) >= started - 1]
+        return [line for f in files for line in open(f, encoding="utf-8").read().splitlines() if line.strip()]
+
+    deadline = time.monotonic() + 20
+    while not (lines := fresh_lines()):
+        assert time.monotonic() < deadline, "the replica logged nothing about the failed call"
+        time.sleep(0.2)
+    records = [json.loads(line) for line in lines]  # raises on a line that is not JSON
+    assert all({"levelname", "message"} <= r.keys() for r in records)
+    assert any(r["levelname"] in ("WARNING", "ERROR") for r in records)
+
+
 def test_cli_health_score_and_models(server, settings, tmp_path, shuttle_test):
     X, _ = shuttle_test
     env = {**os.environ, "STACKSERVE_DATA_DIR": str(settings.data_dir)}

@@ -317,3 +317,4 @@ def test_access_log_line_has_hash_and_counts_not_the_prompt(server, llm):
     assert entry["finish_reason"] == r.finish_reason
     assert entry["response_hash"] == payload_hash(r.text)  # the answer as a hash, never as text
     assert secret not in server.log()
+
