@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from kernels import drift
+from kernels import stream_features as sf
 from kernels import tree_ensemble as te
 
 pytestmark = pytest.mark.benchmark
@@ -34,6 +35,23 @@ def test_tree_ensemble(benchmark, forest_and_batch, backend):
     benchmark.group = "tree ensemble: 50 trees, 4096 rows"
     got = benchmark(te.score, forest, X, backend)
     np.testing.assert_allclose(got, te.score_reference(forest, X), rtol=0, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def stream_events():
+    rng = np.random.default_rng(2)
+    keys = [f"e{k}" for k in rng.integers(0, 200, 2048)]
+    return keys, rng.normal(size=(2048, 9))
+
+
+@pytest.mark.parametrize("backend", sf.available_backends())
+def test_stream_features(benchmark, stream_events, backend):
+    """A fresh state per round, so every round does the same work (2,048 events, 200 entities)."""
+    keys, X = stream_events
+    benchmark.group = "stream features: 2048 events, 200 entities, window 32"
+    got = benchmark(lambda: sf.StreamFeatureState(9, window=32, alpha=0.1).transform(keys, X, backend))
+    want, _ = sf.stream_features_reference(keys, X, window=32, alpha=0.1)
+    np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-9, equal_nan=True)
 
 
 @pytest.fixture(scope="module")
