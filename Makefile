@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install build demo serve test unit integration lint gate peers peers-vllm bench bench-ci bench-kernels clean
+.PHONY: install build demo serve test unit integration lint gate peers peers-vllm bench bench-harness bench-gate bench-ci bench-kernels clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -69,7 +69,16 @@ peers: install
 peers-vllm:
 	bash bench/peers/install_vllm.sh
 
+# One server, every workload against its peer, goodput and cost per cell: bench/results/<timestamp>/index.html
+bench-harness: install
+	$(VENV)/bin/stackserve bench
+
+# CI: the harness's short run, failing when a same-run ratio drops below its threshold (bench/gate.py).
+bench-gate: install
+	$(VENV)/bin/stackserve bench --quick --gate --workloads anomaly,llm
+
 bench: install peers peers-vllm
+	$(VENV)/bin/stackserve bench
 	$(PY) -m bench.llm_bench
 	$(PY) -m bench.anomaly_kernels
 	$(PY) -m bench.drift

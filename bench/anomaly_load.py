@@ -13,13 +13,10 @@ keeps N requests in flight for a fixed time and records every latency.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 from rich.console import Console
 from rich.progress import Progress
@@ -36,50 +33,19 @@ TARGETS = ("stackserve-gateway", "ray-serve-grpc-proxy")
 
 async def closed_loop(address: str, metadata: tuple, requests: list, concurrency: int, duration: float) -> dict:
     """N workers, each with one request in flight, for `duration` seconds after a short warm-up."""
+    from bench.loadgen import timed_closed_loop
+
     # a few channels so HTTP/2 flow control on one connection is not the bottleneck
     clients = [AsyncAnomalyClient(address) for _ in range(min(4, concurrency))]
     stubs = [c.stub for c in clients]
-    latencies: list[float] = []
-    errors = 0
-    stop_at = 0.0
-    recording = False
-
-    async def worker(i: int) -> None:
-        nonlocal errors
-        stub = stubs[i % len(stubs)]
-        k = i
-        while time.perf_counter() < stop_at:
-            req = requests[k % len(requests)]
-            k += concurrency
-            t0 = time.perf_counter()
-            try:
-                await stub.Score(req, metadata=metadata, timeout=30)
-            except grpc.aio.AioRpcError:
-                errors += 1
-                continue
-            if recording:
-                latencies.append(time.perf_counter() - t0)
-
-    stop_at = time.perf_counter() + min(1.0, duration / 3)  # warm-up
-    await asyncio.gather(*[worker(i) for i in range(concurrency)])
-    recording = True
-    start = time.perf_counter()
-    stop_at = start + duration
-    await asyncio.gather(*[worker(i) for i in range(concurrency)])
-    elapsed = time.perf_counter() - start
-    for c in clients:
-        await c.close()
-    lat = np.asarray(latencies)
-    return {
-        "requests": int(lat.size),
-        "errors": errors,
-        "seconds": elapsed,
-        "req_per_s": lat.size / elapsed,
-        "p50_ms": float(np.percentile(lat, 50) * 1e3) if lat.size else float("nan"),
-        "p95_ms": float(np.percentile(lat, 95) * 1e3) if lat.size else float("nan"),
-        "p99_ms": float(np.percentile(lat, 99) * 1e3) if lat.size else float("nan"),
-        "latencies_ms": (lat * 1e3).round(4).tolist(),
-    }
+    try:
+        return await timed_closed_loop(
+            lambda i, req: stubs[i % len(stubs)].Score(req, metadata=metadata, timeout=30),
+            requests, concurrency, duration, min(1.0, duration / 3),
+        )
+    finally:
+        for c in clients:
+            await c.close()
 
 
 def aggregate(target: str, events: int, conc: int, runs: list[dict]) -> dict:

@@ -555,6 +555,38 @@ def cmd_slo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- bench ------------------------------------------------------------------------
+def _bench_argv(args: argparse.Namespace) -> list[str]:
+    """The parsed ``bench`` options as arguments again, for ``python -m bench.harness``."""
+    argv: list[str] = []
+    for flag, value in (("--config", args.config), ("--data-dir", args.data_dir), ("--log-level", args.log_level),
+                        ("--workloads", args.workloads), ("--duration", args.duration), ("--out", args.out)):
+        if value is not None:
+            argv += [flag, str(value)]
+    return argv + [flag for flag, on in (("--quick", args.quick), ("--gate", args.gate)) if on]
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """Run the checkout's bench/harness.py in a child interpreter rather than importing it: server/
+    never imports bench/ (the layers point one way: tests/unit/test_architecture.py), and bench/ is
+    not installed with the package, only checked out next to server/."""
+    import os
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    if not (root / "bench" / "harness.py").is_file():
+        print(f"stackserve bench: needs a source checkout (no bench/harness.py under {root})", file=sys.stderr)
+        return 2
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.harness", *_bench_argv(args)],
+                            env={**os.environ, "PYTHONPATH": path})
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the harness as well: it stops its server, then exits
+            continue
+
+
 # ----- generate / chat --------------------------------------------------------------
 def _sampling_args(args: argparse.Namespace) -> dict:
     return {
@@ -769,6 +801,18 @@ def build_parser() -> argparse.ArgumentParser:
     sl.add_argument("--rules", metavar="FILE", help="write Prometheus alerting rules for the objectives and exit")
     sl.add_argument("--timeout", type=float, default=10.0)
     sl.set_defaults(func=cmd_slo)
+
+    bn = sub.add_parser("bench", help="benchmark harness: one server, every workload's load vs its peer, goodput, "
+                        "cost, plots and an HTML page under bench/results/ (from a checkout)")
+    bn.add_argument("--quick", action="store_true", help="CI-sized run: fewer load levels, short cells")
+    bn.add_argument("--gate", action="store_true", help="exit 1 when a same-run ratio is below its threshold "
+                    "(bench/gate.py: gateway vs Ray proxy, gRPC vs in-process LLM)")
+    bn.add_argument("--workloads", default="anomaly,llm,rag",
+                    help="comma list of anomaly,llm,rag (default: all; rag = retrieval Search and chat Ask)")
+    bn.add_argument("--duration", type=float, help="seconds per anomaly cell (default 5, quick 2); LLM open-loop "
+                    "cells run 4x as long")
+    bn.add_argument("--out", type=Path, help="output folder (default: bench/results/<timestamp>)")
+    bn.set_defaults(func=cmd_bench)
 
     ig = sub.add_parser("ingest", help="chunk, redact, embed and index documents for retrieval")
     ig.add_argument("paths", nargs="*", help=".txt/.md/.rst/.html files or folders (none: the default corpus)")

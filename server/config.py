@@ -279,6 +279,13 @@ class EmbedderConfig(_Section):
     precision: Literal["fp32", "int8", "auto"] = Field(
         "auto", description="int8: our Q8_0 kernel (cosine 0.9995 to fp32), ~2.3x faster on small passes; "
         "auto: int8 for passes up to 512 tokens (queries), fp32 above (ingest batches); bench.embedder")
+    placement: Literal["auto", "gateway", "ray"] = Field(
+        "auto",
+        description="where embedding runs under `serve` with Ray: gateway = in the gateway's process (a query "
+        "embeds in ~5 ms; the crossing into a replica cost ~8 ms more), ray = the Embedder deployment (dynamic "
+        "batching, replicas elsewhere: the scale-out path); auto = gateway when this server started its own "
+        "local Ray instance, ray when it joined a cluster (as llm.placement)",
+    )
     replicas: int = Field(1, gt=0, description="Embedder replicas on Ray")
     num_cpus: float = Field(0.25, gt=0, description="CPUs Ray reserves per replica (bursty: a query is ~10 ms)")
     num_threads: int = Field(0, ge=0, description="torch threads per replica (0: torch's default)")

@@ -22,6 +22,7 @@ from server.gateway.embedder_endpoint import RayEmbedder
 from server.gateway.llm_endpoint import LLMEndpoint, LocalLLMEndpoint, RayLLMEndpoint
 from server.gateway.server import Gateway, start_gateway
 from server.llm.serving import EngineInfo, LLMJob, Piece
+from server.rag.embedder import Embedder
 from server.rag.engine import RagEngine
 
 log = logging.getLogger("stackserve.runtime")
@@ -262,12 +263,22 @@ def local_anomaly_endpoint(settings: Settings) -> LocalAnomalyEndpoint:
     return LocalAnomalyEndpoint(load_scorer(settings))
 
 
-def llm_in_gateway(settings: Settings, attachment: RayAttachment) -> bool:
-    """Whether the engine runs in the gateway's process (``llm.placement``; auto: on the one machine
-    whose Ray instance this server started, where a replica would share the same cores anyway and
-    every token would pay a crossing between processes)."""
-    placement = settings.llm.placement
+def in_gateway(placement: str, attachment: RayAttachment) -> bool:
+    """Whether a model runs in the gateway's process (``llm.placement``, ``rag.embedder.placement``;
+    auto: on the one machine whose Ray instance this server started, where a replica would share the
+    same cores anyway and every call, or every streamed token, would pay a crossing between processes)."""
     return placement == "gateway" or (placement == "auto" and attachment.owns_cluster)
+
+
+def llm_in_gateway(settings: Settings, attachment: RayAttachment) -> bool:
+    return in_gateway(settings.llm.placement, attachment)
+
+
+def local_embedder(settings: Settings) -> Embedder:
+    """The query/chunk embedder in this process, as RagEngine loads it without Ray."""
+    from server.rag.embedder import Embedder
+
+    return Embedder(None, 8192, settings.rag.embedder.precision)
 
 
 def local_llm_endpoint(settings: Settings) -> LocalLLMEndpoint:
@@ -311,7 +322,12 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
         if embedder is not None:
             # before the LLM: retrieval serves while the model loads
             try:
-                embedder.attach(await asyncio.to_thread(start_embedder_app, settings, attachment))
+                if in_gateway(settings.rag.embedder.placement, attachment):
+                    log.info("embedder in the gateway process (rag.embedder.placement=%s)",
+                             settings.rag.embedder.placement)
+                    embedder.place_local(await asyncio.to_thread(local_embedder, settings))
+                else:
+                    embedder.attach(await asyncio.to_thread(start_embedder_app, settings, attachment))
             except Exception as exc:
                 log.error("the Embedder application failed to deploy: %s", exc)
                 embedder.fail(exc)
@@ -329,7 +345,7 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
                 llm_endpoint.failed = exc
         yield gateway
     finally:
-        if embedder is not None and embedder.handle is None and embedder.failed is None:
+        if embedder is not None and embedder.handle is None and embedder.local is None and embedder.failed is None:
             embedder.fail(RuntimeError("the server stopped before the Embedder application deployed"))
         await gateway.stop()
         await stop_ray_app(attachment)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from server.gateway.ray_errors import from_ray
-from server.rag.embedder import BertConfig, load_tokenizer, model_dir
+from server.rag.embedder import BertConfig, TextEmbedder, load_tokenizer, model_dir
 
 
 class EmbedderStartError(RuntimeError):
@@ -23,7 +23,9 @@ class EmbedderStartError(RuntimeError):
 
 
 class RayEmbedder:
-    """A ``TextEmbedder`` whose forward passes run in the Embedder replicas."""
+    """A ``TextEmbedder`` whose forward passes run in the Embedder replicas, or, once ``place_local``
+    ran (``rag.embedder.placement``), in this process: the choice is made when Ray is up, after
+    retrieval already holds this object."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout_s: float = 60.0) -> None:
         path = model_dir()
@@ -32,6 +34,7 @@ class RayEmbedder:
         self.loop = loop
         self.timeout_s = timeout_s
         self.handle: Any = None
+        self.local: TextEmbedder | None = None
         self.failed: BaseException | None = None
         self._arrived = asyncio.Event()
 
@@ -40,12 +43,21 @@ class RayEmbedder:
         self.handle = handle
         self._arrived.set()
 
+    def place_local(self, embedder: TextEmbedder) -> None:
+        """Embed in this process with ``embedder`` (call on the event loop); no deployment is used."""
+        if embedder.dim != self.dim:
+            raise EmbedderStartError(f"the local embedder returns {embedder.dim}-d vectors, expected {self.dim}-d")
+        self.local = embedder
+        self._arrived.set()
+
     def fail(self, exc: BaseException) -> None:
         self.failed = exc
         self._arrived.set()
 
     async def wait_ready(self) -> None:
         await self._arrived.wait()
+        if self.local is not None:
+            return
         if self.handle is None:
             raise EmbedderStartError(f"the Embedder application failed to deploy: {self.failed}")
         try:
@@ -57,6 +69,8 @@ class RayEmbedder:
                                      f"this gateway's model {self.dim}-d")
 
     async def aencode(self, texts: list[str]) -> np.ndarray:
+        if self.local is not None:
+            return await asyncio.to_thread(self.local.encode, list(texts))
         if self.handle is None:
             await asyncio.wait_for(self.wait_ready(), self.timeout_s)
         try:
@@ -71,6 +85,8 @@ class RayEmbedder:
             raise TypeError("encode takes a list of texts, not one string")
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
+        if self.local is not None:  # in this worker thread: no hop through the event loop
+            return self.local.encode(texts, batch_size)
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:

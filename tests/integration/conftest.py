@@ -58,9 +58,10 @@ def server(trained, settings, tmp_path_factory) -> Iterator[RunningServer]:
         # requests of up to 4 events are scored in the gateway, larger ones by the Ray replicas:
         # the tests reach both paths (test_anomaly_grpc.py)
         "STACKSERVE__ANOMALY__IN_GATEWAY_MAX_EVENTS": "4",
-        # the LLMEngine deployment, not the default engine in the gateway (auto on one machine): the
-        # Ray path stays tested here; test_demo.py runs the default
+        # the LLMEngine and Embedder deployments, not the default models in the gateway (auto on one
+        # machine): the Ray paths stay tested here; tests/unit/test_rag_embedder.py tests the placement
         "STACKSERVE__LLM__PLACEMENT": "ray",
+        "STACKSERVE__RAG__EMBEDDER__PLACEMENT": "ray",
         "STACKSERVE__LLM__BACKEND": llm_test_backend(),
         **{f"STACKSERVE__LLM__{k.upper()}": str(v) for k, v in LLM_TEST_CONFIG.items()},
     }

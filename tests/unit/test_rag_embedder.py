@@ -105,3 +105,36 @@ def test_chunks_respect_the_size_bounds_and_lose_no_words(units, lo, hi):
     chunks = chunk_units(units, _embed, _count, cfg)
     assert all(_count([c])[0] <= hi + 2 for c in chunks)  # +2: our stand-in counts specials per text
     assert " ".join(" ".join(units).split()) == " ".join(" ".join(chunks).split())
+
+
+def test_embedder_placed_in_the_gateway_embeds_without_a_deployment(embedder, corpus_texts):
+    """rag.embedder.placement=gateway: the RayEmbedder retrieval already holds switches to the local
+    model; encode from a worker thread and aencode on the loop both give the local model's vectors."""
+    import asyncio
+
+    from server.gateway.embedder_endpoint import EmbedderStartError, RayEmbedder
+
+    texts = corpus_texts[:5]
+
+    async def main():
+        remote = RayEmbedder(asyncio.get_running_loop())
+        remote.place_local(embedder)
+        await asyncio.wait_for(remote.wait_ready(), 5)
+        from_thread = await asyncio.to_thread(remote.encode, texts)
+        on_loop = await remote.aencode(texts)
+        return remote, from_thread, on_loop
+
+    remote, from_thread, on_loop = asyncio.run(main())
+    want = embedder.encode(texts)
+    np.testing.assert_array_equal(from_thread, want)
+    np.testing.assert_array_equal(on_loop, want)
+    assert remote.handle is None and remote.token_counts(texts) == embedder.token_counts(texts)
+
+    class WrongWidth:
+        dim = 768
+
+    async def wrong():
+        RayEmbedder(asyncio.get_running_loop()).place_local(WrongWidth())  # type: ignore[arg-type]
+
+    with pytest.raises(EmbedderStartError, match="768"):
+        asyncio.run(wrong())
