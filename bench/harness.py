@@ -19,7 +19,7 @@ one run are compared (the CPU changes between sessions: bench/report.py prints i
 Every cell is judged against deployments/configs/slo.yaml (goodput: requests/s that met every
 per-request objective) and priced with server/slo/cost.py. Output goes to
 ``bench/results/<timestamp>/``: markdown tables on stdout, ``results.json`` with every latency,
-PNG plots and one ``index.html``. ``--gate`` turns two same-run ratios into an exit code for CI
+PNG plots and one ``index.html``. ``--gate`` turns three same-run ratios into an exit code for CI
 (bench/gate.py).
 
     stackserve bench [--quick] [--gate] [--workloads anomaly,llm,rag] [--duration S] [--out DIR]
@@ -50,6 +50,8 @@ from bench.anomaly_load import TARGETS as ANOMALY_TARGETS
 from bench.anomaly_load import closed_loop
 from bench.gate import (
     ANOMALY_GATE_CONCURRENCY,
+    ANOMALY_LATENCY_ADVANTAGE_MIN,
+    ANOMALY_LATENCY_CONCURRENCY,
     ANOMALY_VS_RAY_PROXY_MIN,
     LLM_GATE_CONCURRENCY,
     LLM_VS_INPROCESS_MIN,
@@ -403,6 +405,11 @@ def gate_checks(cells: Sequence[Cell]) -> list[GateCheck]:
     if ours and peer:
         checks.append(GateCheck(f"anomaly {load}: gateway req/s vs Ray's gRPC proxy", ANOMALY_VS_RAY_PROXY_MIN,
                                 ratio(ours["req_per_s"], peer["req_per_s"])))
+    load = f"c={ANOMALY_LATENCY_CONCURRENCY}"
+    ours, peer = (find(cells, "anomaly", "closed", t, load) for t in (GATEWAY, RAY_PROXY))
+    if ours and peer:
+        checks.append(GateCheck(f"anomaly {load}: Ray proxy p50 latency vs gateway's (times faster)",
+                                ANOMALY_LATENCY_ADVANTAGE_MIN, ratio(peer["p50_ms"], ours["p50_ms"])))
     load = f"c={LLM_GATE_CONCURRENCY}"
     ours, peer = (find(cells, "llm", "closed", t, load) for t in (LLM_GRPC, LLM_INPROCESS))
     if ours and peer:

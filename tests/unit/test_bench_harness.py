@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 
 from bench import harness
-from bench.gate import ANOMALY_VS_RAY_PROXY_MIN, LLM_VS_INPROCESS_MIN, GateCheck, gate_passed, ratio
+from bench.gate import (
+    ANOMALY_LATENCY_ADVANTAGE_MIN,
+    ANOMALY_VS_RAY_PROXY_MIN,
+    LLM_VS_INPROCESS_MIN,
+    GateCheck,
+    gate_passed,
+    ratio,
+)
 from bench.goodput import cost_per_unit, goodput, workload_hourly_cost
 from bench.html_report import Section, Table, write_index
 from bench.loadgen import (
@@ -234,10 +241,10 @@ def test_gate_check_passes_at_the_threshold_and_fails_below_or_unmeasured():
     assert not gate_passed([GateCheck("a", 1, 1), GateCheck("b", 1, 0.5)])
 
 
-def _anomaly_cell(target: str, conc: int, req_per_s: float) -> dict:
+def _anomaly_cell(target: str, conc: int, req_per_s: float, p50_ms: float = 2.0) -> dict:
     lat = [1.0, 2.0, 30.0]
     return harness.make_cell("anomaly", "closed", target, f"c={conc}", {
-        "requests": len(lat), "errors": 0, "seconds": 1.0, "req_per_s": req_per_s, "p50_ms": 2.0, "p95_ms": 27.2,
+        "requests": len(lat), "errors": 0, "seconds": 1.0, "req_per_s": req_per_s, "p50_ms": p50_ms, "p95_ms": 27.2,
         "p99_ms": 29.7, "latencies_ms": lat}, concurrency=conc)  # fmt: skip
 
 
@@ -256,8 +263,18 @@ def test_gate_checks_judge_the_anomaly_ratio_at_concurrency_16(ours, passes):
     assert ANOMALY_VS_RAY_PROXY_MIN == 2.0
     cells = [_anomaly_cell(harness.GATEWAY, 16, ours), _anomaly_cell(harness.RAY_PROXY, 16, 350.0),
              _anomaly_cell(harness.GATEWAY, 1, 1.0), _anomaly_cell(harness.RAY_PROXY, 1, 1000.0)]
-    (check,) = harness.gate_checks(cells)
+    check = harness.gate_checks(cells)[0]
     assert check.measured == pytest.approx(ours / 350.0)
+    assert check.passed is passes
+
+
+@pytest.mark.parametrize(("gateway_p50", "passes"), [(2.0, True), (2.01, False), (math.nan, False)])
+def test_gate_checks_judge_single_event_latency_against_the_ray_proxy(gateway_p50, passes):
+    """The check that catches small requests no longer being scored in the gateway (~1.0x then)."""
+    assert ANOMALY_LATENCY_ADVANTAGE_MIN == 2.0
+    cells = [_anomaly_cell(harness.GATEWAY, 1, 1000.0, p50_ms=gateway_p50),
+             _anomaly_cell(harness.RAY_PROXY, 1, 250.0, p50_ms=4.0)]
+    (check,) = harness.gate_checks(cells)
     assert check.passed is passes
 
 
@@ -304,7 +321,7 @@ def test_post_processing_of_a_run(tmp_path):
     assert gw["vs_peer"] == pytest.approx(3000 / 450) and cells[2]["vs_peer"] == pytest.approx(0.75)
     assert math.isnan(cells[4]["vs_peer"])  # open loop: no peer ratio
     checks = harness.gate_checks(cells)
-    assert [c.passed for c in checks] == [True, True]
+    assert [c.passed for c in checks] == [True, True]  # no c=1 cells here: no latency check
 
     sections = harness.build_report(cells, checks, harness.plot_all(cells, tmp_path), "slo.yaml", hourly)
     for name in ("anomaly_closed_loop.png", "anomaly_open_loop.png", "llm_closed_loop.png", "llm_open_loop.png",
