@@ -40,6 +40,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         gateway["port"] = args.port
     if getattr(args, "metrics_port", None) is not None:
         gateway["metrics_port"] = args.metrics_port
+    if getattr(args, "openai_port", None) is not None:
+        gateway["openai_port"] = args.openai_port
     if gateway:
         overrides["gateway"] = gateway
     if getattr(args, "data_dir", None):
@@ -105,6 +107,7 @@ async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> 
             "metrics": f"http://{settings.gateway.host}:{gateway.metrics_port}/metrics",
             "models": sorted(gateway.anomaly.scoring.catalog),
             "llm": llm,
+            "openai": None if gateway.openai_port is None else f"http://{settings.gateway.host}:{gateway.openai_port}/v1",
         }
         if ready_file:
             tmp = ready_file.with_suffix(".tmp")
@@ -707,6 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="start Ray, the Serve app and the gRPC gateway until Ctrl-C")
     s.add_argument("--port", type=int, help="gRPC port (default 50051; 0 = any free port)")
     s.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9464)")
+    s.add_argument("--openai-port", type=int, help="OpenAI-compatible HTTP API port (default 8080; 0: a free one)")
     s.add_argument("--no-ray", action="store_true", help="score in the gateway process, without Ray")
     s.add_argument("--ray-grpc-port", type=int, help="also start Ray Serve's own gRPC proxy (benchmark baseline)")
     s.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once SERVING")
@@ -836,6 +840,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="train if needed, start everything, run a scripted client session, stop")
     d.add_argument("--port", type=int, default=0)
     d.add_argument("--metrics-port", type=int, default=0)
+    d.add_argument("--openai-port", type=int, default=0)
     d.add_argument("--no-ray", action="store_true")
     d.set_defaults(func=cmd_demo)
     return p

@@ -34,6 +34,11 @@ class GatewayConfig(_Section):
     host: str = "127.0.0.1"
     port: int = Field(50051, ge=0, le=65535, description="0 picks a free port")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics; 0 picks a free port")
+    openai_port: int | None = Field(
+        8080, ge=0, le=65535,
+        description="the OpenAI-compatible HTTP API (/v1/chat/completions, /v1/completions, /v1/models) when the "
+        "LLM is served; 0 picks a free port, null turns it off",
+    )
     max_message_bytes: int = Field(8 * 1024 * 1024, gt=0, description="larger requests get RESOURCE_EXHAUSTED")
     max_concurrent_rpcs: int = Field(1024, gt=0)
     default_timeout_s: float = Field(30.0, gt=0, description="deadline applied when the client sets none")

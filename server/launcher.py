@@ -131,7 +131,7 @@ def start_server(
     ready = workdir / f"{name}.ready.json"
     log_path = workdir / f"{name}.log"
     ready.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0",
+    cmd = [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0", "--openai-port", "0",
            "--ready-file", str(ready)]  # fmt: skip
     if ray_grpc_port is not None:
         cmd += ["--ray-grpc-port", str(ray_grpc_port)]

@@ -171,6 +171,15 @@ class LLMService:
             raise errors.unavailable("the LLM is still loading; retry shortly")
         return parse(request, self.info)
 
+    def job(self, parse: Callable[[Any, EngineInfo], LLMJob], request: Any) -> LLMJob:
+        """A validated job from a request message (the OpenAI front end builds the same messages)."""
+        return self._parse(parse, request)
+
+    def stream(self, job: LLMJob, rpc: str, context: Any) -> AsyncIterator[tuple[Piece, _Progress]]:
+        """The engine stream of ``job`` with this service's metrics, SLO records and access-log
+        fields; ``context`` needs only ``time_remaining()``. Raises ServingError."""
+        return self._stream(job, rpc, context)
+
     def _timeout(self, context: grpc.aio.ServicerContext) -> float:
         """Seconds the engine may spend; DEADLINE_EXCEEDED at once when none are left."""
         remaining = context.time_remaining()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -20,6 +21,7 @@ from server.gateway.chat_service import ChatService
 from server.gateway.interceptors.observability import ObservabilityInterceptor
 from server.gateway.llm_endpoint import LLMEndpoint
 from server.gateway.llm_service import LLMService
+from server.gateway.openai_http import serve_openai
 from server.gateway.retriever_service import RetrieverService
 from server.gen.stackserve.v1 import anomaly_pb2, chat_pb2, llm_pb2, retriever_pb2
 from server.guardrails.input_rails import InputRails
@@ -59,6 +61,9 @@ class Gateway:
     retriever_warmup_task: asyncio.Task | None = None
     chat_task: asyncio.Task | None = None  # sets ChatService SERVING; not awaited by wait_ready
     slo: SloTracker | None = None  # installed as the process's tracker while this gateway runs
+    openai_port: int | None = None  # the OpenAI-compatible HTTP API, when served
+    openai_server: Any = None
+    openai_task: asyncio.Task | None = None
 
     async def wait_ready(self, timeout: float) -> None:
         """Until every service has finished warming up (the LLM's may end NOT_SERVING: see its log)."""
@@ -74,7 +79,12 @@ class Gateway:
         for task in (self.llm_warmup_task, self.llm_stats_task, self.retriever_warmup_task, self.chat_task):
             if task is not None:
                 task.cancel()
+        if self.openai_server is not None:
+            self.openai_server.should_exit = True
         await self.server.stop(grace)
+        if self.openai_task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self.openai_task, grace)
         await self.anomaly.close()
         if self.llm is not None:
             await self.llm.close()
@@ -286,6 +296,11 @@ async def start_gateway(
         llm, llm_warmup, llm_stats, retriever, rag_warmup, chat_task,
     )
     gateway.slo = slo_tracker
+    if llm is not None and cfg.openai_port is not None:
+        http, sock = serve_openai(llm, cfg.host, cfg.openai_port)
+        gateway.openai_server, gateway.openai_port = http, sock.getsockname()[1]
+        gateway.openai_task = asyncio.create_task(http.serve(sockets=[sock]))
+        log_event("stackserve.gateway", "openai api listening", port=gateway.openai_port)
     return gateway
 
 

@@ -47,6 +47,11 @@ QUEUE_EVENTS = Gauge("stackserve_gateway_queue_events", "events waiting in the c
 QUEUE_REJECTED = Counter(
     "stackserve_gateway_rejected_total", "requests shed because the queue was full", ["model"]
 )
+HTTP_REQUESTS = Counter(
+    "stackserve_http_requests_total",
+    "OpenAI-compatible HTTP API requests by path and HTTP status",
+    ["path", "status"],
+)
 ANOMALY_EVENTS = Counter("stackserve_anomaly_events_total", "events scored", ["model"])
 ANOMALY_IN_GATEWAY = Counter(
     "stackserve_anomaly_in_gateway_events_total",

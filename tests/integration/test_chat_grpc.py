@@ -37,7 +37,7 @@ async def _ask(c: AsyncChatClient, question: str, **kw):
 
 
 def test_ask_answers_refuses_and_abstains(trained, settings, tmp_path):
-    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0},
+    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
                         llm=LLM_TEST_CONFIG,
                         rag={"store_dir": str(tmp_path / "rag"), "chunk_min_tokens": 5, "chunk_max_tokens": 80})
 

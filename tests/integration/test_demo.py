@@ -15,7 +15,8 @@ pytestmark = pytest.mark.integration
 
 
 def _settings(settings, **llm):
-    return load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0}, llm=llm)
+    return load_settings(None, data_dir=str(settings.data_dir),
+                         gateway={"port": 0, "metrics_port": 0, "openai_port": 0}, llm=llm)
 
 
 def test_demo_fails_when_the_llm_cannot_serve(trained, settings, capsys):

@@ -41,7 +41,7 @@ def test_queue_full_sheds_load_and_deadlines_are_honoured(trained, settings):
     cfg = load_settings(
         None,
         data_dir=str(settings.data_dir),
-        gateway={"port": 0, "metrics_port": 0},
+        gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
         coalescing={"max_batch_events": 4, "max_wait_ms": 0, "max_queue_events": 8, "max_inflight_batches": 1},
     )
 
@@ -83,7 +83,7 @@ def test_queue_full_sheds_load_and_deadlines_are_honoured(trained, settings):
 
 
 def test_unavailable_while_warming_up(settings):
-    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0})
+    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0, "openai_port": 0})
 
     class NeverReady:
         async def models(self):
@@ -111,7 +111,7 @@ def _limits_cfg(settings):
     return load_settings(
         None,
         data_dir=str(settings.data_dir),
-        gateway={"port": 0, "metrics_port": 0},
+        gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
         coalescing={"max_batch_events": 4, "max_wait_ms": 0, "max_queue_events": 8, "max_inflight_batches": 1},
     )
 

@@ -62,7 +62,7 @@ def test_prometheus_sees_ttft_and_slo_series_move_under_load(trained, settings, 
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.skip("prometheus not installed (Debian's prometheus package; .ci/run installs it)")
-    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0},
+    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
                         llm=LLM_TEST_CONFIG, rag={"enabled": False})
 
     async def main():

@@ -29,7 +29,7 @@ DOCS = [
 
 
 def test_ingest_search_filters_and_errors(trained, settings, tmp_path):
-    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0},
+    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
                         rag={"store_dir": str(tmp_path / "rag"), "chunk_min_tokens": 5, "chunk_max_tokens": 60})
 
     async def main():

@@ -54,7 +54,7 @@ def _settings(settings, name: str, mode: str, fault: dict, **rollout):
     return load_settings(
         None,
         data_dir=str(settings.data_dir),
-        gateway={"port": 0, "metrics_port": 0},
+        gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
         anomaly={"models": [name], "default_model": name, "default_stream_model": name, "fault_injection": fault},
         drift={"enabled": False},
         rollout={

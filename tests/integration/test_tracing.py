@@ -25,7 +25,7 @@ def test_one_request_has_the_span_tree_and_the_request_id(trained, settings):
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0},
+    cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
                         llm=LLM_TEST_CONFIG, rag={"enabled": False})
 
     async def main():

@@ -1,0 +1,226 @@
+"""The OpenAI-compatible HTTP API, served by the gateway beside gRPC, on the same event loop.
+
+``/v1/chat/completions`` and ``/v1/completions`` (JSON, or Server-Sent Events with ``stream``),
+``/v1/models``. A request is translated into our gRPC message (server/protocol/openai_api.py) and
+runs through ``LLMService`` exactly as a gRPC call does: the same validation and limits, the same
+engine stream, the same ``stackserve_llm_*`` metrics (``rpc`` label ``chat.completions`` /
+``completions``), the same access-log line with hashes instead of text, and the same abort in the
+engine when the client goes away. Errors are OpenAI-shaped (``{"error": {"message", "type",
+"param", "code"}}``) with the HTTP status of the gRPC code (400, 404, 429, 503, 504).
+
+Why in the gateway rather than a Ray Serve ingress: the engine runs in the gateway's process on one
+machine (``llm.placement``), and a second front door in another process would put a crossing back
+on every token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from server.gateway.llm_service import LLMService
+from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
+from server.llm.serving import EngineInfo, LLMJob
+from server.observability.logs import access_log
+from server.observability.metrics import HTTP_REQUESTS
+from server.protocol import errors
+from server.protocol.errors import ServingError
+from server.protocol.llm_validation import parse_chat, parse_generate
+from server.protocol.openai_api import ChatCompletionRequest, CompletionRequest, error_body, parse_body
+
+MAX_REQUEST_ID_LEN = 128
+
+
+class _NoDeadline:
+    """What LLMService asks of a gRPC context, for an HTTP request: OpenAI clients send no deadline,
+    so the engine gets ``llm.default_timeout_s``; a client that disconnects cancels the stream."""
+
+    @staticmethod
+    def time_remaining() -> float | None:
+        return None
+
+
+def _error(err: ServingError) -> JSONResponse:
+    status, body = error_body(err)
+    return JSONResponse(body, status_code=status)
+
+
+def _sse(payload: dict[str, Any]) -> bytes:
+    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+
+
+class _Call:
+    """One HTTP request's bookkeeping: request id, access-log fields, the log line and the counter."""
+
+    def __init__(self, path: str, request_id: str) -> None:
+        self.path = path
+        self.request_id = request_id
+        self.started = time.perf_counter()
+        self.created = int(time.time())
+
+    @contextlib.contextmanager
+    def scope(self) -> Iterator[None]:
+        tokens = REQUEST_ID.set(self.request_id), ACCESS_FIELDS.set(None)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ValueError):
+                REQUEST_ID.reset(tokens[0])
+            with contextlib.suppress(ValueError):
+                ACCESS_FIELDS.reset(tokens[1])
+
+    def done(self, status: int) -> None:
+        HTTP_REQUESTS.labels(self.path, str(status)).inc()
+        access_log(f"POST {self.path}", str(status), self.started, self.request_id, ACCESS_FIELDS.get())
+
+
+class OpenAIFrontend:
+    """Builds the FastAPI app over one ``LLMService`` (chat and completions share ``_serve``)."""
+
+    def __init__(self, llm: LLMService) -> None:
+        self.llm = llm
+
+    def app(self) -> FastAPI:
+        app = FastAPI(title="stackserve", docs_url=None, redoc_url=None, openapi_url=None)
+        app.add_api_route("/v1/models", self.models, methods=["GET"])
+        app.add_api_route("/v1/chat/completions", self.chat, methods=["POST"])
+        app.add_api_route("/v1/completions", self.completions, methods=["POST"])
+        return app
+
+    async def models(self) -> Response:
+        info = self.llm.info
+        if info is None:
+            return _error(errors.unavailable("the LLM is still loading; retry shortly"))
+        return JSONResponse({"object": "list", "data": [
+            {"id": info.model, "object": "model", "created": 0, "owned_by": "stackserve",
+             "max_model_len": info.max_model_len}]})  # fmt: skip
+
+    async def chat(self, request: Request) -> Response:
+        return await self._serve(request, "chat/completions", ChatCompletionRequest, parse_chat)
+
+    async def completions(self, request: Request) -> Response:
+        return await self._serve(request, "completions", CompletionRequest, parse_generate)
+
+    async def _serve(self, request: Request, path: str, schema: type, parse: Callable[[Any, EngineInfo], LLMJob],
+                     ) -> Response:
+        rid = request.headers.get("x-request-id", "")
+        call = _Call(f"/v1/{path}", rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id())
+        headers = {"x-request-id": call.request_id}
+        with call.scope():
+            try:
+                try:
+                    body = await request.json()
+                except ValueError:
+                    raise errors.invalid("body", "is not valid JSON") from None
+                req = parse_body(schema, body)
+                job = self.llm.job(parse, req.to_proto())
+            except ServingError as err:
+                response = _error(err)
+                call.done(response.status_code)
+                response.headers.update(headers)
+                return response
+            rpc = path.replace("/", ".")
+            if req.stream:
+                return StreamingResponse(self._events(call, job, rpc, req, path == "completions"),
+                                         media_type="text/event-stream", headers=headers)
+            try:
+                text, finish, usage, model = await self._collect(job, rpc)
+            except ServingError as err:
+                response = _error(err)
+                call.done(response.status_code)
+                response.headers.update(headers)
+                return response
+            call.done(200)
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
+        if path == "completions":
+            choice.update(text=text, logprobs=None)
+            obj, prefix = "text_completion", "cmpl"
+        else:
+            choice.update(message={"role": "assistant", "content": text}, logprobs=None)
+            obj, prefix = "chat.completion", "chatcmpl"
+        return JSONResponse({"id": f"{prefix}-{call.request_id}", "object": obj, "created": call.created,
+                             "model": model, "choices": [choice], "usage": usage}, headers=headers)
+
+    async def _collect(self, job: LLMJob, rpc: str) -> tuple[str, str, dict[str, int], str]:
+        texts: list[str] = []
+        finish, prompt_tokens, tokens = "stop", 0, 0
+        async for piece, p in self.llm.stream(job, rpc, _NoDeadline()):
+            texts.append(piece.text)
+            tokens = p.tokens
+            if piece.finish_reason is not None:
+                finish, prompt_tokens = str(piece.finish_reason), piece.prompt_tokens
+        model = self.llm.info.model if self.llm.info else ""
+        return "".join(texts), finish, _usage(prompt_tokens, tokens), model
+
+    async def _events(self, call: _Call, job: LLMJob, rpc: str, req: Any, completion: bool) -> AsyncIterator[bytes]:
+        """SSE chunks; an error after the first byte can only travel as an event (the status is sent)."""
+        model = self.llm.info.model if self.llm.info else ""
+        obj, prefix = ("text_completion", "cmpl") if completion else ("chat.completion.chunk", "chatcmpl")
+        head = {"id": f"{prefix}-{call.request_id}", "object": obj, "created": call.created, "model": model}
+
+        def chunk(text: str | None, finish: str | None, first: bool = False) -> bytes:
+            if completion:
+                c: dict[str, Any] = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+            else:
+                delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
+                if text:
+                    delta["content"] = text
+                c = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return _sse({**head, "choices": [c]})
+
+        status = 200
+        with call.scope():
+            try:
+                if not completion:
+                    yield chunk(None, None, first=True)
+                async for piece, p in self.llm.stream(job, rpc, _NoDeadline()):
+                    finish = str(piece.finish_reason) if piece.finish_reason is not None else None
+                    if piece.text or finish:
+                        yield chunk(piece.text, finish)
+                    if finish and req.include_usage():
+                        yield _sse({**head, "choices": [], "usage": _usage(piece.prompt_tokens, p.tokens)})
+                yield b"data: [DONE]\n\n"
+            except ServingError as err:
+                status, body = error_body(err)
+                yield _sse(body)
+            finally:
+                call.done(status)
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}
+
+
+class _Server(uvicorn.Server):
+    """uvicorn inside the gateway's loop: the process's signal handlers stay the CLI's (uvicorn would
+    replace them with its own while it serves, and a SIGTERM would stop only the HTTP side)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before uvicorn starts, so port 0 resolves to a known port."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+def serve_openai(llm: LLMService, host: str, port: int) -> tuple[_Server, socket.socket]:
+    """The server (start it with ``server.serve(sockets=[sock])``) and its bound socket."""
+    config = uvicorn.Config(OpenAIFrontend(llm).app(), log_level="warning", access_log=False, lifespan="off")
+    return _Server(config), bind(host, port)

@@ -1,0 +1,167 @@
+"""OpenAI-compatible requests (``/v1/chat/completions``, ``/v1/completions``) as our gRPC messages.
+
+Why translate instead of validating twice: the gRPC path already checks every sampling field,
+the context fit and the model name (llm_validation.py). An OpenAI request becomes the same
+``ChatRequest`` / ``GenerateRequest`` and goes through the same checks, so both APIs accept and
+refuse exactly the same things, with the field named the OpenAI way (``top_p``, not
+``sampling.top_p``) in the error's ``param``.
+
+Fields that would change the answer and that we do not implement yet (``n`` > 1, ``logprobs``,
+penalties, tools, ``response_format``) are refused with a 400 naming them, never ignored: a client
+that asked for them must not get an answer that silently lacks them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import grpc
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from server.gen.stackserve.v1 import llm_pb2 as pb
+from server.protocol.errors import ServingError, invalid
+
+#: gRPC status → (HTTP status, OpenAI error type).
+HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
+    grpc.StatusCode.INVALID_ARGUMENT: (400, "invalid_request_error"),
+    grpc.StatusCode.NOT_FOUND: (404, "invalid_request_error"),
+    grpc.StatusCode.RESOURCE_EXHAUSTED: (429, "rate_limit_error"),
+    grpc.StatusCode.UNAVAILABLE: (503, "service_unavailable"),
+    grpc.StatusCode.DEADLINE_EXCEEDED: (504, "timeout"),
+    grpc.StatusCode.INTERNAL: (500, "internal_error"),
+}
+
+
+class _Request(BaseModel):
+    # Unknown fields are accepted (clients send `user`, `metadata`, ...); the ones that would
+    # change the output are declared below and refused unless at their no-op value.
+    model_config = ConfigDict(extra="allow")
+
+    model: str = ""
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: dict[str, Any] | None = None
+    n: int = 1
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logprobs: bool | int | None = None
+    # extensions (vLLM accepts the same names)
+    top_k: int | None = None
+    repetition_penalty: float | None = None
+    ignore_eos: bool | None = None
+
+    def include_usage(self) -> bool:
+        return bool(self.stream_options and self.stream_options.get("include_usage"))
+
+    def unsupported(self) -> None:
+        """Refuse what would change the answer and is not implemented."""
+        if self.n != 1:
+            raise invalid("n", "only n=1 is supported")
+        for name in ("presence_penalty", "frequency_penalty"):
+            if getattr(self, name):
+                raise invalid(name, "is not supported yet (use repetition_penalty)")
+        if self.logprobs:
+            raise invalid("logprobs", "is not supported yet")
+        extra = self.model_extra or {}
+        for name in ("tools", "functions", "response_format", "logit_bias", "best_of", "suffix", "echo"):
+            if extra.get(name) not in (None, [], {}, False, 1 if name == "best_of" else None):
+                raise invalid(name, "is not supported")
+
+    def sampling(self) -> pb.SamplingOptions:
+        s = pb.SamplingOptions()
+        for name in ("max_tokens", "temperature", "top_p", "seed", "top_k", "repetition_penalty", "ignore_eos"):
+            value = getattr(self, name)
+            if value is not None:
+                if name == "seed" and value < 0:
+                    raise invalid("seed", "must be >= 0")
+                try:
+                    setattr(s, name, value)
+                except (ValueError, TypeError) as exc:  # out of the wire type's range
+                    raise invalid(name, str(exc)) from None
+        if self.stop is not None:
+            s.stop.extend([self.stop] if isinstance(self.stop, str) else self.stop)
+        return s
+
+
+class ContentPart(BaseModel):
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if self.content is None:
+            return ""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.text for p in self.content)
+
+
+class ChatCompletionRequest(_Request):
+    messages: list[ChatMessage] = Field(default_factory=list)
+    max_completion_tokens: int | None = None  # the newer name of max_tokens
+
+    def to_proto(self) -> pb.ChatRequest:
+        self.unsupported()
+        sampling = self.sampling()
+        if self.max_completion_tokens is not None:
+            if self.max_tokens is not None and self.max_tokens != self.max_completion_tokens:
+                raise invalid("max_completion_tokens", "differs from max_tokens: set one")
+            sampling.max_tokens = self.max_completion_tokens
+        messages = [pb.ChatMessage(role=m.role, content=m.text()) for m in self.messages]
+        return pb.ChatRequest(messages=messages, sampling=sampling, model=self.model)
+
+
+class CompletionRequest(_Request):
+    prompt: str | list[int] | list[str] = ""
+
+    def to_proto(self) -> pb.GenerateRequest:
+        self.unsupported()
+        req = pb.GenerateRequest(sampling=self.sampling(), model=self.model)
+        prompt = self.prompt
+        if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+            if len(prompt) != 1:
+                raise invalid("prompt", "one prompt per request (a list of several is not supported)")
+            prompt = prompt[0]
+        if isinstance(prompt, str):
+            req.prompt = prompt
+        else:
+            req.prompt_token_ids.extend(prompt)
+        return req
+
+
+def parse_body(model: type[_Request], body: Any) -> _Request:
+    """The JSON body as ``model``; a shape error becomes INVALID_ARGUMENT naming the field."""
+    if not isinstance(body, dict):
+        raise invalid("body", "must be a JSON object")
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise invalid(field, first["msg"]) from None
+
+
+def openai_param(field: str | None) -> str | None:
+    """Our field name as the OpenAI request spells it (``sampling.top_p`` → ``top_p``)."""
+    if field is None:
+        return None
+    return field.removeprefix("sampling.").replace("prompt_token_ids", "prompt")
+
+
+def error_body(err: ServingError) -> tuple[int, dict[str, Any]]:
+    """HTTP status and OpenAI-shaped error object for a refusal."""
+    status, kind = HTTP_STATUS.get(err.code, (500, "internal_error"))
+    param = openai_param(err.field)
+    message = f"{param}: {err.reason}" if param else err.reason
+    code = "model_not_found" if err.code is grpc.StatusCode.NOT_FOUND else None
+    return status, {"error": {"message": message, "type": kind, "param": param, "code": code}}

@@ -1,0 +1,146 @@
+"""The OpenAI-compatible HTTP API over the session's real server, driven by the official ``openai``
+client: the same engine, validation, metrics and access log as gRPC (server/gateway/openai_http.py)."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+
+import httpx
+import openai
+import pytest
+
+from server.client import LLMClient
+from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.integration.test_llm_grpc import engine_idle, poll, scrape, value
+
+pytestmark = pytest.mark.integration
+GREEDY = {"temperature": 0, "max_tokens": 12}
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with LLMClient(server.address) as c:
+        c.wait_ready(120)
+    with openai.OpenAI(base_url=server.info["openai"], api_key="unused", max_retries=0, timeout=60) as oc:
+        yield oc
+
+
+@pytest.fixture(scope="module")
+def model(client):
+    (m,) = client.models.list().data
+    return m.id
+
+
+def test_models_lists_the_served_model(client, server):
+    with LLMClient(server.address) as c:
+        grpc_model = c.complete("Hi", max_tokens=1, temperature=0).model
+    assert [m.id for m in client.models.list().data] == [grpc_model]
+
+
+def test_chat_completion_equals_the_grpc_answer(client, server, model):
+    messages = [{"role": "user", "content": "What is the capital of France?"}]
+    out = client.chat.completions.create(model=model, messages=messages, **GREEDY)
+    with LLMClient(server.address) as c:
+        want = "".join(r.text for r in c.chat([("user", messages[0]["content"])], max_tokens=12, temperature=0))
+    (choice,) = out.choices
+    assert choice.message.role == "assistant" and choice.message.content == want
+    assert choice.finish_reason in ("stop", "length")
+    u = out.usage
+    assert u.completion_tokens > 0 and u.prompt_tokens > 0 and u.total_tokens == u.prompt_tokens + u.completion_tokens
+
+
+def test_streamed_chat_concatenates_to_the_unary_answer_and_reports_usage(client, model):
+    messages = [{"role": "user", "content": "Name three colours."}]
+    unary = client.chat.completions.create(model=model, messages=messages, **GREEDY)
+    chunks = list(client.chat.completions.create(model=model, messages=messages, stream=True,
+                                                 stream_options={"include_usage": True}, **GREEDY))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == unary.choices[0].message.content
+    assert chunks[0].choices[0].delta.role == "assistant"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == [unary.choices[0].finish_reason]
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == unary.usage.completion_tokens
+
+
+def test_completions_text_and_token_prompts_stream_and_not(client, model):
+    out = client.completions.create(model=model, prompt="The sky is", **GREEDY)
+    streamed = "".join(c.choices[0].text for c in client.completions.create(
+        model=model, prompt="The sky is", stream=True, **GREEDY))
+    assert out.choices[0].text == streamed and out.usage.completion_tokens > 0
+    by_ids = client.completions.create(model=model, prompt=[504, 3940, 314], max_tokens=3, temperature=0)
+    assert by_ids.usage.prompt_tokens == 3
+
+
+def test_same_seed_same_sample(client, model):
+    kw = {"model": model, "prompt": "Once upon a time", "max_tokens": 10, "temperature": 1.0, "seed": 7}
+    assert client.completions.create(**kw).choices[0].text == client.completions.create(**kw).choices[0].text
+
+
+@pytest.mark.parametrize(("kwargs", "param", "status"), [
+    ({"top_p": 1.5}, "top_p", 400),
+    ({"temperature": -1}, "temperature", 400),
+    ({"max_tokens": LLM_TEST_CONFIG["max_model_len"] + 10}, "max_tokens", 400),
+    ({"n": 2}, "n", 400),
+    ({"presence_penalty": 0.5}, "presence_penalty", 400),
+    ({"logprobs": True}, "logprobs", 400),
+    ({"model": "no-such-model"}, "model", 404),
+    ({"messages": []}, "messages", 400),
+    ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role", 400),
+])
+def test_bad_requests_get_openai_shaped_errors_naming_the_field(client, model, kwargs, param, status):
+    args = {"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, **kwargs}
+    with pytest.raises(openai.APIStatusError) as err:
+        client.chat.completions.create(**args)
+    assert err.value.status_code == status
+    body = err.value.body
+    assert body["param"] == param and body["message"].startswith(param) and body["type"]
+
+
+def test_malformed_json_is_a_400_not_a_500(server):
+    req = urllib.request.Request(f"{server.info['openai']}/chat/completions", data=b"{not json",
+                                 headers={"content-type": "application/json"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=10)
+    assert err.value.code == 400
+    assert json.loads(err.value.read())["error"]["param"] == "body"
+
+
+def test_client_disconnect_mid_stream_aborts_in_the_engine(server, model):
+    """Leaving an SSE stream early frees the KV slot, as a cancelled gRPC stream does."""
+    before = value(scrape(server.metrics_url), "stackserve_llm_requests_total", finish_reason="cancelled",
+                   rpc="chat.completions")
+    body = {"model": model, "messages": [{"role": "user", "content": "Count to a thousand:"}], "stream": True,
+            "max_tokens": 400, "temperature": 0, "ignore_eos": True}
+    with httpx.Client(timeout=60) as http, http.stream("POST", f"{server.info['openai']}/chat/completions",
+                                                        json=body) as resp:
+        assert resp.status_code == 200 and resp.headers["x-request-id"]
+        lines = resp.iter_lines()
+        got = [line for line, _ in zip(lines, range(6), strict=False) if line.startswith("data: ")]
+        assert len(got) >= 2
+    engine_idle(server)
+    poll(lambda: value(scrape(server.metrics_url), "stackserve_llm_requests_total", finish_reason="cancelled",
+                       rpc="chat.completions") > before, what="the abandoned stream counted as cancelled")
+
+
+def test_http_requests_are_counted_and_logged_with_hashes_not_text(client, server, model):
+    secret = f"zebra-{time.time_ns()}"
+    rid = f"oa-{time.time_ns()}"
+    out = client.chat.completions.with_raw_response.create(
+        model=model, messages=[{"role": "user", "content": secret}], max_tokens=2, temperature=0,
+        extra_headers={"x-request-id": rid})
+    assert out.headers["x-request-id"] == rid
+    body = urllib.request.urlopen(server.metrics_url, timeout=5).read().decode()
+    assert 'stackserve_http_requests_total{path="/v1/chat/completions",status="200"}' in body
+
+    def line():
+        for ln in server.log().splitlines():
+            if rid in ln and '"stackserve.access"' in ln:
+                return json.loads(ln[ln.index("{"):])
+        return None
+
+    entry = poll(line, what="an access-log line for the HTTP call")
+    assert entry["method"] == "POST /v1/chat/completions" and entry["code"] == "200"
+    assert len(entry["prompt_hash"]) == 16 and entry["completion_tokens"] == out.parse().usage.completion_tokens
+    assert secret not in server.log()
