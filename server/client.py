@@ -249,7 +249,8 @@ class AsyncAnomalyClient(_AsyncClient):
 
 # ----- LLM ------------------------------------------------------------------------
 SAMPLING_KEYS = frozenset(
-    ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "ignore_eos")
+    ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "ignore_eos",
+     "presence_penalty", "frequency_penalty", "min_p", "stop_token_ids")
 )
 Messages = str | Sequence[Mapping[str, str] | tuple[str, str] | llm_pb.ChatMessage]
 
@@ -265,6 +266,8 @@ def sampling_options(**sampling: Any) -> llm_pb.SamplingOptions:
             continue
         if key == "stop":
             opts.stop.extend([value] if isinstance(value, str) else value)
+        elif key == "stop_token_ids":
+            opts.stop_token_ids.extend(int(t) for t in value)
         else:
             setattr(opts, key, value)
     return opts
@@ -330,6 +333,9 @@ class LLMClient(_SyncClient):
         return self.stub.Chat(
             chat_request(messages, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
+
+    def list_models(self, timeout: float = 10.0) -> list[llm_pb.LLMModel]:
+        return list(self.stub.ListModels(llm_pb.ListLLMModelsRequest(), timeout=timeout).models)
 
     def complete(
         self,

@@ -302,6 +302,7 @@ class LLMService:
                 timing.e2e_s = p.e2e or 0.0
                 msg.usage.prompt_tokens = piece.prompt_tokens
                 msg.usage.completion_tokens = piece.output_tokens
+                msg.usage.total_tokens = piece.prompt_tokens + piece.output_tokens
             msg.timing.CopyFrom(timing)
             yield msg
 
@@ -324,6 +325,14 @@ class LLMService:
         async for msg in self._run(lambda: self._parse(parse_chat, request), "Chat", context):
             yield msg
 
+    async def ListModels(self, request: Any, context: grpc.aio.ServicerContext) -> pb.ListLLMModelsResponse:
+        info = self.info
+        if info is None:
+            await errors.abort(context, errors.unavailable("the LLM is still loading; retry shortly"))
+        return pb.ListLLMModelsResponse(models=[pb.LLMModel(
+            name=info.model, backend=info.backend, max_model_len=info.max_model_len, vocab_size=info.vocab_size,
+            max_num_seqs=info.max_num_seqs)])  # fmt: skip
+
     async def Complete(self, request: Any, context: grpc.aio.ServicerContext) -> pb.CompleteResponse:
         out = pb.CompleteResponse()
         texts: list[str] = []
@@ -336,6 +345,7 @@ class LLMService:
                     out.finish_reason = piece.finish_reason
                     out.usage.prompt_tokens = piece.prompt_tokens
                     out.usage.completion_tokens = piece.output_tokens
+                    out.usage.total_tokens = piece.prompt_tokens + piece.output_tokens
                     out.timing.ttft_s = p.ttft or 0.0
                     out.timing.queue_s = p.queue or 0.0
                     out.timing.e2e_s = p.e2e or 0.0

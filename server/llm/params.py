@@ -13,6 +13,7 @@ from server.llm.errors import LLMRequestError
 
 MAX_STOP_STRINGS = 8
 MAX_STOP_LEN = 64
+MAX_STOP_TOKEN_IDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,15 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = field(default_factory=tuple)
     ignore_eos: bool = False
+    presence_penalty: float = 0.0  # OpenAI: minus this once for every token already generated
+    frequency_penalty: float = 0.0  # OpenAI: minus this per occurrence in the generated tokens
+    min_p: float = 0.0  # drop tokens whose probability is below min_p x the top token's
+    stop_token_ids: tuple[int, ...] = field(default_factory=tuple)
+
+    @property
+    def penalized(self) -> bool:
+        """Whether the generated tokens' counts change the logits (OpenAI's two penalties)."""
+        return self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
 
     @property
     def greedy(self) -> bool:
@@ -44,6 +54,16 @@ class SamplingParams:
             raise bad("top_p", f"must be in (0, 1], got {self.top_p!r}")
         if not math.isfinite(self.repetition_penalty) or self.repetition_penalty <= 0:
             raise bad("repetition_penalty", f"must be > 0 (1 = off), got {self.repetition_penalty!r}")
+        for name in ("presence_penalty", "frequency_penalty"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or not -2.0 <= value <= 2.0:
+                raise bad(name, f"must be in [-2, 2] (0 = off), got {value!r}")
+        if not math.isfinite(self.min_p) or not 0.0 <= self.min_p <= 1.0:
+            raise bad("min_p", f"must be in [0, 1] (0 = off), got {self.min_p!r}")
+        if len(self.stop_token_ids) > MAX_STOP_TOKEN_IDS:
+            raise bad("stop_token_ids", f"at most {MAX_STOP_TOKEN_IDS} ids, got {len(self.stop_token_ids)}")
+        if any(t < 0 for t in self.stop_token_ids):
+            raise bad("stop_token_ids", "ids must be >= 0")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise bad("seed", f"must be in [0, 2**63), got {self.seed!r}")
         if len(self.stop) > MAX_STOP_STRINGS:

@@ -84,7 +84,7 @@ class Request:
         """Record a sampled token; returns the text now safe to stream (may be empty)."""
         self.output_ids.append(token)
         p = self.params
-        if token == eos_id and not p.ignore_eos:
+        if (token == eos_id and not p.ignore_eos) or token in p.stop_token_ids:
             self.finish_reason = FinishReason.STOP
             return self._release_all()
         before = len(self.text)

@@ -2,7 +2,9 @@
 
 Greedy rows are taken with one argmax over the batch. Sampled rows use a per-request
 ``torch.Generator``: a seeded request draws the same tokens whatever else shares its batch.
-Order as in vLLM: repetition penalty, temperature, top-k, top-p, then a draw.
+Order as in vLLM: repetition penalty, then OpenAI's presence and frequency penalties (over the
+generated tokens only, as vLLM and OpenAI count them), temperature, min-p, top-k, top-p, a draw.
+Penalties apply to greedy rows too (they change which token is the argmax).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from server.llm.params import SamplingParams
 class RowState:
     """Per-sequence sampling state: RNG and the set of tokens seen (for the penalty)."""
 
-    __slots__ = ("generator", "params", "seen")
+    __slots__ = ("counts", "generator", "params", "seen")
 
     def __init__(self, params: SamplingParams, prompt_ids: Sequence[int], vocab_size: int) -> None:
         self.params = params
@@ -30,16 +32,39 @@ class RowState:
             self.seen = torch.zeros(vocab_size, dtype=torch.bool)
             if prompt_ids:
                 self.seen[torch.tensor(list(prompt_ids), dtype=torch.long)] = True
+        # generated tokens' counts (not the prompt's): OpenAI's presence and frequency penalties
+        self.counts: torch.Tensor | None = torch.zeros(vocab_size) if params.penalized else None
+
+    @property
+    def plain(self) -> bool:
+        """Greedy with nothing that changes the logits: one batched argmax serves it."""
+        return self.params.greedy and self.seen is None and self.counts is None
 
     def observe(self, token: int) -> None:
         if self.seen is not None:
             self.seen[token] = True
+        if self.counts is not None:
+            self.counts[token] += 1
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
     """CTRL/HF rule: seen tokens' positive logits are divided by the penalty, negative multiplied."""
     penalized = torch.where(logits > 0, logits / penalty, logits * penalty)
     return torch.where(seen, penalized, logits)
+
+
+def apply_openai_penalties(logits: torch.Tensor, counts: torch.Tensor, presence: float,
+                           frequency: float) -> torch.Tensor:
+    """OpenAI's rule: logit -= presence * (count > 0) + frequency * count."""
+    return logits - presence * (counts > 0).to(logits.dtype) - frequency * counts.to(logits.dtype)
+
+
+def filter_min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    """Mask tokens whose probability is below ``min_p`` times the most likely token's."""
+    if min_p <= 0.0:
+        return logits
+    probs = torch.softmax(logits, dim=-1)
+    return logits.masked_fill(probs < min_p * probs.max(), float("-inf"))
 
 
 def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -64,9 +89,12 @@ def sample_row(logits: torch.Tensor, state: RowState) -> int:
     p = state.params
     if state.seen is not None:
         logits = apply_repetition_penalty(logits, state.seen, p.repetition_penalty)
+    if state.counts is not None:
+        logits = apply_openai_penalties(logits, state.counts, p.presence_penalty, p.frequency_penalty)
     if p.greedy:
         return int(torch.argmax(logits))
     logits = logits / p.temperature
+    logits = filter_min_p(logits, p.min_p)
     logits = filter_top_k_top_p(logits, p.top_k, p.top_p)
     probs = torch.softmax(logits, dim=-1)
     if not torch.isfinite(probs).all():
@@ -77,14 +105,14 @@ def sample_row(logits: torch.Tensor, state: RowState) -> int:
 def sample(logits: torch.Tensor, states: Sequence[RowState]) -> list[int]:
     """One token per row of ``logits`` [R, V]."""
     out = [0] * len(states)
-    plain_greedy = [i for i, s in enumerate(states) if s.params.greedy and s.seen is None]
+    plain_greedy = [i for i, s in enumerate(states) if s.plain]
     if plain_greedy:
         idx = torch.tensor(plain_greedy, dtype=torch.long)
         top = torch.argmax(logits.index_select(0, idx), dim=-1).tolist()
         for i, t in zip(plain_greedy, top, strict=True):
             out[i] = t
     for i, s in enumerate(states):
-        if not (s.params.greedy and s.seen is None):
+        if not s.plain:
             out[i] = sample_row(logits[i], s)
     for i, s in enumerate(states):
         s.observe(out[i])

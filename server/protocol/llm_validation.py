@@ -23,7 +23,8 @@ from server.protocol.registration import DecodeFailure, bad_utf8_field
 
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 256
-SAMPLING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "ignore_eos")
+SAMPLING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "ignore_eos",
+                   "presence_penalty", "frequency_penalty", "min_p")
 
 
 def _decode_failure(request: DecodeFailure, descriptor: Any) -> ServingError:
@@ -55,9 +56,15 @@ def sampling_params(opts: pb.SamplingOptions, info: EngineInfo) -> tuple[Samplin
             kw[name] = getattr(opts, name)
     if opts.stop:
         kw["stop"] = tuple(opts.stop)
+    if opts.stop_token_ids:
+        for i, t in enumerate(opts.stop_token_ids):
+            if not 0 <= t < info.vocab_size:
+                raise invalid("sampling.stop_token_ids", f"id {t} at position {i} is outside the vocabulary "
+                              f"[0, {info.vocab_size})")
+        kw["stop_token_ids"] = tuple(opts.stop_token_ids)
     max_tokens_set = "max_tokens" in kw
     kw.setdefault("max_tokens", info.default_max_tokens)
-    for name in ("temperature", "top_p", "repetition_penalty"):
+    for name in ("temperature", "top_p", "repetition_penalty", "presence_penalty", "frequency_penalty", "min_p"):
         if name in kw and math.isnan(kw[name]):
             raise invalid(f"sampling.{name}", "is NaN")
     params = SamplingParams(**kw)

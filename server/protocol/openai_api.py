@@ -7,8 +7,8 @@ refuse exactly the same things, with the field named the OpenAI way (``top_p``, 
 ``sampling.top_p``) in the error's ``param``.
 
 Fields that would change the answer and that we do not implement yet (``n`` > 1, ``logprobs``,
-penalties, tools, ``response_format``) are refused with a 400 naming them, never ignored: a client
-that asked for them must not get an answer that silently lacks them.
+tools, ``response_format``) are refused with a 400 naming them, never ignored: a client that asked
+for them must not get an answer that silently lacks them.
 """
 
 from __future__ import annotations
@@ -46,13 +46,15 @@ class _Request(BaseModel):
     stream: bool = False
     stream_options: dict[str, Any] | None = None
     n: int = 1
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
     logprobs: bool | int | None = None
     # extensions (vLLM accepts the same names)
     top_k: int | None = None
+    min_p: float | None = None
     repetition_penalty: float | None = None
     ignore_eos: bool | None = None
+    stop_token_ids: list[int] | None = None
 
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.get("include_usage"))
@@ -61,9 +63,6 @@ class _Request(BaseModel):
         """Refuse what would change the answer and is not implemented."""
         if self.n != 1:
             raise invalid("n", "only n=1 is supported")
-        for name in ("presence_penalty", "frequency_penalty"):
-            if getattr(self, name):
-                raise invalid(name, "is not supported yet (use repetition_penalty)")
         if self.logprobs:
             raise invalid("logprobs", "is not supported yet")
         extra = self.model_extra or {}
@@ -73,7 +72,8 @@ class _Request(BaseModel):
 
     def sampling(self) -> pb.SamplingOptions:
         s = pb.SamplingOptions()
-        for name in ("max_tokens", "temperature", "top_p", "seed", "top_k", "repetition_penalty", "ignore_eos"):
+        for name in ("max_tokens", "temperature", "top_p", "seed", "top_k", "repetition_penalty", "ignore_eos",
+                     "presence_penalty", "frequency_penalty", "min_p"):
             value = getattr(self, name)
             if value is not None:
                 if name == "seed" and value < 0:
@@ -84,6 +84,11 @@ class _Request(BaseModel):
                     raise invalid(name, str(exc)) from None
         if self.stop is not None:
             s.stop.extend([self.stop] if isinstance(self.stop, str) else self.stop)
+        if self.stop_token_ids:
+            try:
+                s.stop_token_ids.extend(self.stop_token_ids)
+            except (ValueError, TypeError) as exc:
+                raise invalid("stop_token_ids", str(exc)) from None
         return s
 
 

@@ -318,3 +318,24 @@ def test_access_log_line_has_hash_and_counts_not_the_prompt(server, llm):
     assert entry["response_hash"] == payload_hash(r.text)  # the answer as a hash, never as text
     assert secret not in server.log()
 
+
+
+def test_list_models_and_total_tokens(llm):
+    (m,) = llm.list_models()
+    assert m.name and m.max_model_len == CONTEXT and m.vocab_size > 0
+    assert m.max_num_seqs == LLM_TEST_CONFIG["max_num_seqs"]
+    r = llm.complete("Hello", max_tokens=3, temperature=0)
+    assert r.model == m.name and r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+
+def test_stop_token_id_ends_the_answer_before_its_text(llm):
+    """Sampling a stop id ends with "stop"; its id is the last of token_ids (as EOS is), its text never sent."""
+    prompt = "The first five prime numbers are"
+    ids = list(llm.complete(prompt, max_tokens=8, temperature=0, ignore_eos=True).token_ids)
+    k = next(i for i in range(1, len(ids)) if ids[i] not in ids[:i])
+    r = llm.complete(prompt, max_tokens=8, temperature=0, ignore_eos=True, stop_token_ids=[ids[k]])
+    assert r.finish_reason == "stop" and list(r.token_ids) == ids[: k + 1]
+    assert r.text == llm.complete(prompt, max_tokens=k, temperature=0, ignore_eos=True).text
+    with pytest.raises(grpc.RpcError) as err:
+        llm.complete(prompt, max_tokens=2, stop_token_ids=[10**8])
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "stop_token_ids" in err.value.details()

@@ -83,7 +83,9 @@ def test_same_seed_same_sample(client, model):
     ({"temperature": -1}, "temperature", 400),
     ({"max_tokens": LLM_TEST_CONFIG["max_model_len"] + 10}, "max_tokens", 400),
     ({"n": 2}, "n", 400),
-    ({"presence_penalty": 0.5}, "presence_penalty", 400),
+    ({"presence_penalty": 2.5}, "presence_penalty", 400),
+    ({"extra_body": {"min_p": 1.5}}, "min_p", 400),
+    ({"extra_body": {"stop_token_ids": [10**9]}}, "stop_token_ids", 400),
     ({"logprobs": True}, "logprobs", 400),
     ({"model": "no-such-model"}, "model", 404),
     ({"messages": []}, "messages", 400),
@@ -144,3 +146,13 @@ def test_http_requests_are_counted_and_logged_with_hashes_not_text(client, serve
     assert entry["method"] == "POST /v1/chat/completions" and entry["code"] == "200"
     assert len(entry["prompt_hash"]) == 16 and entry["completion_tokens"] == out.parse().usage.completion_tokens
     assert secret not in server.log()
+
+
+def test_penalties_and_stop_token_ids_reach_the_engine(client, model):
+    """A frequency penalty changes a greedy answer; min_p 0 changes nothing (stop ids: test_llm_grpc.py)."""
+    kw = {"model": model, "prompt": "1, 2, 3, 4, 5,", "max_tokens": 16, "temperature": 0}
+    plain = client.completions.create(**kw)
+    penalized = client.completions.create(frequency_penalty=2.0, **kw)
+    assert plain.choices[0].text != penalized.choices[0].text
+    ids = client.completions.create(**kw, extra_body={"min_p": 0.0})  # accepted, no-op
+    assert ids.choices[0].text == plain.choices[0].text

@@ -12,7 +12,14 @@ from hypothesis import strategies as st
 from server.llm.errors import LLMRequestError
 from server.llm.params import SamplingParams
 from server.llm.request import StopMatcher
-from server.llm.sampler import RowState, apply_repetition_penalty, filter_top_k_top_p, sample
+from server.llm.sampler import (
+    RowState,
+    apply_openai_penalties,
+    apply_repetition_penalty,
+    filter_min_p,
+    filter_top_k_top_p,
+    sample,
+)
 from server.llm.tokenizer import IncrementalDecoder
 from tests.unit.llm_fixtures import tokenizer
 
@@ -39,6 +46,13 @@ def logits_strategy(n=V):
         ({"seed": -1}, "seed"),
         ({"stop": ("",)}, "stop"),
         ({"stop": tuple("abcdefghij")}, "stop"),
+        ({"presence_penalty": 2.5}, "presence_penalty"),
+        ({"frequency_penalty": -2.01}, "frequency_penalty"),
+        ({"frequency_penalty": math.nan}, "frequency_penalty"),
+        ({"min_p": 1.5}, "min_p"),
+        ({"min_p": -0.1}, "min_p"),
+        ({"stop_token_ids": tuple(range(17))}, "stop_token_ids"),
+        ({"stop_token_ids": (-1,)}, "stop_token_ids"),
     ],
 )
 def test_invalid_params_name_the_field(kwargs, field):
@@ -128,3 +142,43 @@ def test_incremental_decoder_streams_exact_text(text):
     assert "".join(pieces) == text
     for piece in pieces:
         piece.encode("utf-8")  # every piece is valid on its own
+
+
+@settings(max_examples=50, deadline=None)
+@given(logits_strategy(), st.lists(st.integers(0, V - 1), max_size=30), st.floats(-2, 2), st.floats(-2, 2))
+def test_openai_penalties_match_the_rule_token_by_token(logits, generated, presence, frequency):
+    """The vectorised rule against OpenAI's formula written out per token (empty history included)."""
+    counts = torch.zeros(V)
+    for t in generated:
+        counts[t] += 1
+    out = apply_openai_penalties(logits, counts, presence, frequency)
+    for t in range(V):
+        n = generated.count(t)
+        want = float(logits[t]) - (presence if n else 0.0) - frequency * n
+        assert float(out[t]) == pytest.approx(want, abs=1e-4)
+
+
+@settings(max_examples=50, deadline=None)
+@given(logits_strategy(), st.floats(0.0, 1.0))
+def test_min_p_keeps_exactly_the_tokens_above_the_scaled_top_probability(logits, min_p):
+    kept = torch.isfinite(filter_min_p(logits, min_p))
+    probs = torch.softmax(logits, dim=-1)
+    assert kept[int(torch.argmax(logits))]  # the top token always survives
+    assert torch.equal(kept, probs >= min_p * probs.max()) or min_p == 0.0
+
+
+def test_penalties_change_greedy_and_follow_the_generated_tokens():
+    """A greedy row with a frequency penalty stops repeating its argmax; an unpenalized batchmate
+    in the same call keeps the plain argmax (the batched fast path must not swallow the penalty)."""
+    logits = torch.tensor([[3.0, 2.5, 0.0, -1.0]] * 2)
+    penalized = RowState(SamplingParams(temperature=0, frequency_penalty=1.0), [0, 0, 0], 4)  # prompt not counted
+    plain = RowState(SamplingParams(temperature=0), [], 4)
+    assert sample(logits, [penalized, plain]) == [0, 0]  # nothing generated yet: no penalty
+    assert sample(logits, [penalized, plain]) == [1, 0]  # token 0 once: 3.0 - 1 < 2.5
+    assert sample(logits, [penalized, plain]) == [0, 0]  # 1 once too: 2.0 vs 1.5
+
+
+def test_min_p_one_is_greedy_for_sampled_rows():
+    logits = torch.randn(5, V, generator=torch.Generator().manual_seed(2))
+    states = [RowState(SamplingParams(temperature=1.5, min_p=1.0, seed=i), [], V) for i in range(5)]
+    assert sample(logits, states) == logits.argmax(-1).tolist()
