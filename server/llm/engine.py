@@ -30,6 +30,7 @@ from server.llm.params import SamplingParams
 from server.llm.request import Request
 from server.llm.sampler import sample
 from server.llm.scheduler import Scheduler
+from server.llm.structured import StructuredDecoding
 from server.llm.tokenizer import ChatMessage, GGUFTokenizer
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,8 @@ class LLMEngine:
         open_reader.cache_clear()
         mc = self.weights.config
         self.model_config = mc
+        # grammar-constrained decoding for response formats; its tokenizer is built on first use
+        self.structured = StructuredDecoding(self.tokenizer.to_json(), mc.vocab_size, self.tokenizer.eos_id)
         self.max_model_len = min(cfg.max_model_len, mc.context_length)
         torch.set_num_threads(cfg.num_threads)
         if forward is None:
@@ -142,6 +145,11 @@ class LLMEngine:
         rid = request_id or f"req-{next(self._ids)}"
         deadline = time.monotonic() + timeout_s if timeout_s is not None else None
         req = Request(rid, prompt_ids, params, self.tokenizer, self.model_config.vocab_size, deadline=deadline)
+        if params.response_format:
+            try:
+                req.row_state.grammar = self.structured.matcher(params.response_format, params.json_schema)
+            except ValueError as exc:
+                raise LLMRequestError("response_format", str(exc)) from None
         with self._lock:
             if rid in self._seqs or any(s.req.request_id == rid for s in self._inbox):
                 raise LLMRequestError("request_id", f"{rid!r} is already running")

@@ -30,6 +30,8 @@ class SamplingParams:
     frequency_penalty: float = 0.0  # OpenAI: minus this per occurrence in the generated tokens
     min_p: float = 0.0  # drop tokens whose probability is below min_p x the top token's
     stop_token_ids: tuple[int, ...] = field(default_factory=tuple)
+    response_format: str = ""  # "" | "json_object" | "json_schema" (server/llm/structured.py)
+    json_schema: str = ""  # the JSON Schema the output must validate against (response_format json_schema)
 
     @property
     def penalized(self) -> bool:
@@ -64,6 +66,14 @@ class SamplingParams:
             raise bad("stop_token_ids", f"at most {MAX_STOP_TOKEN_IDS} ids, got {len(self.stop_token_ids)}")
         if any(t < 0 for t in self.stop_token_ids):
             raise bad("stop_token_ids", "ids must be >= 0")
+        if self.response_format or self.json_schema:
+            from server.llm.structured import check_format
+
+            problem = check_format(self.response_format, self.json_schema)
+            if problem:
+                raise bad("response_format", problem)
+            if self.ignore_eos:
+                raise bad("ignore_eos", "cannot be combined with a response format (a complete document ends it)")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise bad("seed", f"must be in [0, 2**63), got {self.seed!r}")
         if len(self.stop) > MAX_STOP_STRINGS:

@@ -4,22 +4,27 @@ Greedy rows are taken with one argmax over the batch. Sampled rows use a per-req
 ``torch.Generator``: a seeded request draws the same tokens whatever else shares its batch.
 Order as in vLLM: repetition penalty, then OpenAI's presence and frequency penalties (over the
 generated tokens only, as vLLM and OpenAI count them), temperature, min-p, top-k, top-p, a draw.
-Penalties apply to greedy rows too (they change which token is the argmax).
+Penalties apply to greedy rows too (they change which token is the argmax). A row with a response
+format has its logits masked by its grammar first (server/llm/structured.py).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 
 from server.llm.params import SamplingParams
 
+if TYPE_CHECKING:
+    from server.llm.structured import GrammarMatcher
+
 
 class RowState:
     """Per-sequence sampling state: RNG and the set of tokens seen (for the penalty)."""
 
-    __slots__ = ("counts", "generator", "params", "seen")
+    __slots__ = ("counts", "generator", "grammar", "params", "seen")
 
     def __init__(self, params: SamplingParams, prompt_ids: Sequence[int], vocab_size: int) -> None:
         self.params = params
@@ -34,17 +39,20 @@ class RowState:
                 self.seen[torch.tensor(list(prompt_ids), dtype=torch.long)] = True
         # generated tokens' counts (not the prompt's): OpenAI's presence and frequency penalties
         self.counts: torch.Tensor | None = torch.zeros(vocab_size) if params.penalized else None
+        self.grammar: GrammarMatcher | None = None  # set by the engine for a response format
 
     @property
     def plain(self) -> bool:
         """Greedy with nothing that changes the logits: one batched argmax serves it."""
-        return self.params.greedy and self.seen is None and self.counts is None
+        return self.params.greedy and self.seen is None and self.counts is None and self.grammar is None
 
     def observe(self, token: int) -> None:
         if self.seen is not None:
             self.seen[token] = True
         if self.counts is not None:
             self.counts[token] += 1
+        if self.grammar is not None:
+            self.grammar.accept(token)
 
 
 def apply_repetition_penalty(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
@@ -87,6 +95,8 @@ def filter_top_k_top_p(logits: torch.Tensor, top_k: int, top_p: float) -> torch.
 
 def sample_row(logits: torch.Tensor, state: RowState) -> int:
     p = state.params
+    if state.grammar is not None:  # first: no penalty or temperature can bring a forbidden token back
+        logits = state.grammar.mask(logits)
     if state.seen is not None:
         logits = apply_repetition_penalty(logits, state.seen, p.repetition_penalty)
     if state.counts is not None:

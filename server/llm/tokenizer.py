@@ -220,6 +220,10 @@ class GGUFTokenizer:
         except KeyError:
             return token.encode()
 
+    def to_json(self) -> str:
+        """The tokenizer as Hugging Face ``tokenizers`` JSON (what grammar engines load)."""
+        return self._tok.to_str()
+
     def encode(self, text: str, add_special: bool = True) -> list[int]:
         ids = self._tok.encode(text, add_special_tokens=False).ids
         # a chat template may write bos_token itself (transformers then tokenizes without adding one)

@@ -56,6 +56,8 @@ def sampling_params(opts: pb.SamplingOptions, info: EngineInfo) -> tuple[Samplin
             kw[name] = getattr(opts, name)
     if opts.stop:
         kw["stop"] = tuple(opts.stop)
+    if opts.response_format or opts.json_schema:
+        kw["response_format"], kw["json_schema"] = opts.response_format, opts.json_schema
     if opts.stop_token_ids:
         for i, t in enumerate(opts.stop_token_ids):
             if not 0 <= t < info.vocab_size:

@@ -7,12 +7,13 @@ refuse exactly the same things, with the field named the OpenAI way (``top_p``, 
 ``sampling.top_p``) in the error's ``param``.
 
 Fields that would change the answer and that we do not implement yet (``n`` > 1, ``logprobs``,
-tools, ``response_format``) are refused with a 400 naming them, never ignored: a client that asked
+tools) are refused with a 400 naming them, never ignored: a client that asked
 for them must not get an answer that silently lacks them.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 import grpc
@@ -55,6 +56,7 @@ class _Request(BaseModel):
     repetition_penalty: float | None = None
     ignore_eos: bool | None = None
     stop_token_ids: list[int] | None = None
+    response_format: dict[str, Any] | None = None
 
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.get("include_usage"))
@@ -66,7 +68,7 @@ class _Request(BaseModel):
         if self.logprobs:
             raise invalid("logprobs", "is not supported yet")
         extra = self.model_extra or {}
-        for name in ("tools", "functions", "response_format", "logit_bias", "best_of", "suffix", "echo"):
+        for name in ("tools", "functions", "logit_bias", "best_of", "suffix", "echo"):
             if extra.get(name) not in (None, [], {}, False, 1 if name == "best_of" else None):
                 raise invalid(name, "is not supported")
 
@@ -84,12 +86,30 @@ class _Request(BaseModel):
                     raise invalid(name, str(exc)) from None
         if self.stop is not None:
             s.stop.extend([self.stop] if isinstance(self.stop, str) else self.stop)
+        if self.response_format is not None:
+            s.response_format, s.json_schema = _response_format(self.response_format)
         if self.stop_token_ids:
             try:
                 s.stop_token_ids.extend(self.stop_token_ids)
             except (ValueError, TypeError) as exc:
                 raise invalid("stop_token_ids", str(exc)) from None
         return s
+
+
+def _response_format(rf: dict[str, Any]) -> tuple[str, str]:
+    """OpenAI's ``response_format`` as (kind, schema text): text, json_object, or json_schema with
+    ``json_schema.schema`` (``strict`` is always true here: the grammar enforces the schema)."""
+    kind = rf.get("type")
+    if kind == "text":
+        return "", ""
+    if kind == "json_object":
+        return "json_object", ""
+    if kind == "json_schema":
+        spec = rf.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise invalid("response_format.json_schema.schema", "must be a JSON Schema object")
+        return "json_schema", json.dumps(spec["schema"])
+    raise invalid("response_format.type", f"must be 'text', 'json_object' or 'json_schema', got {kind!r}")
 
 
 class ContentPart(BaseModel):

@@ -87,6 +87,7 @@ def test_same_seed_same_sample(client, model):
     ({"extra_body": {"min_p": 1.5}}, "min_p", 400),
     ({"extra_body": {"stop_token_ids": [10**9]}}, "stop_token_ids", 400),
     ({"logprobs": True}, "logprobs", 400),
+    ({"response_format": {"type": "yaml"}}, "response_format.type", 400),
     ({"model": "no-such-model"}, "model", 404),
     ({"messages": []}, "messages", 400),
     ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role", 400),
@@ -156,3 +157,25 @@ def test_penalties_and_stop_token_ids_reach_the_engine(client, model):
     assert plain.choices[0].text != penalized.choices[0].text
     ids = client.completions.create(**kw, extra_body={"min_p": 0.0})  # accepted, no-op
     assert ids.choices[0].text == plain.choices[0].text
+
+
+def test_response_format_json_schema_is_enforced(client, model):
+    import jsonschema
+
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 20},
+                                               "population": {"type": "integer", "minimum": 0, "maximum": 99999999}},
+              "required": ["city", "population"], "additionalProperties": False}
+    out = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "The largest city in France, as JSON."}], max_tokens=120,
+        temperature=0, response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}})
+    assert out.choices[0].finish_reason == "stop"
+    jsonschema.validate(json.loads(out.choices[0].message.content), schema)
+    mode = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Any JSON."}],
+                                          max_tokens=60, temperature=0, response_format={"type": "json_object"})
+    text = mode.choices[0].message.content  # any object: the model may still be writing at max_tokens
+    assert text.startswith("{") and (mode.choices[0].finish_reason == "length" or isinstance(json.loads(text), dict))
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}], max_tokens=8,
+                                       response_format={"type": "json_schema",
+                                                        "json_schema": {"name": "x", "schema": {"type": "nope"}}})
+    assert err.value.body["param"] == "response_format"
