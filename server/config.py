@@ -248,6 +248,11 @@ class LLMConfig(_Section):
         1024, gt=1, description="context per sequence (prompt + output); KV cache = 45 KiB/token x slots x this"
     )
     max_num_batched_tokens: int = Field(256, gt=0, description="tokens per engine step; prefill is chunked to fit")
+    prefix_cache_entries: int = Field(
+        4, ge=0,
+        description="finished sequences whose K/V are kept for prompts that start the same way (automatic prefix "
+        "caching, server/llm/prefix_cache.py); each entry costs one slot of KV cache; 0 turns it off",
+    )
     max_waiting: int = Field(
         64, ge=0, description="queued requests beyond the running batch; more → RESOURCE_EXHAUSTED"
     )

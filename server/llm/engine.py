@@ -27,6 +27,7 @@ from server.llm.gguf_weights import LlamaWeights, load_weights, open_reader
 from server.llm.kv_cache import SlotKVCache
 from server.llm.outputs import EngineStats, FinishReason, GenerationChunk
 from server.llm.params import SamplingParams
+from server.llm.prefix_cache import PrefixCache
 from server.llm.request import Request
 from server.llm.sampler import sample
 from server.llm.scheduler import Scheduler
@@ -81,7 +82,8 @@ class LLMEngine:
         self.cache = SlotKVCache(
             mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim, dtype=dtype, device=device
         )
-        self.scheduler = Scheduler(self.cache, cfg.max_num_batched_tokens)
+        self.prefix_cache = PrefixCache(self.cache, cfg.prefix_cache_entries) if cfg.prefix_cache_entries else None
+        self.scheduler = Scheduler(self.cache, cfg.max_num_batched_tokens, self.prefix_cache)
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._inbox: list[_Submission] = []

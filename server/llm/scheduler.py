@@ -16,6 +16,7 @@ import torch
 
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import PrefillSegment, StepBatch
+from server.llm.prefix_cache import PrefixCache
 from server.llm.request import Request
 
 
@@ -28,8 +29,9 @@ class ScheduledStep:
 
 
 class Scheduler:
-    def __init__(self, cache: SlotKVCache, max_num_batched_tokens: int) -> None:
+    def __init__(self, cache: SlotKVCache, max_num_batched_tokens: int, prefix: PrefixCache | None = None) -> None:
         self.cache = cache
+        self.prefix = prefix
         self.budget = max_num_batched_tokens
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
@@ -43,6 +45,9 @@ class Scheduler:
         if req.slot >= 0:
             self.running.remove(req)
             del self.by_slot[req.slot]
+            if self.prefix is not None and req.n_cached:
+                # the tokens whose K/V this slot holds: the prompt, then the output fed back so far
+                self.prefix.save((req.prompt_ids + req.output_ids)[: req.n_cached], req.slot)
             moved = self.cache.free(req.slot)
             if moved is not None:
                 other = self.by_slot.pop(moved)
@@ -69,7 +74,9 @@ class Scheduler:
             s.slot = self.cache.allocate()
             self.by_slot[s.slot] = s
             self.running.append(s)
-            n = min(s.prompt_len, budget)
+            if self.prefix is not None:
+                s.n_cached = self.prefix.restore(s.prompt_ids, s.slot)
+            n = min(s.prompt_len - s.n_cached, budget)
             chunks.append((s, n))
             budget -= n
         if not decodes and not chunks:
