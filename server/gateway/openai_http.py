@@ -15,6 +15,7 @@ on every token.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
@@ -68,7 +69,8 @@ class _Call:
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
-        tokens = REQUEST_ID.set(self.request_id), ACCESS_FIELDS.set(None)
+        # a dict, not None: the tasks of n > 1 choices copy this context and must fill the same fields
+        tokens = REQUEST_ID.set(self.request_id), ACCESS_FIELDS.set({})
         try:
             yield
         finally:
@@ -114,6 +116,7 @@ class OpenAIFrontend:
         rid = request.headers.get("x-request-id", "")
         call = _Call(f"/v1/{path}", rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id())
         headers = {"x-request-id": call.request_id}
+        completion = path == "completions"
         with call.scope():
             try:
                 try:
@@ -121,35 +124,41 @@ class OpenAIFrontend:
                 except ValueError:
                     raise errors.invalid("body", "is not valid JSON") from None
                 req = parse_body(schema, body)
-                job = self.llm.job(parse, req.to_proto())
+                jobs = [self.llm.job(parse, proto) for proto in req.choice_protos()]
             except ServingError as err:
-                response = _error(err)
-                call.done(response.status_code)
-                response.headers.update(headers)
-                return response
+                return self._refused(call, err, headers)
             rpc = path.replace("/", ".")
             if req.stream:
-                return StreamingResponse(self._events(call, job, rpc, req, path == "completions"),
+                return StreamingResponse(self._events(call, jobs, rpc, req, completion),
                                          media_type="text/event-stream", headers=headers)
             try:
-                text, finish, usage, model = await self._collect(job, rpc)
+                results = await _all(self._collect(job, rpc) for job in jobs)
             except ServingError as err:
-                response = _error(err)
-                call.done(response.status_code)
-                response.headers.update(headers)
-                return response
+                return self._refused(call, err, headers)
             call.done(200)
-        choice: dict[str, Any] = {"index": 0, "finish_reason": finish}
-        if path == "completions":
-            choice.update(text=text, logprobs=None)
-            obj, prefix = "text_completion", "cmpl"
-        else:
-            choice.update(message={"role": "assistant", "content": text}, logprobs=None)
-            obj, prefix = "chat.completion", "chatcmpl"
+        choices = []
+        for i, (text, finish, _) in enumerate(results):
+            choice: dict[str, Any] = {"index": i, "finish_reason": finish, "logprobs": None}
+            if completion:
+                choice["text"] = text
+            else:
+                choice["message"] = {"role": "assistant", "content": text}
+            choices.append(choice)
+        obj, prefix = ("text_completion", "cmpl") if completion else ("chat.completion", "chatcmpl")
+        model = self.llm.info.model if self.llm.info else ""
+        usage = _usage(results[0][2][0], sum(r[2][1] for r in results))
         return JSONResponse({"id": f"{prefix}-{call.request_id}", "object": obj, "created": call.created,
-                             "model": model, "choices": [choice], "usage": usage}, headers=headers)
+                             "model": model, "choices": choices, "usage": usage}, headers=headers)
 
-    async def _collect(self, job: LLMJob, rpc: str) -> tuple[str, str, dict[str, int], str]:
+    @staticmethod
+    def _refused(call: _Call, err: ServingError, headers: dict[str, str]) -> JSONResponse:
+        response = _error(err)
+        call.done(response.status_code)
+        response.headers.update(headers)
+        return response
+
+    async def _collect(self, job: LLMJob, rpc: str) -> tuple[str, str, tuple[int, int]]:
+        """One choice: its text, finish reason and (prompt, completion) token counts."""
         texts: list[str] = []
         finish, prompt_tokens, tokens = "stop", 0, 0
         async for piece, p in self.llm.stream(job, rpc, _NoDeadline()):
@@ -157,42 +166,92 @@ class OpenAIFrontend:
             tokens = p.tokens
             if piece.finish_reason is not None:
                 finish, prompt_tokens = str(piece.finish_reason), piece.prompt_tokens
-        model = self.llm.info.model if self.llm.info else ""
-        return "".join(texts), finish, _usage(prompt_tokens, tokens), model
+        return "".join(texts), finish, (prompt_tokens, tokens)
 
-    async def _events(self, call: _Call, job: LLMJob, rpc: str, req: Any, completion: bool) -> AsyncIterator[bytes]:
-        """SSE chunks; an error after the first byte can only travel as an event (the status is sent)."""
+    async def _events(self, call: _Call, jobs: list[LLMJob], rpc: str, req: Any,
+                      completion: bool) -> AsyncIterator[bytes]:
+        """SSE chunks of every choice as they come, each with its index; usage (if asked) after the
+        last choice ends. An error after the first byte can only travel as an event (the status is sent)."""
         model = self.llm.info.model if self.llm.info else ""
         obj, prefix = ("text_completion", "cmpl") if completion else ("chat.completion.chunk", "chatcmpl")
         head = {"id": f"{prefix}-{call.request_id}", "object": obj, "created": call.created, "model": model}
 
-        def chunk(text: str | None, finish: str | None, first: bool = False) -> bytes:
+        def chunk(index: int, text: str | None, finish: str | None, first: bool = False) -> bytes:
             if completion:
-                c: dict[str, Any] = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+                c: dict[str, Any] = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
             else:
                 delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
                 if text:
                     delta["content"] = text
-                c = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+                c = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
             return _sse({**head, "choices": [c]})
 
         status = 200
         with call.scope():
             try:
                 if not completion:
-                    yield chunk(None, None, first=True)
-                async for piece, p in self.llm.stream(job, rpc, _NoDeadline()):
+                    for i in range(len(jobs)):
+                        yield chunk(i, None, None, first=True)
+                prompt_tokens, tokens = 0, [0] * len(jobs)
+                async for i, piece, p in _merged([self.llm.stream(job, rpc, _NoDeadline()) for job in jobs]):
                     finish = str(piece.finish_reason) if piece.finish_reason is not None else None
                     if piece.text or finish:
-                        yield chunk(piece.text, finish)
-                    if finish and req.include_usage():
-                        yield _sse({**head, "choices": [], "usage": _usage(piece.prompt_tokens, p.tokens)})
+                        yield chunk(i, piece.text, finish)
+                    tokens[i] = p.tokens
+                    prompt_tokens = piece.prompt_tokens or prompt_tokens
+                if req.include_usage():
+                    yield _sse({**head, "choices": [], "usage": _usage(prompt_tokens, sum(tokens))})
                 yield b"data: [DONE]\n\n"
             except ServingError as err:
                 status, body = error_body(err)
                 yield _sse(body)
             finally:
                 call.done(status)
+
+
+async def _all(coros: Any) -> list[Any]:
+    """Every choice's result; the first failure cancels the others (their engine requests abort)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+async def _merged(streams: list[AsyncIterator[Any]]) -> AsyncIterator[tuple[Any, ...]]:
+    """(choice index, *item) from several streams, as they arrive. One stream: no task, no queue.
+    Leaving early (a client that went away, an error) closes every stream: their requests abort."""
+    if len(streams) == 1:
+        async for item in streams[0]:
+            yield (0, *item)
+        return
+    queue: asyncio.Queue[tuple[int, Any, BaseException | None]] = asyncio.Queue()
+    done = object()
+
+    async def pump(i: int, stream: AsyncIterator[Any]) -> None:
+        try:
+            async for item in stream:
+                await queue.put((i, item, None))
+            await queue.put((i, done, None))
+        except BaseException as exc:  # handed to the consumer, which raises it
+            await queue.put((i, done, exc))
+
+    tasks = [asyncio.create_task(pump(i, s)) for i, s in enumerate(streams)]
+    try:
+        open_streams = len(streams)
+        while open_streams:
+            i, item, exc = await queue.get()
+            if exc is not None:
+                raise exc
+            if item is done:
+                open_streams -= 1
+                continue
+            yield (i, *item)
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

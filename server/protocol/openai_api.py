@@ -6,8 +6,8 @@ the context fit and the model name (llm_validation.py). An OpenAI request become
 refuse exactly the same things, with the field named the OpenAI way (``top_p``, not
 ``sampling.top_p``) in the error's ``param``.
 
-Fields that would change the answer and that we do not implement yet (``n`` > 1, ``logprobs``,
-tools) are refused with a 400 naming them, never ignored: a client that asked
+Fields that would change the answer and that we do not implement yet (``logprobs``, tools) are
+refused with a 400 naming them, never ignored: a client that asked
 for them must not get an answer that silently lacks them.
 """
 
@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.protocol.errors import ServingError, invalid
+
+MAX_CHOICES = 8  # n: each choice is a request in the engine
 
 #: gRPC status → (HTTP status, OpenAI error type).
 HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
@@ -63,14 +65,27 @@ class _Request(BaseModel):
 
     def unsupported(self) -> None:
         """Refuse what would change the answer and is not implemented."""
-        if self.n != 1:
-            raise invalid("n", "only n=1 is supported")
+        if not 1 <= self.n <= MAX_CHOICES:
+            raise invalid("n", f"must be in [1, {MAX_CHOICES}], got {self.n}")
         if self.logprobs:
             raise invalid("logprobs", "is not supported yet")
         extra = self.model_extra or {}
         for name in ("tools", "functions", "logit_bias", "best_of", "suffix", "echo"):
             if extra.get(name) not in (None, [], {}, False, 1 if name == "best_of" else None):
                 raise invalid(name, "is not supported")
+
+    def choice_protos(self) -> list[Any]:
+        """One request message per choice (``n``): with a seed, choice i samples with seed + i, so
+        the choices differ and the whole answer is reproducible."""
+        first = self.to_proto()
+        protos = [first]
+        for i in range(1, self.n):
+            p = type(first)()
+            p.CopyFrom(first)
+            if p.sampling.HasField("seed"):
+                p.sampling.seed = (p.sampling.seed + i) % 2**63
+            protos.append(p)
+        return protos
 
     def sampling(self) -> pb.SamplingOptions:
         s = pb.SamplingOptions()

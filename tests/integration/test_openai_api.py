@@ -82,7 +82,7 @@ def test_same_seed_same_sample(client, model):
     ({"top_p": 1.5}, "top_p", 400),
     ({"temperature": -1}, "temperature", 400),
     ({"max_tokens": LLM_TEST_CONFIG["max_model_len"] + 10}, "max_tokens", 400),
-    ({"n": 2}, "n", 400),
+    ({"n": 9}, "n", 400),
     ({"presence_penalty": 2.5}, "presence_penalty", 400),
     ({"extra_body": {"min_p": 1.5}}, "min_p", 400),
     ({"extra_body": {"stop_token_ids": [10**9]}}, "stop_token_ids", 400),
@@ -179,3 +179,23 @@ def test_response_format_json_schema_is_enforced(client, model):
                                        response_format={"type": "json_schema",
                                                         "json_schema": {"name": "x", "schema": {"type": "nope"}}})
     assert err.value.body["param"] == "response_format"
+
+
+def test_n_choices_stream_and_not_with_seeds(client, model):
+    """n choices: index 0..n-1; with a seed, choice i samples with seed + i (reproducible, and the
+    streamed choices, merged by index, equal the unary ones); usage counts every choice's tokens."""
+    kw = {"model": model, "messages": [{"role": "user", "content": "Name an animal."}], "max_tokens": 8,
+          "temperature": 1.0, "seed": 11, "n": 3}
+    out = client.chat.completions.create(**kw)
+    assert [c.index for c in out.choices] == [0, 1, 2]
+    texts = [c.message.content for c in out.choices]
+    assert texts == [c.message.content for c in client.chat.completions.create(**kw).choices]
+    streamed = ["", "", ""]
+    chunks = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **kw))
+    for c in chunks:
+        for ch in c.choices:
+            streamed[ch.index] += ch.delta.content or ""
+    assert streamed == texts
+    assert chunks[-1].usage.completion_tokens == out.usage.completion_tokens
+    one = client.chat.completions.create(**{**kw, "n": 1, "seed": 12})  # choice 1's seed on its own
+    assert one.choices[0].message.content == texts[1]
