@@ -250,7 +250,8 @@ class AsyncAnomalyClient(_AsyncClient):
 # ----- LLM ------------------------------------------------------------------------
 SAMPLING_KEYS = frozenset(
     ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "ignore_eos",
-     "presence_penalty", "frequency_penalty", "min_p", "stop_token_ids", "response_format", "json_schema")
+     "presence_penalty", "frequency_penalty", "min_p", "stop_token_ids", "response_format", "json_schema",
+     "priority")
 )
 Messages = str | Sequence[Mapping[str, str] | tuple[str, str] | llm_pb.ChatMessage]
 

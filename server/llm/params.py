@@ -14,6 +14,7 @@ from server.llm.errors import LLMRequestError
 MAX_STOP_STRINGS = 8
 MAX_STOP_LEN = 64
 MAX_STOP_TOKEN_IDS = 16
+MAX_PRIORITY = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,9 @@ class SamplingParams:
     frequency_penalty: float = 0.0  # OpenAI: minus this per occurrence in the generated tokens
     min_p: float = 0.0  # drop tokens whose probability is below min_p x the top token's
     stop_token_ids: tuple[int, ...] = field(default_factory=tuple)
+    # scheduling, carried with the sampling options: lower runs first, and a waiting request with a
+    # lower value than a running one takes its slot when none is free (the running one resumes later)
+    priority: int = 0
     response_format: str = ""  # "" | "json_object" | "json_schema" (server/llm/structured.py)
     json_schema: str = ""  # the JSON Schema the output must validate against (response_format json_schema)
 
@@ -66,6 +70,8 @@ class SamplingParams:
             raise bad("stop_token_ids", f"at most {MAX_STOP_TOKEN_IDS} ids, got {len(self.stop_token_ids)}")
         if any(t < 0 for t in self.stop_token_ids):
             raise bad("stop_token_ids", "ids must be >= 0")
+        if not isinstance(self.priority, int) or not -MAX_PRIORITY <= self.priority <= MAX_PRIORITY:
+            raise bad("priority", f"must be an integer in [-{MAX_PRIORITY}, {MAX_PRIORITY}], got {self.priority!r}")
         if self.response_format or self.json_schema:
             from server.llm.structured import check_format
 

@@ -59,6 +59,10 @@ class Request:
     text: str = ""
     sent: int = 0
     aborted: str | None = None
+    preemptions: int = 0
+    # tokens to prefill before the next token is sampled: the prompt, or after a preemption the
+    # prompt and every output token so far (their K/V were given up with the slot)
+    prefill_len: int = field(init=False)
     row_state: RowState = field(init=False)
     _decoder: IncrementalDecoder = field(init=False)
     _stops: StopMatcher = field(init=False)
@@ -67,6 +71,7 @@ class Request:
         self.row_state = RowState(self.params, self.prompt_ids, self.vocab_size)
         self._decoder = IncrementalDecoder(self.tokenizer)
         self._stops = StopMatcher(self.params.stop)
+        self.prefill_len = len(self.prompt_ids)
 
     @property
     def prompt_len(self) -> int:
@@ -74,7 +79,27 @@ class Request:
 
     @property
     def in_prefill(self) -> bool:
-        return self.n_cached < self.prompt_len
+        return self.n_cached < self.prefill_len
+
+    @property
+    def priority(self) -> int:
+        return self.params.priority
+
+    def context_ids(self) -> list[int]:
+        """The tokens whose K/V the slot holds or will hold, in order: prompt, then output."""
+        return self.prompt_ids + self.output_ids if self.output_ids else self.prompt_ids
+
+    def prefill_ids(self, start: int, n: int) -> list[int]:
+        return self.context_ids()[start : start + n]
+
+    def preempted(self) -> None:
+        """Its slot was taken for a more urgent request: resume by prefilling prompt and output so
+        far (the last output token included: its K/V were never written), then sample as usual.
+        The sampling state (RNG, penalties, grammar) is kept, so the answer is the one it would
+        have given without the interruption."""
+        self.preemptions += 1
+        self.n_cached = 0
+        self.prefill_len = self.total_len
 
     @property
     def total_len(self) -> int:

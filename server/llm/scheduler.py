@@ -1,9 +1,11 @@
 """Iteration-level scheduling: which tokens run in the next forward step.
 
 Every step: each running request that has finished its prompt decodes one token; the rest of
-the token budget (``max_num_batched_tokens``) goes to prompt chunks, oldest first, admitting
-waiting requests while KV slots are free. A long prompt is therefore split over several steps
-(chunked prefill) and running streams keep getting a token every step.
+the token budget (``max_num_batched_tokens``) goes to prompt chunks, admitting waiting requests
+while KV slots are free, most urgent first (``priority``, lower first), then oldest. When no slot
+is free and a waiting request is more urgent than a running one, the running one is preempted: it
+gives up its slot (its K/V saved to the prefix cache) and resumes later where it stopped. A long
+prompt is split over several steps (chunked prefill), and running streams get a token every step.
 """
 
 from __future__ import annotations
@@ -18,6 +20,11 @@ from server.llm.kv_cache import SlotKVCache
 from server.llm.model import PrefillSegment, StepBatch
 from server.llm.prefix_cache import PrefixCache
 from server.llm.request import Request
+
+
+def _rank(req: Request) -> tuple[int, float]:
+    """Scheduling order: priority (lower first), then arrival."""
+    return req.priority, req.arrival_ts
 
 
 @dataclass(slots=True)
@@ -36,6 +43,7 @@ class Scheduler:
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
         self.by_slot: dict[int, Request] = {}
+        self.preemptions = 0  # running requests that gave up their slot to a more urgent one
 
     def has_work(self) -> bool:
         return bool(self.waiting or self.running)
@@ -43,22 +51,40 @@ class Scheduler:
     def release(self, req: Request) -> None:
         """Take a request out (finished, cancelled or expired) and free its slot now."""
         if req.slot >= 0:
-            self.running.remove(req)
-            del self.by_slot[req.slot]
-            if self.prefix is not None and req.n_cached:
-                # the tokens whose K/V this slot holds: the prompt, then the output fed back so far
-                self.prefix.save((req.prompt_ids + req.output_ids)[: req.n_cached], req.slot)
-            moved = self.cache.free(req.slot)
-            if moved is not None:
-                other = self.by_slot.pop(moved)
-                other.slot = req.slot
-                self.by_slot[req.slot] = other
-            req.slot = -1
+            self._free_slot(req)
         else:
             with contextlib.suppress(ValueError):
                 self.waiting.remove(req)
 
+    def _free_slot(self, req: Request) -> None:
+        self.running.remove(req)
+        del self.by_slot[req.slot]
+        if self.prefix is not None and req.n_cached:
+            # the tokens whose K/V this slot holds: the prompt, then the output fed back so far
+            self.prefix.save(req.context_ids()[: req.n_cached], req.slot)
+        moved = self.cache.free(req.slot)
+        if moved is not None:
+            other = self.by_slot.pop(moved)
+            other.slot = req.slot
+            self.by_slot[req.slot] = other
+        req.slot = -1
+
+    def _preempt_for_waiting(self) -> None:
+        """While no slot is free and a waiting request is more urgent (a lower priority value) than
+        the least urgent running one, that one gives up its slot and waits again. Its K/V go to the
+        prefix cache when there is one, so resuming usually copies them back instead of recomputing."""
+        while self.waiting and self.cache.free_slots == 0 and self.running:
+            best = min(self.waiting, key=_rank)
+            victim = max(self.running, key=_rank)
+            if victim.priority <= best.priority:
+                return
+            self._free_slot(victim)
+            victim.preempted()
+            self.waiting.append(victim)
+            self.preemptions += 1
+
     def schedule(self) -> ScheduledStep | None:
+        self._preempt_for_waiting()
         decodes = [s for s in self.running if not s.in_prefill]
         budget = max(self.budget - len(decodes), 1)
         chunks: list[tuple[Request, int]] = []
@@ -66,17 +92,18 @@ class Scheduler:
             if budget <= 0:
                 break
             if s.in_prefill:
-                n = min(s.prompt_len - s.n_cached, budget)
+                n = min(s.prefill_len - s.n_cached, budget)
                 chunks.append((s, n))
                 budget -= n
         while budget > 0 and self.waiting and self.cache.free_slots > 0:
-            s = self.waiting.popleft()
+            s = min(self.waiting, key=_rank)  # most urgent first, then oldest
+            self.waiting.remove(s)
             s.slot = self.cache.allocate()
             self.by_slot[s.slot] = s
             self.running.append(s)
             if self.prefix is not None:
-                s.n_cached = self.prefix.restore(s.prompt_ids, s.slot)
-            n = min(s.prompt_len - s.n_cached, budget)
+                s.n_cached = self.prefix.restore(s.context_ids()[: s.prefill_len], s.slot)
+            n = min(s.prefill_len - s.n_cached, budget)
             chunks.append((s, n))
             budget -= n
         if not decodes and not chunks:
@@ -96,10 +123,10 @@ class Scheduler:
         for s, n in chunks:
             row = len(ids)
             start = s.n_cached
-            ids.extend(s.prompt_ids[start : start + n])
+            ids.extend(s.prefill_ids(start, n))
             pos.extend(range(start, start + n))
             prefills.append(PrefillSegment(s.slot, start, n, row))
-            if start + n == s.prompt_len:
+            if start + n == s.prefill_len:
                 rows.append(row + n - 1)
                 sampled.append(s)
         batch = StepBatch(

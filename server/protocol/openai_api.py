@@ -59,6 +59,7 @@ class _Request(BaseModel):
     ignore_eos: bool | None = None
     stop_token_ids: list[int] | None = None
     response_format: dict[str, Any] | None = None
+    priority: int | None = None
 
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.get("include_usage"))
@@ -90,7 +91,7 @@ class _Request(BaseModel):
     def sampling(self) -> pb.SamplingOptions:
         s = pb.SamplingOptions()
         for name in ("max_tokens", "temperature", "top_p", "seed", "top_k", "repetition_penalty", "ignore_eos",
-                     "presence_penalty", "frequency_penalty", "min_p"):
+                     "presence_penalty", "frequency_penalty", "min_p", "priority"):
             value = getattr(self, name)
             if value is not None:
                 if name == "seed" and value < 0:

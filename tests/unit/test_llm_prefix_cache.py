@@ -4,6 +4,7 @@ eviction, and a stored prefix is only ever served to a prompt that really starts
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 import torch
@@ -102,3 +103,68 @@ def test_a_hash_collision_is_never_served():
 def test_entries_must_be_positive():
     with pytest.raises(ValueError):
         PrefixCache(SlotKVCache(1, 1, 1, 8, 2), 0)
+
+
+# ----- priority preemption (the scheduler hands a busy slot to a more urgent request) ------------
+def _preemption_run(prefix_entries: int) -> tuple[dict[str, str], dict[str, float], int]:
+    """Two low-priority long answers fill both slots; then an urgent short one arrives."""
+    eng = LLMEngine(engine_config(max_num_seqs=2, max_model_len=256, prefix_cache_entries=prefix_entries),
+                    weights=weights()).start()
+    long = SamplingParams(temperature=0.0, max_tokens=60, ignore_eos=True, priority=5)
+    seeded = SamplingParams(temperature=1.0, seed=3, max_tokens=60, ignore_eos=True, priority=5)
+    urgent = SamplingParams(temperature=0.0, max_tokens=4, priority=-1)
+    texts: dict[str, str] = {}
+    finished_at: dict[str, float] = {}
+    first_token = threading.Event()
+
+    def run(name: str, prompt: str, params: SamplingParams) -> None:
+        def sink(c) -> None:
+            texts[name] = texts.get(name, "") + c.text
+            if c.token_ids and name == "low-greedy":
+                first_token.set()
+            if c.finish_reason is not None:
+                finished_at[name] = time.monotonic()
+
+        eng.submit(eng.encode_prompt(prompt), params, sink, request_id=name)
+
+    try:
+        run("low-greedy", "Count slowly from one to one hundred:", long)
+        run("low-seeded", "Write a long story about a lighthouse:", seeded)
+        assert first_token.wait(60)
+        run("urgent", "What is 2 + 2?", urgent)
+        deadline = time.monotonic() + 120
+        while len(finished_at) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return texts, finished_at, eng.scheduler.preemptions
+    finally:
+        eng.shutdown()
+
+
+def _alone(prompt: str, params: SamplingParams) -> str:
+    eng = LLMEngine(engine_config(max_model_len=256), weights=weights()).start()
+    try:
+        return "".join(c.text for c in eng.generate_blocking(prompt, params, timeout_s=120))
+    finally:
+        eng.shutdown()
+
+
+@pytest.mark.parametrize("prefix_entries", [0, 2], ids=["recomputed", "kv-kept"])
+def test_an_urgent_request_preempts_and_the_preempted_answer_is_unchanged(prefix_entries):
+    texts, finished_at, preemptions = _preemption_run(prefix_entries)
+    assert len(finished_at) == 3 and preemptions >= 1
+    # the urgent request did not wait for a long answer to finish
+    assert finished_at["urgent"] < min(finished_at["low-greedy"], finished_at["low-seeded"])
+    # the preempted requests resumed with the answers they would have given alone (greedy and seeded)
+    assert texts["low-greedy"] == _alone("Count slowly from one to one hundred:",
+                                         SamplingParams(temperature=0.0, max_tokens=60, ignore_eos=True))
+    assert texts["low-seeded"] == _alone("Write a long story about a lighthouse:",
+                                         SamplingParams(temperature=1.0, seed=3, max_tokens=60, ignore_eos=True))
+    assert texts["urgent"] == _alone("What is 2 + 2?", SamplingParams(temperature=0.0, max_tokens=4))
+
+
+def test_priority_is_range_checked():
+    from server.llm.errors import LLMRequestError
+
+    with pytest.raises(LLMRequestError) as err:
+        SamplingParams(priority=10**6).validate()
+    assert err.value.field == "priority"
