@@ -240,6 +240,37 @@ async def _llm_step(settings: Settings, gateway, address: str) -> None:
     if gateway.llm is None or not gateway.llm.ready:
         raise DemoFailure("the LLM is not serving (see the log above)")
     await llm_session(address)
+    if gateway.openai_port is not None:
+        await openai_session(f"http://{settings.gateway.host}:{gateway.openai_port}/v1")
+
+
+async def openai_session(base_url: str) -> None:
+    """One call to the OpenAI-compatible API, as any OpenAI client makes it: a JSON Schema enforced."""
+    import asyncio
+    import json
+    import urllib.error
+    import urllib.request
+
+    schema = {"type": "object", "properties": {"capital": {"type": "string", "maxLength": 20}},
+              "required": ["capital"], "additionalProperties": False}
+    body = {"model": "", "messages": [{"role": "user", "content": "The capital of France, as JSON."}],
+            "max_tokens": 32, "temperature": 0,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "capital", "schema": schema}}}
+    console.print(f"[bold]OpenAI-compatible API[/] POST {base_url}/chat/completions (response_format: JSON Schema)")
+    req = urllib.request.Request(f"{base_url}/chat/completions", data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"}, method="POST")
+    try:
+        raw = await asyncio.to_thread(lambda: urllib.request.urlopen(req, timeout=120).read())
+    except urllib.error.HTTPError as exc:
+        raise DemoFailure(f"OpenAI API answered {exc.code}: {exc.read()[:300]!r}") from exc
+    answer = json.loads(raw)
+    content = answer["choices"][0]["message"]["content"]
+    try:
+        parsed = json.loads(content)
+    except ValueError as exc:
+        raise DemoFailure(f"the JSON-Schema answer does not parse: {content!r}") from exc
+    finish = answer["choices"][0]["finish_reason"]
+    console.print(f"[green]{parsed} ({answer['usage']['total_tokens']} tokens, {finish})")
 
 
 async def _rag_step(settings: Settings, gateway, address: str) -> None:
