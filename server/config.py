@@ -22,6 +22,11 @@ def default_data_dir() -> Path:
     return Path(os.environ.get("STACKSERVE_DATA_DIR", Path.cwd() / ".data")).resolve()
 
 
+#: Where a model runs under `serve` with Ray (llm.placement, rag.embedder.placement): in the gateway's
+#: process, in its Ray deployment, or auto (the gateway when the server started its own Ray instance).
+Placement = Literal["auto", "gateway", "ray"]
+
+
 class _Section(BaseModel):
     """A config section: unknown keys are errors, so a typo never silently does nothing."""
 
@@ -258,7 +263,7 @@ class LLMConfig(_Section):
     )
     default_max_tokens: int = Field(128, gt=0)
     num_threads: int = Field(2, gt=0, description="compute threads of the engine")
-    placement: Literal["auto", "gateway", "ray"] = Field(
+    placement: Placement = Field(
         "auto",
         description="where the engine runs under `serve` with Ray: gateway = in the gateway's process (tokens "
         "reach the client with no crossing; measured 0.6x -> ~1x of in-process throughput), ray = the LLMEngine "
@@ -289,7 +294,7 @@ class EmbedderConfig(_Section):
     precision: Literal["fp32", "int8", "auto"] = Field(
         "auto", description="int8: our Q8_0 kernel (cosine 0.9995 to fp32), ~2.3x faster on small passes; "
         "auto: int8 for passes up to 512 tokens (queries), fp32 above (ingest batches); bench.embedder")
-    placement: Literal["auto", "gateway", "ray"] = Field(
+    placement: Placement = Field(
         "auto",
         description="where embedding runs under `serve` with Ray: gateway = in the gateway's process (a query "
         "embeds in ~5 ms; the crossing into a replica cost ~8 ms more), ray = the Embedder deployment (dynamic "

@@ -23,6 +23,11 @@ from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.protocol.errors import ServingError, invalid
 
 MAX_CHOICES = 8  # n: each choice is a request in the engine
+#: OpenAI fields we do not implement, with the values that ask for nothing (accepted, ignored)
+UNSUPPORTED: dict[str, tuple[Any, ...]] = {
+    "tools": (None, []), "functions": (None, []), "logit_bias": (None, {}), "best_of": (None, 1),
+    "suffix": (None, ""), "echo": (None, False),
+}
 
 #: gRPC status → (HTTP status, OpenAI error type).
 HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
@@ -71,8 +76,8 @@ class _Request(BaseModel):
         if self.logprobs:
             raise invalid("logprobs", "is not supported yet")
         extra = self.model_extra or {}
-        for name in ("tools", "functions", "logit_bias", "best_of", "suffix", "echo"):
-            if extra.get(name) not in (None, [], {}, False, 1 if name == "best_of" else None):
+        for name, no_op in UNSUPPORTED.items():
+            if name in extra and extra[name] not in no_op:
                 raise invalid(name, "is not supported")
 
     def choice_protos(self) -> list[Any]:

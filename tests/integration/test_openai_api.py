@@ -88,6 +88,7 @@ def test_same_seed_same_sample(client, model):
     ({"extra_body": {"stop_token_ids": [10**9]}}, "stop_token_ids", 400),
     ({"logprobs": True}, "logprobs", 400),
     ({"response_format": {"type": "yaml"}}, "response_format.type", 400),
+    ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools", 400),
     ({"model": "no-such-model"}, "model", 404),
     ({"messages": []}, "messages", 400),
     ({"messages": [{"role": "wizard", "content": "hi"}]}, "messages[0].role", 400),
