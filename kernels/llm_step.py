@@ -40,8 +40,10 @@ __all__ = [
     "check_activations",
     "check_tensor",
     "force_avx2",
+    "force_no_amx",
     "force_scalar",
     "get_backend",
+    "has_amx",
     "has_avx2",
     "has_avx512_vnni",
     "isa",
@@ -85,8 +87,16 @@ def has_avx2() -> bool:
     return bool(_ext.has_avx2())
 
 
+def has_amx() -> bool:
+    """True if the CPU has Intel AMX int8 tiles and Linux granted this process their state
+    (``arch_prctl(ARCH_REQ_XCOMP_PERM)``, asked once); matmuls of two or more rows then use them."""
+    require_built()
+    return bool(_ext.has_amx())
+
+
 def isa() -> str:
-    """The matmul path a step takes now, chosen at run time: ``avx512-vnni``, ``avx2`` or ``scalar``."""
+    """The matmul path a step takes now, chosen at run time: ``avx512-vnni+amx`` (AMX tiles for
+    matmuls of two or more rows, VNNI for one), ``avx512-vnni``, ``avx2`` or ``scalar``."""
     require_built()
     return str(_ext.isa())
 
@@ -138,6 +148,12 @@ def _process_flag(name: str, on: bool) -> Iterator[None]:
 def force_scalar(on: bool = True) -> contextlib.AbstractContextManager[None]:
     """Run the portable scalar path inside the block (process-wide; used by tests)."""
     return _process_flag("force_scalar", on)
+
+
+def force_no_amx(on: bool = True) -> contextlib.AbstractContextManager[None]:
+    """Keep many-row matmuls on AVX-512 VNNI even where AMX is available (tests: the two paths
+    give bit-identical results; benchmarks: what the tiles bring)."""
+    return _process_flag("force_no_amx", on)
 
 
 def force_avx2(on: bool = True) -> contextlib.AbstractContextManager[None]:

@@ -48,6 +48,7 @@
 //   weights.h      AlignedBuf, fp16 helpers, Packed (the tile layout), pack_q4 / pack_q8, q8_row
 //   activations.h  QX, int8 / int8x2 block and row quantization, the RMS-norm factor
 //   gemm.h         AVX-512 VNNI micro-kernels and KernelTable, AVX2 and scalar paths, work items
+//   amx.h          Intel AMX int8 tiles for matmuls of two or more rows (bit-identical to VNNI)
 //   team.h         StealTeam / OmpTeam / CountTeam and run_parallel
 //   attention.h    exp, silu_mul_quant, attend_avx / attend_scalar, rope_head
 
@@ -72,6 +73,7 @@
 #include "llm_step/weights.h"
 #include "llm_step/activations.h"
 #include "llm_step/gemm.h"
+#include "llm_step/amx.h"
 #include "llm_step/team.h"
 #include "llm_step/attention.h"
 
@@ -570,7 +572,13 @@ PYBIND11_MODULE(_llm_step, m) {
   m.doc() = "Whole-step Llama forward with Q4_1/Q8_0 weights and int8 activations (AVX-512 VNNI + scalar).";
   m.def("has_avx512_vnni", &cpu_has_avx512_vnni, "True if the CPU (and OS) support the AVX-512 VNNI path.");
   m.def("has_avx2", &cpu_has_avx2, "True if the CPU supports the AVX2 matmul path (avx2, fma, f16c).");
-  m.def("isa", [] { return std::string(isa_name()); }, "The matmul path a step uses now: avx512-vnni, avx2, scalar.");
+  m.def(
+      "isa", [] { return std::string(use_amx() ? "avx512-vnni+amx" : isa_name()); },
+      "The matmul path a step uses now: avx512-vnni+amx, avx512-vnni, avx2, scalar.");
+  m.def("has_amx", &cpu_has_amx, "True if the CPU has AMX int8 tiles and the kernel granted their state.");
+  m.def("uses_amx", &use_amx, "True if matmuls of two or more rows use AMX tiles now.");
+  m.def("set_force_no_amx", [](bool on) { g_force_no_amx.store(on); }, "Keep many-row matmuls on VNNI (tests).");
+  m.def("force_no_amx", [] { return g_force_no_amx.load(); });
   m.def("set_force_avx2", [](bool on) { g_force_avx2.store(on); }, "Use the AVX2 path even with AVX-512 (tests).");
   m.def("force_avx2", [] { return g_force_avx2.load(); });
   m.def(

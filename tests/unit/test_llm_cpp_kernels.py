@@ -38,6 +38,7 @@ SETTINGS = settings(
 )
 HAS_VNNI = llm_step.has_avx512_vnni()
 HAS_AVX2 = llm_step.has_avx2()
+HAS_AMX = llm_step.has_amx()
 
 rows = st.one_of(st.sampled_from([0, 1, 2, 3, 5, 7]), st.integers(8, 40))
 outs = st.one_of(st.sampled_from([1, 15, 16, 17, 64]), st.integers(1, 100))
@@ -87,14 +88,21 @@ def run_matmul(x: torch.Tensor, w: Int4Weight | Int8Weight, threads: int = 0, ac
     return llm_step.pack_q8(w.qweight, w.scales)(x, threads, act)
 
 
-@pytest.fixture(params=["avx512", "avx2", "scalar"])
+@pytest.fixture(params=["amx", "avx512", "avx2", "scalar"])
 def path(request):
+    if request.param == "amx" and not HAS_AMX:
+        pytest.skip("CPU without AMX int8 tiles (or the kernel refused their state)")
     if request.param == "avx512" and not HAS_VNNI:
         pytest.skip("CPU without AVX-512 VNNI")
     if request.param == "avx2" and not HAS_AVX2:
         pytest.skip("CPU without AVX2")
-    with llm_step.force_scalar(request.param == "scalar"), llm_step.force_avx2(request.param == "avx2"):
-        assert llm_step.isa() == {"avx512": "avx512-vnni"}.get(request.param, request.param)
+    with (
+        llm_step.force_scalar(request.param == "scalar"),
+        llm_step.force_avx2(request.param == "avx2"),
+        llm_step.force_no_amx(request.param != "amx"),
+    ):
+        want = {"amx": "avx512-vnni+amx", "avx512": "avx512-vnni"}.get(request.param, request.param)
+        assert llm_step.isa() == want
         yield request.param
 
 
@@ -193,6 +201,35 @@ def test_fast_paths_agree_with_scalar(fast_path, seed, m, n, k, bits, f16, act):
         slow = run_matmul(x, w, act=act)
     tol = 1e-5 * (x.abs() @ w.dequantize().abs().T) + 1e-30
     assert ((fast - slow).abs() <= tol).all()
+
+
+@pytest.mark.skipif(not HAS_AMX, reason="CPU without AMX int8 tiles")
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    m=st.one_of(st.sampled_from([32, 33, 47, 48, 130]), st.integers(32, 80)),
+    n=outs,
+    k=ins,
+    bits=st.sampled_from([4, 8]),
+    f16=st.booleans(),
+    act=st.sampled_from(llm_step.ACTIVATIONS),
+    nan_row=st.booleans(),
+)
+def test_amx_is_bit_identical_to_vnni(seed, m, n, k, bits, f16, act, nan_row):
+    """Matmuls of many rows run on AMX tiles: the same exact integer dot products and the same fp32
+    scaling order as the VNNI kernels, so every output is identical (a NaN row stays NaN, alone)."""
+    w = random_weight(seed, n, k, bits, f16)
+    x = random_x(seed, m, k)
+    if nan_row:
+        x[m // 2, 0] = float("nan")
+    assert llm_step.isa() == "avx512-vnni+amx"
+    y_amx = run_matmul(x, w, 0, act)
+    with llm_step.force_no_amx():
+        y_vnni = run_matmul(x, w, 0, act)
+    assert torch.equal(y_amx.isnan(), y_vnni.isnan())
+    assert torch.equal(y_amx.nan_to_num(), y_vnni.nan_to_num())
+    if nan_row:
+        assert y_amx[m // 2].isnan().all() and not y_amx[m // 2 + 1 :].isnan().any()
 
 
 def test_concurrent_calls_match_serial_results():

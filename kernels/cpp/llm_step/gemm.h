@@ -221,6 +221,12 @@ const KernelFn (*kernel_table(int bits, bool f16, int parts))[4] {
   return f16 ? q8f16.f : q8f32.f;
 }
 
+// Two or more rows on CPUs with AMX: tile dot products, bit-identical results (amx.h).
+bool use_amx();
+void gemm_amx(const Packed& W, const QX& x, int64_t m0, int64_t m1, float* y, int64_t ldy, bool accum, int64_t t0,
+              int64_t t1);
+constexpr int64_t kAmxMinRows = 32;  // below this, VNNI is faster (per-block scaling costs the tiles their edge)
+
 // Rows per work item (row block) when M is large: the block's int8 activations stay in L2.
 constexpr int64_t kRowBlock = 128;
 
@@ -401,7 +407,9 @@ void gemm_item(bool avx, const Packed& W, const QX& x, int64_t M, float* y, int6
   const int64_t quads = (W.tiles + QUAD - 1) / QUAD;
   const int64_t m0 = item / quads * kRowBlock, m1 = std::min(M, m0 + kRowBlock);
   const int64_t t0 = item % quads * QUAD, t1 = std::min(W.tiles, t0 + QUAD);
-  if (avx)
+  if (avx && m1 - m0 >= kAmxMinRows && (x.parts() == 1 || x.ld == 2 * x.p2) && use_amx())
+    gemm_amx(W, x, m0, m1, y, ldy, accum, t0, t1);
+  else if (avx)
     gemm_avx(W, x, m0, m1, y, ldy, accum, t0, t1);
   else if (use_avx2())
     gemm_avx2(W, x, m0, m1, y, ldy, accum, t0, t1);
