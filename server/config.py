@@ -258,6 +258,17 @@ class LLMConfig(_Section):
         description="finished sequences whose K/V are kept for prompts that start the same way (automatic prefix "
         "caching, server/llm/prefix_cache.py); each entry costs one slot of KV cache; 0 turns it off",
     )
+    speculative_tokens: int = Field(
+        8, ge=0, le=16,
+        description="speculative decoding by n-gram prompt lookup (server/llm/speculative.py): the longest draft "
+        "verified per step; outputs are unchanged, streams that quote their context get faster, and drafting pauses "
+        "itself where drafts are rejected; 0 turns it off",
+    )
+    speculative_max_batch: int = Field(
+        2, ge=0,
+        description="speculate only while at most this many sequences decode: a draft's extra rows cost compute "
+        "that a larger batch already uses",
+    )
     max_waiting: int = Field(
         64, ge=0, description="queued requests beyond the running batch; more → RESOURCE_EXHAUSTED"
     )

@@ -29,7 +29,7 @@ from server.llm.outputs import EngineStats, FinishReason, GenerationChunk
 from server.llm.params import SamplingParams
 from server.llm.prefix_cache import PrefixCache
 from server.llm.request import Request
-from server.llm.sampler import sample
+from server.llm.sampler import sample, sample_row
 from server.llm.scheduler import Scheduler
 from server.llm.structured import StructuredDecoding
 from server.llm.tokenizer import ChatMessage, GGUFTokenizer
@@ -83,7 +83,12 @@ class LLMEngine:
             mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim, dtype=dtype, device=device
         )
         self.prefix_cache = PrefixCache(self.cache, cfg.prefix_cache_entries) if cfg.prefix_cache_entries else None
-        self.scheduler = Scheduler(self.cache, cfg.max_num_batched_tokens, self.prefix_cache)
+        self.scheduler = Scheduler(
+            self.cache, cfg.max_num_batched_tokens, self.prefix_cache,
+            speculative_tokens=cfg.speculative_tokens, speculative_max_batch=cfg.speculative_max_batch,
+        )
+        self.spec_drafted = 0  # draft tokens verified (speculative decoding)
+        self.spec_accepted = 0  # of which the sampler confirmed
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._inbox: list[_Submission] = []
@@ -319,14 +324,15 @@ class LLMEngine:
                 s.first_scheduled_ts = t0
         logits = self.forward(step.batch, self.cache)
         sched.commit(step)
-        tokens = sample(logits, [s.row_state for s in step.sampled]) if step.sampled else []
+        n_plain = len(step.sampled)
+        tokens = sample(logits[:n_plain], [s.row_state for s in step.sampled]) if step.sampled else []
         now = time.time()
         self.steps += 1
         self.stats = EngineStats(
             num_running=len(sched.running),
             num_waiting=len(sched.waiting),
             batch_tokens=int(step.batch.token_ids.shape[0]),
-            batch_sequences=len(step.decodes) + len(step.prefill_chunks),
+            batch_sequences=len(step.decodes) + len(step.prefill_chunks) + len(step.verifies),
             kv_cache_usage=self.cache.usage(),
             step_s=now - t0,
         )
@@ -336,6 +342,37 @@ class LLMEngine:
                 self._finish(req, text, [tok], [now])
             else:
                 self._emit(self._sinks.get(req.request_id), req, text, [tok], [now])
+        row = n_plain
+        for req, draft in step.verifies:
+            self._verify(req, draft, logits[row : row + 1 + len(draft)], now)
+            row += 1 + len(draft)
+
+    def _verify(self, req: Request, draft: list[int], logits: torch.Tensor, now: float) -> None:
+        """Keep the draft tokens the sampler confirms (server/llm/speculative.py): sample each
+        position as plain decoding would, in order, and stop after the first token that differs from
+        the draft (it is the sampler's own token, so it is kept too) or that ends the request."""
+        state = req.row_state
+        toks: list[int] = []
+        text = ""
+        for i in range(len(draft) + 1):
+            tok = sample_row(logits[i], state)
+            state.observe(tok)
+            toks.append(tok)
+            text += req.append(tok, self.tokenizer.eos_id, self.max_model_len)
+            if req.finish_reason is not None or i == len(draft) or tok != draft[i]:
+                break
+        accepted = 0
+        while accepted < min(len(toks), len(draft)) and toks[accepted] == draft[accepted]:
+            accepted += 1
+        self.scheduler.commit_verify(req, 1 + accepted)  # the last token's K/V and the accepted drafts'
+        self.spec_drafted += len(draft)
+        self.spec_accepted += accepted
+        if req.spec is not None:
+            req.spec.control.record(len(draft), accepted)
+        if req.finish_reason is not None:
+            self._finish(req, text, toks, [now] * len(toks))
+        else:
+            self._emit(self._sinks.get(req.request_id), req, text, toks, [now] * len(toks))
 
     def _fail_all(self, exc: BaseException) -> None:
         for sub in self._take_inbox():

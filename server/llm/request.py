@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from server.llm.outputs import FinishReason
 from server.llm.params import SamplingParams
 from server.llm.sampler import RowState
+from server.llm.speculative import Speculator
 from server.llm.tokenizer import GGUFTokenizer, IncrementalDecoder
 
 
@@ -60,6 +61,7 @@ class Request:
     sent: int = 0
     aborted: str | None = None
     preemptions: int = 0
+    spec: Speculator | None = None  # n-gram drafting state, when speculative decoding is on
     # tokens to prefill before the next token is sampled: the prompt, or after a preemption the
     # prompt and every output token so far (their K/V were given up with the slot)
     prefill_len: int = field(init=False)
@@ -108,6 +110,8 @@ class Request:
     def append(self, token: int, eos_id: int, max_len: int) -> str:
         """Record a sampled token; returns the text now safe to stream (may be empty)."""
         self.output_ids.append(token)
+        if self.spec is not None:
+            self.spec.index.tokens.append(token)
         p = self.params
         if (token == eos_id and not p.ignore_eos) or token in p.stop_token_ids:
             self.finish_reason = FinishReason.STOP

@@ -6,6 +6,11 @@ while KV slots are free, most urgent first (``priority``, lower first), then old
 is free and a waiting request is more urgent than a running one, the running one is preempted: it
 gives up its slot (its K/V saved to the prefix cache) and resumes later where it stopped. A long
 prompt is split over several steps (chunked prefill), and running streams get a token every step.
+
+With speculative decoding on and few streams decoding (``speculative_max_batch``), a decoding
+request whose recent tokens occurred before in its context is verified instead: its last token and
+a draft of the tokens that followed then run as one chunk (server/llm/speculative.py), and the
+engine keeps what the sampler confirms (:meth:`Scheduler.commit_verify`).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from server.llm.kv_cache import SlotKVCache
 from server.llm.model import PrefillSegment, StepBatch
 from server.llm.prefix_cache import PrefixCache
 from server.llm.request import Request
+from server.llm.speculative import Speculator
 
 
 def _rank(req: Request) -> tuple[int, float]:
@@ -33,13 +39,24 @@ class ScheduledStep:
     sampled: list[Request]  # one per row of the logits, in order
     prefill_chunks: list[tuple[Request, int]]  # (request, tokens cached by this step)
     decodes: list[Request]
+    # speculative verifications, (request, draft): their 1 + len(draft) logits rows follow `sampled`'s
+    verifies: list[tuple[Request, list[int]]]
 
 
 class Scheduler:
-    def __init__(self, cache: SlotKVCache, max_num_batched_tokens: int, prefix: PrefixCache | None = None) -> None:
+    def __init__(
+        self,
+        cache: SlotKVCache,
+        max_num_batched_tokens: int,
+        prefix: PrefixCache | None = None,
+        speculative_tokens: int = 0,
+        speculative_max_batch: int = 0,
+    ) -> None:
         self.cache = cache
         self.prefix = prefix
         self.budget = max_num_batched_tokens
+        self.spec_tokens = speculative_tokens  # longest draft; 0 = no speculative decoding
+        self.spec_max_batch = speculative_max_batch
         self.waiting: deque[Request] = deque()
         self.running: list[Request] = []
         self.by_slot: dict[int, Request] = {}
@@ -86,7 +103,11 @@ class Scheduler:
     def schedule(self) -> ScheduledStep | None:
         self._preempt_for_waiting()
         decodes = [s for s in self.running if not s.in_prefill]
-        budget = max(self.budget - len(decodes), 1)
+        verifies = self._drafts(decodes)
+        if verifies:
+            drafted = {id(s) for s, _ in verifies}
+            decodes = [s for s in decodes if id(s) not in drafted]
+        budget = max(self.budget - len(decodes) - sum(1 + len(d) for _, d in verifies), 1)
         chunks: list[tuple[Request, int]] = []
         for s in self.running:
             if budget <= 0:
@@ -106,7 +127,7 @@ class Scheduler:
             n = min(s.prefill_len - s.n_cached, budget)
             chunks.append((s, n))
             budget -= n
-        if not decodes and not chunks:
+        if not decodes and not chunks and not verifies:
             return None
 
         ids: list[int] = []
@@ -120,6 +141,14 @@ class Scheduler:
             rows.append(len(rows))
             sampled.append(s)
         prefills: list[PrefillSegment] = []
+        verify_rows: list[int] = []
+        for s, draft in verifies:  # the last token (its K/V not yet cached) and the draft
+            row, start = len(ids), s.n_cached
+            ids.append(s.output_ids[-1])
+            ids.extend(draft)
+            pos.extend(range(start, start + 1 + len(draft)))
+            prefills.append(PrefillSegment(s.slot, start, 1 + len(draft), row))
+            verify_rows.extend(range(row, row + 1 + len(draft)))
         for s, n in chunks:
             row = len(ids)
             start = s.n_cached
@@ -135,9 +164,28 @@ class Scheduler:
             decode_slots=torch.tensor([s.slot for s in decodes], dtype=torch.long),
             decode_lengths=[s.total_len for s in decodes],
             prefills=prefills,
-            sample_rows=torch.tensor(rows, dtype=torch.long),
+            sample_rows=torch.tensor(rows + verify_rows, dtype=torch.long),
         )
-        return ScheduledStep(batch, sampled, chunks, decodes)
+        return ScheduledStep(batch, sampled, chunks, decodes, verifies)
+
+    def _drafts(self, decodes: list[Request]) -> list[tuple[Request, list[int]]]:
+        """Drafts for the decoding requests that have one, when speculation is on and few decode."""
+        if not self.spec_tokens or not decodes or len(decodes) > self.spec_max_batch:
+            return []
+        out: list[tuple[Request, list[int]]] = []
+        room = self.budget // 2  # leave the step's other half to prompt chunks
+        for s in decodes:
+            # the draft's tokens and the one sampled after them must fit max_tokens and the context
+            limit = min(s.params.max_tokens - len(s.output_ids) - 1, self.cache.max_len - s.total_len, room - 1)
+            if limit <= 0:
+                continue
+            if s.spec is None:
+                s.spec = Speculator(s.context_ids(), self.spec_tokens)
+            draft = s.spec.propose(limit)
+            if draft:
+                out.append((s, draft))
+                room -= 1 + len(draft)
+        return out
 
     def commit(self, step: ScheduledStep) -> None:
         """Account the tokens a finished forward step wrote into the cache."""
@@ -147,3 +195,10 @@ class Scheduler:
         for s, n in step.prefill_chunks:
             s.n_cached += n
             self.cache.lengths[s.slot] = s.n_cached
+
+    def commit_verify(self, req: Request, valid: int) -> None:
+        """Account a verification: of its 1 + len(draft) rows, the first ``valid`` hold the K/V of
+        true tokens (the last token and the accepted draft tokens); the rest are overwritten later."""
+        req.n_cached += valid
+        if req.slot >= 0:
+            self.cache.lengths[req.slot] = req.n_cached
