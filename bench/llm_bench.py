@@ -138,7 +138,8 @@ def decode_tps(engine: LLMEngine, streams: int, n_tokens: int, reps: int) -> tup
 
 def run_ours(backend: str, pp: int, tg: int, streams: list[int], reps: int) -> dict:
     # the serving defaults (slots, context, step budget): the RSS we report is a replica's
-    cfg = LLMConfig(backend=backend, num_threads=THREADS)
+    # speculative decoding off: these rows compare plain decoding with llama.cpp's (it has its own rows)
+    cfg = LLMConfig(backend=backend, num_threads=THREADS, speculative_tokens=0)
     if cfg.max_num_seqs < max(streams) or cfg.max_model_len < max(pp, tg + 64) + 16:
         cfg = cfg.model_copy(update={"max_num_seqs": max(streams), "max_model_len": max(pp, tg + 64) + 16})
     weights = load_weights()

@@ -69,6 +69,15 @@ struct alignas(64) TileConfig {
 // set s = tmm(3 s) A, tmm(3 s + 1) B, tmm(3 s + 2) C. A holds up to 16 activation rows of 32 int8:
 // with int8x2 the rows are (token, term) pairs, which lie at a uniform stride in QX (ld = 2 p2).
 AMX_TARGET inline void amx_configure(int rows) {
+  // Loading a tile configuration (and releasing it) costs far more than a small matmul's work;
+  // keep it while it is ours. Another library on this thread (oneDNN) may have loaded its own:
+  // compare with what is loaded, a cheap store, instead of trusting a cached value.
+  alignas(64) TileConfig now;
+  _tile_storeconfig(&now);
+  asm volatile("" ::: "memory");
+  if (now.palette == 1 && now.rows[0] == rows && now.rows[2] == rows && now.rows[1] == QK / 4 && now.colsb[0] == QK &&
+      now.rows[3] == rows && now.rows[5] == rows && now.colsb[4] == 64)
+    return;
   TileConfig cfg;
   for (int s = 0; s < 2; ++s) {
     cfg.colsb[3 * s] = QK, cfg.rows[3 * s] = static_cast<uint8_t>(rows);
@@ -170,7 +179,6 @@ AMX_TARGET NOINLINE void gemm_amx_t(const Packed& W, const QX& x, int64_t m0, in
       }
     }
   }
-  _tile_release();
 }
 
 void gemm_amx(const Packed& W, const QX& x, int64_t m0, int64_t m1, float* y, int64_t ldy, bool accum, int64_t t0,
