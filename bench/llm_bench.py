@@ -453,6 +453,10 @@ def main() -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 when a ratio target is missed or a peer is missing")
     ap.add_argument("--skip-quality", action="store_true")
     ap.add_argument(
+        "--skip-features", action="store_true",
+        help="skip the feature rows (prefix caching, structured output, speculative decoding, AMX)",
+    )
+    ap.add_argument(
         "--peers",
         nargs="*",
         choices=PEERS,
@@ -509,6 +513,17 @@ def main() -> int:
         console.print("[bold]quality[/] vs fp32")
         qual = quality(args.backend, 10 if args.quick else 50, 32, 512 if args.quick else 2048)
 
+    features = None
+    if not args.skip_features and not args.quick:
+        from bench import llm_features
+
+        console.print("[bold]features[/]: prefix caching, structured output, speculative decoding, AMX")
+        r = 3
+        features = {"prefix_caching": llm_features.prefix_caching(args.backend, r),
+                    "structured_output": llm_features.structured_cost(args.backend, r),
+                    "speculative": llm_features.speculative(args.backend, 2),
+                    "amx_prefill": llm_features.amx_prefill(args.backend, r)}  # fmt: skip
+
     def cell(samples, scale=1.0):
         if not samples:
             return "n/a"
@@ -562,6 +577,11 @@ def main() -> int:
             f"vLLM: {vllm.get('version')}; {vllm.get('config')}"
             + (f"; TRUNCATED: {vllm['truncated']}" if vllm.get("truncated") else "")
         )
+    if features:
+        rows_f = llm_features.feature_rows(features["prefix_caching"], features["structured_output"],
+                                           features["speculative"], features["amx_prefill"])  # fmt: skip
+        print("\n" + markdown_table(["feature (SmolLM2-135M Q4_1, ours)", "baseline", "with the feature", "ratio",
+                                     "notes"], rows_f))  # fmt: skip
     rss_mb = ours["rss_bytes"] / 2**20
     print(f"\nengine process RSS after the run: {rss_mb:,.0f} MiB (KV cache {ours['kv_cache_bytes'] / 2**20:,.0f} MiB)")
     if qual:
@@ -600,6 +620,7 @@ def main() -> int:
         "vllm": vllm,
         "missing_peers": missing,
         "quality": qual,
+        "features": features,
         "quick": args.quick,
     }
     write_json("llm_bench", payload)
