@@ -251,7 +251,7 @@ class AsyncAnomalyClient(_AsyncClient):
 SAMPLING_KEYS = frozenset(
     ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "stop", "ignore_eos",
      "presence_penalty", "frequency_penalty", "min_p", "stop_token_ids", "response_format", "json_schema",
-     "priority")
+     "priority", "logprobs", "top_logprobs")
 )
 Messages = str | Sequence[Mapping[str, str] | tuple[str, str] | llm_pb.ChatMessage]
 

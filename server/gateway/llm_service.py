@@ -31,7 +31,7 @@ from server.gateway.ray_errors import ReplicaBusyError, ReplicaLostError
 from server.gateway.request_context import access_fields, current_request_id, new_request_id
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.llm.errors import EngineStoppedError, LLMRequestError, WaitingQueueFullError
-from server.llm.outputs import FinishReason
+from server.llm.outputs import FinishReason, TokenLogprob
 from server.llm.serving import EngineInfo, LLMJob, Piece
 from server.observability import metrics
 from server.observability.logs import payload_hash
@@ -292,6 +292,7 @@ class LLMService:
                 token_ids=piece.token_ids,
                 index=p.tokens - len(piece.token_ids),
                 finish_reason=piece.finish_reason or "",
+                logprobs=logprob_protos(piece.logprobs),
             )
             if first:
                 first = False
@@ -341,6 +342,7 @@ class LLMService:
             async for piece, p in self._stream(job, "Complete", context):
                 texts.append(piece.text)
                 out.token_ids.extend(piece.token_ids)
+                out.logprobs.extend(logprob_protos(piece.logprobs))
                 if piece.finish_reason is not None:
                     out.finish_reason = piece.finish_reason
                     out.usage.prompt_tokens = piece.prompt_tokens
@@ -354,3 +356,11 @@ class LLMService:
         out.text = "".join(texts)
         out.model = self.info.model if self.info else ""
         return out
+
+
+def logprob_protos(logprobs: list[TokenLogprob] | None) -> list[pb.TokenLogprob]:
+    if not logprobs:
+        return []
+    return [pb.TokenLogprob(token_id=lp.token_id, logprob=lp.logprob, token=lp.token,
+                            top_logprobs=[pb.TopLogprob(token_id=i, logprob=v, token=b) for i, v, b in lp.top])
+            for lp in logprobs]  # fmt: skip

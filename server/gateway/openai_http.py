@@ -29,13 +29,21 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from server.gateway.llm_service import LLMService
 from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
+from server.llm.outputs import TokenLogprob
 from server.llm.serving import EngineInfo, LLMJob
 from server.observability.logs import access_log
 from server.observability.metrics import HTTP_REQUESTS
 from server.protocol import errors
 from server.protocol.errors import ServingError
 from server.protocol.llm_validation import parse_chat, parse_generate
-from server.protocol.openai_api import ChatCompletionRequest, CompletionRequest, error_body, parse_body
+from server.protocol.openai_api import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    chat_logprobs,
+    completion_logprobs,
+    error_body,
+    parse_body,
+)
 
 MAX_REQUEST_ID_LEN = 128
 
@@ -137,8 +145,11 @@ class OpenAIFrontend:
                 return self._refused(call, err, headers)
             call.done(200)
         choices = []
-        for i, (text, finish, _) in enumerate(results):
-            choice: dict[str, Any] = {"index": i, "finish_reason": finish, "logprobs": None}
+        for i, (text, finish, _, lps) in enumerate(results):
+            logprobs = None
+            if jobs[i].params.logprobs:
+                logprobs = completion_logprobs(lps) if completion else chat_logprobs(lps)
+            choice: dict[str, Any] = {"index": i, "finish_reason": finish, "logprobs": logprobs}
             if completion:
                 choice["text"] = text
             else:
@@ -157,16 +168,18 @@ class OpenAIFrontend:
         response.headers.update(headers)
         return response
 
-    async def _collect(self, job: LLMJob, rpc: str) -> tuple[str, str, tuple[int, int]]:
-        """One choice: its text, finish reason and (prompt, completion) token counts."""
+    async def _collect(self, job: LLMJob, rpc: str) -> tuple[str, str, tuple[int, int], list[TokenLogprob]]:
+        """One choice: its text, finish reason, (prompt, completion) token counts and log-probabilities."""
         texts: list[str] = []
+        logprobs: list[TokenLogprob] = []
         finish, prompt_tokens, tokens = "stop", 0, 0
         async for piece, p in self.llm.stream(job, rpc, _NoDeadline()):
             texts.append(piece.text)
+            logprobs.extend(piece.logprobs or ())
             tokens = p.tokens
             if piece.finish_reason is not None:
                 finish, prompt_tokens = str(piece.finish_reason), piece.prompt_tokens
-        return "".join(texts), finish, (prompt_tokens, tokens)
+        return "".join(texts), finish, (prompt_tokens, tokens), logprobs
 
     async def _events(self, call: _Call, jobs: list[LLMJob], rpc: str, req: Any,
                       completion: bool) -> AsyncIterator[bytes]:
@@ -176,14 +189,21 @@ class OpenAIFrontend:
         obj, prefix = ("text_completion", "cmpl") if completion else ("chat.completion.chunk", "chatcmpl")
         head = {"id": f"{prefix}-{call.request_id}", "object": obj, "created": call.created, "model": model}
 
-        def chunk(index: int, text: str | None, finish: str | None, first: bool = False) -> bytes:
+        offsets = [0] * len(jobs)  # completions' text_offset continues across a choice's chunks
+
+        def chunk(index: int, text: str | None, finish: str | None, first: bool = False,
+                  lps: list[TokenLogprob] | None = None) -> bytes:
+            logprobs = None
+            if lps is not None and jobs[index].params.logprobs:
+                logprobs = completion_logprobs(lps, offsets[index]) if completion else chat_logprobs(lps)
+                offsets[index] += sum(len(t) for t in logprobs["tokens"]) if completion else 0
             if completion:
-                c: dict[str, Any] = {"index": index, "text": text or "", "logprobs": None, "finish_reason": finish}
+                c: dict[str, Any] = {"index": index, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
             else:
                 delta: dict[str, Any] = {"role": "assistant", "content": ""} if first else {}
                 if text:
                     delta["content"] = text
-                c = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+                c = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
             return _sse({**head, "choices": [c]})
 
         status = 200
@@ -195,8 +215,8 @@ class OpenAIFrontend:
                 prompt_tokens, tokens = 0, [0] * len(jobs)
                 async for i, piece, p in _merged([self.llm.stream(job, rpc, _NoDeadline()) for job in jobs]):
                     finish = str(piece.finish_reason) if piece.finish_reason is not None else None
-                    if piece.text or finish:
-                        yield chunk(i, piece.text, finish)
+                    if piece.text or finish or piece.logprobs:
+                        yield chunk(i, piece.text, finish, lps=piece.logprobs or [])
                     tokens[i] = p.tokens
                     prompt_tokens = piece.prompt_tokens or prompt_tokens
                 if req.include_usage():

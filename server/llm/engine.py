@@ -25,7 +25,7 @@ from server.llm.backends import Forward, build_forward
 from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, WaitingQueueFullError
 from server.llm.gguf_weights import LlamaWeights, load_weights, open_reader
 from server.llm.kv_cache import SlotKVCache
-from server.llm.outputs import EngineStats, FinishReason, GenerationChunk
+from server.llm.outputs import EngineStats, FinishReason, GenerationChunk, TokenLogprob
 from server.llm.params import SamplingParams
 from server.llm.prefix_cache import PrefixCache
 from server.llm.request import Request
@@ -283,22 +283,26 @@ class LLMEngine:
             inbox, self._inbox = self._inbox, []
         return inbox
 
-    def _finish(self, req: Request, text: str, tokens: list[int], ts: list[float]) -> None:
+    def _finish(self, req: Request, text: str, tokens: list[int], ts: list[float],
+                logprobs: list[TokenLogprob] | None = None) -> None:
         self.scheduler.release(req)
         self._seqs.pop(req.request_id, None)
-        self._emit(self._sinks.pop(req.request_id, None), req, text, tokens, ts)
+        self._emit(self._sinks.pop(req.request_id, None), req, text, tokens, ts, logprobs)
 
-    def _emit(self, sink: Sink | None, req: Request, text: str, tokens: list[int], ts: list[float]) -> None:
+    def _emit(self, sink: Sink | None, req: Request, text: str, tokens: list[int], ts: list[float],
+              logprobs: list[TokenLogprob] | None = None) -> None:
         """Hand a chunk to its caller; a caller that went away (closed loop) must not stop the engine."""
         if sink is None:
             return
         try:
-            sink(self._chunk(req, text, tokens, ts))
+            sink(self._chunk(req, text, tokens, ts, logprobs))
         except Exception:
             log.debug("dropping chunk for %s: its receiver is gone", req.request_id)
 
-    def _chunk(self, req: Request, text: str, tokens: list[int], ts: list[float]) -> GenerationChunk:
+    def _chunk(self, req: Request, text: str, tokens: list[int], ts: list[float],
+               logprobs: list[TokenLogprob] | None = None) -> GenerationChunk:
         return GenerationChunk(
+            logprobs=logprobs,
             request_id=req.request_id,
             token_ids=tokens,
             text=text,
@@ -336,12 +340,13 @@ class LLMEngine:
             kv_cache_usage=self.cache.usage(),
             step_s=now - t0,
         )
-        for req, tok in zip(step.sampled, tokens, strict=True):
+        for i, (req, tok) in enumerate(zip(step.sampled, tokens, strict=True)):
+            lp = [self._logprob(logits[i], tok, req.params.top_logprobs)] if req.params.logprobs else None
             text = req.append(tok, self.tokenizer.eos_id, self.max_model_len)
             if req.finish_reason is not None:
-                self._finish(req, text, [tok], [now])
+                self._finish(req, text, [tok], [now], lp)
             else:
-                self._emit(self._sinks.get(req.request_id), req, text, [tok], [now])
+                self._emit(self._sinks.get(req.request_id), req, text, [tok], [now], lp)
         row = n_plain
         for req, draft in step.verifies:
             self._verify(req, draft, logits[row : row + 1 + len(draft)], now)
@@ -369,10 +374,26 @@ class LLMEngine:
         self.spec_accepted += accepted
         if req.spec is not None:
             req.spec.control.record(len(draft), accepted)
+        lp = None
+        if req.params.logprobs:
+            lp = [self._logprob(logits[i], t, req.params.top_logprobs) for i, t in enumerate(toks)]
         if req.finish_reason is not None:
-            self._finish(req, text, toks, [now] * len(toks))
+            self._finish(req, text, toks, [now] * len(toks), lp)
         else:
-            self._emit(self._sinks.get(req.request_id), req, text, toks, [now] * len(toks))
+            self._emit(self._sinks.get(req.request_id), req, text, toks, [now] * len(toks), lp)
+
+    def _logprob(self, row: torch.Tensor, token: int, top: int) -> TokenLogprob:
+        """The sampled token's log-probability under the raw logits (before penalties, temperature
+        and grammar masks, as vLLM reports them by default), with the ``top`` likeliest tokens'."""
+        lp = torch.log_softmax(row.float(), dim=-1)
+        best: list[tuple[int, float, bytes]] = []
+        if top:
+            values, ids = torch.topk(lp, top)
+            best = [(i, v, self._token_bytes(i)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
+        return TokenLogprob(token, float(lp[token]), self._token_bytes(token), best)
+
+    def _token_bytes(self, token: int) -> bytes:
+        return self.tokenizer.token_bytes([token], skip_special=False)
 
     def _fail_all(self, exc: BaseException) -> None:
         for sub in self._take_inbox():

@@ -37,6 +37,18 @@ class EngineStats:
 
 
 @dataclass(slots=True)
+class TokenLogprob:
+    """A sampled token's log-probability under the model's raw logits, with the likeliest tokens'
+    (``top``: (id, logprob, bytes), most likely first). Bytes, not text: a token may hold part of
+    a UTF-8 character, and OpenAI's API returns the bytes too."""
+
+    token_id: int
+    logprob: float
+    token: bytes
+    top: list[tuple[int, float, bytes]]
+
+
+@dataclass(slots=True)
 class GenerationChunk:
     """What one engine step produced for one request (usually one token)."""
 
@@ -51,3 +63,4 @@ class GenerationChunk:
     token_ts: list[float]  # wall clock of each token in token_ids
     stats: EngineStats | None = None
     error: str = ""  # with FinishReason.ERROR / SHUTDOWN: what failed
+    logprobs: list[TokenLogprob] | None = None  # one per token_ids entry, when the request asked

@@ -15,6 +15,7 @@ MAX_STOP_STRINGS = 8
 MAX_STOP_LEN = 64
 MAX_STOP_TOKEN_IDS = 16
 MAX_PRIORITY = 1000
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit for chat completions
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +37,9 @@ class SamplingParams:
     priority: int = 0
     response_format: str = ""  # "" | "json_object" | "json_schema" (server/llm/structured.py)
     json_schema: str = ""  # the JSON Schema the output must validate against (response_format json_schema)
+    # log-probabilities of each sampled token (and of the top_logprobs likeliest), from the raw logits
+    logprobs: bool = False
+    top_logprobs: int = 0
 
     @property
     def penalized(self) -> bool:
@@ -72,6 +76,10 @@ class SamplingParams:
             raise bad("stop_token_ids", "ids must be >= 0")
         if not isinstance(self.priority, int) or not -MAX_PRIORITY <= self.priority <= MAX_PRIORITY:
             raise bad("priority", f"must be an integer in [-{MAX_PRIORITY}, {MAX_PRIORITY}], got {self.priority!r}")
+        if not isinstance(self.top_logprobs, int) or not 0 <= self.top_logprobs <= MAX_TOP_LOGPROBS:
+            raise bad("top_logprobs", f"must be an integer in [0, {MAX_TOP_LOGPROBS}], got {self.top_logprobs!r}")
+        if self.top_logprobs and not self.logprobs:
+            raise bad("top_logprobs", "needs logprobs")
         if self.response_format or self.json_schema:
             from server.llm.structured import check_format
 

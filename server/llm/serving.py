@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from server.llm.errors import ContextLengthError
-from server.llm.outputs import FinishReason
+from server.llm.outputs import FinishReason, TokenLogprob
 from server.llm.params import SamplingParams
 from server.observability import tracing
 
@@ -70,6 +70,7 @@ class Piece:
     waiting: int
     kv_cache_usage: float
     error: str = ""  # with FinishReason.ERROR / SHUTDOWN: what failed
+    logprobs: list[TokenLogprob] | None = None  # one per token_ids entry, when the request asked
 
 
 class StepTracker:
@@ -153,6 +154,7 @@ def _merge(chunks: list[GenerationChunk], engine: LLMEngine, steps: StepTracker)
         waiting=waiting,
         kv_cache_usage=usage,
         error=last.error,
+        logprobs=[lp for c in chunks for lp in (c.logprobs or ())] if any(c.logprobs for c in chunks) else None,
     )
 
 

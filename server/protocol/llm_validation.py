@@ -24,7 +24,7 @@ from server.protocol.registration import DecodeFailure, bad_utf8_field
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 256
 SAMPLING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "seed", "ignore_eos",
-                   "presence_penalty", "frequency_penalty", "min_p", "priority")
+                   "presence_penalty", "frequency_penalty", "min_p", "priority", "logprobs", "top_logprobs")
 
 
 def _decode_failure(request: DecodeFailure, descriptor: Any) -> ServingError:

@@ -6,9 +6,14 @@ the context fit and the model name (llm_validation.py). An OpenAI request become
 refuse exactly the same things, with the field named the OpenAI way (``top_p``, not
 ``sampling.top_p``) in the error's ``param``.
 
-Fields that would change the answer and that we do not implement yet (``logprobs``, tools) are
-refused with a 400 naming them, never ignored: a client that asked
-for them must not get an answer that silently lacks them.
+Fields that would change the answer and that we do not implement yet (tools, ``logit_bias``,
+``echo``, ...) are refused with a 400 naming them, never ignored: a client that asked for them
+must not get an answer that silently lacks them.
+
+Log-probabilities: chat takes ``logprobs: true`` + ``top_logprobs`` (0-20); completions take
+``logprobs: N`` (the number of top entries, 0-20 here, OpenAI allows 5). Both become
+``sampling.logprobs`` / ``top_logprobs``; the responses are built by :func:`chat_logprobs` and
+:func:`completion_logprobs` in OpenAI's two shapes.
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ class _Request(BaseModel):
     n: int = 1
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
-    logprobs: bool | int | None = None
+    logprobs: bool | int | None = None  # chat: bool; completions: the number of top entries
+    top_logprobs: int | None = None  # chat only
     # extensions (vLLM accepts the same names)
     top_k: int | None = None
     min_p: float | None = None
@@ -73,8 +79,6 @@ class _Request(BaseModel):
         """Refuse what would change the answer and is not implemented."""
         if not 1 <= self.n <= MAX_CHOICES:
             raise invalid("n", f"must be in [1, {MAX_CHOICES}], got {self.n}")
-        if self.logprobs:
-            raise invalid("logprobs", "is not supported yet")
         extra = self.model_extra or {}
         for name, no_op in UNSUPPORTED.items():
             if name in extra and extra[name] not in no_op:
@@ -114,7 +118,21 @@ class _Request(BaseModel):
                 s.stop_token_ids.extend(self.stop_token_ids)
             except (ValueError, TypeError) as exc:
                 raise invalid("stop_token_ids", str(exc)) from None
+        self.logprob_options(s)
         return s
+
+    def logprob_options(self, s: pb.SamplingOptions) -> None:
+        """Chat's shape: ``logprobs`` a bool, ``top_logprobs`` the count (CompletionRequest overrides)."""
+        if self.logprobs is not None and not isinstance(self.logprobs, bool):
+            raise invalid("logprobs", "must be a boolean for chat completions (top_logprobs gives the count)")
+        if self.logprobs:
+            s.logprobs = True
+        if self.top_logprobs is not None:
+            if not isinstance(self.top_logprobs, int) or not 0 <= self.top_logprobs <= 20:
+                raise invalid("top_logprobs", f"must be an integer in [0, 20], got {self.top_logprobs!r}")
+            if self.top_logprobs and not self.logprobs:
+                raise invalid("top_logprobs", "needs logprobs: true")
+            s.top_logprobs = self.top_logprobs
 
 
 def _response_format(rf: dict[str, Any]) -> tuple[str, str]:
@@ -170,6 +188,17 @@ class ChatCompletionRequest(_Request):
 class CompletionRequest(_Request):
     prompt: str | list[int] | list[str] = ""
 
+    def logprob_options(self, s: pb.SamplingOptions) -> None:
+        """Completions' shape: ``logprobs`` is the number of top entries (0 = the sampled token's only)."""
+        if self.top_logprobs is not None:
+            raise invalid("top_logprobs", "is a chat completions field; completions take logprobs: N")
+        if self.logprobs is None:
+            return
+        if isinstance(self.logprobs, bool) or not 0 <= self.logprobs <= 20:
+            raise invalid("logprobs", f"must be an integer in [0, 20], got {self.logprobs!r}")
+        s.logprobs = True
+        s.top_logprobs = self.logprobs
+
     def to_proto(self) -> pb.GenerateRequest:
         self.unsupported()
         req = pb.GenerateRequest(sampling=self.sampling(), model=self.model)
@@ -183,6 +212,31 @@ class CompletionRequest(_Request):
         else:
             req.prompt_token_ids.extend(prompt)
         return req
+
+
+def _token_text(token: bytes) -> str:
+    return token.decode("utf-8", errors="replace")
+
+
+def chat_logprobs(logprobs: list[Any]) -> dict[str, Any]:
+    """OpenAI chat's ``choice.logprobs``: ``{"content": [{token, logprob, bytes, top_logprobs}]}``."""
+    return {"content": [
+        {"token": _token_text(lp.token), "logprob": lp.logprob, "bytes": list(lp.token),
+         "top_logprobs": [{"token": _token_text(b), "logprob": v, "bytes": list(b)} for _, v, b in lp.top]}
+        for lp in logprobs]}  # fmt: skip
+
+
+def completion_logprobs(logprobs: list[Any], text_start: int = 0) -> dict[str, Any]:
+    """OpenAI completions' ``choice.logprobs``: parallel lists, ``top_logprobs`` as {token: logprob}
+    and ``text_offset`` as character offsets of each token in the completion."""
+    tokens = [_token_text(lp.token) for lp in logprobs]
+    offsets, at = [], text_start
+    for t in tokens:
+        offsets.append(at)
+        at += len(t)
+    return {"tokens": tokens, "token_logprobs": [lp.logprob for lp in logprobs],
+            "top_logprobs": [{_token_text(b): v for _, v, b in lp.top} for lp in logprobs],
+            "text_offset": offsets}  # fmt: skip
 
 
 def parse_body(model: type[_Request], body: Any) -> _Request:

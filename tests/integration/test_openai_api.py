@@ -73,6 +73,35 @@ def test_completions_text_and_token_prompts_stream_and_not(client, model):
     assert by_ids.usage.prompt_tokens == 3
 
 
+def test_chat_logprobs_stream_and_not(client, model):
+    kw = {"model": model, "messages": [{"role": "user", "content": "Name a color."}], "max_tokens": 6,
+          "temperature": 0, "logprobs": True, "top_logprobs": 3}
+    out = client.chat.completions.create(**kw)
+    content = out.choices[0].logprobs.content
+    assert len(content) == out.usage.completion_tokens
+    for entry in content:
+        assert entry.logprob <= 0 and len(entry.top_logprobs) == 3
+        assert entry.top_logprobs[0].logprob == pytest.approx(entry.logprob)  # greedy: the top token
+        assert bytes(entry.bytes).decode("utf-8", "replace") == entry.token
+    streamed = [e for c in client.chat.completions.create(stream=True, **kw)
+                if c.choices and c.choices[0].logprobs for e in c.choices[0].logprobs.content]
+    assert [(e.token, round(e.logprob, 4)) for e in streamed] == [(e.token, round(e.logprob, 4)) for e in content]
+    plain = client.chat.completions.create(**{k: v for k, v in kw.items() if k not in ("logprobs", "top_logprobs")})
+    assert plain.choices[0].logprobs is None
+
+
+def test_completion_logprobs_shape(client, model):
+    out = client.completions.create(model=model, prompt="The sky is", max_tokens=5, temperature=0, logprobs=2)
+    lp = out.choices[0].logprobs
+    assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == out.usage.completion_tokens
+    pairs = zip(lp.top_logprobs, lp.token_logprobs, strict=True)
+    assert all(len(top) <= 2 and max(top.values()) == pytest.approx(v) for top, v in pairs)
+    assert lp.text_offset[0] == 0 and lp.text_offset == sorted(lp.text_offset)
+    with pytest.raises(openai.BadRequestError) as err:
+        client.completions.create(model=model, prompt="x", max_tokens=2, logprobs=True)  # a count, not a bool
+    assert err.value.body["param"] == "logprobs"
+
+
 def test_same_seed_same_sample(client, model):
     kw = {"model": model, "prompt": "Once upon a time", "max_tokens": 10, "temperature": 1.0, "seed": 7}
     assert client.completions.create(**kw).choices[0].text == client.completions.create(**kw).choices[0].text
@@ -86,7 +115,8 @@ def test_same_seed_same_sample(client, model):
     ({"presence_penalty": 2.5}, "presence_penalty", 400),
     ({"extra_body": {"min_p": 1.5}}, "min_p", 400),
     ({"extra_body": {"stop_token_ids": [10**9]}}, "stop_token_ids", 400),
-    ({"logprobs": True}, "logprobs", 400),
+    ({"logprobs": True, "top_logprobs": 21}, "top_logprobs", 400),
+    ({"top_logprobs": 2}, "top_logprobs", 400),  # without logprobs: true
     ({"response_format": {"type": "yaml"}}, "response_format.type", 400),
     ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools", 400),
     ({"model": "no-such-model"}, "model", 404),

@@ -83,6 +83,9 @@ def test_valid_chat():
         (generate_request(list(range(64))), "prompt_token_ids", "context holds 64"),
         (generate_request(list(range(60)), max_tokens=8), "sampling.max_tokens", "at most 4"),
         (generate_request("x" * (64 * 4 + 1)), "prompt", "cannot fit"),
+        (generate_request("a", logprobs=True, top_logprobs=21), "sampling.top_logprobs", "[0, 20]"),
+        (generate_request("a", logprobs=True, top_logprobs=-1), "sampling.top_logprobs", "[0, 20]"),
+        (generate_request("a", top_logprobs=3), "sampling.top_logprobs", "needs logprobs"),
     ],
 )
 def test_generate_rejections_name_the_field(req, field, needle):

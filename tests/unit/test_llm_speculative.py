@@ -142,3 +142,34 @@ def test_concurrent_streams_are_identical_with_speculation(engines):
     for t in threads:
         t.join()
     assert got == want
+
+
+def test_logprobs_match_the_forward_and_speculation(engines):
+    """The sampled token's log-probability is the raw logits' log-softmax (checked against a direct
+    forward of the prompt for the first token) and is the same whether speculation verified it."""
+    import torch
+
+    from server.llm.model import PrefillSegment, StepBatch
+
+    plain, spec = engines
+    prompt = plain.chat_prompt([{"role": "user", "content": QUOTE}])
+    params = SamplingParams(temperature=0.0, max_tokens=40, logprobs=True, top_logprobs=4)
+    chunks = plain.generate_blocking(prompt, params, timeout_s=120)
+    lps = [lp for c in chunks for lp in c.logprobs]
+    tokens = [t for c in chunks for t in c.token_ids]
+    assert [lp.token_id for lp in lps] == tokens
+    for lp in lps:
+        assert len(lp.top) == 4 and lp.top[0][0] == lp.token_id  # greedy: the likeliest token
+        assert [v for _, v, _ in lp.top] == sorted((v for _, v, _ in lp.top), reverse=True)
+        assert lp.token == plain.tokenizer.token_bytes([lp.token_id], skip_special=False)
+    fresh = LLMEngine(plain.config, weights=weights())  # not started: its forward and cache are ours
+    ids = fresh.encode_prompt(prompt)
+    n = len(ids)
+    batch = StepBatch(torch.tensor(ids), torch.arange(n), torch.empty(0, dtype=torch.long), [],
+                      [PrefillSegment(0, 0, n, 0)], torch.tensor([n - 1]))
+    want = torch.log_softmax(fresh.forward(batch, fresh.cache)[0], -1)
+    assert lps[0].logprob == pytest.approx(float(want[tokens[0]]), abs=1e-5)
+    spec_chunks = spec.generate_blocking(prompt, params, timeout_s=120)
+    spec_lps = [lp for c in spec_chunks for lp in c.logprobs]
+    assert [lp.token_id for lp in spec_lps] == tokens
+    assert [lp.logprob for lp in spec_lps] == pytest.approx([lp.logprob for lp in lps], abs=1e-4)
