@@ -1,12 +1,14 @@
 """The OpenAI-compatible HTTP API, served by the gateway beside gRPC, on the same event loop.
 
 ``/v1/chat/completions`` and ``/v1/completions`` (JSON, or Server-Sent Events with ``stream``),
-``/v1/models``. A request is translated into our gRPC message (server/protocol/openai_api.py) and
-runs through ``LLMService`` exactly as a gRPC call does: the same validation and limits, the same
-engine stream, the same ``stackserve_llm_*`` metrics (``rpc`` label ``chat.completions`` /
-``completions``), the same access-log line with hashes instead of text, and the same abort in the
-engine when the client goes away. Errors are OpenAI-shaped (``{"error": {"message", "type",
-"param", "code"}}``) with the HTTP status of the gRPC code (400, 404, 429, 503, 504).
+``/v1/models``, and ``/v1/embeddings`` over the retrieval embedder
+(server/protocol/openai_embeddings.py) when the server runs retrieval. A chat or completion request
+is translated into our gRPC message (server/protocol/openai_api.py) and runs through ``LLMService``
+exactly as a gRPC call does: the same validation and limits, the same engine stream, the same
+``stackserve_llm_*`` metrics (``rpc`` label ``chat.completions`` / ``completions``), the same
+access-log line with hashes instead of text, and the same abort in the engine when the client goes
+away. Errors are OpenAI-shaped (``{"error": {"message", "type", "param", "code"}}``) with the HTTP
+status of the gRPC code (400, 404, 429, 503, 504).
 
 Why in the gateway rather than a Ray Serve ingress: the engine runs in the gateway's process on one
 machine (``llm.placement``), and a second front door in another process would put a crossing back
@@ -21,7 +23,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -44,6 +46,10 @@ from server.protocol.openai_api import (
     error_body,
     parse_body,
 )
+from server.protocol.openai_embeddings import EMBEDDING_MODEL, EmbeddingRequest, embedding_response
+
+if TYPE_CHECKING:
+    from server.rag.engine import RagEngine
 
 MAX_REQUEST_ID_LEN = 128
 
@@ -95,23 +101,52 @@ class _Call:
 class OpenAIFrontend:
     """Builds the FastAPI app over one ``LLMService`` (chat and completions share ``_serve``)."""
 
-    def __init__(self, llm: LLMService) -> None:
+    def __init__(self, llm: LLMService, rag: RagEngine | None = None) -> None:
         self.llm = llm
+        self.rag = rag  # /v1/embeddings uses its retriever's embedder
 
     def app(self) -> FastAPI:
         app = FastAPI(title="stackserve", docs_url=None, redoc_url=None, openapi_url=None)
         app.add_api_route("/v1/models", self.models, methods=["GET"])
         app.add_api_route("/v1/chat/completions", self.chat, methods=["POST"])
         app.add_api_route("/v1/completions", self.completions, methods=["POST"])
+        app.add_api_route("/v1/embeddings", self.embeddings, methods=["POST"])
         return app
 
     async def models(self) -> Response:
         info = self.llm.info
         if info is None:
             return _error(errors.unavailable("the LLM is still loading; retry shortly"))
-        return JSONResponse({"object": "list", "data": [
-            {"id": info.model, "object": "model", "created": 0, "owned_by": "stackserve",
-             "max_model_len": info.max_model_len}]})  # fmt: skip
+        data = [{"id": info.model, "object": "model", "created": 0, "owned_by": "stackserve",
+                 "max_model_len": info.max_model_len}]  # fmt: skip
+        if self.rag is not None:
+            data.append({"id": EMBEDDING_MODEL, "object": "model", "created": 0, "owned_by": "stackserve"})
+        return JSONResponse({"object": "list", "data": data})
+
+    async def embeddings(self, request: Request) -> Response:
+        rid = request.headers.get("x-request-id", "")
+        call = _Call("/v1/embeddings", rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id())
+        headers = {"x-request-id": call.request_id}
+        with call.scope():
+            try:
+                try:
+                    body = await request.json()
+                except ValueError:
+                    raise errors.invalid("body", "is not valid JSON") from None
+                req = parse_body(EmbeddingRequest, body)
+                if self.rag is None:
+                    raise errors.not_found("model", "this server has no embedding model (rag.enabled is false)")
+                retriever = self.rag.retriever
+                if retriever is None:
+                    raise errors.unavailable("the embedder is still loading; retry shortly")
+                embedder = retriever.embedder
+                texts = req.texts(embedder.dim)
+                vectors = await _embed(embedder, texts)
+                tokens = sum(embedder.token_counts(texts))
+            except ServingError as err:
+                return self._refused(call, err, headers)
+            call.done(200)
+        return JSONResponse(embedding_response(vectors, req.encoding_format, tokens), headers=headers)
 
     async def chat(self, request: Request) -> Response:
         return await self._serve(request, "chat/completions", ChatCompletionRequest, parse_chat)
@@ -274,6 +309,15 @@ async def _merged(streams: list[AsyncIterator[Any]]) -> AsyncIterator[tuple[Any,
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+async def _embed(embedder: Any, texts: list[str]) -> Any:
+    """The vectors without blocking the loop: a Ray-served embedder has ``aencode``; one in this
+    process runs in a worker thread."""
+    aencode = getattr(embedder, "aencode", None)
+    if aencode is not None:
+        return await aencode(texts)
+    return await asyncio.to_thread(embedder.encode, texts)
+
+
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens}
@@ -299,7 +343,8 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_openai(llm: LLMService, host: str, port: int) -> tuple[_Server, socket.socket]:
+def serve_openai(llm: LLMService, host: str, port: int, rag: RagEngine | None = None,
+                 ) -> tuple[_Server, socket.socket]:
     """The server (start it with ``server.serve(sockets=[sock])``) and its bound socket."""
-    config = uvicorn.Config(OpenAIFrontend(llm).app(), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(OpenAIFrontend(llm, rag).app(), log_level="warning", access_log=False, lifespan="off")
     return _Server(config), bind(host, port)

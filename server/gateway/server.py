@@ -297,7 +297,7 @@ async def start_gateway(
     )
     gateway.slo = slo_tracker
     if llm is not None and cfg.openai_port is not None:
-        http, sock = serve_openai(llm, cfg.host, cfg.openai_port)
+        http, sock = serve_openai(llm, cfg.host, cfg.openai_port, rag)
         gateway.openai_server, gateway.openai_port = http, sock.getsockname()[1]
         gateway.openai_task = asyncio.create_task(http.serve(sockets=[sock]))
         log_event("stackserve.gateway", "openai api listening", port=gateway.openai_port)

@@ -239,7 +239,7 @@ def completion_logprobs(logprobs: list[Any], text_start: int = 0) -> dict[str, A
             "text_offset": offsets}  # fmt: skip
 
 
-def parse_body(model: type[_Request], body: Any) -> _Request:
+def parse_body(model: type[BaseModel], body: Any) -> Any:
     """The JSON body as ``model``; a shape error becomes INVALID_ARGUMENT naming the field."""
     if not isinstance(body, dict):
         raise invalid("body", "must be a JSON object")

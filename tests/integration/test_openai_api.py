@@ -8,6 +8,7 @@ import time
 import urllib.request
 
 import httpx
+import numpy as np
 import openai
 import pytest
 
@@ -29,14 +30,15 @@ def client(server):
 
 @pytest.fixture(scope="module")
 def model(client):
-    (m,) = client.models.list().data
-    return m.id
+    return client.models.list().data[0].id  # the LLM; the embedding model follows it
 
 
 def test_models_lists_the_served_model(client, server):
     with LLMClient(server.address) as c:
         grpc_model = c.complete("Hi", max_tokens=1, temperature=0).model
-    assert [m.id for m in client.models.list().data] == [grpc_model]
+    from server.protocol.openai_embeddings import EMBEDDING_MODEL
+
+    assert [m.id for m in client.models.list().data] == [grpc_model, EMBEDDING_MODEL]  # the LLM first
 
 
 def test_chat_completion_equals_the_grpc_answer(client, server, model):
@@ -230,3 +232,34 @@ def test_n_choices_stream_and_not_with_seeds(client, model):
     assert chunks[-1].usage.completion_tokens == out.usage.completion_tokens
     one = client.chat.completions.create(**{**kw, "n": 1, "seed": 12})  # choice 1's seed on its own
     assert one.choices[0].message.content == texts[1]
+
+
+def test_embeddings_are_the_retrievers_vectors(client, server):
+    """/v1/embeddings returns the retrieval embedder's unit vectors, float and base64 alike."""
+    from server.protocol.openai_embeddings import EMBEDDING_MODEL
+
+    texts = ["How do I rotate the API keys?", "Rotating credentials", "A recipe for pancakes"]
+    out = client.embeddings.create(model=EMBEDDING_MODEL, input=texts)  # the client asks for base64
+    vecs = np.array([d.embedding for d in out.data], dtype=np.float32)
+    assert vecs.shape == (3, 384) and [d.index for d in out.data] == [0, 1, 2]
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    assert vecs[0] @ vecs[1] > vecs[0] @ vecs[2]  # related texts are closer
+    as_float = client.embeddings.create(model=EMBEDDING_MODEL, input=texts[0], encoding_format="float")
+    assert np.allclose(as_float.data[0].embedding, vecs[0], atol=1e-6)
+    assert out.usage.prompt_tokens > 0 and out.usage.total_tokens == out.usage.prompt_tokens
+    assert EMBEDDING_MODEL in {m.id for m in client.models.list().data}
+
+
+@pytest.mark.parametrize(("kwargs", "param", "status"), [
+    ({"input": []}, "input", 400),
+    ({"input": [""]}, "input[0]", 400),
+    ({"input": [[1, 2, 3]]}, "input", 400),
+    ({"input": "x", "dimensions": 128}, "dimensions", 400),
+    ({"input": "x", "model": "text-embedding-3-small"}, "model", 404),
+])
+def test_embedding_errors_name_the_field(client, kwargs, param, status):
+    from server.protocol.openai_embeddings import EMBEDDING_MODEL
+
+    with pytest.raises(openai.APIStatusError) as err:
+        client.embeddings.create(**{"model": EMBEDDING_MODEL, **kwargs})
+    assert err.value.status_code == status and err.value.body["param"] == param
