@@ -1,0 +1,133 @@
+"""Gemma 3 270M (server/llm/gemma3.py) against transformers' Gemma3 on the same dequantized weights:
+identical logits for a short prompt and for 620 tokens (past the 512-token sliding window), decode
+steps that reproduce the prefill's logits, and our quantized matmuls agreeing with fp32 greedily."""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+
+from server.llm.gemma3 import Gemma3Model, default_gemma3_path, load_gemma3
+from server.llm.kv_cache import SlotKVCache
+from server.llm.model import PrefillSegment, StepBatch
+
+FRANCE = [2, 818, 5279, 529, 7001, 563]  # "<bos>The capital of France is" in Gemma's vocabulary
+
+
+@functools.cache
+def weights():
+    try:
+        return load_gemma3(default_gemma3_path())
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+
+
+def dense(w):
+    """fp32 matmul on the dequantized weight: the reference linear."""
+    W = w.dequantize()
+    return lambda x: x @ W.T
+
+
+@functools.cache
+def fp32_model() -> Gemma3Model:
+    return Gemma3Model(weights(), dense)
+
+
+def hf_model():
+    """transformers' Gemma3ForCausalLM with our dequantized weights (norms back to HF's 1 + w form)."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.models.gemma3.modeling_gemma3 import Gemma3RotaryEmbedding
+
+    w = weights()
+    c = w.config
+    layer_types = ["sliding_attention" if c.is_sliding(i) else "full_attention" for i in range(c.n_layers)]
+    cfg = transformers.Gemma3TextConfig(
+        vocab_size=c.vocab_size, hidden_size=c.hidden, intermediate_size=c.ffn, num_hidden_layers=c.n_layers,
+        num_attention_heads=c.n_heads, num_key_value_heads=c.n_kv_heads, head_dim=c.head_dim,
+        rms_norm_eps=c.rms_eps, sliding_window=c.sliding_window, query_pre_attn_scalar=c.head_dim,
+        max_position_embeddings=c.context_length, layer_types=layer_types, hidden_activation="gelu_pytorch_tanh",
+        tie_word_embeddings=True,
+        rope_parameters={"full_attention": {"rope_type": "default", "rope_theta": c.rope_theta},
+                         "sliding_attention": {"rope_type": "default", "rope_theta": c.rope_local_theta}},
+    )  # fmt: skip
+    with torch.device("meta"):
+        model = transformers.Gemma3ForCausalLM(cfg)
+    nq, nk = c.n_heads * c.head_dim, c.n_kv_heads * c.head_dim
+    sd = {"model.embed_tokens.weight": w.embedding.dequantize(), "model.norm.weight": w.final_norm - 1}
+    for i, L in enumerate(w.layers):
+        p = f"model.layers.{i}."
+        qkv, gu = L.qkv.dequantize(), L.gate_up.dequantize()
+        sd |= {
+            p + "self_attn.q_proj.weight": qkv[:nq], p + "self_attn.k_proj.weight": qkv[nq : nq + nk],
+            p + "self_attn.v_proj.weight": qkv[nq + nk :], p + "self_attn.o_proj.weight": L.o.dequantize(),
+            p + "mlp.gate_proj.weight": gu[: c.ffn], p + "mlp.up_proj.weight": gu[c.ffn :],
+            p + "mlp.down_proj.weight": L.down.dequantize(),
+            p + "input_layernorm.weight": L.attn_norm - 1, p + "post_attention_layernorm.weight": L.post_attn_norm - 1,
+            p + "pre_feedforward_layernorm.weight": L.ffn_norm - 1,
+            p + "post_feedforward_layernorm.weight": L.post_ffn_norm - 1,
+            p + "self_attn.q_norm.weight": L.q_norm - 1, p + "self_attn.k_norm.weight": L.k_norm - 1,
+        }  # fmt: skip
+    missing, unexpected = model.load_state_dict(sd, strict=False, assign=True)
+    assert missing == ["lm_head.weight"] and not unexpected
+    model.lm_head.weight = model.model.embed_tokens.weight
+    model.model.rotary_emb = Gemma3RotaryEmbedding(cfg)  # its buffers were on the meta device
+    model.model.embed_tokens.embed_scale = torch.tensor(math.sqrt(c.hidden))
+    assert not any(b.is_meta for b in model.buffers()) and not any(p.is_meta for p in model.parameters())
+    return model.eval()
+
+
+def prefill(model: Gemma3Model, ids: list[int], cache: SlotKVCache | None = None) -> torch.Tensor:
+    c = model.config
+    n = len(ids)
+    cache = cache or SlotKVCache(c.n_layers, 1, c.n_kv_heads, n + 8, c.head_dim)
+    batch = StepBatch(torch.tensor(ids), torch.arange(n), torch.empty(0, dtype=torch.long), [],
+                      [PrefillSegment(0, 0, n, 0)], torch.arange(n))
+    return model.forward(batch, cache)
+
+
+def test_logits_equal_transformers_on_the_same_weights():
+    long = [2, *torch.randint(3, 200000, (619,), generator=torch.Generator().manual_seed(0)).tolist()]
+    hf = hf_model()
+    for ids in (FRANCE, long):  # 620 tokens: the sliding layers' window (512) is in play
+        ours = prefill(fp32_model(), ids)
+        with torch.no_grad():
+            ref = hf(torch.tensor([ids]), use_cache=False).logits[0]
+        assert torch.allclose(ours, ref, atol=1e-3, rtol=1e-4), float((ours - ref).abs().max())
+        assert torch.equal(ours.argmax(-1), ref.argmax(-1))
+
+
+def test_decode_steps_reproduce_prefill_logits_past_the_window():
+    """Token by token from position 500 to 540 (the window starts to slide) against one prefill."""
+    model = fp32_model()
+    c = model.config
+    ids = [2, *torch.randint(3, 200000, (539,), generator=torch.Generator().manual_seed(1)).tolist()]
+    full = prefill(model, ids)
+    cache = SlotKVCache(c.n_layers, 2, c.n_kv_heads, 560, c.head_dim)
+    start = 500
+    batch = StepBatch(torch.tensor(ids[:start]), torch.arange(start), torch.empty(0, dtype=torch.long), [],
+                      [PrefillSegment(1, 0, start, 0)], torch.tensor([start - 1]))
+    model.forward(batch, cache)  # slot 1: decode must read the right slot
+    for p in range(start, len(ids)):
+        step = StepBatch(torch.tensor([ids[p]]), torch.tensor([p]), torch.tensor([1]), [p + 1], [], torch.tensor([0]))
+        logits = model.forward(step, cache)[0]
+        assert torch.allclose(logits, full[p], atol=2e-3, rtol=1e-4), (p, float((logits - full[p]).abs().max()))
+
+
+def test_quantized_matmuls_follow_fp32_greedily():
+    kernels = pytest.importorskip("kernels.llm_step")
+    if not kernels.available():
+        pytest.skip("kernels.cpp._llm_step is not built")
+    quant = Gemma3Model(weights(), kernels.make_linear)
+
+    def greedy(model: Gemma3Model, n: int = 16) -> list[int]:
+        ids = list(FRANCE)
+        for _ in range(n):
+            ids.append(int(prefill(model, ids)[-1].argmax()))
+        return ids[len(FRANCE) :]
+
+    want, got = greedy(fp32_model()), greedy(quant)
+    same = sum(a == b for a, b in zip(want, got, strict=True))
+    assert same >= 14, (want, got)
