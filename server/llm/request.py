@@ -107,13 +107,14 @@ class Request:
     def total_len(self) -> int:
         return self.prompt_len + len(self.output_ids)
 
-    def append(self, token: int, eos_id: int, max_len: int) -> str:
-        """Record a sampled token; returns the text now safe to stream (may be empty)."""
+    def append(self, token: int, end_ids: frozenset[int], max_len: int) -> str:
+        """Record a sampled token; returns the text now safe to stream (may be empty). ``end_ids``:
+        the tokens that end generation (EOS, and an end-of-turn token where the model has one)."""
         self.output_ids.append(token)
         if self.spec is not None:
             self.spec.index.tokens.append(token)
         p = self.params
-        if (token == eos_id and not p.ignore_eos) or token in p.stop_token_ids:
+        if (token in end_ids and not p.ignore_eos) or token in p.stop_token_ids:
             self.finish_reason = FinishReason.STOP
             return self._release_all()
         before = len(self.text)

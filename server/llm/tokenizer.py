@@ -1,4 +1,4 @@
-"""Byte-level BPE tokenizer and chat template, both read from the GGUF file.
+"""Byte-level BPE and SentencePiece-BPE tokenizers and chat templates, read from the GGUF file.
 
 Why not transformers: it is a heavy import for the replica and only a test reference here. The
 ``tokenizers`` library (Rust) does the BPE; we rebuild the GGUF's pre-tokenizer (named by
@@ -6,6 +6,13 @@ Why not transformers: it is a heavy import for the replica and only a test refer
 split one by one, then GPT-2 byte-level pre-tokenization — and the BPE from its vocabulary and
 merges. A pre-tokenizer we do not know is refused: another regex would split text differently
 from the model's training and silently change its ids.
+
+SentencePiece models (``tokenizer.ggml.model == "llama"``, Gemma's) carry no merges: they are
+rebuilt from the vocabulary (every split of a token into two tokens is a merge), ranked by the
+token's position in the file: Gemma's scores do not follow its merge order, its file order does
+(transformers' GGUF loader found the same). Spaces become "▁" (no prefix space unless the file asks),
+unknown characters fall back to the byte tokens ``<0xXX>``, and tokens made of spaces, which Gemma's
+file spells with real spaces, are respelled with "▁" so that the merges reach them.
 
 Chat templates render in the Jinja environment transformers gives them (``ChatTemplate``), so a
 template written for ``tokenizer.apply_chat_template`` renders the same here.
@@ -22,9 +29,31 @@ from typing import Any
 import jinja2
 import jinja2.ext
 from jinja2.sandbox import ImmutableSandboxedEnvironment
-from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
 CONTROL = 3  # GGUF token_type for control/special tokens
+USER_DEFINED = 4  # added tokens matched whole in the text (Gemma: runs of newlines, image markers)
+BYTE = 6  # SentencePiece byte-fallback tokens <0xXX>
+SPACE = "\u2581"
+#: Chat templates for GGUFs that carry none, by ``general.architecture`` (the models' published ones).
+DEFAULT_TEMPLATES = {
+    "gemma3": (
+        "{{ bos_token }}"
+        "{% if messages and messages[0]['role'] == 'system' %}"
+        "{% set system = messages[0]['content'] + '\n\n' %}{% set messages = messages[1:] %}"
+        "{% else %}{% set system = '' %}{% endif %}"
+        "{% for message in messages %}"
+        "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+        "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+        "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
+        "{{ '<start_of_turn>' + role + '\n' + (system if loop.first else '') + message['content'] | trim"
+        " + '<end_of_turn>\n' }}"
+        "{% endfor %}"
+        "{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+    ),
+}
+#: Tokens that end an assistant turn besides EOS, by architecture (llama.cpp's end-of-turn ids).
+END_OF_TURN = {"gemma3": ("<end_of_turn>",)}
 
 
 def _gpt2() -> list:
@@ -172,22 +201,57 @@ class ChatMessage:
     content: str
 
 
+def _spm_tokenizer(f, tokens: list[str], types: list[int]) -> Tokenizer:
+    """SentencePiece-BPE (see the module docstring) as a ``tokenizers`` BPE with byte fallback."""
+    pieces = [SPACE * len(t) if t and " " in t and not t.strip() else t for t in tokens]
+    vocab = {t: i for i, t in enumerate(pieces)}
+    ranked = []
+    for i, t in enumerate(pieces):
+        if types[i] not in (1, USER_DEFINED):  # normal and user-defined tokens are BPE results
+            continue
+        for cut in range(1, len(t)):
+            left, right = t[:cut], t[cut:]
+            if left in vocab and right in vocab:
+                ranked.append((i, -len(left), left, right))
+    ranked.sort()
+    merges = [(left, right) for _, _, left, right in ranked]
+    unk = int(f["tokenizer.ggml.unknown_token_id"].contents()) if "tokenizer.ggml.unknown_token_id" in f else None
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, byte_fallback=True, fuse_unk=True,
+                               unk_token=pieces[unk] if unk is not None else None))  # fmt: skip
+    steps = [normalizers.Replace(" ", SPACE)]
+    prefix = f.get("tokenizer.ggml.add_space_prefix")
+    if prefix is not None and bool(prefix.contents()):
+        steps.insert(0, normalizers.Prepend(SPACE))
+    tok.normalizer = normalizers.Sequence(steps)
+    tok.decoder = decoders.Sequence([decoders.Replace(SPACE, " "), decoders.ByteFallback(), decoders.Fuse()])
+    # user-defined tokens are matched whole, except runs of spaces: respelled, the merges reach them
+    tok.add_tokens([AddedToken(t, normalized=False) for t, p, ty in zip(tokens, pieces, types, strict=True)
+                    if ty == USER_DEFINED and t == p])  # fmt: skip
+    return tok
+
+
 class GGUFTokenizer:
     """Encode/decode plus incremental detokenization for streaming."""
 
     def __init__(self, reader) -> None:
         f = reader.fields
         model = f["tokenizer.ggml.model"].contents()
-        if model != "gpt2":
-            raise UnsupportedTokenizerError(f"tokenizer model {model!r} not supported (byte-level BPE 'gpt2' only)")
-        pre_tokenizer = pre_tokenizer_for(f)  # before the vocabulary: an unknown one fails fast
+        if model not in ("gpt2", "llama"):
+            raise UnsupportedTokenizerError(
+                f"tokenizer model {model!r} not supported (byte-level BPE 'gpt2', SentencePiece 'llama')"
+            )
+        self.spm = model == "llama"
         tokens: list[str] = f["tokenizer.ggml.tokens"].contents()
         types: list[int] = f["tokenizer.ggml.token_type"].contents()
-        merges = [tuple(m.split(" ", 1)) for m in f["tokenizer.ggml.merges"].contents()]
-        vocab = {t: i for i, t in enumerate(tokens)}
-        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-        tok.pre_tokenizer = pre_tokenizer
-        tok.decoder = decoders.ByteLevel()
+        if self.spm:
+            tok = _spm_tokenizer(f, tokens, types)
+        else:
+            pre_tokenizer = pre_tokenizer_for(f)  # before the vocabulary: an unknown one fails fast
+            merges = [tuple(m.split(" ", 1)) for m in f["tokenizer.ggml.merges"].contents()]
+            vocab = {t: i for i, t in enumerate(tokens)}
+            tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+            tok.pre_tokenizer = pre_tokenizer
+            tok.decoder = decoders.ByteLevel()
         specials = [
             AddedToken(t, special=True, normalized=False)
             for t, ty in zip(tokens, types, strict=True)
@@ -201,7 +265,12 @@ class GGUFTokenizer:
         self.eos_id = int(f["tokenizer.ggml.eos_token_id"].contents())
         add_bos = f.get("tokenizer.ggml.add_bos_token")
         self.add_bos = bool(add_bos.contents()) if add_bos is not None else False
+        arch = f["general.architecture"].contents() if "general.architecture" in f else ""
         tmpl = f["tokenizer.chat_template"].contents() if "tokenizer.chat_template" in f else None
+        tmpl = tmpl or DEFAULT_TEMPLATES.get(arch)
+        ids = {t: i for i, t in enumerate(tokens)}
+        # ids that end generation: EOS, and the architecture's end-of-turn token (Gemma's <end_of_turn>)
+        self.stop_ids = frozenset({self.eos_id, *(ids[t] for t in END_OF_TURN.get(arch, ()) if t in ids)})
         specials = {"bos_token": tokens[self.bos_id], "eos_token": tokens[self.eos_id]}
         for name in ("unknown", "padding"):
             key = f"tokenizer.ggml.{name}_token_id"
@@ -210,11 +279,16 @@ class GGUFTokenizer:
         self.chat_template = ChatTemplate(tmpl, specials) if tmpl else None
         # ids whose text is a complete UTF-8 string on its own; others need their neighbours
         self._byte_decoder = {c: b for b, c in _bytes_to_unicode().items()}
+        self._types = types
         self._token_bytes = [self._bytes_of(t, i) for i, t in enumerate(tokens)]
 
     def _bytes_of(self, token: str, i: int) -> bytes:
         if i in self.special_ids:
             return token.encode()
+        if self.spm:
+            if self._types[i] == BYTE and len(token) == 6 and token.startswith("<0x"):
+                return bytes([int(token[3:5], 16)])
+            return token.replace(SPACE, " ").encode()
         try:
             return bytes(self._byte_decoder[c] for c in token)
         except KeyError:

@@ -131,3 +131,67 @@ def test_quantized_matmuls_follow_fp32_greedily():
     want, got = greedy(fp32_model()), greedy(quant)
     same = sum(a == b for a, b in zip(want, got, strict=True))
     assert same >= 14, (want, got)
+
+
+@functools.cache
+def tokenizer():
+    from server.llm.gguf_weights import open_reader
+    from server.llm.tokenizer import GGUFTokenizer
+
+    return GGUFTokenizer(open_reader(str(weights().path)))
+
+
+TEXTS = ["The capital of France is", "Hello  world!\n\nNew   para\tgraph", "  leading spaces", "trailing space ",
+         "emoji 🤖 and ünïcödé — “quotes”", "def f(x):\n    return x**2  # comment", "数字 123456 and 3.14159",
+         "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n", "\u00a0nbsp", "a" * 50, "\n\n\n"]
+
+
+def test_sentencepiece_tokenizer_equals_transformers():
+    transformers = pytest.importorskip("transformers")
+    path = weights().path
+    hf = transformers.AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+    tok = tokenizer()
+    for text in TEXTS:
+        ids = tok.encode(text)
+        assert ids == hf(text).input_ids, text
+        assert tok.decode(ids, skip_special=False) == "<bos>" + text
+
+
+def test_chat_template_and_end_of_turn():
+    tok = tokenizer()
+    prompt = tok.apply_chat_template([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])
+    assert prompt == "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
+    assert tok.stop_ids == {tok.eos_id, tok.encode("<end_of_turn>", add_special=False)[0]}
+
+
+def test_engine_serves_gemma_with_speculation_and_without():
+    """The engine on Gemma (cpu-int4: our quantized matmuls): greedy output equals a step-by-step full
+    prefill with the same kernels, and is the same with speculative decoding on."""
+    from server.config import LLMConfig
+    from server.llm.engine import LLMEngine
+    from server.llm.params import SamplingParams
+
+    kernels = pytest.importorskip("kernels.llm_step")
+    if not kernels.available():
+        pytest.skip("kernels.cpp._llm_step is not built")
+    cfg = LLMConfig(model="gemma3-270m", max_model_len=256, max_num_seqs=2, prefix_cache_entries=0)
+    plain = LLMEngine(cfg.model_copy(update={"speculative_tokens": 0}), weights=weights()).start()
+    spec = LLMEngine(cfg, weights=weights(), forward=plain.forward)
+    try:
+        spec.start()
+        text = "Repeat after me: red, green, blue, red, green, blue."
+        prompt = plain.chat_prompt([{"role": "user", "content": text}])
+        params = SamplingParams(temperature=0.0, max_tokens=24)
+        chunks = plain.generate_blocking(prompt, params, timeout_s=120)
+        tokens = [t for c in chunks for t in c.token_ids]
+        seq = plain.encode_prompt(prompt)
+        n = len(seq)
+        model = plain.forward.__self__
+        for _ in range(len(tokens)):
+            seq.append(int(prefill(model, seq)[-1].argmax()))
+        assert tokens == seq[n:]
+        again = spec.generate_blocking(prompt, params, timeout_s=120)
+        assert [t for c in again for t in c.token_ids] == tokens
+    finally:
+        plain.shutdown()
+        spec.shutdown()

@@ -42,6 +42,10 @@ def build_forward(
 
     config: the engine's ``LLMConfig``; a backend that cannot serve one of its settings refuses it
     here, at engine start (tensorrt: ``validate_config``), instead of failing the first request."""
+    from server.llm.gemma3 import Gemma3Weights
+
+    if isinstance(weights, Gemma3Weights):
+        return _gemma3_forward(name, weights, num_threads, activation_precision)
     if name == "torch-fp32":
         return LlamaModel(weights, fp32_linear).forward, name
     if name == "cpu-int4":
@@ -63,3 +67,26 @@ def build_forward(
 
         return tensorrt_forward(weights, config=config), name
     raise BackendUnavailableError(f"unknown backend {name!r}")
+
+
+def _gemma3_forward(name: str, weights, num_threads: int, activation_precision: str | None) -> tuple[Forward, str]:
+    """Gemma 3 runs the PyTorch forward (server/llm/gemma3.py) with fp32 linears (``torch-fp32``) or
+    our C++ quantized matmuls (``cpu-int4``: one native call per matmul, not per step as for Llama)."""
+    from server.llm.gemma3 import Gemma3Model
+
+    if name == "torch-fp32":
+        return Gemma3Model(weights, fp32_linear).forward, name
+    if name == "cpu-int4":
+        from kernels import llm_step
+
+        if not llm_step.available():
+            raise BackendUnavailableError("the C++ matmul kernels are not built: run `make build`")
+        llm_step.set_num_threads(num_threads)
+        act = activation_precision or "int8x2"
+
+        def make(w):
+            packed = llm_step.make_linear(w)
+            return lambda x: packed(x, 0, act)
+
+        return Gemma3Model(weights, make).forward, name
+    raise BackendUnavailableError(f"backend {name!r} does not run Gemma 3 yet: use cpu-int4 or torch-fp32")
