@@ -45,7 +45,7 @@ from bench.report import RESULTS, cpu_info, machine, machine_line, markdown_tabl
 from server.config import LLMConfig
 from server.llm.backends import build_forward, fp32_linear
 from server.llm.engine import LLMEngine
-from server.llm.gguf_weights import load_weights
+from server.llm.gguf_weights import MODELS, load_model_weights, load_weights, model_gguf_path
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
 from server.llm.params import SamplingParams
@@ -136,13 +136,13 @@ def decode_tps(engine: LLMEngine, streams: int, n_tokens: int, reps: int) -> tup
     return out, ttft
 
 
-def run_ours(backend: str, pp: int, tg: int, streams: list[int], reps: int) -> dict:
+def run_ours(backend: str, pp: int, tg: int, streams: list[int], reps: int, model: str = MODELS[0]) -> dict:
     # the serving defaults (slots, context, step budget): the RSS we report is a replica's
     # speculative decoding off: these rows compare plain decoding with llama.cpp's (it has its own rows)
-    cfg = LLMConfig(backend=backend, num_threads=THREADS, speculative_tokens=0)
+    cfg = LLMConfig(backend=backend, num_threads=THREADS, speculative_tokens=0, model=model)
     if cfg.max_num_seqs < max(streams) or cfg.max_model_len < max(pp, tg + 64) + 16:
         cfg = cfg.model_copy(update={"max_num_seqs": max(streams), "max_model_len": max(pp, tg + 64) + 16})
-    weights = load_weights()
+    weights = load_model_weights(model_gguf_path(model))
     engine = LLMEngine(cfg, weights=weights)
     res: dict = {
         "backend": engine.backend_name,
@@ -463,6 +463,10 @@ def main() -> int:
         default=list(PEERS),
         help="peers to measure (default all); a named peer that cannot run is a MISS",
     )
+    ap.add_argument(
+        "--models", nargs="*", choices=MODELS, default=list(MODELS),
+        help="models besides SmolLM2 (always measured, against every peer) measured against llama.cpp on the same GGUF",
+    )
     args = ap.parse_args()
     pp, tg = (128, 32) if args.quick else (512, 128)
     reps = 2 if args.quick else 5
@@ -524,6 +528,18 @@ def main() -> int:
                     "speculative": llm_features.speculative(args.backend, 2),
                     "amx_prefill": llm_features.amx_prefill(args.backend, r)}  # fmt: skip
 
+    others: dict[str, dict] = {}  # model -> {"ours": ..., "llama.cpp": ..., "llama.cpp batched": ...}
+    for name in [m for m in args.models if m != MODELS[0]]:  # SmolLM2's rows are the ones above
+        console.print(f"[bold]{name}[/]: ours ({args.backend}) and llama.cpp on the same GGUF")
+        path = str(model_gguf_path(name))
+        res = {"ours": run_ours(args.backend, pp, tg, streams, reps, model=name)}
+        gc.collect()
+        if "llama.cpp" in args.peers and "llama.cpp" not in missing:
+            res["llama.cpp"] = attempt(f"llama.cpp ({name})", lambda p=path: run_llama_bench(p, pp, tg, reps)) or {}
+            res["llama.cpp batched"] = attempt(f"llama.cpp batched ({name})",
+                                               lambda p=path: run_llama_batched(p, tg, streams)) or {}  # fmt: skip
+        others[name] = res
+
     def cell(samples, scale=1.0):
         if not samples:
             return "n/a"
@@ -552,6 +568,14 @@ def main() -> int:
                         "" if who == "ours" else f"{ratio:.2f}x",
                     ]
                 )
+    labels = {"gemma3-270m": "Gemma-3-270M Q4_K_M"}
+    for name, res_by in others.items():
+        for key, label in tests:
+            for who, res in res_by.items():
+                if res.get(key):
+                    ratio = med(res_by["ours"].get(key, [])) / med(res[key]) if who != "ours" else float("nan")
+                    rows.append([labels.get(name, name), who, res.get("backend", res.get("tool", "")), THREADS, label,
+                                 cell(res[key]), "" if who == "ours" else f"{ratio:.2f}x"])  # fmt: skip
     table = markdown_table(
         ["model", "engine", "backend", "threads", "test", "t/s (median ± IQR/2)", "ours ÷ this"], rows
     )
@@ -621,6 +645,8 @@ def main() -> int:
         "missing_peers": missing,
         "quality": qual,
         "features": features,
+        "other_models": {k: {w: {kk: vv for kk, vv in r.items() if kk != "prompt_ids"} for w, r in v.items()}
+                         for k, v in others.items()},
         "quick": args.quick,
     }
     write_json("llm_bench", payload)
