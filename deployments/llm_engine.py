@@ -40,6 +40,9 @@ class LLMEngineDeployment:
     async def stats(self) -> tuple[int, int, float]:
         return await self.served.stats()
 
+    async def counters(self) -> dict[str, int]:
+        return await self.served.counters()
+
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream merged pieces of one request (call with ``handle.options(stream=True)``)."""
         async for piece in self.served.generate(job, timeout_s, request_id):

@@ -59,6 +59,9 @@ class _LateLLMEndpoint:
     async def stats(self) -> tuple[int, int, float]:
         return await self._ready().stats()
 
+    async def counters(self) -> dict[str, int]:
+        return await self._ready().counters()
+
     def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         return self._ready().generate(job, timeout_s, request_id)
 

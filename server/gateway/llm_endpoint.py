@@ -30,6 +30,8 @@ class LLMEndpoint(Protocol):
 
     async def stats(self) -> tuple[int, int, float]: ...
 
+    async def counters(self) -> dict[str, int]: ...
+
     def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]: ...
 
 
@@ -62,6 +64,12 @@ class RayLLMEndpoint:
     async def stats(self) -> tuple[int, int, float]:
         try:
             return tuple(await self.handle.stats.remote())  # type: ignore[return-value]
+        except Exception as exc:
+            raise from_ray(exc) from exc
+
+    async def counters(self) -> dict[str, int]:
+        try:
+            return dict(await self.handle.counters.remote())
         except Exception as exc:
             raise from_ray(exc) from exc
 

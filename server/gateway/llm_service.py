@@ -63,6 +63,19 @@ class _Series:
         self.waiting = metrics.LLM_WAITING.labels(model)
         self.kv_usage = metrics.LLM_KV_USAGE.labels(model)
         self.batch = metrics.LLM_BATCH_SIZE.labels(model)
+        self.engine_counters = {k: c.labels(model) for k, c in metrics.LLM_ENGINE_COUNTERS.items()}
+        self.engine_seen: dict[str, int] = {}  # the engine's totals already added
+
+    def add_engine_totals(self, totals: dict[str, int]) -> None:
+        """Add what the engine counted since the last read; a total that went down means the
+        replica restarted (its count started over): all of it is new."""
+        for key, counter in self.engine_counters.items():
+            now = int(totals.get(key, 0))
+            seen = self.engine_seen.get(key, 0)
+            delta = now - seen if now >= seen else now
+            if delta:
+                counter.inc(delta)
+            self.engine_seen[key] = now
 
     def requests(self, rpc: str, outcome: str) -> Any:
         return metrics.LLM_REQUESTS.labels(self.model, rpc, outcome)
@@ -158,6 +171,10 @@ class LLMService:
                 continue
             if issued >= self._gauges_at:  # older than a piece already applied: stale
                 self._set_gauges(series, running, waiting, usage, issued)
+            try:
+                series.add_engine_totals(await asyncio.wait_for(self.endpoint.counters(), max(5.0, 5 * interval)))
+            except Exception as exc:
+                log.debug("llm counters read failed: %s", exc)
 
     def _set_gauges(self, series: _Series, running: int, waiting: int, usage: float, at: float) -> None:
         self._gauges_at = at

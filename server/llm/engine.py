@@ -218,6 +218,15 @@ class LLMEngine:
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and not self._stop
 
+    def counters(self) -> dict[str, int]:
+        """Totals since start (read from another thread: plain int reads, no lock needed):
+        speculative draft tokens verified and accepted, preemptions, prefix-cache query and hit tokens."""
+        pc = self.prefix_cache
+        return {"spec_draft_tokens": self.spec_drafted, "spec_accepted_tokens": self.spec_accepted,
+                "preemptions": self.scheduler.preemptions,
+                "prefix_cache_query_tokens": pc.queried_tokens if pc else 0,
+                "prefix_cache_hit_tokens": pc.hit_tokens if pc else 0}  # fmt: skip
+
     def live_stats(self) -> EngineStats:
         """Current state (the per-step ``stats`` go stale once the engine idles)."""
         with self._lock:

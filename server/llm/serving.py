@@ -228,6 +228,10 @@ class AsyncEngine:
         """(running, waiting, KV-cache usage) now."""
         return engine_load(self.engine)
 
+    async def counters(self) -> dict[str, int]:
+        """The engine's totals since start (``LLMEngine.counters``)."""
+        return self.engine.counters()
+
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream merged pieces of one request; closing the stream aborts it in the engine."""
         if not tracing.enabled() or job.trace_context is None:

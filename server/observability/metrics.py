@@ -120,6 +120,20 @@ LLM_WAITING = Gauge("stackserve_llm_num_requests_waiting", "requests queued for 
 LLM_KV_USAGE = Gauge(
     "stackserve_llm_kv_cache_usage_ratio", "share of KV-cache positions holding live tokens (0..1)", ["model"]
 )
+#: Engine totals read with the gauges (``LLMEngine.counters``), as vLLM names them: speculative
+#: decoding's draft and accepted tokens, preemptions, prefix-cache query and hit tokens.
+LLM_ENGINE_COUNTERS = {
+    "spec_draft_tokens": Counter("stackserve_llm_spec_decode_draft_tokens_total",
+                                 "n-gram draft tokens verified by speculative decoding", ["model"]),
+    "spec_accepted_tokens": Counter("stackserve_llm_spec_decode_accepted_tokens_total",
+                                    "draft tokens the sampler confirmed (accepted / draft = acceptance)", ["model"]),
+    "preemptions": Counter("stackserve_llm_preemptions_total",
+                           "running requests that gave their KV slot to a more urgent one", ["model"]),
+    "prefix_cache_query_tokens": Counter("stackserve_llm_prefix_cache_queries_total",
+                                         "prompt tokens looked up in the prefix cache", ["model"]),
+    "prefix_cache_hit_tokens": Counter("stackserve_llm_prefix_cache_hits_total",
+                                       "prompt tokens whose K/V came from the prefix cache", ["model"]),
+}  # fmt: skip
 LLM_BATCH_SIZE = Histogram(
     "stackserve_llm_batch_size", "sequences per engine step (steps that sampled a token)", ["model"],
     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256),

@@ -339,3 +339,31 @@ def test_stop_token_id_ends_the_answer_before_its_text(llm):
     with pytest.raises(grpc.RpcError) as err:
         llm.complete(prompt, max_tokens=2, stop_token_ids=[10**8])
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "stop_token_ids" in err.value.details()
+
+
+def test_engine_counters_reach_prometheus(server, llm):
+    """Speculative decoding and prefix-cache totals, read from the engine (here a Ray replica) with
+    the gauges, become counters: a prompt that quotes itself drafts, a repeated prompt hits."""
+    quote = "alpha beta gamma delta, alpha beta gamma delta, alpha beta gamma delta, alpha beta"
+    for _ in range(2):
+        llm.complete(quote, temperature=0, max_tokens=24)
+    model = llm.complete("Hi", max_tokens=1).model
+
+    names = ("stackserve_llm_spec_decode_draft_tokens_total", "stackserve_llm_prefix_cache_queries_total",
+             "stackserve_llm_prefix_cache_hits_total")
+
+    last: dict[str, float] = {}
+
+    def counted() -> bool:
+        s = scrape(server.metrics_url)
+        last.update({n: value(s, n, model=model) for n in names})
+        return all(v > 0 for v in last.values())
+
+    try:
+        poll(counted, what="speculative-decoding and prefix-cache counters exported")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last values {last}") from None
+    s = scrape(server.metrics_url)
+    accepted = value(s, "stackserve_llm_spec_decode_accepted_tokens_total", model=model)
+    assert 0 <= accepted <= value(s, "stackserve_llm_spec_decode_draft_tokens_total", model=model)
+    assert ("stackserve_llm_preemptions_total", (("model", model),)) in s
