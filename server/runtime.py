@@ -203,10 +203,17 @@ def start_ray_app(settings: Settings, attachment: RayAttachment) -> Any:
     )
 
 
-def start_llm_app(settings: Settings, attachment: RayAttachment) -> Any:
+def start_llm_app(settings: Settings, attachment: RayAttachment, model: str | None = None) -> Any:
     """The LLM application's handle: the cluster's own when deployed there, else one we deploy
-    (Ray and Serve already started)."""
-    return _start_app(LLM_APP, settings.ray.llm_app, settings, attachment)
+    (Ray and Serve already started). ``model``: an ``llm.also_serve`` model, in its own application."""
+    if model is None:
+        return _start_app(LLM_APP, settings.ray.llm_app, settings, attachment)
+    return _start_app(f"{LLM_APP}-{model}", settings.ray.llm_app, settings_for_model(settings, model), attachment)
+
+
+def settings_for_model(settings: Settings, model: str) -> Settings:
+    """The settings with ``llm`` switched to another packaged model (an ``also_serve`` engine)."""
+    return settings.model_copy(update={"llm": settings.llm.for_model(model)})
 
 
 def start_embedder_app(settings: Settings, attachment: RayAttachment) -> Any:
@@ -284,11 +291,12 @@ def local_embedder(settings: Settings) -> Embedder:
     return Embedder(None, 8192, settings.rag.embedder.precision)
 
 
-def local_llm_endpoint(settings: Settings) -> LocalLLMEndpoint:
-    """An LLM engine in this process (no Ray)."""
+def local_llm_endpoint(settings: Settings, model: str | None = None) -> LocalLLMEndpoint:
+    """An LLM engine in this process (no Ray); ``model``: an ``llm.also_serve`` model instead."""
     from server.llm.engine import LLMEngine
 
-    return LocalLLMEndpoint(LLMEngine(settings.llm).start(), settings.llm.model_name)
+    cfg = settings.llm if model is None else settings.llm.for_model(model)
+    return LocalLLMEndpoint(LLMEngine(cfg).start(), cfg.model_name)
 
 
 def rag_engine(settings: Settings, embedder: RayEmbedder | None = None) -> RagEngine | None:
@@ -300,15 +308,20 @@ def rag_engine(settings: Settings, embedder: RayEmbedder | None = None) -> RagEn
 @asynccontextmanager
 async def running_server(settings: Settings, use_ray: bool = True) -> AsyncIterator[Gateway]:
     """Everything up for the duration of the block; torn down cleanly on exit."""
+    extra_models = list(settings.llm.also_serve) if settings.llm.enabled else []
     if not use_ray:
         llm = None
+        extra: list[LLMEndpoint] = []
         if settings.llm.enabled:
             # as on the Ray path, an LLM that cannot start leaves only the LLM down
             try:
                 llm = await asyncio.to_thread(local_llm_endpoint, settings)
+                for model in extra_models:
+                    extra.append(await asyncio.to_thread(local_llm_endpoint, settings, model))
             except Exception as exc:
                 log.error("the LLM engine failed to start: %s", exc)
-        gateway = await start_gateway(settings, local_anomaly_endpoint(settings), llm, rag_engine(settings))
+        gateway = await start_gateway(settings, local_anomaly_endpoint(settings), llm, rag_engine(settings),
+                                      extra_llm_endpoints=extra)  # fmt: skip
         try:
             yield gateway
         finally:
@@ -316,8 +329,10 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
         return
     endpoint = _LateRayAnomalyEndpoint()
     llm_endpoint = _LateLLMEndpoint() if settings.llm.enabled else None
+    extra_endpoints = {model: _LateLLMEndpoint() for model in extra_models}
     embedder = RayEmbedder(asyncio.get_running_loop()) if settings.rag.enabled else None
-    gateway = await start_gateway(settings, endpoint, llm_endpoint, rag_engine(settings, embedder))
+    gateway = await start_gateway(settings, endpoint, llm_endpoint, rag_engine(settings, embedder),
+                                  extra_llm_endpoints=list(extra_endpoints.values()))  # fmt: skip
     attachment = RayAttachment(owns_cluster=False)
     try:
         attachment = await asyncio.to_thread(connect_ray, settings)
@@ -346,6 +361,15 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
             except Exception as exc:
                 log.error("the LLM application failed to deploy: %s", exc)
                 llm_endpoint.failed = exc
+        for model, late in extra_endpoints.items():  # each its own engine: its own application on Ray
+            try:
+                if llm_in_gateway(settings, attachment):
+                    late.target = await asyncio.to_thread(local_llm_endpoint, settings, model)
+                else:
+                    late.target = RayLLMEndpoint(await asyncio.to_thread(start_llm_app, settings, attachment, model))
+            except Exception as exc:
+                log.error("the LLM application of %s failed to deploy: %s", model, exc)
+                late.failed = exc
         yield gateway
     finally:
         if embedder is not None and embedder.handle is None and embedder.local is None and embedder.failed is None:

@@ -3,12 +3,13 @@
 ``/v1/chat/completions`` and ``/v1/completions`` (JSON, or Server-Sent Events with ``stream``),
 ``/v1/models``, and ``/v1/embeddings`` over the retrieval embedder
 (server/protocol/openai_embeddings.py) when the server runs retrieval. A chat or completion request
-is translated into our gRPC message (server/protocol/openai_api.py) and runs through ``LLMService``
-exactly as a gRPC call does: the same validation and limits, the same engine stream, the same
-``stackserve_llm_*`` metrics (``rpc`` label ``chat.completions`` / ``completions``), the same
-access-log line with hashes instead of text, and the same abort in the engine when the client goes
-away. Errors are OpenAI-shaped (``{"error": {"message", "type", "param", "code"}}``) with the HTTP
-status of the gRPC code (400, 404, 429, 503, 504).
+is translated into our gRPC message (server/protocol/openai_api.py) and runs through the model's
+``LLMService`` (chosen by ``model``, server/gateway/llm_router.py) exactly as a gRPC call does: the
+same validation and limits, the same engine stream, the same ``stackserve_llm_*`` metrics (``rpc``
+label ``chat.completions`` / ``completions``), the same access-log line with hashes instead of
+text, and the same abort in the engine when the client goes away. Errors are OpenAI-shaped
+(``{"error": {"message", "type", "param", "code"}}``) with the HTTP status of the gRPC code (400,
+404, 429, 503, 504).
 
 Why in the gateway rather than a Ray Serve ingress: the engine runs in the gateway's process on one
 machine (``llm.placement``), and a second front door in another process would put a crossing back
@@ -29,7 +30,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from server.gateway.llm_service import LLMService
+from server.gateway.llm_router import LLMRouter
 from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
 from server.llm.outputs import TokenLogprob
 from server.llm.serving import EngineInfo, LLMJob
@@ -55,7 +56,7 @@ MAX_REQUEST_ID_LEN = 128
 
 
 class _NoDeadline:
-    """What LLMService asks of a gRPC context, for an HTTP request: OpenAI clients send no deadline,
+    """What LLMRouter asks of a gRPC context, for an HTTP request: OpenAI clients send no deadline,
     so the engine gets ``llm.default_timeout_s``; a client that disconnects cancels the stream."""
 
     @staticmethod
@@ -99,9 +100,9 @@ class _Call:
 
 
 class OpenAIFrontend:
-    """Builds the FastAPI app over one ``LLMService`` (chat and completions share ``_serve``)."""
+    """Builds the FastAPI app over one ``LLMRouter`` (chat and completions share ``_serve``)."""
 
-    def __init__(self, llm: LLMService, rag: RagEngine | None = None) -> None:
+    def __init__(self, llm: LLMRouter, rag: RagEngine | None = None) -> None:
         self.llm = llm
         self.rag = rag  # /v1/embeddings uses its retriever's embedder
 
@@ -114,11 +115,11 @@ class OpenAIFrontend:
         return app
 
     async def models(self) -> Response:
-        info = self.llm.info
-        if info is None:
+        infos = self.llm.infos()
+        if not infos:
             return _error(errors.unavailable("the LLM is still loading; retry shortly"))
         data = [{"id": info.model, "object": "model", "created": 0, "owned_by": "stackserve",
-                 "max_model_len": info.max_model_len}]  # fmt: skip
+                 "max_model_len": info.max_model_len} for info in infos]  # fmt: skip
         if self.rag is not None:
             data.append({"id": EMBEDDING_MODEL, "object": "model", "created": 0, "owned_by": "stackserve"})
         return JSONResponse({"object": "list", "data": data})
@@ -191,7 +192,7 @@ class OpenAIFrontend:
                 choice["message"] = {"role": "assistant", "content": text}
             choices.append(choice)
         obj, prefix = ("text_completion", "cmpl") if completion else ("chat.completion", "chatcmpl")
-        model = self.llm.info.model if self.llm.info else ""
+        model = jobs[0].model or (self.llm.info.model if self.llm.info else "")
         usage = _usage(results[0][2][0], sum(r[2][1] for r in results))
         return JSONResponse({"id": f"{prefix}-{call.request_id}", "object": obj, "created": call.created,
                              "model": model, "choices": choices, "usage": usage}, headers=headers)
@@ -220,7 +221,7 @@ class OpenAIFrontend:
                       completion: bool) -> AsyncIterator[bytes]:
         """SSE chunks of every choice as they come, each with its index; usage (if asked) after the
         last choice ends. An error after the first byte can only travel as an event (the status is sent)."""
-        model = self.llm.info.model if self.llm.info else ""
+        model = jobs[0].model or (self.llm.info.model if self.llm.info else "")
         obj, prefix = ("text_completion", "cmpl") if completion else ("chat.completion.chunk", "chatcmpl")
         head = {"id": f"{prefix}-{call.request_id}", "object": obj, "created": call.created, "model": model}
 
@@ -343,7 +344,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_openai(llm: LLMService, host: str, port: int, rag: RagEngine | None = None,
+def serve_openai(llm: LLMRouter, host: str, port: int, rag: RagEngine | None = None,
                  ) -> tuple[_Server, socket.socket]:
     """The server (start it with ``server.serve(sockets=[sock])``) and its bound socket."""
     config = uvicorn.Config(OpenAIFrontend(llm, rag).app(), log_level="warning", access_log=False, lifespan="off")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from server.gateway.anomaly_service import AnomalyService
 from server.gateway.chat_service import ChatService
 from server.gateway.interceptors.observability import ObservabilityInterceptor
 from server.gateway.llm_endpoint import LLMEndpoint
+from server.gateway.llm_router import LLMRouter
 from server.gateway.llm_service import LLMService
 from server.gateway.openai_http import serve_openai
 from server.gateway.retriever_service import RetrieverService
@@ -54,7 +56,7 @@ class Gateway:
     log_flusher: asyncio.Task
     drift_task: asyncio.Task
     rollout_task: asyncio.Task
-    llm: LLMService | None = None
+    llm: LLMRouter | None = None
     llm_warmup_task: asyncio.Task | None = None  # ends SERVING, or logged as failed: never raises
     llm_stats_task: asyncio.Task | None = None
     retriever: RetrieverService | None = None
@@ -142,8 +144,15 @@ async def _local_scorer(settings: Settings, endpoint: AnomalyEndpoint) -> Anomal
         return None
 
 
-async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer, timeout: float) -> None:
-    """Poll the LLM endpoint's ``info()`` until it answers, then report LLMService SERVING.
+async def _warm_up_llms(router: LLMRouter, health: health_aio.HealthServicer, timeout: float) -> None:
+    """Every model's warm-up at once; LLMService is SERVING once the default model is."""
+    await asyncio.gather(*(_warm_up_llm(s, health if i == 0 else None, timeout)
+                           for i, s in enumerate(router.services)))  # fmt: skip
+
+
+async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer | None, timeout: float) -> None:
+    """Poll the LLM endpoint's ``info()`` until it answers, then report LLMService SERVING (when
+    ``health`` is given: the default model; the others just start taking requests).
 
     Never raises: an LLM that fails to load leaves LLMService NOT_SERVING (its calls get
     UNAVAILABLE) while the other services keep serving. An endpoint with a ``failed`` exception
@@ -168,7 +177,8 @@ async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer, timeo
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
     llm.load_info(info)
-    await health.set(LLM_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
+    if health is not None:
+        await health.set(LLM_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
     log_event("stackserve.gateway", "llm ready", model=info.model, backend=info.backend,
               max_model_len=info.max_model_len)
 
@@ -177,7 +187,7 @@ class _ChatWiring:
     """The chat pipeline once its parts are up: retrieval (embedder + store), the input rails
     (exemplars embedded once), and the LLM (its info loaded)."""
 
-    def __init__(self, rag: RagEngine, llm: LLMService | None) -> None:
+    def __init__(self, rag: RagEngine, llm: LLMRouter | None) -> None:
         self.rag = rag
         self.llm = llm
         self.pipeline: ChatPipeline | None = None
@@ -229,6 +239,7 @@ async def _chat_serving(chat: _ChatWiring, retriever_warmup: asyncio.Task, healt
 async def start_gateway(
     settings: Settings, endpoint: AnomalyEndpoint, llm_endpoint: LLMEndpoint | None = None,
     rag: RagEngine | None = None,
+    extra_llm_endpoints: Sequence[LLMEndpoint] = (),
 ) -> Gateway:
     """Start the gateway; health says NOT_SERVING until the endpoint's models are loaded.
 
@@ -250,7 +261,9 @@ async def start_gateway(
     anomaly = AnomalyService(settings, endpoint)
     add_service(server, ANOMALY_SERVICE, anomaly)
     services = [ANOMALY_SERVICE.full_name]
-    llm = LLMService(settings, llm_endpoint) if llm_endpoint is not None else None
+    llm = None
+    if llm_endpoint is not None:  # the default model first; llm.also_serve's after it
+        llm = LLMRouter([LLMService(settings, e) for e in (llm_endpoint, *extra_llm_endpoints)])
     if llm is not None:
         add_service(server, LLM_SERVICE, llm)
         services.append(LLM_SERVICE.full_name)
@@ -283,7 +296,7 @@ async def start_gateway(
     rollout = asyncio.create_task(anomaly.scoring.run_rollout())
     llm_warmup = llm_stats = None
     if llm is not None:
-        llm_warmup = asyncio.create_task(_warm_up_llm(llm, health, cfg.warmup_timeout_s))
+        llm_warmup = asyncio.create_task(_warm_up_llms(llm, health, cfg.warmup_timeout_s))
         llm_stats = asyncio.create_task(llm.run_stats_loop())
     rag_warmup = chat_task = None
     if rag is not None and chat is not None:

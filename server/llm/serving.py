@@ -43,6 +43,7 @@ class LLMJob:
     messages: tuple[tuple[str, str], ...] | None = None  # (role, content)
     # W3C trace context of the caller's span (server/observability/tracing.py); None: not traced
     trace_context: tuple[tuple[str, str], ...] | None = None
+    model: str = ""  # the served model it is for (the gateway's router sets it; "" = the only one)
 
     @property
     def prompt_field(self) -> str:
