@@ -45,9 +45,10 @@ from bench.report import RESULTS, cpu_info, machine, machine_line, markdown_tabl
 from server.config import LLMConfig
 from server.llm.backends import build_forward, fp32_linear
 from server.llm.engine import LLMEngine
-from server.llm.gguf_weights import MODELS, load_model_weights, load_weights, model_gguf_path
+from server.llm.gguf_weights import load_weights
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
+from server.llm.models import MODELS, load_model_weights, model_gguf_path
 from server.llm.params import SamplingParams
 
 console = Console(stderr=True)

@@ -23,8 +23,9 @@ import torch
 from server.config import LLMConfig
 from server.llm.backends import Forward, build_forward
 from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, WaitingQueueFullError
-from server.llm.gguf_weights import LlamaWeights, load_model_weights, model_gguf_path, open_reader
+from server.llm.gguf_weights import LlamaWeights, open_reader
 from server.llm.kv_cache import SlotKVCache
+from server.llm.models import load_model_weights, model_gguf_path
 from server.llm.outputs import EngineStats, FinishReason, GenerationChunk, TokenLogprob
 from server.llm.params import SamplingParams
 from server.llm.prefix_cache import PrefixCache

@@ -217,35 +217,3 @@ def load_weights(path: str | Path | None = None) -> LlamaWeights:
         raise ValueError("untied LM head is not supported yet")
     return LlamaWeights(config=cfg, embedding=emb, layers=layers, final_norm=vec("output_norm.weight"), path=path)
 
-
-#: The models whose GGUF ships inside an installed package (``llm.model``), default first.
-MODELS = ("smollm2-135m", "gemma3-270m")
-
-
-def model_gguf_path(name: str) -> Path:
-    """The GGUF of a packaged model: ``smollm2-135m`` (Llama, Q4_1) or ``gemma3-270m`` (Q4_K_M)."""
-    if name == "smollm2-135m":
-        return default_gguf_path()
-    if name == "gemma3-270m":
-        from server.llm.gemma3 import default_gemma3_path
-
-        return default_gemma3_path()
-    raise ValueError(f"unknown model {name!r}; packaged models: {', '.join(MODELS)}")
-
-
-def gguf_architecture(path: str | Path) -> str:
-    return str(_field(open_reader(str(path)), "general.architecture"))
-
-
-def load_model_weights(path: str | Path | None = None):
-    """The weights of any architecture we serve, by the file's ``general.architecture``:
-    ``LlamaWeights`` (llama) or ``Gemma3Weights`` (gemma3)."""
-    path = Path(path) if path else default_gguf_path()
-    if not path.exists():
-        raise FileNotFoundError(f"GGUF file {path} does not exist")
-    arch = gguf_architecture(path)
-    if arch == "gemma3":
-        from server.llm.gemma3 import load_gemma3
-
-        return load_gemma3(path)
-    return load_weights(path)

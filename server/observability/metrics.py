@@ -122,18 +122,19 @@ LLM_KV_USAGE = Gauge(
 )
 #: Engine totals read with the gauges (``LLMEngine.counters``), as vLLM names them: speculative
 #: decoding's draft and accepted tokens, preemptions, prefix-cache query and hit tokens.
-LLM_ENGINE_COUNTERS = {
-    "spec_draft_tokens": Counter("stackserve_llm_spec_decode_draft_tokens_total",
-                                 "n-gram draft tokens verified by speculative decoding", ["model"]),
-    "spec_accepted_tokens": Counter("stackserve_llm_spec_decode_accepted_tokens_total",
-                                    "draft tokens the sampler confirmed (accepted / draft = acceptance)", ["model"]),
-    "preemptions": Counter("stackserve_llm_preemptions_total",
-                           "running requests that gave their KV slot to a more urgent one", ["model"]),
-    "prefix_cache_query_tokens": Counter("stackserve_llm_prefix_cache_queries_total",
-                                         "prompt tokens looked up in the prefix cache", ["model"]),
-    "prefix_cache_hit_tokens": Counter("stackserve_llm_prefix_cache_hits_total",
-                                       "prompt tokens whose K/V came from the prefix cache", ["model"]),
-}  # fmt: skip
+LLM_SPEC_DRAFT = Counter("stackserve_llm_spec_decode_draft_tokens_total",
+                         "n-gram draft tokens verified by speculative decoding", ["model"])
+LLM_SPEC_ACCEPTED = Counter("stackserve_llm_spec_decode_accepted_tokens_total",
+                            "draft tokens the sampler confirmed (accepted / draft = acceptance)", ["model"])
+LLM_PREEMPTIONS = Counter("stackserve_llm_preemptions_total",
+                          "running requests that gave their KV slot to a more urgent one", ["model"])
+LLM_PREFIX_QUERIES = Counter("stackserve_llm_prefix_cache_queries_total",
+                             "prompt tokens looked up in the prefix cache", ["model"])
+LLM_PREFIX_HITS = Counter("stackserve_llm_prefix_cache_hits_total",
+                          "prompt tokens whose K/V came from the prefix cache", ["model"])
+LLM_ENGINE_COUNTERS = {"spec_draft_tokens": LLM_SPEC_DRAFT, "spec_accepted_tokens": LLM_SPEC_ACCEPTED,
+                       "preemptions": LLM_PREEMPTIONS, "prefix_cache_query_tokens": LLM_PREFIX_QUERIES,
+                       "prefix_cache_hit_tokens": LLM_PREFIX_HITS}  # fmt: skip
 LLM_BATCH_SIZE = Histogram(
     "stackserve_llm_batch_size", "sequences per engine step (steps that sampled a token)", ["model"],
     buckets=(1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256),
