@@ -246,7 +246,9 @@ def test_cancel_mid_stream_frees_the_slot(server, llm):
 
 
 def test_deadline_exceeded_frees_the_slot(server, llm):
-    call = llm.generate("Count to a thousand:", timeout=2.0, **LONG)
+    # sampled (not greedy): speculative decoding can make greedy counting fast enough to finish 400
+    # tokens inside the deadline; a seeded sample drafts far less and cannot
+    call = llm.generate("Count to a thousand:", timeout=1.0, **{**LONG, "temperature": 1.0, "seed": 3})
     received = []
     err = rpc_error(lambda: received.extend(call))
     assert err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
