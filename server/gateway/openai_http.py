@@ -125,16 +125,10 @@ class OpenAIFrontend:
         return JSONResponse({"object": "list", "data": data})
 
     async def embeddings(self, request: Request) -> Response:
-        rid = request.headers.get("x-request-id", "")
-        call = _Call("/v1/embeddings", rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id())
-        headers = {"x-request-id": call.request_id}
+        call, headers = _open_call(request, "/v1/embeddings")
         with call.scope():
             try:
-                try:
-                    body = await request.json()
-                except ValueError:
-                    raise errors.invalid("body", "is not valid JSON") from None
-                req = parse_body(EmbeddingRequest, body)
+                req = parse_body(EmbeddingRequest, await _json_body(request))
                 if self.rag is None:
                     raise errors.not_found("model", "this server has no embedding model (rag.enabled is false)")
                 retriever = self.rag.retriever
@@ -157,17 +151,11 @@ class OpenAIFrontend:
 
     async def _serve(self, request: Request, path: str, schema: type, parse: Callable[[Any, EngineInfo], LLMJob],
                      ) -> Response:
-        rid = request.headers.get("x-request-id", "")
-        call = _Call(f"/v1/{path}", rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id())
-        headers = {"x-request-id": call.request_id}
+        call, headers = _open_call(request, f"/v1/{path}")
         completion = path == "completions"
         with call.scope():
             try:
-                try:
-                    body = await request.json()
-                except ValueError:
-                    raise errors.invalid("body", "is not valid JSON") from None
-                req = parse_body(schema, body)
+                req = parse_body(schema, await _json_body(request))
                 jobs = [self.llm.job(parse, proto) for proto in req.choice_protos()]
             except ServingError as err:
                 return self._refused(call, err, headers)
@@ -308,6 +296,21 @@ async def _merged(streams: list[AsyncIterator[Any]]) -> AsyncIterator[tuple[Any,
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _open_call(request: Request, path: str) -> tuple[_Call, dict[str, str]]:
+    """The call's record (the client's x-request-id when sane, else a new one) and the response
+    headers that echo its id."""
+    rid = request.headers.get("x-request-id", "")
+    call = _Call(path, rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id())
+    return call, {"x-request-id": call.request_id}
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError:
+        raise errors.invalid("body", "is not valid JSON") from None
 
 
 async def _embed(embedder: Any, texts: list[str]) -> Any:

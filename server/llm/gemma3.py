@@ -25,12 +25,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from kernels.quant_reference import Int8Weight
-from server.llm.gguf_weights import QuantWeight, fuse_rows, open_reader, quant_weight
+from server.llm.gguf_weights import QuantWeight, f32_vector, fuse_rows, open_reader, quant_weight, tensors_by_name
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import StepBatch
 
@@ -130,10 +129,10 @@ def load_gemma3(path: str | Path) -> Gemma3Weights:
     path = Path(path)
     reader = open_reader(str(path))
     cfg = read_gemma3_config(reader)
-    tensors = {t.name: t for t in reader.tensors}
+    tensors = tensors_by_name(reader)
 
     def vec(name: str) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(tensors[name].data, dtype=np.float32).copy())
+        return f32_vector(tensors[name])
 
     layers = []
     for i in range(cfg.n_layers):

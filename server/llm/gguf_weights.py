@@ -182,6 +182,16 @@ def fuse_rows(ws: list[QuantWeight]) -> QuantWeight:
     raise ValueError("cannot fuse weights of different formats")
 
 
+def tensors_by_name(reader) -> dict:
+    """The file's tensors by GGUF name (both architectures' loaders read them this way)."""
+    return {t.name: t for t in reader.tensors}
+
+
+def f32_vector(tensor) -> torch.Tensor:
+    """A float tensor of the file (norm weights) as an owned float32 torch tensor."""
+    return torch.from_numpy(np.asarray(tensor.data, dtype=np.float32).copy())
+
+
 def load_weights(path: str | Path | None = None) -> LlamaWeights:
     """Load every tensor once; Q/K/V and gate/up are fused so each layer makes 4 matmul calls."""
     path = Path(path) if path else default_gguf_path()
@@ -189,10 +199,10 @@ def load_weights(path: str | Path | None = None) -> LlamaWeights:
         raise FileNotFoundError(f"GGUF file {path} does not exist")
     reader = open_reader(str(path))
     cfg = read_config(reader)
-    tensors = {t.name: t for t in reader.tensors}
+    tensors = tensors_by_name(reader)
 
     def vec(name: str) -> torch.Tensor:
-        return torch.from_numpy(np.asarray(tensors[name].data, dtype=np.float32).copy())
+        return f32_vector(tensors[name])
 
     layers = []
     for i in range(cfg.n_layers):
