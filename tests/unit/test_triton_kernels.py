@@ -284,6 +284,26 @@ def test_rms_norm_matches_reference(seed: int, m: int, h: int, dtype: torch.dtyp
     torch.testing.assert_close(normed, want_normed, rtol=rtol, atol=atol, equal_nan=True)
 
 
+def _rotate_rows_reference(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """The reference's arithmetic on given cos|sin rows [T, D] (float32 math, x's dtype out)."""
+    half = x.shape[2] // 2
+    cos, sin = rows[:, None, :half], rows[:, None, half:]
+    xf = x.to(torch.float32)
+    x1, x2 = xf[..., :half], xf[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1).to(x.dtype)
+
+
+def _rotary_diagnosis(x: torch.Tensor, positions: torch.Tensor, cache: torch.Tensor | None, want: torch.Tensor) -> str:
+    """Which part diverged, for a failure that does not reproduce: the rows, or the kernel on a rerun."""
+    rerun = rotary.apply_rotary(x.clone(), positions, 100000.0, cos_sin_cache=cache)
+    lines = [f"rerun of the kernel vs reference: max |diff| {float((rerun.float() - want.float()).abs().max()):.3g}"]
+    if cache is not None:
+        again = rotary._cos_sin(positions, x.shape[2], 100000.0)
+        gap = float((cache[positions.long()] - again).abs().max())
+        lines.append(f"table rows vs rows recomputed now: max |diff| {gap:.3g}")
+    return "\n".join(lines)
+
+
 @SETTINGS
 @given(
     seed=st.integers(0, 2**31),
@@ -313,15 +333,34 @@ def test_rotary_matches_reference(
     positions = torch.randint(0, 9000, (t,), generator=g).to(pos_dtype)
     cache = rotary.rotary_cos_sin_cache(9000, d, 100000.0) if use_cache else None
     want = rotary.apply_rotary_reference(x, positions, 100000.0)
+    if cache is not None:  # the kernel's arithmetic on the rows it reads (the table: its own test)
+        want = _rotate_rows_reference(x, cache[positions.long()])
     before = x.clone()
     got = rotary.apply_rotary(x, positions, 100000.0, cos_sin_cache=cache, inplace=inplace)
     assert got.dtype == dtype and got.shape == x.shape
     rtol, atol = ELEMENTWISE_TOL[dtype]
-    torch.testing.assert_close(got, want, rtol=rtol, atol=atol)
+    torch.testing.assert_close(
+        got, want, rtol=rtol, atol=atol, msg=lambda m: f"{m}\n{_rotary_diagnosis(before, positions, cache, want)}"
+    )
     if inplace:
         assert got.data_ptr() == x.data_ptr()
     else:
         assert torch.equal(x, before)
+
+
+def test_rotary_table_rows_equal_rows_built_per_call() -> None:
+    """The table (one big torch.cos/sin) and per-call rows (small ones) agree for every position.
+
+    Both are float32 cos/sin of the same float32 angles; tensors of different sizes may take other
+    code paths (vectorized body vs remainder), so a few ulp of the result, never more.
+    """
+    for d in (8, 64, 96):
+        table = rotary.rotary_cos_sin_cache(9000, d, 100000.0)
+        for size in (1, 3, 13, 64):
+            for start in range(0, 9000 - size, 997):
+                positions = torch.arange(start, start + size)
+                rows = rotary._cos_sin(positions, d, 100000.0)
+                torch.testing.assert_close(table[positions], rows, rtol=0, atol=1e-6)
 
 
 def test_rotary_position_zero_is_identity_and_pairs_are_half_apart() -> None:
