@@ -187,7 +187,17 @@ std::unique_ptr<PackedLinear> make_q8(const py::array& qweight, const py::array&
 struct Layer {
   std::vector<float> attn_norm, ffn_norm;
   Packed qkv, o, gate_up, down;
+  // Gemma 3 only (Llama::enable_gemma3): RMSNorm weights over the head dim for q and k, and the
+  // "sandwich" norms on the attention and feed-forward outputs before the residual add.
+  std::vector<float> q_norm, k_norm, post_attn_norm, post_ffn_norm;
 };
+
+// A Q4_1 matrix (mins given) or a Q8_0 one (mins pointer 0): the Gemma 3 GGUF mixes both per layer.
+Packed pack_any(uintptr_t q, uintptr_t s, uintptr_t m, int64_t n, int64_t k) {
+  if (m == 0) return pack_q8(reinterpret_cast<const int8_t*>(q), reinterpret_cast<const float*>(s), n, k);
+  return pack_q4(reinterpret_cast<const uint8_t*>(q), reinterpret_cast<const float*>(s),
+                 reinterpret_cast<const float*>(m), n, k);
+}
 
 // Phase timers (thread 0, wall clock from the end of one phase to the end of the next), for profiling.
 enum Phase { kEmbed, kNorm, kQkv, kRope, kAttn, kO, kGateUp, kSilu, kDown, kHead, kNumPhases };
@@ -203,13 +213,15 @@ class Llama {
         const std::vector<uintptr_t>& o_q, const std::vector<uintptr_t>& o_s, const std::vector<uintptr_t>& o_m,
         const std::vector<uintptr_t>& gu_q, const std::vector<uintptr_t>& gu_s, const std::vector<uintptr_t>& gu_m,
         const std::vector<uintptr_t>& dn_q, const std::vector<uintptr_t>& dn_s, const std::vector<uintptr_t>& dn_m,
-        const std::string& activations, const std::string& head_activations)
+        const std::string& activations, const std::string& head_activations, int64_t head_dim)
       : parts_(activation_parts(activations)), head_parts_(activation_parts(head_activations)), L_(n_layers), H_(hidden), F_(ffn), NH_(n_heads), NKV_(n_kv_heads), V_(vocab), theta_(rope_theta),
         eps_(static_cast<float>(rms_eps)) {
     if (L_ <= 0 || H_ <= 0 || F_ <= 0 || NH_ <= 0 || NKV_ <= 0 || V_ <= 0)
       throw py::value_error("config: all sizes must be positive");
-    if (H_ % NH_ != 0 || NH_ % NKV_ != 0) throw py::value_error("config: hidden % n_heads and n_heads % n_kv_heads");
-    HD_ = H_ / NH_;
+    if (head_dim < 0) throw py::value_error("config: head_dim must be >= 0 (0: hidden / n_heads)");
+    if ((head_dim == 0 && H_ % NH_ != 0) || NH_ % NKV_ != 0)
+      throw py::value_error("config: hidden % n_heads and n_heads % n_kv_heads");
+    HD_ = head_dim > 0 ? head_dim : H_ / NH_;
     if (HD_ % 2 != 0 || HD_ > 512) throw py::value_error("config: head_dim must be even and <= 512");
     if (H_ % QK != 0 || F_ % QK != 0) throw py::value_error("config: hidden and ffn must be multiples of 32");
     const size_t nl = static_cast<size_t>(L_);
@@ -217,6 +229,8 @@ class Llama {
                           &dn_s, &dn_m})
       if (v->size() != nl) throw py::value_error("every per-layer pointer list must have n_layers entries");
     QKVN_ = (NH_ + 2 * NKV_) * HD_;
+    AO_ = NH_ * HD_;
+    if (AO_ % QK != 0 && AO_ != H_) throw py::value_error("config: n_heads * head_dim must be a multiple of 32");
     layers_.resize(nl);
     for (size_t i = 0; i < nl; ++i) {
       Layer& Ly = layers_[i];
@@ -224,21 +238,49 @@ class Llama {
       const auto* fn = reinterpret_cast<const float*>(ffn_norm[i]);
       Ly.attn_norm.assign(an, an + H_);
       Ly.ffn_norm.assign(fn, fn + H_);
-      Ly.qkv = pack_q4(reinterpret_cast<const uint8_t*>(qkv_q[i]), reinterpret_cast<const float*>(qkv_s[i]),
-                       reinterpret_cast<const float*>(qkv_m[i]), QKVN_, H_);
-      Ly.o = pack_q4(reinterpret_cast<const uint8_t*>(o_q[i]), reinterpret_cast<const float*>(o_s[i]),
-                     reinterpret_cast<const float*>(o_m[i]), H_, NH_ * HD_);
-      Ly.gate_up = pack_q4(reinterpret_cast<const uint8_t*>(gu_q[i]), reinterpret_cast<const float*>(gu_s[i]),
-                           reinterpret_cast<const float*>(gu_m[i]), 2 * F_, H_);
-      Ly.down = pack_q4(reinterpret_cast<const uint8_t*>(dn_q[i]), reinterpret_cast<const float*>(dn_s[i]),
-                        reinterpret_cast<const float*>(dn_m[i]), H_, F_);
+      Ly.qkv = pack_any(qkv_q[i], qkv_s[i], qkv_m[i], QKVN_, H_);
+      Ly.o = pack_any(o_q[i], o_s[i], o_m[i], H_, AO_);
+      Ly.gate_up = pack_any(gu_q[i], gu_s[i], gu_m[i], 2 * F_, H_);
+      Ly.down = pack_any(dn_q[i], dn_s[i], dn_m[i], H_, F_);
     }
     head_ = pack_q8(reinterpret_cast<const int8_t*>(emb_q), reinterpret_cast<const float*>(emb_s), V_, H_);
     const auto* fnorm = reinterpret_cast<const float*>(final_norm);
     final_norm_.assign(fnorm, fnorm + H_);
-    inv_freq_.resize(static_cast<size_t>(HD_ / 2));
-    for (int64_t i = 0; i < HD_ / 2; ++i)
-      inv_freq_[i] = 1.0 / std::pow(theta_, static_cast<double>(2 * i) / static_cast<double>(HD_));
+    inv_freq_ = inv_freq(theta_);
+  }
+
+  // Gemma 3 (server/llm/gemma3.py has the math): the embedding scaled by sqrt(hidden), q/k RMSNorm
+  // per head before RoPE, post-attention and post-feed-forward norms on each branch before its
+  // residual add, GeGLU (tanh GELU) instead of SwiGLU, and every layer with `sliding[l]` attending
+  // only to the last `window` positions with RoPE base `local_theta`. Norm weights multiply
+  // directly (the GGUF stores Gemma's 1 + w).
+  void enable_gemma3(const std::vector<uintptr_t>& q_norm, const std::vector<uintptr_t>& k_norm,
+                     const std::vector<uintptr_t>& post_attn_norm, const std::vector<uintptr_t>& post_ffn_norm,
+                     const std::vector<bool>& sliding, int64_t window, double local_theta, double embed_scale) {
+    const size_t nl = static_cast<size_t>(L_);
+    for (const auto* v : {&q_norm, &k_norm, &post_attn_norm, &post_ffn_norm})
+      if (v->size() != nl) throw py::value_error("every per-layer pointer list must have n_layers entries");
+    if (sliding.size() != nl) throw py::value_error("sliding: must have n_layers entries");
+    if (window <= 0) throw py::value_error("sliding window must be positive");
+    if (!(local_theta > 0)) throw py::value_error("local rope theta must be positive");
+    std::lock_guard<std::mutex> lock(mu_);
+    auto take = [](uintptr_t p, int64_t n) {
+      const auto* f = reinterpret_cast<const float*>(p);
+      return std::vector<float>(f, f + n);
+    };
+    for (size_t i = 0; i < nl; ++i) {
+      Layer& Ly = layers_[i];
+      Ly.q_norm = take(q_norm[i], HD_);
+      Ly.k_norm = take(k_norm[i], HD_);
+      Ly.post_attn_norm = take(post_attn_norm[i], H_);
+      Ly.post_ffn_norm = take(post_ffn_norm[i], H_);
+    }
+    sliding_ = sliding;
+    window_ = window;
+    local_inv_freq_ = inv_freq(local_theta);
+    embed_scale_ = static_cast<float>(embed_scale);
+    gemma_ = true;
+    rope_len_ = 0;
   }
 
   void step(const py::array& token_ids, const py::array& positions, const py::array& slots,
@@ -333,18 +375,29 @@ class Llama {
   }
 
  private:
+  std::vector<double> inv_freq(double theta) const {
+    std::vector<double> f(static_cast<size_t>(HD_ / 2));
+    for (int64_t i = 0; i < HD_ / 2; ++i) f[i] = 1.0 / std::pow(theta, static_cast<double>(2 * i) / static_cast<double>(HD_));
+    return f;
+  }
+
+  static void fill_rope(const std::vector<double>& inv, int64_t n, std::vector<float>& c, std::vector<float>& s) {
+    const int64_t half = static_cast<int64_t>(inv.size());
+    c.resize(static_cast<size_t>(n * half));
+    s.resize(static_cast<size_t>(n * half));
+    for (int64_t p = 0; p < n; ++p)
+      for (int64_t i = 0; i < half; ++i) {
+        const double a = static_cast<double>(p) * inv[i];
+        c[p * half + i] = static_cast<float>(std::cos(a));
+        s[p * half + i] = static_cast<float>(std::sin(a));
+      }
+  }
+
   void ensure_rope(int64_t n) {
     if (n <= rope_len_) return;
     n = std::max<int64_t>({n, 2 * rope_len_, 256});
-    const int64_t half = HD_ / 2;
-    cos_.resize(static_cast<size_t>(n * half));
-    sin_.resize(static_cast<size_t>(n * half));
-    for (int64_t p = 0; p < n; ++p)
-      for (int64_t i = 0; i < half; ++i) {
-        const double a = static_cast<double>(p) * inv_freq_[i];
-        cos_[p * half + i] = static_cast<float>(std::cos(a));
-        sin_[p * half + i] = static_cast<float>(std::sin(a));
-      }
+    fill_rope(inv_freq_, n, cos_, sin_);
+    if (gemma_) fill_rope(local_inv_freq_, n, lcos_, lsin_);
     rope_len_ = n;
   }
 
@@ -354,8 +407,10 @@ class Llama {
     if (T <= ws_rows_ && copies <= ws_copies_) return;
     T = std::max(T, ws_rows_);
     copies = std::max(copies, ws_copies_);
-    const int64_t kmax = std::max(H_, F_);
+    const int64_t kmax = std::max({H_, F_, AO_});
     x_.reserve(static_cast<size_t>(T * H_) * 4);
+    y_.reserve(static_cast<size_t>(T * H_) * 4);
+    scratch_.reserve(static_cast<size_t>(copies * F_) * 4);
     qkv_.reserve(static_cast<size_t>(T * QKVN_) * 4);
     gu_.reserve(static_cast<size_t>(T * 2 * F_) * 4);
     xq_.reserve(static_cast<size_t>(copies * T * kmax * 2));  // room for both int8x2 terms
@@ -368,7 +423,7 @@ class Llama {
   // Quantized-activation view number `copy` (0: shared) with rows of width k (int8x2: each row
   // holds its first term's k values, then the residual term's).
   QX qview(int64_t copy, int64_t k) const {
-    const int64_t kmax = std::max(H_, F_) * 2;
+    const int64_t kmax = std::max({H_, F_, AO_}) * 2;
     return QX{xq_.as<int8_t>() + copy * ws_rows_ * kmax,
               xd_.as<float>() + copy * ws_rows_ * (kmax / QK),
               xds_.as<float>() + copy * ws_rows_ * (kmax / QK),
@@ -391,9 +446,13 @@ class Llama {
     float* x = x_.as<float>();
     float* qkv = qkv_.as<float>();
     float* gu = gu_.as<float>();
-    const QX qh = qview(0, H_);  // shared: attention output (o's input), or every input when !priv
+    float* y = y_.as<float>();  // Gemma: a branch's output before its post-norm and residual add
+    float* scratch = scratch_.as<float>();
+    const bool gemma = gemma_;
+    const QX qh = qview(0, H_);  // shared: every layer input when !priv
+    const QX qa = qview(0, AO_);  // shared: attention output (o's input)
     const QX qf = qview(0, F_);
-    const int64_t H = H_, F = F_, HD = HD_, NH = NH_, NKV = NKV_, QKVN = QKVN_, half = HD_ / 2;
+    const int64_t H = H_, F = F_, HD = HD_, NH = NH_, NKV = NKV_, QKVN = QKVN_, AO = AO_, half = HD_ / 2;
     const int64_t group = NH / NKV;
     const float qscale = 1.f / std::sqrt(static_cast<float>(HD));
     double t_prev = 0;
@@ -431,10 +490,24 @@ class Llama {
           });
       };
 
-      team.phase(T, [&](int64_t t) { q8_row(head_, tok[t], x + t * H); });
+      team.phase(T, [&](int64_t t) {
+        q8_row(head_, tok[t], x + t * H);
+        if (gemma)
+          for (int64_t i = 0; i < H; ++i) x[t * H + i] *= embed_scale_;
+      });
       mark(tid, kEmbed);
       for (int64_t l = 0; l < L_; ++l) {
         const Layer& Ly = layers_[l];
+        const bool local = gemma && sliding_[static_cast<size_t>(l)];
+        const float* ctab = local ? lcos_.data() : cos_.data();
+        const float* stab = local ? lsin_.data() : sin_.data();
+        // Gemma's q/k norm over the head dim, before RoPE (a copy: rope_head reads both halves).
+        auto head_in = [&](const float* src, const std::vector<float>& w, float* buf) -> const float* {
+          if (!gemma) return src;
+          const float r = rms_inv_scalar(src, HD, eps_);
+          for (int64_t i = 0; i < HD; ++i) buf[i] = src[i] * r * w[i];
+          return buf;
+        };
         // ---- attention block
         norm_phase(Ly.attn_norm.data());
         mark(tid, kNorm);
@@ -446,11 +519,12 @@ class Llama {
         if (!fused) {  // every row's roped K and V into the cache first
           team.phase(T, [&](int64_t t) {
             const float* row = qkv + t * QKVN;
-            const float* cs = cos_.data() + pos[t] * half;
-            const float* sn = sin_.data() + pos[t] * half;
+            const float* cs = ctab + pos[t] * half;
+            const float* sn = stab + pos[t] * half;
+            float nb[512];
             for (int64_t h = 0; h < NKV; ++h) {
               const int64_t off = (((l * S + slt[t]) * NKV + h) * max_len + pos[t]) * HD;
-              rope_head(row + (NH + h) * HD, cs, sn, half, 1.f, kc + off);
+              rope_head(head_in(row + (NH + h) * HD, Ly.k_norm, nb), cs, sn, half, 1.f, kc + off);
               std::memcpy(vc + off, row + (NH + NKV + h) * HD, static_cast<size_t>(HD) * 4);
             }
           });
@@ -459,30 +533,37 @@ class Llama {
         auto attend_one = [&](int64_t t, int64_t h) {
           const int64_t kvh = h / group;
           const float* row = qkv + t * QKVN;
-          const float* cs = cos_.data() + pos[t] * half;
-          const float* sn = sin_.data() + pos[t] * half;
-          float q[512], k[512], o[512];
-          rope_head(row + h * HD, cs, sn, half, qscale, q);
-          rope_head(row + (NH + kvh) * HD, cs, sn, half, 1.f, k);
+          const float* cs = ctab + pos[t] * half;
+          const float* sn = stab + pos[t] * half;
+          float q[512], k[512], o[512], nb[512];
+          rope_head(head_in(row + h * HD, Ly.q_norm, nb), cs, sn, half, qscale, q);
+          rope_head(head_in(row + (NH + kvh) * HD, Ly.k_norm, nb), cs, sn, half, 1.f, k);
           const float* v = row + (NH + NKV + kvh) * HD;
           const int64_t base = ((l * S + slt[t]) * NKV + kvh) * max_len * HD;
           if (fused && h % group == 0) {  // the only writer of (slot, kvh, pos); nobody reads it here
             std::memcpy(kc + base + pos[t] * HD, k, static_cast<size_t>(HD) * 4);
             std::memcpy(vc + base + pos[t] * HD, v, static_cast<size_t>(HD) * 4);
           }
+          // A sliding layer sees keys at positions (pos - window, pos]: cache rows from `lo`.
+          const int64_t lo = local ? std::max<int64_t>(0, pos[t] - window_ + 1) : 0;
+          const float* K = kc + base + lo * HD;
+          const float* V = vc + base + lo * HD;
+          const int64_t nc = pos[t] - lo;
           if (avx && HD == 64)
-            attend_avx<4>(q, kc + base, vc + base, pos[t], k, v, o);
+            attend_avx<4>(q, K, V, nc, k, v, o);
           else if (avx && HD == 128)
-            attend_avx<8>(q, kc + base, vc + base, pos[t], k, v, o);
+            attend_avx<8>(q, K, V, nc, k, v, o);
+          else if (avx && HD == 256)
+            attend_avx<16>(q, K, V, nc, k, v, o);
           else
-            attend_scalar(q, kc + base, vc + base, pos[t], k, v, static_cast<int>(HD), o);
+            attend_scalar(q, K, V, nc, k, v, static_cast<int>(HD), o);
           if (HD % QK == 0) {
             for (int64_t g = 0; g < HD / QK; ++g) {
               const int64_t col = h * HD + g * QK;
-              quant_block(avx, o + g * QK, qh, t, col / QK);
+              quant_block(avx, o + g * QK, qa, t, col / QK);
             }
           } else {  // heads do not align with quantization blocks: stage the output in gu (unused now)
-            std::memcpy(gu + t * H + h * HD, o, static_cast<size_t>(HD) * 4);
+            std::memcpy(gu + t * AO + h * HD, o, static_cast<size_t>(HD) * 4);
           }
         };
         team.phase(
@@ -497,9 +578,20 @@ class Llama {
             },
             by_row ? Split::kInterleaved : Split::kContiguous);
         if (HD % QK != 0)
-          team.phase(T, [&](int64_t t) { quant_row(avx, gu + t * H, H, 1.f, nullptr, qh, t); });
+          team.phase(T, [&](int64_t t) { quant_row(avx, gu + t * AO, AO, 1.f, nullptr, qa, t); });
         mark(tid, kAttn);
-        team.phase(gemm_items(Ly.o, T), [&](int64_t i) { gemm_item(avx, Ly.o, qh, T, x, H, true, i); });
+        // Llama adds the projection into the residual stream; Gemma norms it first (post_norm).
+        auto post_norm = [&](const std::vector<float>& w) {
+          team.phase(T, [&](int64_t t) {
+            const float* yr = y + t * H;
+            const float r = rms_inv(avx, yr, H, eps_);
+            float* xr = x + t * H;
+            for (int64_t i = 0; i < H; ++i) xr[i] += yr[i] * r * w[i];
+          });
+        };
+        team.phase(gemm_items(Ly.o, T),
+                   [&](int64_t i) { gemm_item(avx, Ly.o, qa, T, gemma ? y : x, H, !gemma, i); });
+        if (gemma) post_norm(Ly.post_attn_norm);
         mark(tid, kO);
         // ---- feed-forward block
         norm_phase(Ly.ffn_norm.data());
@@ -509,21 +601,28 @@ class Llama {
             gemm_items(Ly.gate_up, T),
             [&](int64_t i) { gemm_item(avx, Ly.gate_up, ph, T, gu, 2 * F, false, i); }, pro_ffn);
         mark(tid, kGateUp);
-        auto silu_row = [&](int64_t t, const QX& dst) {
+        // buf: F floats this call may overwrite (GeGLU's staging row).
+        auto silu_row = [&](int64_t t, const QX& dst, float* buf) {
           const float* gr = gu + t * 2 * F;
-          if (avx)
+          if (gemma) {
+            gelu_tanh_mul(avx, gr, gr + F, F, buf);
+            quant_row(avx, buf, F, 1.f, nullptr, dst, t);
+          } else if (avx) {
             silu_mul_quant_avx(gr, gr + F, F, dst, t);
-          else
+          } else {
             silu_mul_quant_scalar(gr, gr + F, F, dst, t);
+          }
         };
-        if (!priv) team.phase(T, [&](int64_t t) { silu_row(t, qf); });
+        if (!priv) team.phase(T, [&](int64_t t) { silu_row(t, qf, gu + t * 2 * F); });  // its gate half
         mark(tid, kSilu);
         auto pro_down = [&] {
           if (priv)
-            for (int64_t t = 0; t < T; ++t) silu_row(t, pf);
+            for (int64_t t = 0; t < T; ++t) silu_row(t, pf, scratch + (1 + tid) * F);
         };
         team.phase(
-            gemm_items(Ly.down, T), [&](int64_t i) { gemm_item(avx, Ly.down, pf, T, x, H, true, i); }, pro_down);
+            gemm_items(Ly.down, T),
+            [&](int64_t i) { gemm_item(avx, Ly.down, pf, T, gemma ? y : x, H, !gemma, i); }, pro_down);
+        if (gemma) post_norm(Ly.post_ffn_norm);
         mark(tid, kDown);
       }
       // The LM head's input: the same rows, with or without the residual term (head_parts_).
@@ -547,7 +646,7 @@ class Llama {
   }
 
   int parts_, head_parts_;  // int8 terms per activation block: layer matmuls, LM head
-  int64_t L_, H_, F_, NH_, NKV_, V_, HD_ = 0, QKVN_ = 0;
+  int64_t L_, H_, F_, NH_, NKV_, V_, HD_ = 0, QKVN_ = 0, AO_ = 0;
   double theta_;
   float eps_;
   std::vector<Layer> layers_;
@@ -556,7 +655,14 @@ class Llama {
   std::vector<double> inv_freq_;
   std::vector<float> cos_, sin_;
   int64_t rope_len_ = 0;
-  AlignedBuf x_, qkv_, gu_, xq_, xd_, xds_;
+  // Gemma 3 (enable_gemma3)
+  bool gemma_ = false;
+  std::vector<bool> sliding_;
+  int64_t window_ = 0;
+  std::vector<double> local_inv_freq_;
+  std::vector<float> lcos_, lsin_;
+  float embed_scale_ = 1.f;
+  AlignedBuf x_, qkv_, gu_, y_, scratch_, xq_, xd_, xds_;
   int64_t ws_rows_ = 0;
   int64_t ws_copies_ = 0;
   int num_threads_ = 0;
@@ -624,13 +730,16 @@ PYBIND11_MODULE(_llm_step, m) {
                     const std::vector<uintptr_t>&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
                     const std::vector<uintptr_t>&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
                     const std::vector<uintptr_t>&, const std::vector<uintptr_t>&, const std::vector<uintptr_t>&,
-                    const std::string&, const std::string&>(),
+                    const std::string&, const std::string&, int64_t>(),
            py::arg("n_layers"), py::arg("hidden"), py::arg("ffn"), py::arg("n_heads"), py::arg("n_kv_heads"),
            py::arg("vocab"), py::arg("rope_theta"), py::arg("rms_eps"), py::arg("emb_q"), py::arg("emb_s"),
            py::arg("final_norm"), py::arg("attn_norm"), py::arg("ffn_norm"), py::arg("qkv_q"), py::arg("qkv_s"),
            py::arg("qkv_m"), py::arg("o_q"), py::arg("o_s"), py::arg("o_m"), py::arg("gu_q"), py::arg("gu_s"),
            py::arg("gu_m"), py::arg("dn_q"), py::arg("dn_s"), py::arg("dn_m"), py::arg("activations") = "int8x2",
-           py::arg("head_activations") = "int8x2")
+           py::arg("head_activations") = "int8x2", py::arg("head_dim") = 0)
+      .def("enable_gemma3", &Llama::enable_gemma3, py::arg("q_norm"), py::arg("k_norm"), py::arg("post_attn_norm"),
+           py::arg("post_ffn_norm"), py::arg("sliding"), py::arg("window"), py::arg("local_theta"),
+           py::arg("embed_scale"))
       .def("step", &Llama::step, py::arg("token_ids"), py::arg("positions"), py::arg("slots"), py::arg("sample_rows"),
            py::arg("k_cache"), py::arg("v_cache"), py::arg("n_slots"), py::arg("max_len"), py::arg("logits"))
       .def_property("num_threads", &Llama::num_threads, &Llama::set_num_threads)

@@ -83,8 +83,14 @@ def prefill(model: Gemma3Model, ids: list[int], cache: SlotKVCache | None = None
     c = model.config
     n = len(ids)
     cache = cache or SlotKVCache(c.n_layers, 1, c.n_kv_heads, n + 8, c.head_dim)
-    batch = StepBatch(torch.tensor(ids), torch.arange(n), torch.empty(0, dtype=torch.long), [],
-                      [PrefillSegment(0, 0, n, 0)], torch.arange(n))
+    batch = StepBatch(
+        torch.tensor(ids),
+        torch.arange(n),
+        torch.empty(0, dtype=torch.long),
+        [],
+        [PrefillSegment(0, 0, n, 0)],
+        torch.arange(n),
+    )
     return model.forward(batch, cache)
 
 
@@ -107,8 +113,14 @@ def test_decode_steps_reproduce_prefill_logits_past_the_window():
     full = prefill(model, ids)
     cache = SlotKVCache(c.n_layers, 2, c.n_kv_heads, 560, c.head_dim)
     start = 500
-    batch = StepBatch(torch.tensor(ids[:start]), torch.arange(start), torch.empty(0, dtype=torch.long), [],
-                      [PrefillSegment(1, 0, start, 0)], torch.tensor([start - 1]))
+    batch = StepBatch(
+        torch.tensor(ids[:start]),
+        torch.arange(start),
+        torch.empty(0, dtype=torch.long),
+        [],
+        [PrefillSegment(1, 0, start, 0)],
+        torch.tensor([start - 1]),
+    )
     model.forward(batch, cache)  # slot 1: decode must read the right slot
     for p in range(start, len(ids)):
         step = StepBatch(torch.tensor([ids[p]]), torch.tensor([p]), torch.tensor([1]), [p + 1], [], torch.tensor([0]))
@@ -134,6 +146,91 @@ def test_quantized_matmuls_follow_fp32_greedily():
 
 
 @functools.cache
+def cpp_step():
+    kernels = pytest.importorskip("kernels.llm_step")
+    if not kernels.available():
+        pytest.skip("kernels.cpp._llm_step is not built")
+    from server.llm.backends.cpu_int4 import CppGemma3Step
+
+    return CppGemma3Step(weights())
+
+
+def test_cpp_step_equals_the_pytorch_forward_on_the_same_kernels():
+    """The whole step in C++ against the PyTorch forward with the same quantized matmuls, for a short
+    prompt and 620 tokens prefilled in chunks (past the sliding window), every row's logits."""
+    kernels = pytest.importorskip("kernels.llm_step")
+
+    def int8x2_linear(w):  # the activation mode CppGemma3Step uses by default
+        packed = kernels.make_linear(w)
+        return lambda x: packed(x, 0, "int8x2")
+
+    quant = Gemma3Model(weights(), int8x2_linear)
+    long = [2, *torch.randint(3, 200000, (619,), generator=torch.Generator().manual_seed(2)).tolist()]
+    for ids in (FRANCE, long):
+        want = prefill(quant, ids)
+        c = quant.config
+        cache = SlotKVCache(c.n_layers, 2, c.n_kv_heads, len(ids) + 8, c.head_dim)
+        got = []
+        for s0 in range(0, len(ids), 256):  # chunked prefill in slot 1: cached keys from earlier chunks
+            n = min(256, len(ids) - s0)
+            batch = StepBatch(
+                torch.tensor(ids[s0 : s0 + n]),
+                torch.arange(s0, s0 + n),
+                torch.empty(0, dtype=torch.long),
+                [],
+                [PrefillSegment(1, s0, n, 0)],
+                torch.arange(n),
+            )
+            got.append(cpp_step().forward(batch, cache))
+        got = torch.cat(got)
+        diff = (got - want).abs()
+        # Summation order and the activation quantization's rounding differ per ISA (VNNI, AMX or
+        # neither): a few logits of 262k drift by ~2e-2; a bug moves them by whole units.
+        assert float(diff.max()) < 6e-2, float(diff.max())
+        assert float(diff.mean()) < 2e-3, float(diff.mean())
+        assert (got.argmax(-1) == want.argmax(-1)).float().mean() >= 0.98
+
+
+def test_cpp_decode_steps_past_the_window_and_mixed_batches():
+    """Decode steps (positions 500..540, the window sliding) reproduce the C++ prefill's logits, with
+    a second sequence's prefill chunk packed into the same steps."""
+    step = cpp_step()
+    c = step.config
+    ids = [2, *torch.randint(3, 200000, (539,), generator=torch.Generator().manual_seed(3)).tolist()]
+    full = prefill(step, ids)
+    other = torch.randint(3, 200000, (40,), generator=torch.Generator().manual_seed(4))
+    other_full = prefill(step, [2, *other.tolist()])
+    cache = SlotKVCache(c.n_layers, 3, c.n_kv_heads, 560, c.head_dim)
+    start = 500
+    step.forward(StepBatch(torch.tensor(ids[:start]), torch.arange(start), torch.empty(0, dtype=torch.long), [],
+                           [PrefillSegment(2, 0, start, 0)], torch.tensor([start - 1])), cache)  # fmt: skip
+    other_ids = [2, *other.tolist()]
+    for i, p in enumerate(range(start, len(ids))):
+        rows, segs, sample = [ids[p]], [], [0]
+        if i < len(other_ids):  # slot 0 prefills one token per step alongside the decode row
+            rows.append(other_ids[i])
+            segs.append(PrefillSegment(0, i, 1, 1))
+            sample.append(1)
+        positions = torch.tensor([p] + ([i] if segs else []))
+        out = step.forward(StepBatch(torch.tensor(rows), positions, torch.tensor([2]), [p + 1], segs,
+                                     torch.tensor(sample)), cache)  # fmt: skip
+        assert torch.allclose(out[0], full[p], atol=2e-2), (p, float((out[0] - full[p]).abs().max()))
+        if segs:
+            gap = float((out[1] - other_full[i]).abs().max())
+            assert gap < 2e-2, (i, gap)
+
+
+def test_cpp_step_follows_fp32_greedily():
+    ids = list(FRANCE)
+    want = list(FRANCE)
+    for _ in range(16):
+        ids.append(int(prefill(cpp_step(), ids)[-1].argmax()))
+        want.append(int(prefill(fp32_model(), want)[-1].argmax()))
+    same = sum(a == b for a, b in zip(want[6:], ids[6:], strict=True))
+    assert same >= 14, (want, ids)
+
+
+@functools.cache
 def tokenizer():
     from server.llm.gguf_weights import open_reader
     from server.llm.tokenizer import GGUFTokenizer
@@ -141,9 +238,19 @@ def tokenizer():
     return GGUFTokenizer(open_reader(str(weights().path)))
 
 
-TEXTS = ["The capital of France is", "Hello  world!\n\nNew   para\tgraph", "  leading spaces", "trailing space ",
-         "emoji 🤖 and ünïcödé — “quotes”", "def f(x):\n    return x**2  # comment", "数字 123456 and 3.14159",
-         "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n", "\u00a0nbsp", "a" * 50, "\n\n\n"]
+TEXTS = [
+    "The capital of France is",
+    "Hello  world!\n\nNew   para\tgraph",
+    "  leading spaces",
+    "trailing space ",
+    "emoji 🤖 and ünïcödé — “quotes”",
+    "def f(x):\n    return x**2  # comment",
+    "数字 123456 and 3.14159",
+    "<start_of_turn>user\nhi<end_of_turn>\n<start_of_turn>model\n",
+    "\u00a0nbsp",
+    "a" * 50,
+    "\n\n\n",
+]
 
 
 def test_sentencepiece_tokenizer_equals_transformers():

@@ -63,6 +63,38 @@ void silu_mul_quant_scalar(const float* gate, const float* up, int64_t f, const 
   }
 }
 
+// gelu_tanh(gate) * up into out (out may be gate): GELU's tanh form written as a sigmoid,
+// 0.5 a (1 + tanh(z)) = a / (1 + exp(-2 z)), z = sqrt(2/pi) (a + 0.044715 a^3) (Gemma's GeGLU).
+AVX512_TARGET NOINLINE void gelu_tanh_mul_avx(const float* gate, const float* up, int64_t f, float* out) {
+  const __m512 one = _mm512_set1_ps(1.f), c0 = _mm512_set1_ps(-2.f * 0.7978845608028654f),
+               c1 = _mm512_set1_ps(0.044715f);
+  int64_t i = 0;
+  for (; i + 16 <= f; i += 16) {
+    const __m512 a = _mm512_loadu_ps(gate + i);
+    const __m512 z = _mm512_mul_ps(c0, _mm512_fmadd_ps(_mm512_mul_ps(c1, a), _mm512_mul_ps(a, a), a));
+    const __m512 g = _mm512_div_ps(a, _mm512_add_ps(one, exp_avx(z)));
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(g, _mm512_loadu_ps(up + i)));
+  }
+  for (; i < f; ++i) {
+    const float a = gate[i];
+    out[i] = a / (1.f + std::exp(-2.f * 0.7978845608028654f * (a + 0.044715f * a * a * a))) * up[i];
+  }
+}
+
+void gelu_tanh_mul_scalar(const float* gate, const float* up, int64_t f, float* out) {
+  for (int64_t i = 0; i < f; ++i) {
+    const float a = gate[i];
+    out[i] = a / (1.f + std::exp(-2.f * 0.7978845608028654f * (a + 0.044715f * a * a * a))) * up[i];
+  }
+}
+
+void gelu_tanh_mul(bool avx, const float* gate, const float* up, int64_t f, float* out) {
+  if (avx)
+    gelu_tanh_mul_avx(gate, up, f, out);
+  else
+    gelu_tanh_mul_scalar(gate, up, f, out);
+}
+
 // ----------------------------------------------------------------------------------------------
 // Attention: one query head over keys 0..n-1 of one (slot, kv head); online softmax in blocks
 // of 16 keys. q is already scaled by 1/sqrt(head_dim).

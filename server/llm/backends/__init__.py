@@ -71,22 +71,17 @@ def build_forward(
 
 def _gemma3_forward(name: str, weights, num_threads: int, activation_precision: str | None) -> tuple[Forward, str]:
     """Gemma 3 runs the PyTorch forward (server/llm/gemma3.py) with fp32 linears (``torch-fp32``) or
-    our C++ quantized matmuls (``cpu-int4``: one native call per matmul, not per step as for Llama)."""
+    the C++ whole step with Gemma's extras (``cpu-int4``: one native call per step, as for Llama)."""
     from server.llm.gemma3 import Gemma3Model
 
     if name == "torch-fp32":
         return Gemma3Model(weights, fp32_linear).forward, name
     if name == "cpu-int4":
         from kernels import llm_step
+        from server.llm.backends.cpu_int4 import CppGemma3Step
 
         if not llm_step.available():
-            raise BackendUnavailableError("the C++ matmul kernels are not built: run `make build`")
+            raise BackendUnavailableError("the C++ step kernel is not built: run `make build`")
         llm_step.set_num_threads(num_threads)
-        act = activation_precision or "int8x2"
-
-        def make(w):
-            packed = llm_step.make_linear(w)
-            return lambda x: packed(x, 0, act)
-
-        return Gemma3Model(weights, make).forward, name
+        return CppGemma3Step(weights, activations=activation_precision or "int8x2").forward, name
     raise BackendUnavailableError(f"backend {name!r} does not run Gemma 3 yet: use cpu-int4 or torch-fp32")

@@ -12,6 +12,7 @@ import torch
 
 import kernels.llm_step as ks
 from kernels.quant_reference import GROUP, Int4Weight, Int8Weight
+from server.llm.gemma3 import Gemma3Config, Gemma3Weights
 from server.llm.gguf_weights import LlamaConfig, LlamaWeights
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import StepBatch
@@ -34,12 +35,25 @@ class CppLlamaStep:
         activations: str = "int8x2",
         head_activations: str | None = None,
     ) -> None:
+        self._build(weights, num_threads, activations, head_activations, head_dim=0, allow_q8=False)
+
+    def _build(
+        self,
+        weights: LlamaWeights | Gemma3Weights,
+        num_threads: int | None,
+        activations: str,
+        head_activations: str | None,
+        head_dim: int,
+        allow_q8: bool,
+    ) -> None:
+        """Validate and hand every weight to the C++ model. head_dim 0: hidden / n_heads (Llama);
+        allow_q8: layer matrices may be Q8_0 as well as Q4_1 (the Gemma 3 GGUF mixes them)."""
         ks.require_built()
         ks.check_activations(activations)
         if head_activations is None:
             head_activations = activations
         ks.check_activations(head_activations)
-        cfg: LlamaConfig = weights.config
+        cfg: LlamaConfig | Gemma3Config = weights.config
         self.config = cfg
         h, hd = cfg.hidden, cfg.head_dim
         qkv_rows = (cfg.n_heads + 2 * cfg.n_kv_heads) * hd
@@ -56,6 +70,11 @@ class CppLlamaStep:
             return t.data_ptr()
 
         def q4(w: object, name: str, n: int, k: int) -> tuple[int, int, int]:
+            if allow_q8 and isinstance(w, Int8Weight):  # mins pointer 0: the C++ side packs Q8_0
+                ks.check_tensor(w.qweight, f"{name}.qweight", torch.int8, (n, k))
+                ks.check_tensor(w.scales, f"{name}.scales", torch.float32, (n, k // GROUP))
+                keep.extend([w.qweight, w.scales])
+                return w.qweight.data_ptr(), w.scales.data_ptr(), 0
             if not isinstance(w, Int4Weight):
                 raise ValueError(f"{name}: expected Int4Weight (Q4_1), got {type(w).__name__}")
             ks.check_tensor(w.qweight, f"{name}.qweight", torch.uint8, (n, k // 2))
@@ -100,6 +119,7 @@ class CppLlamaStep:
             **lists,
             activations=activations,
             head_activations=head_activations,
+            head_dim=head_dim,
         )
         self.activations = activations
         self.head_activations = head_activations
@@ -201,3 +221,44 @@ class CppLlamaStep:
         return logits
 
     __call__ = forward
+
+
+class CppGemma3Step(CppLlamaStep):
+    """Gemma 3's forward (:class:`server.llm.gemma3.Gemma3Model`) in one C++ call per step: the Llama
+    step with Gemma's extras switched on (``enable_gemma3`` in kernels/cpp/llm_step.cpp): scaled
+    embedding, q/k norms, sandwich norms, GeGLU, sliding-window layers with their own RoPE base.
+
+    Why not the PyTorch forward with a native matmul per linear: ~18 x 12 Python ops per token
+    cost more than the arithmetic of this 270M model (docs/design/llm.md has the numbers).
+    """
+
+    def __init__(
+        self,
+        weights: Gemma3Weights,
+        num_threads: int | None = None,
+        activations: str = "int8x2",
+        head_activations: str | None = None,
+    ) -> None:
+        cfg = weights.config
+        self._build(weights, num_threads, activations, head_activations, head_dim=cfg.head_dim, allow_q8=True)
+        keep = self._keep
+
+        def vecs(attr: str, n: int) -> list[int]:
+            out = []
+            for i, layer in enumerate(weights.layers):
+                t = getattr(layer, attr)
+                ks.check_tensor(t, f"layers[{i}].{attr}", torch.float32, (n,))
+                keep.append(t)
+                out.append(t.data_ptr())
+            return out
+
+        self._impl.enable_gemma3(
+            q_norm=vecs("q_norm", cfg.head_dim),
+            k_norm=vecs("k_norm", cfg.head_dim),
+            post_attn_norm=vecs("post_attn_norm", cfg.hidden),
+            post_ffn_norm=vecs("post_ffn_norm", cfg.hidden),
+            sliding=[cfg.is_sliding(i) for i in range(cfg.n_layers)],
+            window=cfg.sliding_window,
+            local_theta=float(cfg.rope_local_theta),
+            embed_scale=float(torch.tensor(cfg.hidden**0.5, dtype=torch.float32).item()),
+        )
