@@ -15,10 +15,12 @@ from collections.abc import AsyncIterator
 from ray import serve
 
 from server.config import Settings
+from server.llm.errors import EngineStoppedError, LLMRequestError, WaitingQueueFullError
 from server.llm.serving import AsyncEngine, EngineInfo, LLMJob, Piece
 from server.observability import tracing
 
 log = logging.getLogger("stackserve.llm")
+REFUSALS = (LLMRequestError, WaitingQueueFullError, EngineStoppedError)
 
 
 @serve.deployment(name="LLMEngine", health_check_period_s=10)
@@ -45,8 +47,12 @@ class LLMEngineDeployment:
 
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream merged pieces of one request (call with ``handle.options(stream=True)``)."""
-        async for piece in self.served.generate(job, timeout_s, request_id):
-            yield piece
+        try:
+            async for piece in self.served.generate(job, timeout_s, request_id):
+                yield piece
+        except REFUSALS as exc:  # one log line, not Ray's traceback: a refusal is routine
+            log.info("request refused: %s", exc, extra={"fields": {"request_id": request_id}})
+            yield Piece.refused(exc)
 
     def check_health(self) -> None:
         if not self.engine.is_running:

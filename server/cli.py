@@ -670,6 +670,21 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if status == "SERVING" else 1
 
 
+def cmd_keys_new(args: argparse.Namespace) -> int:
+    """A new API key on stdout (give it to the client) and the config lines that admit it (only the
+    key's SHA-256 goes into the server's config; the key itself is shown once, here)."""
+    from server.security.api_keys import key_digest, new_key
+
+    key = new_key()
+    print(f"API key (shown once; the server stores only its hash): {key}")
+    print("security:\n  tenants:")
+    print(f"    - name: {args.tenant}\n      key_sha256: [{key_digest(key)}]")
+    print(f"      services: [{', '.join(json.dumps(x) for x in args.services)}]")  # "*" unquoted is YAML syntax
+    if args.requests_per_s is not None:
+        print(f"      requests_per_s: {args.requests_per_s}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from server.demo import run_demo
 
@@ -836,6 +851,13 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--service", default="", help="e.g. stackserve.v1.AnomalyService (default: whole server)")
     h.add_argument("--timeout", type=float, default=5.0)
     h.set_defaults(func=cmd_health)
+
+    ks = sub.add_parser("keys", help="API keys for security.tenants").add_subparsers(dest="what", required=True)
+    kn = ks.add_parser("new", help="make an API key and print the config lines (its hash) that admit it")
+    kn.add_argument("--tenant", required=True)
+    kn.add_argument("--services", nargs="+", default=["*"], choices=["*", "anomaly", "llm", "retriever", "chat"])
+    kn.add_argument("--requests-per-s", type=float)
+    kn.set_defaults(func=cmd_keys_new)
 
     d = sub.add_parser("demo", help="train if needed, start everything, run a scripted client session, stop")
     d.add_argument("--port", type=int, default=0)

@@ -16,6 +16,7 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from server.client_channel import ChannelSecurity, aio_channel, sync_channel
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
 from server.gen.stackserve.v1 import anomaly_pb2_grpc as pb_grpc
 from server.gen.stackserve.v1 import chat_pb2 as chat_pb
@@ -118,9 +119,13 @@ class _Client:
     _service: ClassVar[str] = ""  # full gRPC service name, for health checks
     _ready_timeout_s: ClassVar[float] = 120.0
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES):
+    def __init__(self, address: str = DEFAULT_ADDRESS, max_message_bytes: int = MAX_MESSAGE_BYTES,
+                 security: ChannelSecurity | None = None):
+        """``security``: TLS and the API key; default from STACKSERVE_API_KEY / STACKSERVE_TLS_*
+        (plaintext, no key, when those are unset)."""
         self.address = address
-        self.channel = self._channel_class(address, options=_options(max_message_bytes))
+        security = security if security is not None else ChannelSecurity.from_env()
+        self.channel = self._channel_class(address, _options(max_message_bytes), security)
         self.stub = self._stub_class(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
 
@@ -128,7 +133,7 @@ class _Client:
 class _SyncClient(_Client):
     """Blocking channel; ``with Client(addr) as c:`` closes it."""
 
-    _channel_class = staticmethod(grpc.insecure_channel)
+    _channel_class = staticmethod(sync_channel)
 
     def __enter__(self) -> Self:
         return self
@@ -157,7 +162,7 @@ class _SyncClient(_Client):
 class _AsyncClient(_Client):
     """asyncio channel; ``async with Client(addr) as c:`` closes it."""
 
-    _channel_class = staticmethod(grpc.aio.insecure_channel)
+    _channel_class = staticmethod(aio_channel)
 
     async def __aenter__(self) -> Self:
         return self

@@ -386,6 +386,74 @@ class TracingConfig(_Section):
     service_name: str = "stackserve"
 
 
+class TenantConfig(_Section):
+    """One tenant: its API keys (only their SHA-256, never the keys), what it may call, how often."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="in the access log and the metrics' labels")
+    key_sha256: list[str] = Field(
+        min_length=1, description="hex SHA-256 of each API key (`stackserve keys new` prints a key and its hash)"
+    )
+    services: list[Literal["*", "anomaly", "llm", "retriever", "chat"]] = Field(
+        default_factory=lambda: ["*"], description="the services the tenant may call; * = all"
+    )
+    requests_per_s: float | None = Field(None, gt=0, description="token-bucket refill rate; null = unlimited")
+    burst: int = Field(20, gt=0, description="token-bucket size: requests allowed at once after a quiet spell")
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _hex_digests(cls, v: list[str]) -> list[str]:
+        for digest in v:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest.lower()):
+                raise ValueError("each key_sha256 must be 64 hex digits (a SHA-256), not a key")
+        return [d.lower() for d in v]
+
+
+class TlsConfig(_Section):
+    """TLS for the gRPC gateway and the HTTP API; mutual TLS when ``client_ca`` is set."""
+
+    cert: Path | None = Field(None, description="PEM server certificate (chain); with key, turns TLS on")
+    key: Path | None = Field(None, description="PEM private key of cert")
+    client_ca: Path | None = Field(None, description="PEM CA bundle: clients must present a certificate it signed")
+
+    @model_validator(mode="after")
+    def _complete(self) -> TlsConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("security.tls.cert and security.tls.key go together")
+        if self.client_ca is not None and self.cert is None:
+            raise ValueError("security.tls.client_ca (mutual TLS) needs security.tls.cert and key")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert is not None
+
+
+class SecurityConfig(_Section):
+    """Who may call (API keys per tenant), over what (TLS), and what the logs may hold."""
+
+    tenants: list[TenantConfig] = Field(
+        default_factory=list, description="empty: no API key is asked for (loopback default)"
+    )
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    hash_key_file: Path | None = Field(
+        None, description="secret keying the prompt/response hashes in the logs; default data_dir/hash.key, "
+        "made (mode 0600) on first start; STACKSERVE_HASH_KEY (hex) wins"
+    )
+    access_log_file: Path | None = Field(None, description="access log to a file, rotated by size; null = stderr")
+    access_log_max_bytes: int = Field(64 * 1024 * 1024, gt=0)
+    access_log_backups: int = Field(5, ge=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> SecurityConfig:
+        names = [t.name for t in self.tenants]
+        if len(set(names)) != len(names):
+            raise ValueError("security.tenants: tenant names must be unique")
+        digests = [d for t in self.tenants for d in t.key_sha256]
+        if len(set(digests)) != len(digests):
+            raise ValueError("security.tenants: one API key is listed under two tenants")
+        return self
+
+
 class SloConfig(_Section):
     """Service-level objectives tracked live (server/slo): the objectives file and what it prices."""
 
@@ -412,6 +480,7 @@ class Settings(BaseSettings):
     rag: RagConfig = Field(default_factory=RagConfig)
     slo: SloConfig = Field(default_factory=SloConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
 
     @property
     def rag_store_dir(self) -> Path:

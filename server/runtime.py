@@ -105,7 +105,11 @@ def connect_ray(settings: Settings) -> RayAttachment:
         return RayAttachment(owns_cluster=False)
     for attempt in (1, 2):
         try:
-            ray.init(num_cpus=settings.ray.num_cpus, **kwargs)
+            # Loopback: the node registers 127.0.0.1 and Ray's agents (dashboard agent, runtime-env
+            # agent, object manager) listen there only. Ray 2.60's GCS and raylet still listen on
+            # the wildcard address whatever the node IP; Ray's token authentication (on by default
+            # for a new local instance, kept on here) is what guards those ports.
+            ray.init(num_cpus=settings.ray.num_cpus, _node_ip_address=LOOPBACK, **kwargs)
             break
         except Exception as exc:  # Ray raises a bare Exception for "node timed out during startup"
             # Seen on a loaded 2-core machine: the GCS did not write its port file, or the
@@ -114,7 +118,24 @@ def connect_ray(settings: Settings) -> RayAttachment:
                 raise
             log.warning("Ray failed to start (%s); retrying once", exc)
             ray.shutdown()
+    _warn_if_unauthenticated()
     return RayAttachment(owns_cluster=True)
+
+
+LOOPBACK = "127.0.0.1"
+
+
+def _warn_if_unauthenticated() -> None:
+    """Say so loudly when the embedded Ray runs without token authentication (RAY_AUTH_MODE=disabled):
+    anyone who can reach its ports can then run code in this process's cluster."""
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+    except ImportError:  # a Ray without token authentication
+        return
+    if not is_token_auth_enabled():
+        log.warning("the embedded Ray runs WITHOUT token authentication (RAY_AUTH_MODE=%s): its GCS and raylet "
+                    "ports accept any local or remote caller; unset RAY_AUTH_MODE or set it to token",
+                    os.environ.get("RAY_AUTH_MODE", ""))
 
 
 def _recorded_cluster() -> str | None:

@@ -22,6 +22,7 @@ from server.batching import OverloadError, RequestTooLargeError
 from server.config import Settings
 from server.gateway.anomaly_endpoint import AnomalyEndpoint
 from server.gateway.anomaly_scoring import AnomalyScoring
+from server.gateway.failures import failure_status
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
 from server.protocol import errors
 from server.protocol.anomaly_messages import score_response
@@ -45,7 +46,7 @@ def _status(exc: BaseException) -> errors.ServingError:
         return errors.exhausted(str(exc))
     if isinstance(exc, TimeoutError):
         return errors.deadline("deadline passed before the events were scored")
-    return errors.unavailable(f"scorer failed: {type(exc).__name__}: {exc}")
+    return failure_status("the anomaly scorer failed; retry", exc)
 
 
 class AnomalyService:

@@ -81,6 +81,9 @@ class RayLLMEndpoint:
         try:
             try:
                 async for piece in gen:
+                    if piece.refusal is not None:
+                        finished = True
+                        raise piece.refusal
                     finished = piece.finish_reason is not None
                     yield piece
             except Exception as exc:

@@ -21,7 +21,7 @@ from server.gateway.llm_service import LLMService
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.llm.serving import EngineInfo, LLMJob
 from server.protocol import errors
-from server.protocol.errors import ServingError
+from server.protocol.errors import ServingError, clip
 
 
 class LLMRouter:
@@ -67,9 +67,9 @@ class LLMRouter:
                 return s
         loaded = [i.model for i in self.infos()]
         if len(loaded) < len(self.services):
-            raise errors.unavailable(f"model {name!r} is not among the loaded {loaded}; the others are still "
+            raise errors.unavailable(f"model {clip(name)!r} is not among the loaded {loaded}; the others are still "
                                      "loading: retry shortly")  # fmt: skip
-        raise errors.not_found("model", f"unknown model {name!r}; serving {loaded}")
+        raise errors.not_found("model", f"unknown model {clip(name)!r}; serving {loaded}")
 
     def _for_request(self, request: Any) -> LLMService:
         return self.for_model(getattr(request, "model", "") or "")  # a DecodeFailure has no model

@@ -14,7 +14,6 @@ traffic stops.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import json
 import logging
@@ -26,6 +25,7 @@ from typing import Any
 import grpc
 
 from server.config import Settings
+from server.gateway.failures import failure_status
 from server.gateway.llm_endpoint import LLMEndpoint
 from server.gateway.ray_errors import ReplicaBusyError, ReplicaLostError
 from server.gateway.request_context import access_fields, current_request_id, new_request_id
@@ -34,7 +34,7 @@ from server.llm.errors import EngineStoppedError, LLMRequestError, WaitingQueueF
 from server.llm.outputs import FinishReason, TokenLogprob
 from server.llm.serving import EngineInfo, LLMJob, Piece
 from server.observability import metrics
-from server.observability.logs import payload_hash
+from server.observability.logs import payload_hash, payload_hasher
 from server.protocol import errors
 from server.protocol.errors import ServingError
 from server.protocol.llm_validation import parse_chat, parse_generate
@@ -96,7 +96,7 @@ class _Progress:
     last_ts: float | None = None
     finish: FinishReason | None = None
     gaps: list[float] = field(default_factory=list)  # between streamed tokens: the request's own ITL p95
-    text_hash: Any = field(default_factory=lambda: hashlib.blake2b(digest_size=8))  # the response, for logs
+    text_hash: Any = field(default_factory=payload_hasher)  # the response, for logs
 
 
 def _outcome_error(piece: Piece) -> ServingError:
@@ -107,8 +107,8 @@ def _outcome_error(piece: Piece) -> ServingError:
     if reason is FinishReason.CANCELLED:
         return errors.unavailable("the request was cancelled in the engine (replica shutting down?)")
     if reason is FinishReason.SHUTDOWN:
-        return errors.unavailable(f"the LLM engine stopped: {piece.error}")
-    return ServingError(grpc.StatusCode.INTERNAL, f"generation failed: {piece.error or reason}")
+        return failure_status("the LLM engine stopped; retry on another replica", piece.error or "shutdown")
+    return failure_status("generation failed", piece.error or str(reason), grpc.StatusCode.INTERNAL)
 
 
 def endpoint_error_status(exc: BaseException) -> ServingError:
@@ -118,10 +118,10 @@ def endpoint_error_status(exc: BaseException) -> ServingError:
     if isinstance(exc, WaitingQueueFullError):
         return errors.exhausted(f"LLM engine queue is full: {exc}")
     if isinstance(exc, ReplicaBusyError):
-        return errors.exhausted(f"LLM replica queue is full: {exc}")
+        return errors.exhausted("the LLM replicas' queues are full; retry later")
     if isinstance(exc, (EngineStoppedError, ReplicaLostError)):
-        return errors.unavailable(f"the LLM engine is not running: {exc}")
-    return errors.unavailable(f"LLM endpoint failed: {type(exc).__name__}: {exc}")
+        return failure_status("the LLM replica serving this request is not running; retry", exc)
+    return failure_status("the LLM endpoint failed", exc)
 
 
 def _prompt_hash(job: LLMJob) -> str:

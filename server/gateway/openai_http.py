@@ -23,7 +23,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -48,6 +48,8 @@ from server.protocol.openai_api import (
     parse_body,
 )
 from server.protocol.openai_embeddings import EMBEDDING_MODEL, EmbeddingRequest, embedding_response
+from server.security.access_policy import AccessPolicy
+from server.security.api_keys import key_from_headers
 
 if TYPE_CHECKING:
     from server.rag.engine import RagEngine
@@ -76,16 +78,17 @@ def _sse(payload: dict[str, Any]) -> bytes:
 class _Call:
     """One HTTP request's bookkeeping: request id, access-log fields, the log line and the counter."""
 
-    def __init__(self, path: str, request_id: str) -> None:
+    def __init__(self, path: str, request_id: str, tenant: str | None = None) -> None:
         self.path = path
         self.request_id = request_id
+        self.tenant = tenant
         self.started = time.perf_counter()
         self.created = int(time.time())
 
     @contextlib.contextmanager
     def scope(self) -> Iterator[None]:
         # a dict, not None: the tasks of n > 1 choices copy this context and must fill the same fields
-        tokens = REQUEST_ID.set(self.request_id), ACCESS_FIELDS.set({})
+        tokens = REQUEST_ID.set(self.request_id), ACCESS_FIELDS.set({"tenant": self.tenant} if self.tenant else {})
         try:
             yield
         finally:
@@ -102,9 +105,10 @@ class _Call:
 class OpenAIFrontend:
     """Builds the FastAPI app over one ``LLMRouter`` (chat and completions share ``_serve``)."""
 
-    def __init__(self, llm: LLMRouter, rag: RagEngine | None = None) -> None:
+    def __init__(self, llm: LLMRouter, rag: RagEngine | None = None, policy: AccessPolicy | None = None) -> None:
         self.llm = llm
         self.rag = rag  # /v1/embeddings uses its retriever's embedder
+        self.policy = policy if policy is not None and policy.enabled else None
 
     def app(self) -> FastAPI:
         app = FastAPI(title="stackserve", docs_url=None, redoc_url=None, openapi_url=None)
@@ -112,7 +116,22 @@ class OpenAIFrontend:
         app.add_api_route("/v1/chat/completions", self.chat, methods=["POST"])
         app.add_api_route("/v1/completions", self.completions, methods=["POST"])
         app.add_api_route("/v1/embeddings", self.embeddings, methods=["POST"])
+        if self.policy is not None:
+            app.middleware("http")(self._authorize)
         return app
+
+    async def _authorize(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """The gRPC side's access policy for every route: embeddings are the retriever's, the rest
+        the LLM's. A refusal is an OpenAI-shaped 401/403/429, logged and counted like any call."""
+        service = "retriever" if request.url.path == "/v1/embeddings" else "llm"
+        try:
+            tenant = self.policy.admit(key_from_headers(request.headers.items()), service)  # type: ignore[union-attr]
+        except ServingError as err:
+            call, headers = _open_call(request, request.url.path)
+            with call.scope():
+                return self._refused(call, err, headers)
+        request.state.tenant = tenant.name if tenant is not None else None
+        return await call_next(request)
 
     async def models(self) -> Response:
         infos = self.llm.infos()
@@ -302,7 +321,8 @@ def _open_call(request: Request, path: str) -> tuple[_Call, dict[str, str]]:
     """The call's record (the client's x-request-id when sane, else a new one) and the response
     headers that echo its id."""
     rid = request.headers.get("x-request-id", "")
-    call = _Call(path, rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id())
+    tenant = getattr(request.state, "tenant", None)  # set by the access policy, when on
+    call = _Call(path, rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id(), tenant)
     return call, {"x-request-id": call.request_id}
 
 
@@ -348,7 +368,10 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def serve_openai(llm: LLMRouter, host: str, port: int, rag: RagEngine | None = None,
+                 policy: AccessPolicy | None = None, tls_options: dict[str, Any] | None = None,
                  ) -> tuple[_Server, socket.socket]:
-    """The server (start it with ``server.serve(sockets=[sock])``) and its bound socket."""
-    config = uvicorn.Config(OpenAIFrontend(llm, rag).app(), log_level="warning", access_log=False, lifespan="off")
+    """The server (start it with ``server.serve(sockets=[sock])``) and its bound socket.
+    ``policy``: API keys as on the gRPC side; ``tls_options``: uvicorn's ssl_* arguments."""
+    config = uvicorn.Config(OpenAIFrontend(llm, rag, policy).app(), log_level="warning", access_log=False,
+                            lifespan="off", **(tls_options or {}))
     return _Server(config), bind(host, port)

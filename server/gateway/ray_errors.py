@@ -42,5 +42,5 @@ def from_ray(exc: BaseException) -> BaseException:
     if isinstance(cause, BackPressureError):
         return ReplicaBusyError(str(cause))
     if isinstance(cause, (DeploymentUnavailableError, RayActorError, ActorUnavailableError)):
-        return ReplicaLostError(f"{type(cause).__name__}: {cause}")
+        return ReplicaLostError(f"{type(cause).__name__}: {cause}")  # for the log: failures.py hides it
     return cause

@@ -19,6 +19,7 @@ from server.config import Settings
 from server.gateway.anomaly_endpoint import AnomalyEndpoint, LocalAnomalyEndpoint, RayAnomalyEndpoint
 from server.gateway.anomaly_service import AnomalyService
 from server.gateway.chat_service import ChatService
+from server.gateway.interceptors.auth import AuthInterceptor
 from server.gateway.interceptors.observability import ObservabilityInterceptor
 from server.gateway.llm_endpoint import LLMEndpoint
 from server.gateway.llm_router import LLMRouter
@@ -28,11 +29,13 @@ from server.gateway.retriever_service import RetrieverService
 from server.gen.stackserve.v1 import anomaly_pb2, chat_pb2, llm_pb2, retriever_pb2
 from server.guardrails.input_rails import InputRails
 from server.observability import tracing
-from server.observability.logs import ACCESS, log_event
+from server.observability.logs import ACCESS, RotatingFile, install_hash_key, log_event
 from server.observability.metrics import serve_metrics
 from server.protocol.registration import add_service
 from server.rag.chat import ChatPipeline
 from server.rag.engine import RagEngine
+from server.security import keyed_hash, tls
+from server.security.access_policy import AccessPolicy
 from server.slo import tracker as slo
 from server.slo.setup import build_tracker
 from server.slo.tracker import SloTracker
@@ -92,6 +95,9 @@ class Gateway:
             await self.llm.close()
         self.log_flusher.cancel()
         ACCESS.flush()
+        if isinstance(ACCESS.stream, RotatingFile):
+            ACCESS.stream.close()
+            ACCESS.stream = None
         if self.slo is not None and slo.current() is self.slo:
             slo.install(None)
         with contextlib.suppress(Exception):
@@ -249,31 +255,39 @@ async def start_gateway(
     """
     cfg = settings.gateway
     options = [
-        ("grpc.max_receive_message_length", cfg.max_message_bytes),
+        # Our handlers refuse bodies over max_message_bytes (RESOURCE_EXHAUSTED, logged and counted);
+        # gRPC core's own limit sits above it, so only a body 4x over is refused before any code of ours.
+        ("grpc.max_receive_message_length", core_receive_limit(cfg.max_message_bytes)),
         ("grpc.max_send_message_length", cfg.max_message_bytes),
         ("grpc.so_reuseport", 0),
     ]
+    security = settings.security
+    policy = AccessPolicy(security)
+    install_hash_key(keyed_hash.load_or_create(security.hash_key_file or settings.data_dir / "hash.key"))
+    interceptors: list[grpc.aio.ServerInterceptor] = [ObservabilityInterceptor()]
+    if policy.enabled:  # inside observability: refused calls are counted and logged like the rest
+        interceptors.append(AuthInterceptor(policy))
     server = grpc.aio.server(
-        interceptors=[ObservabilityInterceptor()],
+        interceptors=interceptors,
         options=options,
         maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
     )
     anomaly = AnomalyService(settings, endpoint)
-    add_service(server, ANOMALY_SERVICE, anomaly)
+    add_service(server, ANOMALY_SERVICE, anomaly, cfg.max_message_bytes)
     services = [ANOMALY_SERVICE.full_name]
     llm = None
     if llm_endpoint is not None:  # the default model first; llm.also_serve's after it
         llm = LLMRouter([LLMService(settings, e) for e in (llm_endpoint, *extra_llm_endpoints)])
     if llm is not None:
-        add_service(server, LLM_SERVICE, llm)
+        add_service(server, LLM_SERVICE, llm, cfg.max_message_bytes)
         services.append(LLM_SERVICE.full_name)
     retriever = RetrieverService(rag) if rag is not None else None
     chat = _ChatWiring(rag, llm) if rag is not None else None
     if retriever is not None:
-        add_service(server, RETRIEVER_SERVICE, retriever)
+        add_service(server, RETRIEVER_SERVICE, retriever, cfg.max_message_bytes)
         services.append(RETRIEVER_SERVICE.full_name)
     if chat is not None and llm is not None:
-        add_service(server, CHAT_SERVICE, ChatService(chat))
+        add_service(server, CHAT_SERVICE, ChatService(chat), cfg.max_message_bytes)
         services.append(CHAT_SERVICE.full_name)
     slo_tracker = build_tracker(settings)
     if settings.tracing.exporter != "none":
@@ -284,10 +298,15 @@ async def start_gateway(
         await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
     health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
     reflection.enable_server_reflection((*services, health_name, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(f"{cfg.host}:{cfg.port}")
+    credentials = tls.grpc_credentials(security.tls)
+    address = f"{cfg.host}:{cfg.port}"
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"cannot bind gRPC port {cfg.host}:{cfg.port}")
     await server.start()
+    if security.access_log_file is not None:
+        ACCESS.stream = RotatingFile(security.access_log_file, security.access_log_max_bytes,
+                                     security.access_log_backups)
     slo.install(slo_tracker)
     metrics_server, metrics_port = serve_metrics(cfg.host, cfg.metrics_port)
     warmup = asyncio.create_task(_warm_up(anomaly, endpoint, health, cfg.warmup_timeout_s))
@@ -310,11 +329,17 @@ async def start_gateway(
     )
     gateway.slo = slo_tracker
     if llm is not None and cfg.openai_port is not None:
-        http, sock = serve_openai(llm, cfg.host, cfg.openai_port, rag)
+        http, sock = serve_openai(llm, cfg.host, cfg.openai_port, rag, policy, tls.uvicorn_options(security.tls))
         gateway.openai_server, gateway.openai_port = http, sock.getsockname()[1]
         gateway.openai_task = asyncio.create_task(http.serve(sockets=[sock]))
         log_event("stackserve.gateway", "openai api listening", port=gateway.openai_port)
     return gateway
+
+
+def core_receive_limit(max_message_bytes: int) -> int:
+    """gRPC core's receive limit: a backstop far enough above ours that our handlers see (and
+    count) nearly every oversize body, low enough that core never buffers an unbounded one."""
+    return min(2**31 - 1, max(4 * max_message_bytes, max_message_bytes + 2**20))
 
 
 async def _flush_access_log() -> None:

@@ -72,6 +72,14 @@ class Piece:
     kv_cache_usage: float
     error: str = ""  # with FinishReason.ERROR / SHUTDOWN: what failed
     logprobs: list[TokenLogprob] | None = None  # one per token_ids entry, when the request asked
+    # The engine refused the request before running it (prompt too long, queue full, stopped): sent as
+    # the stream's only piece rather than raised, so a Ray replica does not log a traceback for a
+    # routine refusal; the gateway's endpoint raises it (RayLLMEndpoint.generate).
+    refusal: Exception | None = None
+
+    @classmethod
+    def refused(cls, exc: Exception) -> Piece:
+        return cls("", [], [], None, 0, 0, 0.0, 0.0, [], 0, 0, 0.0, refusal=exc)
 
 
 class StepTracker:

@@ -1,7 +1,7 @@
 """Structured JSON logs: one line per request, with the request id.
 
-Prompts, responses and raw features never appear in logs; where a payload matters
-for debugging it is logged as a short hash.
+Prompts, responses, API keys and raw features never appear in logs; where a payload matters
+for debugging it is logged as a short keyed hash (``payload_hash``).
 """
 
 from __future__ import annotations
@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import secrets
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 ACCESS_LOGGER = "stackserve.access"
@@ -40,10 +43,27 @@ def configure_logging(level: str = "INFO") -> None:
     root.propagate = False
 
 
+# Keys the payload hashes (server/security/keyed_hash.py says why). Until the gateway installs the
+# deployment's key, a random one: hashes then match within this process only, never across.
+_HASH_KEY = secrets.token_bytes(32)
+
+
+def install_hash_key(key: bytes) -> None:
+    global _HASH_KEY
+    _HASH_KEY = bytes(key)
+
+
+def payload_hasher() -> Any:
+    """An incremental keyed hash (a response hashed piece by piece as it streams)."""
+    return hashlib.blake2b(digest_size=8, key=_HASH_KEY)
+
+
 def payload_hash(data: bytes | str) -> str:
     if isinstance(data, str):
         data = data.encode()
-    return hashlib.blake2b(data, digest_size=8).hexdigest()
+    h = payload_hasher()
+    h.update(data)
+    return h.hexdigest()
 
 
 def log_event(logger: str, msg: str, **fields: Any) -> None:
@@ -83,6 +103,39 @@ class AccessLog:
             stream.flush()
         except (OSError, ValueError):  # closed stream at interpreter exit
             pass
+
+
+class RotatingFile:
+    """An append-only file that rolls over by size (``access.log`` -> ``access.log.1`` ... ``.N``,
+    the oldest dropped), so a long-running gateway never fills its disk with access lines. Lines
+    are never split across files: a flush's text goes whole into the current file."""
+
+    def __init__(self, path: str | os.PathLike, max_bytes: int, backups: int) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.backups = backups
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open across flushes
+
+    def write(self, text: str) -> None:
+        if self._file.tell() > 0 and self._file.tell() + len(text) > self.max_bytes:
+            self._rotate()
+        self._file.write(text)
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def _rotate(self) -> None:
+        self._file.close()
+        for i in range(self.backups - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{i}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
 
 
 ACCESS = AccessLog()

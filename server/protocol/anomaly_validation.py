@@ -14,8 +14,8 @@ import numpy as np
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from server.anomaly.catalog import CatalogEntry
-from server.protocol.errors import invalid, not_found
-from server.protocol.registration import DecodeFailure
+from server.protocol.errors import clip, invalid, not_found
+from server.protocol.registration import DecodeFailure, decode_error
 
 MAX_ENTITY_KEY_BYTES = 256
 
@@ -34,7 +34,7 @@ def parse_score_request(
     default_stream_model: str,
 ) -> ParsedScoreRequest:
     if isinstance(request, DecodeFailure):
-        raise invalid("request", f"body is not a valid {request.type_name}: {request.reason}")
+        raise decode_error(request)
     unknown = UnknownFieldSet(request)
     if len(unknown):
         numbers = sorted({f.field_number for f in unknown})
@@ -45,7 +45,7 @@ def parse_score_request(
     name = request.model or (default_stream_model if keys else default_model)
     entry = catalog.get(name)
     if entry is None:
-        raise not_found("model", f"unknown model {name!r}; serving {sorted(catalog)}")
+        raise not_found("model", f"unknown model {clip(name)!r}; serving {sorted(catalog)}")
     nf = request.num_features
     if nf == 0:
         raise invalid("num_features", f"must be set to the features per event ({entry.n_raw} for {name!r})")
@@ -68,7 +68,8 @@ def parse_score_request(
     if request.feature_names and tuple(request.feature_names) != entry.feature_names:
         raise invalid(
             "feature_names",
-            f"model {name!r} expects columns {list(entry.feature_names)}, got {list(request.feature_names)}",
+            f"model {name!r} expects columns {list(entry.feature_names)}, got "
+            f"{clip(str(list(request.feature_names)), 400)}",
         )
     if entry.stream is None:
         if keys:

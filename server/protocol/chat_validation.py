@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.protocol.errors import invalid
-from server.protocol.registration import DecodeFailure
+from server.protocol.registration import DecodeFailure, decode_error
 from server.protocol.retriever_validation import MAX_QUERY_CHARS, parse_filter
 from server.rag.filters import ChunkFilter
 
@@ -24,7 +24,7 @@ class AskParams:
 
 def parse_ask(request: Any) -> AskParams:
     if isinstance(request, DecodeFailure):
-        raise invalid("request", f"body is not a valid {request.type_name}: {request.reason}")
+        raise decode_error(request)
     q = request.question
     if not q.strip():
         raise invalid("question", "must not be empty")

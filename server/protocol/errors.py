@@ -8,6 +8,16 @@ from __future__ import annotations
 
 import grpc
 
+#: A status's details travel in HTTP/2 trailers, which gRPC caps at 8 KiB of metadata by default:
+#: past it the client gets RESOURCE_EXHAUSTED instead of the real status. Details echo user input
+#: (a model name, a role), so they are clipped well below the cap.
+MAX_DETAILS_CHARS = 1024
+
+
+def clip(text: str, limit: int = 120) -> str:
+    """User input quoted in an error: at most ``limit`` characters, marked when cut."""
+    return text if len(text) <= limit else f"{text[:limit]}...({len(text)} chars)"
+
 
 class ServingError(Exception):
     def __init__(self, code: grpc.StatusCode, reason: str, field: str | None = None):
@@ -18,7 +28,8 @@ class ServingError(Exception):
 
     @property
     def details(self) -> str:
-        return f"{self.field}: {self.reason}" if self.field else self.reason
+        text = f"{self.field}: {self.reason}" if self.field else self.reason
+        return clip(text, MAX_DETAILS_CHARS)
 
 
 def invalid(field: str, reason: str) -> ServingError:

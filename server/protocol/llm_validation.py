@@ -18,8 +18,8 @@ from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.llm.errors import LLMRequestError
 from server.llm.params import SamplingParams
 from server.llm.serving import EngineInfo, LLMJob
-from server.protocol.errors import ServingError, invalid, not_found
-from server.protocol.registration import DecodeFailure, bad_utf8_field
+from server.protocol.errors import clip, invalid, not_found
+from server.protocol.registration import DecodeFailure, decode_error
 
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 256
@@ -27,16 +27,9 @@ SAMPLING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_pe
                    "presence_penalty", "frequency_penalty", "min_p", "priority", "logprobs", "top_logprobs")
 
 
-def _decode_failure(request: DecodeFailure, descriptor: Any) -> ServingError:
-    field = bad_utf8_field(descriptor, request.data) if request.data else None
-    if field is not None:
-        return invalid(field, "is not valid UTF-8 (string fields must be UTF-8 text)")
-    return invalid("request", f"body is not a valid {request.type_name}: {request.reason}")
-
-
 def _check_envelope(request: Any, descriptor: Any, info: EngineInfo) -> None:
     if isinstance(request, DecodeFailure):
-        raise _decode_failure(request, descriptor)
+        raise decode_error(request)
     unknown = UnknownFieldSet(request)
     if len(unknown):
         numbers = sorted({f.field_number for f in unknown})
@@ -44,7 +37,7 @@ def _check_envelope(request: Any, descriptor: Any, info: EngineInfo) -> None:
             "request", f"unknown field number(s) {numbers} in {request.DESCRIPTOR.full_name}; check the client's proto"
         )
     if request.model and request.model != info.model:
-        raise not_found("model", f"unknown model {request.model!r}; serving [{info.model!r}]")
+        raise not_found("model", f"unknown model {clip(request.model)!r}; serving [{info.model!r}]")
 
 
 def sampling_params(opts: pb.SamplingOptions, info: EngineInfo) -> tuple[SamplingParams, bool]:
@@ -130,7 +123,7 @@ def parse_chat(request: Any, info: EngineInfo) -> LLMJob:
         raise invalid("messages", f"at most {MAX_MESSAGES} messages, got {len(messages)}")
     for i, m in enumerate(messages):
         if m.role not in ROLES:
-            raise invalid(f"messages[{i}].role", f"must be one of {', '.join(ROLES)}, got {m.role!r}")
+            raise invalid(f"messages[{i}].role", f"must be one of {', '.join(ROLES)}, got {clip(m.role)!r}")
     if not any(m.content for m in messages):
         raise invalid("messages", "every message's content is empty")
     _check_text("messages", "".join(m.content for m in messages), info)

@@ -25,7 +25,7 @@ import grpc
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.gen.stackserve.v1 import llm_pb2 as pb
-from server.protocol.errors import ServingError, invalid
+from server.protocol.errors import ServingError, clip, invalid
 
 MAX_CHOICES = 8  # n: each choice is a request in the engine
 #: OpenAI fields we do not implement, with the values that ask for nothing (accepted, ignored)
@@ -42,6 +42,8 @@ HTTP_STATUS: dict[grpc.StatusCode, tuple[int, str]] = {
     grpc.StatusCode.UNAVAILABLE: (503, "service_unavailable"),
     grpc.StatusCode.DEADLINE_EXCEEDED: (504, "timeout"),
     grpc.StatusCode.INTERNAL: (500, "internal_error"),
+    grpc.StatusCode.UNAUTHENTICATED: (401, "authentication_error"),
+    grpc.StatusCode.PERMISSION_DENIED: (403, "permission_error"),
 }
 
 
@@ -148,7 +150,7 @@ def _response_format(rf: dict[str, Any]) -> tuple[str, str]:
         if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
             raise invalid("response_format.json_schema.schema", "must be a JSON Schema object")
         return "json_schema", json.dumps(spec["schema"])
-    raise invalid("response_format.type", f"must be 'text', 'json_object' or 'json_schema', got {kind!r}")
+    raise invalid("response_format.type", f"must be 'text', 'json_object' or 'json_schema', got {clip(str(kind))!r}")
 
 
 class ContentPart(BaseModel):

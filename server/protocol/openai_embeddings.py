@@ -16,7 +16,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from server.protocol.errors import invalid, not_found
+from server.protocol.errors import clip, invalid, not_found
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 MAX_INPUTS = 256  # texts per request: one request is one batch of the embedder
@@ -34,7 +34,7 @@ class EmbeddingRequest(BaseModel):
     def texts(self, dim: int) -> list[str]:
         """The texts to embed, or INVALID_ARGUMENT / NOT_FOUND naming the field."""
         if self.model and self.model != EMBEDDING_MODEL:
-            raise not_found("model", f"unknown embedding model {self.model!r}; serving [{EMBEDDING_MODEL!r}]")
+            raise not_found("model", f"unknown embedding model {clip(self.model)!r}; serving [{EMBEDDING_MODEL!r}]")
         if self.dimensions is not None and self.dimensions != dim:
             raise invalid("dimensions", f"this model's vectors have {dim} dimensions, got {self.dimensions}")
         texts = [self.input] if isinstance(self.input, str) else self.input

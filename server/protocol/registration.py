@@ -16,28 +16,54 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError
 
+from server.protocol.errors import ServingError, exhausted, invalid
+
 
 @dataclass(frozen=True, slots=True)
 class DecodeFailure:
     type_name: str
     reason: str
     data: bytes = field(default=b"", repr=False)  # the body, so a handler can say which field was bad
+    descriptor: Descriptor | None = field(default=None, repr=False)
+    too_large: bool = False  # over the gateway's message limit: RESOURCE_EXHAUSTED, not parsed at all
 
 
-def _safe_deserializer(cls: type) -> Any:
-    name = cls.DESCRIPTOR.full_name
+def decode_error(failure: DecodeFailure, where: str = "request") -> ServingError:
+    """INVALID_ARGUMENT for a body that did not parse, naming the string field that is not UTF-8
+    (``entity_keys[2]``, ``messages[1].content``) when that is why: the one error every service
+    gives for it. ``where`` prefixes the path for a streamed element (``documents[3]``)."""
+    if failure.too_large:
+        return exhausted(failure.reason)
+    bad = bad_utf8_field(failure.descriptor, failure.data) if failure.data and failure.descriptor else None
+    if bad is not None:
+        name = bad if where == "request" else f"{where}.{bad}"
+        return invalid(name, "is not valid UTF-8 (string fields must be UTF-8 text)")
+    return invalid(where, f"body is not a valid {failure.type_name}: {failure.reason}")
+
+
+def _safe_deserializer(cls: type, max_bytes: int | None = None) -> Any:
+    descriptor = cls.DESCRIPTOR
+    name = descriptor.full_name
 
     def deserialize(data: bytes) -> Any:
+        if max_bytes is not None and len(data) > max_bytes:
+            reason = f"the request is {len(data)} bytes; the limit is {max_bytes} (gateway.max_message_bytes)"
+            return DecodeFailure(name, reason, too_large=True)
         try:
             return cls.FromString(data)
         except (DecodeError, ValueError, RuntimeError) as exc:
-            return DecodeFailure(name, str(exc) or "malformed protobuf", data)
+            return DecodeFailure(name, str(exc) or "malformed protobuf", data, descriptor)
 
     return deserialize
 
 
-def add_service(server: grpc.aio.Server, service: ServiceDescriptor, servicer: object) -> None:
-    """Bind every RPC of ``service`` to the servicer method of the same name."""
+def add_service(
+    server: grpc.aio.Server, service: ServiceDescriptor, servicer: object, max_message_bytes: int | None = None
+) -> None:
+    """Bind every RPC of ``service`` to the servicer method of the same name.
+
+    ``max_message_bytes``: bodies over it become a RESOURCE_EXHAUSTED the handler answers (so the
+    call is logged and counted like any other), the server's own gRPC-core limit being set higher."""
     handlers = {}
     for method in service.methods:
         request_cls = message_factory.GetMessageClass(method.input_type)
@@ -51,7 +77,7 @@ def add_service(server: grpc.aio.Server, service: ServiceDescriptor, servicer: o
         }[(method.client_streaming, method.server_streaming)]
         handlers[method.name] = make(
             behavior,
-            request_deserializer=_safe_deserializer(request_cls),
+            request_deserializer=_safe_deserializer(request_cls, max_message_bytes),
             response_serializer=response_cls.SerializeToString,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))

@@ -7,8 +7,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.gen.stackserve.v1 import retriever_pb2 as pb
-from server.protocol.errors import invalid
-from server.protocol.registration import DecodeFailure
+from server.protocol.errors import clip, invalid
+from server.protocol.registration import DecodeFailure, decode_error
 from server.rag.documents import FORMATS, Document, UnsupportedFileError, parse_text
 from server.rag.filters import ChunkFilter
 
@@ -21,7 +21,7 @@ MAX_TAGS = 16
 
 def _decode(request: Any) -> None:
     if isinstance(request, DecodeFailure):
-        raise invalid("request", f"body is not a valid {request.type_name}: {request.reason}")
+        raise decode_error(request)
 
 
 def parse_filter(f: pb.ChunkFilter) -> ChunkFilter | None:
@@ -56,7 +56,7 @@ def parse_document(request: Any, index: int) -> Document:
     """One streamed Document; ``index`` names it in errors (``documents[3].text``)."""
     where = f"documents[{index}]"
     if isinstance(request, DecodeFailure):
-        raise invalid(where, f"is not a valid {request.type_name}: {request.reason}")
+        raise decode_error(request, where)
     if not request.source.strip():
         raise invalid(f"{where}.source", "must not be empty (it names the document for re-ingest)")
     if not request.text.strip():
@@ -69,12 +69,12 @@ def parse_document(request: Any, index: int) -> Document:
     try:
         return parse_text(request.source, request.text, fmt, request.title, tuple(request.tags))
     except UnsupportedFileError:
-        raise invalid(f"{where}.format", f"{fmt!r} is not one of {', '.join(FORMATS)}") from None
+        raise invalid(f"{where}.format", f"{clip(fmt)!r} is not one of {', '.join(FORMATS)}") from None
 
 
 def check_unique(docs: list[Document]) -> None:
     seen: set[str] = set()
     for i, d in enumerate(docs):
         if d.source in seen:
-            raise invalid(f"documents[{i}].source", f"{d.source!r} appears twice in one ingest")
+            raise invalid(f"documents[{i}].source", f"{clip(d.source)!r} appears twice in one ingest")
         seen.add(d.source)

@@ -9,6 +9,7 @@ by polling /metrics (live engine stats) with a deadline.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import urllib.request
@@ -23,7 +24,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.client import AsyncLLMClient, LLMClient, chat_request, generate_request
 from server.gen.stackserve.v1 import llm_pb2 as pb
-from server.observability.logs import payload_hash
 from tests.integration.conftest import LLM_TEST_CONFIG
 
 pytestmark = pytest.mark.integration
@@ -301,7 +301,7 @@ def test_metrics_are_exported_after_a_request(server, llm):
     assert value(s, "stackserve_llm_requests_total", model=model, rpc="Complete", finish_reason="length") >= 1
 
 
-def test_access_log_line_has_hash_and_counts_not_the_prompt(server, llm):
+def test_access_log_line_has_hash_and_counts_not_the_prompt(server, llm, settings):
     secret = f"my secret prompt {uuid.uuid4().hex}"
     rid = uuid.uuid4().hex
     r = llm.complete(secret, temperature=0, max_tokens=3, request_id=rid)
@@ -317,7 +317,10 @@ def test_access_log_line_has_hash_and_counts_not_the_prompt(server, llm):
     assert len(entry["prompt_hash"]) == 16
     assert (entry["prompt_tokens"], entry["completion_tokens"]) == (r.usage.prompt_tokens, r.usage.completion_tokens)
     assert entry["finish_reason"] == r.finish_reason
-    assert entry["response_hash"] == payload_hash(r.text)  # the answer as a hash, never as text
+    # the answer as a hash keyed with the deployment's secret (data_dir/hash.key), never as text
+    key = bytes.fromhex((settings.data_dir / "hash.key").read_text())
+    assert entry["response_hash"] == hashlib.blake2b(r.text.encode(), digest_size=8, key=key).hexdigest()
+    assert entry["response_hash"] != hashlib.blake2b(r.text.encode(), digest_size=8).hexdigest()
     assert secret not in server.log()
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 
+from server.gateway.interceptors.rewrap import Streaming, Unary, rewrap
 from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
 from server.observability import tracing
 from server.observability.logs import access_log
@@ -92,8 +93,6 @@ class _Observed:
         if budget is not None and code != "CANCELLED":
             self.budget["true" if code != "DEADLINE_EXCEEDED" and elapsed <= budget else "false"].inc()
         access_log(self.method, code, started, REQUEST_ID.get(), ACCESS_FIELDS.get())
-        if exc is not None and code == "UNKNOWN":
-            log.error("unhandled error in %s", self.method, exc_info=exc)
         rid_token, fields_token, _, _ = token
         with contextlib.suppress(ValueError):  # reset from another context: harmless
             REQUEST_ID.reset(rid_token)
@@ -101,33 +100,60 @@ class _Observed:
             ACCESS_FIELDS.reset(fields_token)
 
 
+async def _hide_unexpected(exc: Exception, context: grpc.aio.ServicerContext, method: str) -> None:
+    """A handler's unexpected exception as INTERNAL with the request id: left alone, grpc.aio
+    would send the exception's class and text to the client. Aborts (the handlers' own statuses)
+    pass through."""
+    if isinstance(exc, grpc.aio.AbortError):
+        return
+    rid = REQUEST_ID.get()
+    log.error("unhandled error in %s", method, exc_info=exc, extra={"fields": {"request_id": rid}})
+    await context.abort(grpc.StatusCode.INTERNAL, f"internal error (request id {rid})")
+
+
+async def _unimplemented(request_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    """The answer to a method no service has, given here rather than by gRPC core so that it is
+    counted and logged like every other call (under one label: the names are the caller's)."""
+    await context.abort(grpc.StatusCode.UNIMPLEMENTED, "no such method on this server")
+    yield  # an async generator: a streaming handler, which reads nothing before answering
+
+
+UNKNOWN_METHOD = "<unknown method>"
+MAX_CACHED_HANDLERS = 4096  # services' methods, times the access policy's few refusal handlers
+
+
 def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
     obs = _Observed(method)
-    if handler.unary_unary is not None:
-        inner_uu = handler.unary_unary
 
+    def unary_of(inner: Unary) -> Unary:
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             started, token = obs.begin(context)
             exc = None
             try:
-                return await inner_uu(request, context)
+                return await inner(request, context)
+            except Exception as e:
+                exc = e
+                await _hide_unexpected(e, context, obs.method)
+                raise
             except BaseException as e:
                 exc = e
                 raise
             finally:
                 obs.end(context, started, token, exc)
 
-        return grpc.unary_unary_rpc_method_handler(
-            unary_unary, handler.request_deserializer, handler.response_serializer
-        )
+        return unary_unary
 
-    def streaming_of(inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., AsyncIterator[Any]]:
+    def streaming_of(inner: Streaming) -> Streaming:
         async def streaming(request_or_iterator: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             started, token = obs.begin(context)
             exc = None
             try:
                 async for response in inner(request_or_iterator, context):
                     yield response
+            except Exception as e:
+                exc = e
+                await _hide_unexpected(e, context, obs.method)
+                raise
             except BaseException as e:
                 exc = e
                 raise
@@ -136,20 +162,14 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
 
         return streaming
 
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(
-            streaming_of(handler.stream_stream), handler.request_deserializer, handler.response_serializer
-        )
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            streaming_of(handler.unary_stream), handler.request_deserializer, handler.response_serializer
-        )
-    return handler  # stream-unary: no such RPC in our services; passed through unobserved
+    return rewrap(handler, unary_of, streaming_of)  # stream-unary (none of ours) passes unobserved
 
 
 class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
+        # (handler, wrapped) by (method, id(handler)): the handler is kept, so its id stays its own
+        self._cache: dict[tuple[str, int], tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self._unknown = _wrap(grpc.stream_stream_rpc_method_handler(_unimplemented), UNKNOWN_METHOD)
 
     async def intercept_service(
         self,
@@ -158,9 +178,11 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.RpcMethodHandler | None:
         handler = await continuation(details)
         if handler is None:
-            return None
+            return self._unknown
         key = (details.method, id(handler))
-        wrapped = self._cache.get(key)
-        if wrapped is None:
-            wrapped = self._cache[key] = _wrap(handler, details.method)
-        return wrapped
+        entry = self._cache.get(key)
+        if entry is None or entry[0] is not handler:  # an id can be reused once its object is freed
+            if len(self._cache) >= MAX_CACHED_HANDLERS:
+                self._cache.clear()
+            entry = self._cache[key] = (handler, _wrap(handler, details.method))
+        return entry[1]

@@ -1,0 +1,158 @@
+"""The security building blocks on their own: keys, the access policy, rate limits, keyed hashes,
+the rotating access log, the config's checks and the clipping of echoed input."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+import grpc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from server.config import SecurityConfig, Settings
+from server.observability import logs
+from server.protocol.errors import MAX_DETAILS_CHARS, clip, not_found
+from server.protocol.errors import ServingError as Refusal
+from server.security import keyed_hash
+from server.security.access_policy import AccessPolicy
+from server.security.api_keys import KEY_PREFIX, key_digest, key_from_headers, new_key
+from server.security.rate_limit import TokenBucket
+
+
+def policy(**beta: object) -> tuple[AccessPolicy, str, str]:
+    alpha_key, beta_key = new_key(), new_key()
+    cfg = SecurityConfig(tenants=[
+        {"name": "alpha", "key_sha256": [key_digest(alpha_key)]},
+        {"name": "beta", "key_sha256": [key_digest(beta_key).upper()], "services": ["anomaly"], **beta},
+    ])
+    return AccessPolicy(cfg), alpha_key, beta_key
+
+
+def refusal(fn) -> Refusal:
+    with pytest.raises(Refusal) as err:
+        fn()
+    return err.value
+
+
+def test_keys_are_random_prefixed_and_stored_as_sha256():
+    a, b = new_key(), new_key()
+    assert a != b and a.startswith(KEY_PREFIX) and len(a) > 40
+    assert key_digest(a) == hashlib.sha256(a.encode()).hexdigest()
+
+
+def test_key_from_headers_takes_bearer_or_x_api_key():
+    assert key_from_headers([("authorization", "Bearer k1")]) == "k1"
+    assert key_from_headers([("authorization", "bearer  k2 ")]) == "k2"
+    assert key_from_headers([("x-api-key", "k3")]) == "k3"
+    assert key_from_headers([("authorization", "Basic Zm9vOmJhcg==")]) is None
+    assert key_from_headers([("authorization", "Bearer ")]) is None
+    assert key_from_headers([("x-api-key", b"bytes")]) is None
+    assert key_from_headers(None) is None
+
+
+def test_policy_authenticates_authorizes_and_names_no_key():
+    p, alpha, beta = policy()
+    assert p.enabled
+    assert p.admit(None, "grpc.health.v1.Health") is None  # probes carry no key
+    no_key = refusal(lambda: p.admit(None, "stackserve.v1.LLMService"))
+    assert no_key.code is grpc.StatusCode.UNAUTHENTICATED
+    wrong = refusal(lambda: p.admit(alpha + "x", "stackserve.v1.LLMService"))
+    assert wrong.code is grpc.StatusCode.UNAUTHENTICATED and alpha not in wrong.details
+    assert p.admit(alpha, "stackserve.v1.LLMService").name == "alpha"
+    assert p.admit(alpha, "grpc.reflection.v1alpha.ServerReflection").name == "alpha"
+    assert p.admit(beta, "anomaly").name == "beta"  # digests are case-insensitive in the config
+    denied = refusal(lambda: p.admit(beta, "stackserve.v1.ChatService"))
+    assert denied.code is grpc.StatusCode.PERMISSION_DENIED and "chat" in denied.details
+    assert not AccessPolicy(SecurityConfig()).enabled
+
+
+def test_rate_limit_refuses_past_the_burst_and_refills():
+    now = [0.0]
+    bucket = TokenBucket(2.0, 3, clock=lambda: now[0])
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    assert bucket.retry_after_s() == pytest.approx(0.5)
+    now[0] += 0.5
+    assert bucket.take() and not bucket.take()
+    now[0] += 100
+    assert sum(bucket.take() for _ in range(10)) == 3  # never more than the burst
+
+
+def test_policy_rate_limit_is_per_tenant_and_resource_exhausted():
+    p, alpha, beta = policy(requests_per_s=0.001, burst=2)
+    assert p.admit(beta, "anomaly") and p.admit(beta, "anomaly")
+    over = refusal(lambda: p.admit(beta, "anomaly"))
+    assert over.code is grpc.StatusCode.RESOURCE_EXHAUSTED and "rate limit" in over.details
+    assert all(p.admit(alpha, "anomaly") for _ in range(50))  # alpha has no limit
+
+
+@pytest.mark.parametrize("bad", [
+    {"tenants": [{"name": "a", "key_sha256": ["ssk-not-a-digest"]}]},
+    {"tenants": [{"name": "a", "key_sha256": []}]},
+    {"tenants": [{"name": "a b", "key_sha256": ["0" * 64]}]},
+    {"tenants": [{"name": "a", "key_sha256": ["0" * 64], "services": ["gpu"]}]},
+    {"tenants": [{"name": "a", "key_sha256": ["0" * 64]}, {"name": "a", "key_sha256": ["1" * 64]}]},
+    {"tenants": [{"name": "a", "key_sha256": ["0" * 64]}, {"name": "b", "key_sha256": ["0" * 64]}]},
+    {"tls": {"cert": "/x.pem"}},
+    {"tls": {"client_ca": "/ca.pem"}},
+])
+def test_security_config_refuses_mistakes(bad):
+    with pytest.raises(ValidationError):
+        SecurityConfig(**bad)
+
+
+def test_hash_key_is_made_once_owner_only_and_keys_the_hash(tmp_path, monkeypatch):
+    monkeypatch.delenv(keyed_hash.ENV_VAR, raising=False)
+    path = tmp_path / "d" / "hash.key"
+    key = keyed_hash.load_or_create(path)
+    assert len(key) == 32 and keyed_hash.load_or_create(path) == key
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    monkeypatch.setenv(keyed_hash.ENV_VAR, "ab" * 32)
+    assert keyed_hash.load_or_create(path) == bytes.fromhex("ab" * 32)
+    monkeypatch.setenv(keyed_hash.ENV_VAR, "abc")
+    with pytest.raises(ValueError, match="STACKSERVE_HASH_KEY"):
+        keyed_hash.load_or_create(path)
+    before = logs.payload_hash("the prompt")
+    try:
+        logs.install_hash_key(key)
+        keyed = logs.payload_hash("the prompt")
+        assert keyed == hashlib.blake2b(b"the prompt", digest_size=8, key=key).hexdigest()
+        assert keyed != hashlib.blake2b(b"the prompt", digest_size=8).hexdigest() and keyed != before
+        h = logs.payload_hasher()
+        h.update(b"the ")
+        h.update(b"prompt")
+        assert h.hexdigest() == keyed  # streamed responses hash alike
+    finally:
+        logs.install_hash_key(os.urandom(32))
+
+
+def test_rotating_access_log_keeps_whole_lines_and_n_backups(tmp_path):
+    f = logs.RotatingFile(tmp_path / "access.log", max_bytes=100, backups=2)
+    lines = [f"line {i:03d} " + "x" * 30 + "\n" for i in range(12)]
+    for ln in lines:
+        f.write(ln)
+    f.flush()
+    f.close()
+    files = sorted(p.name for p in tmp_path.iterdir())
+    assert files == ["access.log", "access.log.1", "access.log.2"]  # the oldest dropped
+    kept = "".join((tmp_path / n).read_text() for n in ("access.log.2", "access.log.1", "access.log"))
+    assert kept == "".join(lines[-len(kept.splitlines()):])  # newest lines, in order, none split
+    assert all((tmp_path / n).stat().st_size <= 100 for n in files)
+
+
+@given(st.text(max_size=3000))
+@settings(max_examples=60, deadline=None)
+def test_echoed_input_is_clipped_so_a_status_fits_its_trailer(name):
+    err = not_found("model", f"unknown model {clip(name)!r}; serving ['a']")
+    assert len(err.details) <= MAX_DETAILS_CHARS + 40
+    assert err.details.endswith("serving ['a']")  # the useful tail survives a huge echoed value
+    long = Refusal(grpc.StatusCode.INVALID_ARGUMENT, name * 3, "f")
+    assert len(long.details) <= MAX_DETAILS_CHARS + 40
+
+
+def test_settings_have_security_off_by_default():
+    s = Settings()
+    assert s.security.tenants == [] and not s.security.tls.enabled and s.security.access_log_file is None
