@@ -48,6 +48,10 @@ class GatewayConfig(_Section):
     max_concurrent_rpcs: int = Field(1024, gt=0)
     default_timeout_s: float = Field(30.0, gt=0, description="deadline applied when the client sets none")
     warmup_timeout_s: float = Field(300.0, gt=0, description="how long to wait for deployments to load models")
+    health_probe_interval_s: float = Field(
+        1.0, gt=0, description="how often each serving backend is probed; a failed probe turns its health NOT_SERVING"
+    )
+    health_probe_timeout_s: float = Field(2.0, gt=0, description="a probe slower than this counts as failed")
 
 
 class CoalescingConfig(_Section):

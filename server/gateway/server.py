@@ -19,6 +19,7 @@ from server.config import Settings
 from server.gateway.anomaly_endpoint import AnomalyEndpoint, LocalAnomalyEndpoint, RayAnomalyEndpoint
 from server.gateway.anomaly_service import AnomalyService
 from server.gateway.chat_service import ChatService
+from server.gateway.health_monitor import HealthMonitor
 from server.gateway.interceptors.auth import AuthInterceptor
 from server.gateway.interceptors.observability import ObservabilityInterceptor
 from server.gateway.llm_endpoint import LLMEndpoint
@@ -69,6 +70,7 @@ class Gateway:
     openai_port: int | None = None  # the OpenAI-compatible HTTP API, when served
     openai_server: Any = None
     openai_task: asyncio.Task | None = None
+    health_task: asyncio.Task | None = None
 
     async def wait_ready(self, timeout: float) -> None:
         """Until every service has finished warming up (the LLM's may end NOT_SERVING: see its log)."""
@@ -79,6 +81,8 @@ class Gateway:
         """Stop taking calls, let running ones finish within ``grace``, then close."""
         await self.health.enter_graceful_shutdown()
         self.warmup_task.cancel()
+        if self.health_task is not None:
+            self.health_task.cancel()
         self.drift_task.cancel()
         self.rollout_task.cancel()
         for task in (self.llm_warmup_task, self.llm_stats_task, self.retriever_warmup_task, self.chat_task):
@@ -105,7 +109,7 @@ class Gateway:
 
 
 async def _warm_up(anomaly: AnomalyService, endpoint: AnomalyEndpoint, health: health_aio.HealthServicer,
-                   timeout: float) -> None:
+                   timeout: float, monitor: HealthMonitor) -> None:
     """Poll the endpoint until its models are loaded, then report SERVING (with the gateway's own
     copy of the models loaded meanwhile, when small requests are scored in the gateway)."""
     local = asyncio.create_task(_local_scorer(anomaly.settings, endpoint))
@@ -129,6 +133,7 @@ async def _warm_up(anomaly: AnomalyService, endpoint: AnomalyEndpoint, health: h
     name = ANOMALY_SERVICE.full_name
     await health.set(name, health_pb2.HealthCheckResponse.SERVING)
     await health.set("", health_pb2.HealthCheckResponse.SERVING)
+    monitor.started(name)
     log_event("stackserve.gateway", "ready", models=[i["name"] for i in infos])
 
 
@@ -150,13 +155,15 @@ async def _local_scorer(settings: Settings, endpoint: AnomalyEndpoint) -> Anomal
         return None
 
 
-async def _warm_up_llms(router: LLMRouter, health: health_aio.HealthServicer, timeout: float) -> None:
+async def _warm_up_llms(router: LLMRouter, health: health_aio.HealthServicer, timeout: float,
+                        monitor: HealthMonitor) -> None:
     """Every model's warm-up at once; LLMService is SERVING once the default model is."""
-    await asyncio.gather(*(_warm_up_llm(s, health if i == 0 else None, timeout)
+    await asyncio.gather(*(_warm_up_llm(s, health if i == 0 else None, timeout, monitor)
                            for i, s in enumerate(router.services)))  # fmt: skip
 
 
-async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer | None, timeout: float) -> None:
+async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer | None, timeout: float,
+                       monitor: HealthMonitor) -> None:
     """Poll the LLM endpoint's ``info()`` until it answers, then report LLMService SERVING (when
     ``health`` is given: the default model; the others just start taking requests).
 
@@ -185,6 +192,7 @@ async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer | None
     llm.load_info(info)
     if health is not None:
         await health.set(LLM_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
+        monitor.started(LLM_SERVICE.full_name)
     log_event("stackserve.gateway", "llm ready", model=info.model, backend=info.backend,
               max_model_len=info.max_model_len)
 
@@ -231,7 +239,8 @@ async def _warm_up_retriever(engine: RagEngine, chat: _ChatWiring, health: healt
         log.error("the chat guardrails failed to load; ChatService stays NOT_SERVING: %s", exc)
 
 
-async def _chat_serving(chat: _ChatWiring, retriever_warmup: asyncio.Task, health: health_aio.HealthServicer) -> None:
+async def _chat_serving(chat: _ChatWiring, retriever_warmup: asyncio.Task, health: health_aio.HealthServicer,
+                        monitor: HealthMonitor) -> None:
     """ChatService SERVING once retrieval, its rails and the LLM are all up (not part of
     ``wait_ready``: an LLM that never loads leaves chat NOT_SERVING, the rest serving)."""
     await asyncio.shield(retriever_warmup)
@@ -240,6 +249,7 @@ async def _chat_serving(chat: _ChatWiring, retriever_warmup: asyncio.Task, healt
             return
         await asyncio.sleep(0.5)
     await health.set(CHAT_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
+    monitor.started(CHAT_SERVICE.full_name)
 
 
 async def start_gateway(
@@ -309,25 +319,31 @@ async def start_gateway(
                                      security.access_log_backups)
     slo.install(slo_tracker)
     metrics_server, metrics_port = serve_metrics(cfg.host, cfg.metrics_port)
-    warmup = asyncio.create_task(_warm_up(anomaly, endpoint, health, cfg.warmup_timeout_s))
+    monitor = HealthMonitor(health, cfg.health_probe_interval_s, cfg.health_probe_timeout_s)
+    monitor.watch(ANOMALY_SERVICE.full_name, endpoint.models, also=("",))
+    if llm is not None:
+        monitor.watch(LLM_SERVICE.full_name, llm.default.endpoint.info)
+        monitor.require(CHAT_SERVICE.full_name, LLM_SERVICE.full_name)
+    warmup = asyncio.create_task(_warm_up(anomaly, endpoint, health, cfg.warmup_timeout_s, monitor))
     flusher = asyncio.create_task(_flush_access_log())
     drift = asyncio.create_task(anomaly.scoring.drift.run())
     rollout = asyncio.create_task(anomaly.scoring.run_rollout())
     llm_warmup = llm_stats = None
     if llm is not None:
-        llm_warmup = asyncio.create_task(_warm_up_llms(llm, health, cfg.warmup_timeout_s))
+        llm_warmup = asyncio.create_task(_warm_up_llms(llm, health, cfg.warmup_timeout_s, monitor))
         llm_stats = asyncio.create_task(llm.run_stats_loop())
     rag_warmup = chat_task = None
     if rag is not None and chat is not None:
         rag_warmup = asyncio.create_task(_warm_up_retriever(rag, chat, health))
         if llm is not None:
-            chat_task = asyncio.create_task(_chat_serving(chat, rag_warmup, health))
+            chat_task = asyncio.create_task(_chat_serving(chat, rag_warmup, health, monitor))
     log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
     gateway = Gateway(
         server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift, rollout,
         llm, llm_warmup, llm_stats, retriever, rag_warmup, chat_task,
     )
     gateway.slo = slo_tracker
+    gateway.health_task = asyncio.create_task(monitor.run())
     if llm is not None and cfg.openai_port is not None:
         http, sock = serve_openai(llm, cfg.host, cfg.openai_port, rag, policy, tls.uvicorn_options(security.tls))
         gateway.openai_server, gateway.openai_port = http, sock.getsockname()[1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import urllib.request
 
 import grpc
@@ -31,9 +32,12 @@ class FailingEndpoint:
 
     def __init__(self, inner) -> None:
         self.inner = inner
-        self.fail = False
+        self.fail = False  # scoring fails
+        self.dead = False  # everything fails, the catalog (health's probe) included
 
     async def models(self):
+        if self.dead:
+            raise ReplicaLostError("DeploymentUnavailableError: no replica of AnomalyScorer")
         return await self.inner.models()
 
     async def score(self, model, X, request_ids):
@@ -45,7 +49,8 @@ class FailingEndpoint:
 @pytest.fixture(scope="module")
 def gateway(trained, settings):
     cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={
-        "port": 0, "metrics_port": 0, "openai_port": None, "max_message_bytes": LIMIT}, rag={"enabled": False})
+        "port": 0, "metrics_port": 0, "openai_port": None, "max_message_bytes": LIMIT,
+        "health_probe_interval_s": 0.2, "health_probe_timeout_s": 1.0}, rag={"enabled": False})
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
@@ -148,3 +153,24 @@ def test_fuzzed_score_bodies_get_client_statuses_and_the_server_keeps_serving(ga
         assert not any(s in out.details() for s in INTERNALS)
     with AnomalyClient(f"127.0.0.1:{gw.port}") as c:
         assert c.health() == "SERVING"
+
+
+def test_health_says_not_serving_while_the_backend_is_dead_and_serving_once_it_is_back(gateway):
+    gw, endpoint = gateway
+    service = "stackserve.v1.AnomalyService"
+
+    def wait_for(status: str, timeout: float = 10.0) -> float:
+        started = time.monotonic()
+        with AnomalyClient(f"127.0.0.1:{gw.port}") as c:
+            while (c._health(service, 2.0), c._health("", 2.0)) != (status, status):
+                assert time.monotonic() - started < timeout, f"health never became {status}"
+                time.sleep(0.05)
+        return time.monotonic() - started
+
+    wait_for("SERVING")
+    endpoint.dead = True
+    try:
+        assert wait_for("NOT_SERVING") < 3.0  # a probe every 0.2 s, 1 s timeout
+    finally:
+        endpoint.dead = False
+    assert wait_for("SERVING") < 3.0
