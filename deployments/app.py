@@ -70,9 +70,24 @@ def build_embedder_app(settings: Settings) -> Application:
     ).bind(settings.model_dump_json())
 
 
-def app_builder(args: dict) -> Application:
-    """Entry for ``serve run deployments.app:app_builder`` / serve deploy configs."""
+def _settings(args: dict) -> Settings:
+    """The stackserve config a Serve config's ``args.config`` names (null: defaults + env)."""
     from server.config import load_settings
 
-    return build_anomaly_app(load_settings(args.get("config")))
+    return load_settings(args.get("config"))
+
+
+def app_builder(args: dict) -> Application:
+    """Entry for ``serve run deployments.app:app_builder`` / serve deploy configs (the anomaly app)."""
+    return build_anomaly_app(_settings(args))
+
+
+def llm_app_builder(args: dict) -> Application:
+    """The LLM app for ``serve deploy deployments/configs/llm.yaml``."""
+    return build_llm_app(_settings(args))
+
+
+def embedder_app_builder(args: dict) -> Application:
+    """The retrieval embedder app for ``serve deploy deployments/configs/retrieval.yaml``."""
+    return build_embedder_app(_settings(args))
 

@@ -102,12 +102,14 @@ async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> 
         on_signals()  # Ray's core worker installs its own SIGTERM handler during ray.init: ours must win
         await gateway.wait_ready(settings.gateway.warmup_timeout_s)
         llm = gateway.llm.info.model if gateway.llm is not None and gateway.llm.info is not None else None
+        scheme = "https" if settings.security.tls.enabled else "http"
         info = {
             "grpc": f"{settings.gateway.host}:{gateway.port}",
             "metrics": f"http://{settings.gateway.host}:{gateway.metrics_port}/metrics",
             "models": sorted(gateway.anomaly.scoring.catalog),
             "llm": llm,
-            "openai": None if gateway.openai_port is None else f"http://{settings.gateway.host}:{gateway.openai_port}/v1",
+            "openai": None if gateway.openai_port is None else
+            f"{scheme}://{settings.gateway.host}:{gateway.openai_port}/v1",
         }
         if ready_file:
             tmp = ready_file.with_suffix(".tmp")
