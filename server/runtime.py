@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import logging
 import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from server.gateway.server import Gateway, start_gateway
 from server.llm.serving import EngineInfo, LLMJob, Piece
 from server.rag.embedder import Embedder
 from server.rag.engine import RagEngine
+from server.ray_head import PrivateRayHead
 
 log = logging.getLogger("stackserve.runtime")
 
@@ -82,6 +84,7 @@ class RayAttachment:
 
     owns_cluster: bool
     owned_apps: list[str] = field(default_factory=list)
+    head: PrivateRayHead | None = None  # the Ray head this process started, stopped last
 
 
 def connect_ray(settings: Settings) -> RayAttachment:
@@ -103,26 +106,47 @@ def connect_ray(settings: Settings) -> RayAttachment:
         log.warning("joined the Ray cluster already running on this machine (%s); its applications are served "
                     "as deployed and left running on exit", recorded)
         return RayAttachment(owns_cluster=False)
+    _private_ray_token(settings)
     for attempt in (1, 2):
+        head = PrivateRayHead(settings.ray.num_cpus)  # its own session: server/ray_head.py says why
         try:
-            # Loopback: the node registers 127.0.0.1 and Ray's agents (dashboard agent, runtime-env
-            # agent, object manager) listen there only. Ray 2.60's GCS and raylet still listen on
-            # the wildcard address whatever the node IP; Ray's token authentication (on by default
-            # for a new local instance, kept on here) is what guards those ports.
-            ray.init(num_cpus=settings.ray.num_cpus, _node_ip_address=LOOPBACK, **kwargs)
+            ray.init(address=head.start(), **kwargs)
             break
-        except Exception as exc:  # Ray raises a bare Exception for "node timed out during startup"
-            # Seen on a loaded 2-core machine: the GCS did not write its port file, or the
-            # node did not come up, in time. A second start has worked; a second failure is real.
+        except Exception as exc:
+            # Seen on a loaded 2-core machine: the node did not come up in time. A second start
+            # has worked; a second failure is real.
+            head.stop()
             if attempt == 2:
                 raise
             log.warning("Ray failed to start (%s); retrying once", exc)
             ray.shutdown()
     _warn_if_unauthenticated()
-    return RayAttachment(owns_cluster=True)
+    return RayAttachment(owns_cluster=True, head=head)
 
 
-LOOPBACK = "127.0.0.1"
+def _private_ray_token(settings: Settings) -> None:
+    """Token authentication for the private head, with a token of this deployment's own
+    (``data_dir/ray_auth_token``, mode 0600): ``ray start`` turns it on only when a token exists, and
+    ~/.ray/auth_token may be another cluster's. An explicit RAY_AUTH_MODE / token is respected."""
+    if os.environ.get("RAY_AUTH_MODE"):
+        return
+    os.environ["RAY_AUTH_MODE"] = "token"
+    if not (os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")):
+        path = settings.data_dir / "ray_auth_token"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_hex(32))
+        os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+    try:  # Ray reads its config once per process: make this process (the driver) see token mode too
+        from ray._private.authentication.authentication_token_setup import _enable_token_auth
+        from ray._raylet import AuthenticationTokenLoader
+
+        _enable_token_auth()
+        AuthenticationTokenLoader.instance().reset_cache()
+    except ImportError:
+        log.warning("this Ray has no token authentication; the private head runs without it")
 
 
 def _warn_if_unauthenticated() -> None:
@@ -273,6 +297,8 @@ async def stop_ray_app(attachment: RayAttachment) -> None:
     from ray import serve
 
     if not ray.is_initialized():
+        if attachment.head is not None:
+            await asyncio.to_thread(attachment.head.stop)
         return
     try:
         if attachment.owns_cluster:
@@ -285,6 +311,8 @@ async def stop_ray_app(attachment: RayAttachment) -> None:
                     log.warning("could not delete the %r application we deployed: %s", name, exc)
     finally:
         ray.shutdown()  # on a joined cluster this only disconnects this driver
+        if attachment.head is not None:
+            await asyncio.to_thread(attachment.head.stop)
 
 
 def local_anomaly_endpoint(settings: Settings) -> LocalAnomalyEndpoint:
