@@ -270,13 +270,18 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 # ----- score ------------------------------------------------------------------
 def cmd_score(args: argparse.Namespace) -> int:
+    if args.batch:
+        return _score_batch(args)
     import grpc
     import numpy as np
 
     from server.anomaly.data import read_table
     from server.client import AnomalyClient
 
-    df = read_table(args.input, args.format)
+    if len(args.input) != 1:
+        print("stackserve score: one input over gRPC (several files or folders: --batch)", file=sys.stderr)
+        return 2
+    df = read_table(args.input[0], args.format)
     with AnomalyClient(args.address) as client:
         try:
             infos = {m.name: m for m in client.list_models()}
@@ -672,6 +677,28 @@ def cmd_health(args: argparse.Namespace) -> int:
     return 0 if status == "SERVING" else 1
 
 
+def _score_batch(args: argparse.Namespace) -> int:
+    """``score --batch``: Ray Data over files and folders (server/anomaly/batch_scoring.py)."""
+    from server.anomaly.batch_scoring import BatchInputError, describe, score_files
+    from server.runtime import connect_ray, disconnect_ray
+
+    if args.output == "-":
+        print("stackserve score --batch: --output must name a folder for the Parquet files", file=sys.stderr)
+        return 2
+    settings = _settings(args)
+    attachment = connect_ray(settings)
+    try:
+        report = score_files(settings, args.input, args.output, args.model, args.batch_size,
+                             args.actors if args.actors > 0 else (1, 4))
+    except (BatchInputError, FileNotFoundError) as exc:
+        print(f"stackserve score --batch: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        disconnect_ray(attachment)
+    print(json.dumps(describe(report)))
+    return 0
+
+
 def cmd_keys_new(args: argparse.Namespace) -> int:
     """A new API key on stdout (give it to the client) and the config lines that admit it (only the
     key's SHA-256 goes into the server's config; the key itself is shown once, here)."""
@@ -747,7 +774,11 @@ def build_parser() -> argparse.ArgumentParser:
     ta.set_defaults(func=cmd_train_anomaly)
 
     sc = sub.add_parser("score", help="score a CSV/Parquet/JSONL file (or - for stdin) over gRPC")
-    sc.add_argument("input", nargs="?", default="-")
+    sc.add_argument("input", nargs="*", default=["-"], help="a file, or - for stdin; with --batch: files and folders")
+    sc.add_argument("--batch", action="store_true",
+                    help="score Parquet/CSV files or folders on Ray Data (the cluster of RAY_ADDRESS, else a "
+                    "private Ray) into Parquet files under --output; no gateway needed")
+    sc.add_argument("--actors", type=int, default=0, help="--batch: scoring actors (default: autoscale 1..4)")
     sc.add_argument("--format", choices=["csv", "parquet", "jsonl"])
     sc.add_argument("--model", default="", help="registered model name (default: the server's default)")
     sc.add_argument("--entity-column", help="column with entity keys (uses the stream model)")

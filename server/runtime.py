@@ -315,6 +315,15 @@ async def stop_ray_app(attachment: RayAttachment) -> None:
             await asyncio.to_thread(attachment.head.stop)
 
 
+def disconnect_ray(attachment: RayAttachment) -> None:
+    """For a driver that deployed nothing (a batch job): disconnect, and stop a head it started."""
+    import ray
+
+    ray.shutdown()
+    if attachment.head is not None:
+        attachment.head.stop()
+
+
 def local_anomaly_endpoint(settings: Settings) -> LocalAnomalyEndpoint:
     """Score in this process (no Ray): for tests and machines without Ray."""
     from server.anomaly.scorer import load_scorer
