@@ -286,6 +286,11 @@ class LLMConfig(_Section):
     max_waiting: int = Field(
         64, ge=0, description="queued requests beyond the running batch; more → RESOURCE_EXHAUSTED"
     )
+    max_expected_ttft_s: float | None = Field(
+        None, gt=0, description="refuse (RESOURCE_EXHAUSTED) a request whose expected time to first token, "
+        "from the queue ahead of it and the engine's measured speed, is over this; set it to the TTFT "
+        "objective (deployments/configs/slo.yaml) to keep accepted requests within it; null = off",
+    )
     default_max_tokens: int = Field(128, gt=0)
     num_threads: int = Field(2, gt=0, description="compute threads of the engine")
     placement: Placement = Field(

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from server.config import LLMConfig
+from server.llm.admission import TtftEstimator
 from server.llm.backends import Forward, build_forward
 from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, WaitingQueueFullError
 from server.llm.gguf_weights import LlamaWeights, open_reader
@@ -100,6 +101,7 @@ class LLMEngine:
         self._thread: threading.Thread | None = None
         self._ids = itertools.count()
         self.stats = EngineStats()
+        self.ttft = TtftEstimator()  # admission by expected time to first token (llm.max_expected_ttft_s)
         self.steps = 0
 
     # ---- requests -------------------------------------------------------------------------------
@@ -167,9 +169,27 @@ class LLMEngine:
                     f"{pending} requests waiting for {self.cache.free_slots} free slots "
                     f"(max_waiting={self.config.max_waiting})"
                 )
+            self._admit_by_ttft(len(prompt_ids), pending)
             self._inbox.append(_Submission(req, sink))
         self._wake.set()
         return rid
+
+    def _admit_by_ttft(self, prompt_len: int, pending: int) -> None:
+        """Refuse when the expected time to first token passes ``max_expected_ttft_s`` (under the
+        lock; reads the scheduler's lists as of the last step: an estimate, not a promise)."""
+        limit = self.config.max_expected_ttft_s
+        if limit is None:
+            return
+        waiting = [*self.scheduler.waiting, *(sub.req for sub in self._inbox)]
+        expected = self.ttft.expected_ttft_s(
+            prompt_len, sum(max(0, r.prefill_len - r.n_cached) for r in waiting), self.cache.free_slots, pending,
+            (max(0, r.params.max_tokens - len(r.output_ids)) for r in list(self.scheduler.running)),
+        )
+        if expected is not None and expected > limit:
+            raise WaitingQueueFullError(
+                f"expected time to first token {expected:.2f} s is over llm.max_expected_ttft_s={limit:g} "
+                f"({pending} requests waiting)"
+            )
 
     def abort(self, request_id: str, reason: FinishReason = FinishReason.CANCELLED) -> None:
         with self._lock:
@@ -342,6 +362,7 @@ class LLMEngine:
         tokens = sample(logits[:n_plain], [s.row_state for s in step.sampled]) if step.sampled else []
         now = time.time()
         self.steps += 1
+        self.ttft.observe(now - t0, sum(n for _, n in step.prefill_chunks), len(step.decodes) + len(step.verifies))
         self.stats = EngineStats(
             num_running=len(sched.running),
             num_waiting=len(sched.waiting),

@@ -164,6 +164,30 @@ def test_full_queue_is_refused():
         eng.shutdown()
 
 
+def test_admission_by_expected_ttft_refuses_what_the_queue_cannot_serve_in_time():
+    """Once the engine has measured its speed, a request whose expected TTFT is over the limit is
+    refused at once (RESOURCE_EXHAUSTED at the gateway), naming the limit; a short queue admits."""
+    eng = LLMEngine(engine_config(max_num_seqs=1, max_waiting=8, max_expected_ttft_s=0.2), weights=weights()).start()
+    try:
+        p = SamplingParams(temperature=0, max_tokens=240, ignore_eos=True)
+        eng.generate_blocking(eng.encode_prompt("warm up " * 20), SamplingParams(temperature=0, max_tokens=4))
+        assert eng.ttft.s_per_prefill_token is not None and eng.ttft.s_per_decode_step is not None
+        sinks: list = []
+        eng.submit(eng.encode_prompt("a b c"), p, sinks.append)  # holds the only slot for 240 steps
+        wait_until(lambda: len(eng.scheduler.running) == 1)
+        with pytest.raises(WaitingQueueFullError, match=r"max_expected_ttft_s=0\.2"):
+            eng.submit(eng.encode_prompt("a b c"), p, sinks.append)  # waits ~240 decode steps for the slot
+    finally:
+        eng.shutdown()
+    eng = LLMEngine(engine_config(max_num_seqs=2, max_waiting=8, max_expected_ttft_s=30), weights=weights()).start()
+    try:
+        eng.generate_blocking(eng.encode_prompt("warm up"), SamplingParams(temperature=0, max_tokens=2))
+        sinks = []
+        eng.submit(eng.encode_prompt("a b c"), SamplingParams(temperature=0, max_tokens=8), sinks.append)
+    finally:
+        eng.shutdown()
+
+
 @settings(max_examples=30, deadline=None)
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=12))
 def test_kv_compaction_keeps_every_sequence_rows(frees):
