@@ -70,6 +70,10 @@ class CoalescingConfig(_Section):
         "batch in flight per replica, waiting for the free slot already batches (measured: 0 beat 1-2 ms)",
     )
     max_queue_events: int = Field(200_000, gt=0, description="beyond this, RESOURCE_EXHAUSTED")
+    max_queue_delay_ms: float | None = Field(
+        None, gt=0, description="refuse (RESOURCE_EXHAUSTED) a request whose expected queueing, from the events "
+        "queued ahead and the measured dispatch rate, is over this; set it from the latency objective; null = off",
+    )
     max_inflight_batches: int = Field(
         1,
         gt=0,

@@ -72,6 +72,7 @@ class Coalescer(Generic[R]):
         max_queue_rows: int = 200_000,
         max_inflight: int = 4,
         on_batch: Callable[[str, BatchStats], None] | None = None,
+        max_queue_delay_s: float | None = None,
     ):
         if max_batch_rows < 1 or max_queue_rows < 1 or max_inflight < 1 or max_wait_s < 0:
             raise ValueError("coalescer limits must be positive")
@@ -89,6 +90,10 @@ class Coalescer(Generic[R]):
         self._key_rows: dict[str, int] = {}
         self._queued_rows = 0
         self._closed = False
+        # Admission by expected queueing time (not only by rows): the rows ahead divided by the rate
+        # batches have been dispatched at (a moving average of rows/s over completed calls).
+        self.max_queue_delay_s = max_queue_delay_s
+        self.rows_per_s: float | None = None
 
     @property
     def queued_rows(self) -> int:
@@ -106,6 +111,12 @@ class Coalescer(Generic[R]):
         if self._queued_rows + n > self.max_queue_rows:
             raise BatchQueueFullError(
                 f"queue holds {self._queued_rows} events, limit {self.max_queue_rows}; retry later"
+            )
+        wait = self.expected_wait_s(n)
+        if wait is not None and self.max_queue_delay_s is not None and wait > self.max_queue_delay_s:
+            raise BatchQueueFullError(
+                f"expected queueing {wait * 1e3:.0f} ms is over the limit of {self.max_queue_delay_s * 1e3:.0f} ms "
+                f"({self._queued_rows} events queued); retry later"
             )
         deadline = None if timeout is None else time.monotonic() + timeout
         item: _Item = _Item(rows, tag, deadline)
@@ -126,6 +137,13 @@ class Coalescer(Generic[R]):
         finally:
             if timer is not None:
                 timer.cancel()
+
+    def expected_wait_s(self, n: int = 0) -> float | None:
+        """Seconds until ``n`` new rows would be dispatched at the measured rate, when there is a queue;
+        None before the first call has been timed or while nothing waits (a lone request goes at once)."""
+        if self.rows_per_s is None or self._queued_rows == 0:
+            return None
+        return (self._queued_rows + n) / self.rows_per_s
 
     def _wakeup(self, key: str) -> asyncio.Event:
         if key not in self._wakeups:
@@ -189,7 +207,12 @@ class Coalescer(Generic[R]):
             rows = batch[0].rows if len(batch) == 1 else np.concatenate([it.rows for it in batch], axis=0)
             if self._on_batch is not None:
                 self._on_batch(key, BatchStats(int(rows.shape[0]), len(batch)))
+            started = time.monotonic()
             results = await self._dispatch(key, rows, counts, [it.tag for it in batch])
+            elapsed = time.monotonic() - started
+            if elapsed > 0:
+                rate = rows.shape[0] / elapsed * max(1, self._running)  # calls in flight run side by side
+                self.rows_per_s = rate if self.rows_per_s is None else 0.8 * self.rows_per_s + 0.2 * rate
             if len(results) != len(batch):
                 raise RuntimeError(f"dispatch returned {len(results)} results for {len(batch)} requests")
             for item, result in zip(batch, results, strict=True):

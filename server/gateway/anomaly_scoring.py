@@ -69,6 +69,7 @@ class AnomalyScoring:
                 max_queue_rows=co.max_queue_events,
                 max_inflight=co.max_inflight_batches * _replica_count(settings),
                 on_batch=self._record_batch,
+                max_queue_delay_s=None if co.max_queue_delay_ms is None else co.max_queue_delay_ms / 1000,
             )
             if co.enabled
             else None

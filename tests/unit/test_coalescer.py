@@ -105,6 +105,32 @@ def test_full_queue_sheds_load():
     assert run(main()) == [4.0, 4.0, 4.0]
 
 
+def test_admission_by_expected_queueing_time():
+    """Once a call has been timed, a request that would wait longer than max_queue_delay_s behind the
+    queue is refused at once, naming both; a lone request (empty queue) is never refused."""
+
+    async def main():
+        rec = Recorder(delay=0.05)  # 4 rows per 50 ms: 80 rows/s
+        co = Coalescer(rec, max_batch_rows=4, max_wait_s=0.0, max_queue_rows=1000, max_inflight=1,
+                       max_queue_delay_s=0.08)
+        assert await co.submit("m", np.ones((4, 1))) == 4.0  # timed: ~80 rows/s
+        assert co.rows_per_s == pytest.approx(80, rel=0.5)
+        rec.gate = asyncio.Event()
+        held = [asyncio.create_task(co.submit("m", np.ones((4, 1))))]
+        await asyncio.sleep(0.02)  # in dispatch, held at the gate
+        held.append(asyncio.create_task(co.submit("m", np.ones((4, 1)))))  # nothing queued ahead: admitted
+        await asyncio.sleep(0.01)
+        with pytest.raises(BatchQueueFullError, match=r"expected queueing .* over the limit of 80 ms"):
+            # 4 queued ahead + its own 4 at <= 80 rows/s: >= 100 ms
+            await asyncio.wait_for(co.submit("m", np.ones((4, 1))), 5)
+        rec.gate.set()
+        assert await asyncio.gather(*held) == [4.0, 4.0]
+        assert co.expected_wait_s() is None  # nothing queued: the next request goes at once
+        await co.close()
+
+    run(main())
+
+
 def test_expired_items_are_dropped_before_dispatch():
     async def main():
         rec = Recorder()
