@@ -33,7 +33,7 @@ def build_anomaly_app(settings: Settings) -> Application:
         options["autoscaling_config"] = {
             "min_replicas": cfg.min_replicas,
             "max_replicas": cfg.max_replicas,
-            "target_ongoing_requests": max(1, cfg.max_ongoing_requests // 4),
+            "target_ongoing_requests": cfg.target_ongoing_requests,
         }
     else:
         options["num_replicas"] = cfg.num_replicas

@@ -120,6 +120,10 @@ class AnomalyServingConfig(_Section):
     num_replicas: int | str = Field(1, description="an int, or 'auto' for autoscaling")
     min_replicas: int = Field(1, ge=0)
     max_replicas: int = Field(2, ge=1)
+    target_ongoing_requests: int = Field(
+        2, gt=0, description="with 'auto': the calls in flight per replica Serve's autoscaler aims at; the "
+        "gateway lets one more than this per replica be in flight, so saturation shows as load above target",
+    )
     num_cpus: float = Field(0.5, gt=0)
     max_ongoing_requests: int = Field(64, gt=0)
     backend: str = Field("auto", description="tree-ensemble backend: auto | cython | cpp | numba | reference")

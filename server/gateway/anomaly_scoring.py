@@ -42,9 +42,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("stackserve.gateway")
 
 
-def _replica_count(settings: Settings) -> int:
-    cfg = settings.anomaly
-    return cfg.max_replicas if cfg.num_replicas == "auto" else int(cfg.num_replicas)
+def _inflight_limit(settings: Settings) -> int:
+    """Coalesced calls the gateway keeps in flight into Ray. Fixed replicas: ``max_inflight_batches``
+    each (1 measured best on 2 cores). Autoscaling: one more than the autoscaler's target per replica
+    at the maximum, so that under saturation every replica shows load above target and Serve adds
+    replicas (capped at the target, the load could never exceed it and the deployment never grew)."""
+    cfg, co = settings.anomaly, settings.coalescing
+    if cfg.num_replicas == "auto":
+        return cfg.max_replicas * max(co.max_inflight_batches, cfg.target_ongoing_requests + 1)
+    return co.max_inflight_batches * int(cfg.num_replicas)
 
 
 class AnomalyScoring:
@@ -67,7 +73,7 @@ class AnomalyScoring:
                 max_batch_rows=co.max_batch_events,
                 max_wait_s=co.max_wait_ms / 1000,
                 max_queue_rows=co.max_queue_events,
-                max_inflight=co.max_inflight_batches * _replica_count(settings),
+                max_inflight=_inflight_limit(settings),
                 on_batch=self._record_batch,
                 max_queue_delay_s=None if co.max_queue_delay_ms is None else co.max_queue_delay_ms / 1000,
             )
