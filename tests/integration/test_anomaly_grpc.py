@@ -287,8 +287,10 @@ def test_ray_replica_logs_are_json_lines(server):
                        timeout=30)
 
     def fresh_lines() -> list[str]:
-        root = os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray")  # Ray's default temp dir
-        files = [f for f in glob.glob(f"{root}/session_*/logs/serve/replica_anomaly_AnomalyScorer_*.log")
+        # the server's private Ray head keeps its sessions under /tmp/ssray-* (server/ray_head.py)
+        roots = [os.path.join(os.environ.get("RAY_TMPDIR", "/tmp"), "ray"), "/tmp/ssray-*"]
+        files = [f for root in roots
+                 for f in glob.glob(f"{root}/session_*/logs/serve/replica_anomaly_AnomalyScorer_*.log")
                  if os.path.getmtime(f) >= started - 1]
         return [line for f in files for line in open(f, encoding="utf-8").read().splitlines() if line.strip()]
 
