@@ -17,7 +17,7 @@ import pytest
 from server.client import AnomalyClient, LLMClient
 
 pytestmark = pytest.mark.integration
-SOAK_S = float(os.environ.get("STACKSERVE_SOAK_S", "60"))
+SOAK_S = float(os.environ.get("STACKSERVE_SOAK_S", "30"))
 WARMUP_S = 10.0
 MAX_GROWTH_MB = 64.0
 

