@@ -18,15 +18,15 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from server.launcher import free_port
+
 log = logging.getLogger("stackserve.runtime")
-LOOPBACK = "127.0.0.1"
 _PR_SET_PDEATHSIG = 1
 
 
@@ -34,12 +34,6 @@ def _die_with_parent() -> None:
     """In the child before exec: SIGTERM when the thread that started it exits (Linux only)."""
     with contextlib.suppress(Exception):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return s.getsockname()[1]
 
 
 class PrivateRayHead:
@@ -51,7 +45,7 @@ class PrivateRayHead:
 
     def start(self, timeout_s: float = 120.0) -> str:
         """Start the head and wait for it; the GCS address to ``ray.init`` with."""
-        port = _free_port()
+        port = free_port()
         cmd = [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", f"--port={port}",
                "--include-dashboard=false", "--disable-usage-stats",
                f"--temp-dir={self.temp_dir}"]

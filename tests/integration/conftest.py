@@ -75,7 +75,8 @@ def server(trained, settings, tmp_path_factory) -> Iterator[RunningServer]:
     # SIGTERM to the server's whole process group, as a terminal's Ctrl-C or many supervisors do,
     # while a stream is in flight: it must finish, and the server stop within Kubernetes' 30 s.
     first = threading.Event()
-    stream = ThreadPoolExecutor(1).submit(_generate, running.address, "shutdown-drain-1", first)
+    pool = ThreadPoolExecutor(1)
+    stream = pool.submit(_generate, running.address, "shutdown-drain-1", first)
     assert first.wait(60), "the stream never started"
     started = time.monotonic()
     os.killpg(running.process.pid, signal.SIGTERM)
@@ -85,6 +86,7 @@ def server(trained, settings, tmp_path_factory) -> Iterator[RunningServer]:
     assert code == 0, f"server exited with {code}{killed}:\n{running.log_tail(3000)}"
     assert took < 30, f"shutdown took {took:.1f} s"
     tokens, finish = stream.result(timeout=30)
+    pool.shutdown()
     assert (tokens, finish) == (24, "length"), (tokens, finish)  # drained, not cut
     assert '"request_id": "shutdown-drain-1"' in running.log(), "its access-log line was lost"
 
