@@ -34,3 +34,9 @@ def trained(settings):
     from server.anomaly.training import train_default
 
     return {r.name: r for r in train_default(settings)}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Chaos drills (``disruptive``) kill replicas of the server the whole session shares: they run
+    last, so no other test sees a restarted replica's fresh state."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)  # stable sort

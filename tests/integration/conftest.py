@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psutil
 import pytest
 
 from server.launcher import RunningServer, ServerStartError, free_port, start_server
@@ -111,3 +112,17 @@ def start_or_fail(args: Sequence[str] = (), **kwargs: Any) -> RunningServer:
         return start_server(args, **kwargs)
     except ServerStartError as exc:
         pytest.fail(str(exc))
+
+
+def server_processes(server) -> list[psutil.Process]:
+    """The gateway, its children, and the private Ray head's session (ray start --block and what it runs)."""
+    root = psutil.Process(server.process.pid)
+    procs = [root, *root.children(recursive=True)]
+    sessions = {os.getsid(p.pid) for p in procs if p.is_running()}
+    for p in psutil.process_iter(["pid"]):
+        try:
+            if os.getsid(p.pid) in sessions and p not in procs:
+                procs.append(p)
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return procs

@@ -15,25 +15,12 @@ import psutil
 import pytest
 
 from server.client import AnomalyClient, LLMClient
+from tests.integration.conftest import server_processes
 
 pytestmark = pytest.mark.integration
 SOAK_S = float(os.environ.get("STACKSERVE_SOAK_S", "30"))
 WARMUP_S = 10.0
 MAX_GROWTH_MB = 64.0
-
-
-def server_processes(server) -> list[psutil.Process]:
-    """The gateway, its children, and the private Ray head's session (ray start --block and what it runs)."""
-    root = psutil.Process(server.process.pid)
-    procs = [root, *root.children(recursive=True)]
-    sessions = {os.getsid(p.pid) for p in procs if p.is_running()}
-    for p in psutil.process_iter(["pid"]):
-        try:
-            if os.getsid(p.pid) in sessions and p not in procs:
-                procs.append(p)
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return procs
 
 
 def rss_by_pid(procs: list[psutil.Process]) -> dict[int, tuple[str, float]]:
