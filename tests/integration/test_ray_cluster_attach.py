@@ -137,12 +137,17 @@ def cluster(trained, settings, tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(head.pid, signal.SIGKILL)
         subprocess.run(["pkill", "-f", "--", f"--gcs-address=127.0.0.1:{gcs}"], check=False)
-        # the record of "the latest head on this machine" must not outlive it
-        if CURRENT_CLUSTER.exists() and f":{gcs}" in CURRENT_CLUSTER.read_text():
-            if previous is None:
-                CURRENT_CLUSTER.unlink()
-            else:
-                CURRENT_CLUSTER.write_text(previous)
+        restore_current_cluster(gcs, previous)
+
+
+def restore_current_cluster(gcs: int, previous: str | None) -> None:
+    """The record of "the latest head on this machine" must not outlive the head a test started:
+    a later `stackserve serve` would try to join the dead head."""
+    if CURRENT_CLUSTER.exists() and f":{gcs}" in CURRENT_CLUSTER.read_text():
+        if previous is None:
+            CURRENT_CLUSTER.unlink()
+        else:
+            CURRENT_CLUSTER.write_text(previous)
 
 
 def _snapshot(cluster: dict) -> dict:

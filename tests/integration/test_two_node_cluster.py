@@ -26,13 +26,18 @@ import yaml
 from server.client import AnomalyClient
 from server.launcher import free_port
 from tests.integration.conftest import start_or_fail
-from tests.integration.test_ray_cluster_attach import _applications, _poll, _port_open
+from tests.integration.test_ray_cluster_attach import (
+    CURRENT_CLUSTER,
+    _applications,
+    _poll,
+    _port_open,
+    restore_current_cluster,
+)
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
 CONFIG = Path(__file__).resolve().parents[2] / "deployments" / "configs" / "anomaly.yaml"
 SCALE_UP_BOUND_S = 240  # measured 42 s on 2 cores (replicas start slowly while 8 clients load the machine)
-CURRENT_CLUSTER = Path("/tmp/ray/ray_current_cluster")  # `ray start` records the latest head here
 AUTOSCALING = {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 1,
                "upscale_delay_s": 1, "downscale_delay_s": 6, "look_back_period_s": 3}
 
@@ -97,13 +102,7 @@ def two_nodes(trained, settings, tmp_path_factory):
             if proc is not None:
                 _stop(proc)
         subprocess.run(["pkill", "-f", "--", f"gcs-address=[0-9.]+:{gcs}"], check=False)
-        # the record of "the latest head on this machine" must not outlive it: a later `stackserve
-        # serve` would try to join the dead head
-        if CURRENT_CLUSTER.exists() and f":{gcs}" in CURRENT_CLUSTER.read_text():
-            if previous is None:
-                CURRENT_CLUSTER.unlink()
-            else:
-                CURRENT_CLUSTER.write_text(previous)
+        restore_current_cluster(gcs, previous)
 
 
 def test_load_scales_out_to_both_nodes_and_back_down(two_nodes):
