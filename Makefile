@@ -85,6 +85,7 @@ bench: install peers peers-vllm
 	$(PY) -m bench.anomaly_kernels
 	$(PY) -m bench.drift
 	$(PY) -m bench.anomaly_load
+	$(PY) -m bench.admission
 	$(PY) -m bench.vector_search
 	$(PY) -m bench.embedder --serving
 	$(PY) -m bench.rag_ttft

@@ -181,9 +181,10 @@ class LLMEngine:
         if limit is None:
             return
         waiting = [*self.scheduler.waiting, *(sub.req for sub in self._inbox)]
+        running = [max(0, r.params.max_tokens - len(r.output_ids)) for r in list(self.scheduler.running)]
         expected = self.ttft.expected_ttft_s(
-            prompt_len, sum(max(0, r.prefill_len - r.n_cached) for r in waiting), self.cache.free_slots, pending,
-            (max(0, r.params.max_tokens - len(r.output_ids)) for r in list(self.scheduler.running)),
+            prompt_len, [(max(0, r.prefill_len - r.n_cached), r.params.max_tokens) for r in waiting],
+            self.cache.free_slots, running,
         )
         if expected is not None and expected > limit:
             raise WaitingQueueFullError(

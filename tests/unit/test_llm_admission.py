@@ -1,5 +1,5 @@
 """The TTFT estimator on its own: no estimate before a prefill is measured; the queue ahead and a
-wait for a slot add up; the moving averages follow the engine's steps."""
+requests ahead are replayed on the KV slots; the moving averages follow the engine's steps."""
 
 from __future__ import annotations
 
@@ -12,29 +12,48 @@ from server.llm.admission import TtftEstimator
 
 def test_nothing_is_refused_before_the_engine_has_measured_a_prefill():
     est = TtftEstimator()
-    assert est.expected_ttft_s(10_000, 10_000, 0, 50, [500]) is None
+    assert est.expected_ttft_s(10_000, [(10_000, 64)] * 50, 0, [500]) is None
     est.observe(0.02, 0, 4)  # decode steps alone give no prefill rate
-    assert est.expected_ttft_s(10, 0, 1, 0, []) is None
+    assert est.expected_ttft_s(10, [], 1, []) is None
 
 
-def test_queue_ahead_and_slot_wait_add_up():
+def test_queue_ahead_is_replayed_on_the_slots():
     est = TtftEstimator()
     est.observe(1.0, 1000, 0)  # 1 ms per prefilled token
     est.observe(0.05, 0, 4)  # 50 ms per decode step
-    assert est.expected_ttft_s(100, 900, 2, 0, [30, 10]) == pytest.approx(1.0)  # a slot is free
-    assert est.expected_ttft_s(100, 900, 1, 1, [30, 10]) == pytest.approx(1.0 + 10 * 0.05)  # waits for one
+    # a slot is free: the prompt ahead, then this one
+    assert est.expected_ttft_s(100, [(900, 8)], 2, [30, 10]) == pytest.approx(1.0)
+    # one free slot, taken by the request ahead: this one waits for the sequence with 10 steps left
+    assert est.expected_ttft_s(100, [(100, 8)], 1, [30, 10]) == pytest.approx(10 * 0.05 + 0.1)
+    # no free slot and three requests of 20 tokens ahead on 2 slots: the third ahead takes the slot
+    # the first ahead frees (0.5 s + 0.1 prefill + 20 steps), this one the slot the second frees
+    ahead = [(100, 20)] * 3
+    first = 10 * 0.05 + 0.1  # the 10-step sequence frees its slot, the first ahead prefills
+    second = max(first, 30 * 0.05) + 0.1
+    third = max(second, first + 20 * 0.05) + 0.1
+    assert est.expected_ttft_s(100, ahead, 0, [30, 10]) == pytest.approx(max(third, second + 20 * 0.05) + 0.1)
+
+
+def test_a_deep_queue_on_few_slots_is_expected_to_wait_for_rounds_of_decoding():
+    est = TtftEstimator()
+    est.observe(0.01, 100, 0)
+    est.observe(0.04, 0, 16)  # 40 ms per step
+    # 64 waiting for 16 slots, 32 tokens each: four rounds of 32 steps before this one starts
+    t = est.expected_ttft_s(10, [(10, 32)] * 64, 0, [32] * 16)
+    assert t == pytest.approx(5 * 32 * 0.04, rel=0.1)
 
 
 @given(st.lists(st.tuples(st.floats(1e-4, 5.0), st.integers(0, 4096), st.integers(0, 64)), max_size=40),
-       st.integers(1, 4096), st.integers(0, 10**6), st.integers(0, 64), st.integers(0, 64),
-       st.lists(st.integers(0, 4096), max_size=64))
-def test_estimate_is_nonnegative_and_grows_with_the_queue(steps, prompt, queued, free, waiting, remaining):
+       st.integers(1, 4096), st.lists(st.tuples(st.integers(0, 4096), st.integers(1, 512)), max_size=64),
+       st.integers(0, 64), st.lists(st.integers(0, 4096), max_size=64))
+def test_estimate_is_nonnegative_and_grows_with_the_queue(steps, prompt, waiting, free, remaining):
     est = TtftEstimator()
     for step in steps:
         est.observe(*step)
-    base = est.expected_ttft_s(prompt, queued, free, waiting, remaining)
+    base = est.expected_ttft_s(prompt, waiting, free, remaining)
     if base is None:
         assert est.s_per_prefill_token is None
         return
     assert base >= 0
-    assert est.expected_ttft_s(prompt, queued + 1000, free, waiting, remaining) >= base
+    assert est.expected_ttft_s(prompt, [*waiting, (1000, 64)], free, remaining) >= base
+    assert est.expected_ttft_s(prompt, waiting, free + 1, remaining) <= base + 1e-9
