@@ -431,6 +431,11 @@ class TlsConfig(_Section):
     cert: Path | None = Field(None, description="PEM server certificate (chain); with key, turns TLS on")
     key: Path | None = Field(None, description="PEM private key of cert")
     client_ca: Path | None = Field(None, description="PEM CA bundle: clients must present a certificate it signed")
+    metrics: bool = Field(
+        False, description="serve /metrics over the same TLS (and client certificates when client_ca is set): "
+        "Prometheus then scrapes with scheme https and a tls_config; false keeps it plaintext for a scraper "
+        "on a trusted network (it holds no payloads, keys or tenants' secrets)",
+    )
 
     @model_validator(mode="after")
     def _complete(self) -> TlsConfig:
@@ -438,6 +443,8 @@ class TlsConfig(_Section):
             raise ValueError("security.tls.cert and security.tls.key go together")
         if self.client_ca is not None and self.cert is None:
             raise ValueError("security.tls.client_ca (mutual TLS) needs security.tls.cert and key")
+        if self.metrics and self.cert is None:
+            raise ValueError("security.tls.metrics needs security.tls.cert and key")
         return self
 
     @property

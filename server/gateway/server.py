@@ -318,7 +318,12 @@ async def start_gateway(
         ACCESS.stream = RotatingFile(security.access_log_file, security.access_log_max_bytes,
                                      security.access_log_backups)
     slo.install(slo_tracker)
-    metrics_server, metrics_port = serve_metrics(cfg.host, cfg.metrics_port)
+    tls_cfg = security.tls
+    metrics_server, metrics_port = (
+        serve_metrics(cfg.host, cfg.metrics_port, str(tls_cfg.cert), str(tls_cfg.key),
+                      str(tls_cfg.client_ca) if tls_cfg.client_ca else None)
+        if tls_cfg.metrics else serve_metrics(cfg.host, cfg.metrics_port)
+    )
     monitor = HealthMonitor(health, cfg.health_probe_interval_s, cfg.health_probe_timeout_s)
     monitor.watch(ANOMALY_SERVICE.full_name, endpoint.models, also=("",))
     if llm is not None:

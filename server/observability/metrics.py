@@ -154,7 +154,10 @@ CHAT_OUTCOMES = Counter(
 )
 
 
-def serve_metrics(host: str, port: int) -> tuple[object, int]:
-    """Start the /metrics HTTP endpoint; returns (server, bound port) so port 0 works."""
-    server, _thread = start_http_server(port, addr=host)
+def serve_metrics(host: str, port: int, certfile: str | None = None, keyfile: str | None = None,
+                  client_cafile: str | None = None) -> tuple[object, int]:
+    """Start the /metrics HTTP endpoint; returns (server, bound port) so port 0 works. With a
+    certificate it is HTTPS, and with a client CA the scraper must present a certificate it signed."""
+    server, _thread = start_http_server(port, addr=host, certfile=certfile, keyfile=keyfile,
+                                        client_cafile=client_cafile, client_auth_required=client_cafile is not None)
     return server, int(server.server_port)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import http.client
 import ipaddress
 import ssl
 import threading
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -116,7 +118,7 @@ def secured(trained, settings, pki, tmp_path_factory):
                  "requests_per_s": 0.01, "burst": 3},
             ],
             "tls": {"cert": str(pki["server"].with_suffix(".crt")), "key": str(pki["server"].with_suffix(".key")),
-                    "client_ca": str(pki["ca"].with_suffix(".crt"))},
+                    "client_ca": str(pki["ca"].with_suffix(".crt")), "metrics": True},
             "access_log_file": str(log),
         },
     )
@@ -218,7 +220,15 @@ def test_no_key_or_prompt_in_the_access_log_or_metrics(secured, pki):
     lines = [ln for ln in text.splitlines() if "sec-rid-" in ln]
     assert any('"tenant": "alpha"' in ln and '"code": "OK"' in ln for ln in lines), lines
     assert any('"code": "UNAUTHENTICATED"' in ln for ln in lines), lines
-    metrics = urllib.request.urlopen(f"http://127.0.0.1:{g.gw.metrics_port}/metrics", timeout=10).read().decode()
+    metrics_url = f"https://127.0.0.1:{g.gw.metrics_port}/metrics"  # security.tls.metrics: mutual TLS
+    scraper = ssl.create_default_context(cafile=pki["ca"].with_suffix(".crt"))
+    scraper.load_cert_chain(pki["client"].with_suffix(".crt"), pki["client"].with_suffix(".key"))
+    metrics = urllib.request.urlopen(metrics_url, timeout=10, context=scraper).read().decode()
+    anonymous = ssl.create_default_context(cafile=pki["ca"].with_suffix(".crt"))
+    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionError)):  # no client certificate
+        urllib.request.urlopen(metrics_url, timeout=10, context=anonymous).read()
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):  # plaintext
+        urllib.request.urlopen(f"http://127.0.0.1:{g.gw.metrics_port}/metrics", timeout=10).read()
     assert 'code="UNAUTHENTICATED"' in metrics and 'code="PERMISSION_DENIED"' in metrics
     for where in (text, metrics):
         assert secret not in where

@@ -156,3 +156,18 @@ def test_echoed_input_is_clipped_so_a_status_fits_its_trailer(name):
 def test_settings_have_security_off_by_default():
     s = Settings()
     assert s.security.tenants == [] and not s.security.tls.enabled and s.security.access_log_file is None
+
+
+@pytest.mark.parametrize(("tls", "field"), [
+    ({"cert": "s.crt"}, "go together"),
+    ({"client_ca": "ca.crt"}, "client_ca"),
+    ({"metrics": True}, "security.tls.metrics"),
+])
+def test_tls_config_refuses_incomplete_settings(tls, field):
+    with pytest.raises(ValidationError, match=field):
+        SecurityConfig(tls=tls)
+
+
+def test_tls_for_metrics_is_opt_in():
+    cfg = SecurityConfig(tls={"cert": "s.crt", "key": "s.key"})
+    assert cfg.tls.enabled and not cfg.tls.metrics
