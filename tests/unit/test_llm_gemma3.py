@@ -128,21 +128,34 @@ def test_decode_steps_reproduce_prefill_logits_past_the_window():
         assert torch.allclose(logits, full[p], atol=2e-3, rtol=1e-4), (p, float((logits - full[p]).abs().max()))
 
 
+@functools.cache
+def fp32_greedy(n: int = 16) -> tuple[list[int], torch.Tensor]:
+    """fp32's greedy continuation of FRANCE, and fp32's logits at the positions that predicted it."""
+    model, ids = fp32_model(), list(FRANCE)
+    for _ in range(n):
+        ids.append(int(prefill(model, ids)[-1].argmax()))
+    return ids, prefill(model, ids[:-1])[len(FRANCE) - 1 :]
+
+
+def assert_follows_fp32(model) -> None:
+    """Teacher-forced on fp32's greedy text: the quantized model's pick at every position must be
+    fp32's, or a near tie in fp32's own logits. (Comparing two free-running greedy texts position by
+    position is not a test of the kernels: one tie flipped early shifts every later token; on an
+    AMD Zen 4 one flip at token 11 made 11 of 16 "agree" while teacher-forced agreement was 14 of 16,
+    the two misses fp32 margins of 0.03.)"""
+    ids, want_logits = fp32_greedy()
+    want = torch.tensor(ids[len(FRANCE) :])
+    got = prefill(model, ids[:-1])[len(FRANCE) - 1 :].argmax(-1)
+    missed = (got != want).nonzero().flatten().tolist()
+    margins = {i: float(want_logits[i, want[i]] - want_logits[i, got[i]]) for i in missed}
+    assert len(missed) <= 4 and all(m < 0.25 for m in margins.values()), (want.tolist(), got.tolist(), margins)
+
+
 def test_quantized_matmuls_follow_fp32_greedily():
     kernels = pytest.importorskip("kernels.llm_step")
     if not kernels.available():
         pytest.skip("kernels.cpp._llm_step is not built")
-    quant = Gemma3Model(weights(), kernels.make_linear)
-
-    def greedy(model: Gemma3Model, n: int = 16) -> list[int]:
-        ids = list(FRANCE)
-        for _ in range(n):
-            ids.append(int(prefill(model, ids)[-1].argmax()))
-        return ids[len(FRANCE) :]
-
-    want, got = greedy(fp32_model()), greedy(quant)
-    same = sum(a == b for a, b in zip(want, got, strict=True))
-    assert same >= 14, (want, got)
+    assert_follows_fp32(Gemma3Model(weights(), kernels.make_linear))
 
 
 @functools.cache
@@ -221,13 +234,7 @@ def test_cpp_decode_steps_past_the_window_and_mixed_batches():
 
 
 def test_cpp_step_follows_fp32_greedily():
-    ids = list(FRANCE)
-    want = list(FRANCE)
-    for _ in range(16):
-        ids.append(int(prefill(cpp_step(), ids)[-1].argmax()))
-        want.append(int(prefill(fp32_model(), want)[-1].argmax()))
-    same = sum(a == b for a, b in zip(want[6:], ids[6:], strict=True))
-    assert same >= 14, (want, ids)
+    assert_follows_fp32(cpp_step())
 
 
 @functools.cache
