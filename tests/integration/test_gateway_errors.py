@@ -86,6 +86,15 @@ def counted(port: int, method: str, code: str) -> float:
     return 0.0
 
 
+def counted_reaches(port: int, method: str, code: str, want: float, timeout: float = 5.0) -> float:
+    """The counter once it reaches ``want`` (or its value at the timeout): the server counts a call
+    when its handler completes, which can be just after the client has read the status."""
+    deadline = time.monotonic() + timeout
+    while (value := counted(port, method, code)) != want and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return value
+
+
 SCORE = "/stackserve.v1.AnomalyService/Score"
 X = np.ones((2, 9), dtype=np.float32)
 
@@ -117,7 +126,7 @@ def test_oversize_body_is_answered_and_counted_by_the_gateway(gateway):
     err = raw_call(gw.port, SCORE, score_request(np.ones((LIMIT // 36 + 50, 9), np.float32)).SerializeToString())
     assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert "limit is 65536" in err.details() and "gateway.max_message_bytes" in err.details()
-    assert counted(gw.metrics_port, SCORE, "RESOURCE_EXHAUSTED") == before + 1
+    assert counted_reaches(gw.metrics_port, SCORE, "RESOURCE_EXHAUSTED", before + 1) == before + 1
 
 
 def test_unknown_methods_are_unimplemented_and_counted_under_one_label(gateway):
@@ -126,7 +135,7 @@ def test_unknown_methods_are_unimplemented_and_counted_under_one_label(gateway):
     for method in ("/stackserve.v1.AnomalyService/Nope", "/no.such.Service/Call", "/" + "x" * 3000):
         err = raw_call(gw.port, method, b"")
         assert err.code() == grpc.StatusCode.UNIMPLEMENTED and len(err.details()) < 100
-    assert counted(gw.metrics_port, "<unknown method>", "UNIMPLEMENTED") == before + 3
+    assert counted_reaches(gw.metrics_port, "<unknown method>", "UNIMPLEMENTED", before + 3) == before + 3
 
 
 def test_a_lost_replica_is_unavailable_without_internals(gateway):
