@@ -9,7 +9,7 @@ export HF_HUB_OFFLINE := 1
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
-.PHONY: install build demo serve test unit integration lint gate peers peers-vllm bench bench-harness bench-gate bench-ci bench-kernels clean
+.PHONY: install build demo serve test test-all unit integration lint gate peers peers-vllm bench bench-harness bench-gate bench-ci bench-kernels clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -53,13 +53,22 @@ integration: install
 	$(PY) -m pytest tests/integration
 
 # Quality gates on a fresh store: champion, then a retrained challenger (next seed), both
-# families; regression, latency-ratio and drift gates (server/anomaly/gates.py).
+# families; regression, latency-ratio and drift gates (server/anomaly/gates.py). The test suite
+# runs the same command (tests/integration/test_training.py), so neither test target needs this.
 gate: install
 	d=$$(mktemp -d) && for m in shuttle-rf shuttle-iforest; do \
 	  $(VENV)/bin/stackserve --data-dir $$d gate --train --model $$m || exit 1; done; rm -rf $$d
 
-# Kernel benchmarks (tests/benchmarks) run once each as smoke tests here; `make bench-kernels` times them.
-test: install lint gate
+# The tiers (markers in pyproject.toml): `make test` is the fast tier a developer runs while working
+# (unit + integration on the shared server, ~10 min on 2 cores); `make test-all` adds the slow
+# model-parity tests, the tests that start Ray clusters of their own, the chaos drills and soak, and
+# the quality/red-team evaluations: what CI (.ci/run) runs. Kernel benchmarks (tests/benchmarks) run
+# once each as smoke tests here; `make bench-kernels` times them.
+FAST_TIER := not slow and not cluster and not chaos and not eval
+test: install lint
+	$(PY) -m pytest tests --benchmark-disable -m "$(FAST_TIER)"
+
+test-all: install lint
 	$(PY) -m pytest tests --benchmark-disable
 
 # llama.cpp (the LLM peer) compiles for minutes: only the benchmarks build it. The build is

@@ -40,16 +40,14 @@ TARGET_SPEEDUP = 2.0  # ours fp32 vs sentence-transformers, texts/s, per workloa
 
 def load_texts(n_chunks: int) -> tuple[list[str], list[str]]:
     """(queries, chunk texts as ingestion embeds them) from the evaluation set and the default corpus."""
-    from bench.rag_eval import EVAL_SET, STORE, ensure_store
-    from server.config import load_settings
+    from bench.rag_eval import CACHE, EVAL_SET
+    from server.rag.eval_runner import default_corpus_store
     from server.rag.evaluation import load_items
     from server.rag.ingest import embedding_text
     from server.rag.store import RetrievalStore
 
     queries = [it.question for it in load_items(EVAL_SET)]
-    settings = load_settings(None, rag={"store_dir": str(STORE)})
-    ensure_store(settings)
-    loaded = RetrievalStore(settings.rag_store_dir).load()
+    loaded = RetrievalStore(default_corpus_store(CACHE)).load()
     assert loaded is not None
     chunks = [embedding_text(c.title, c.section, c.text) for c in loaded[0]]
     rng = np.random.default_rng(0)

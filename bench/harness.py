@@ -14,7 +14,7 @@ one run are compared (the CPU changes between sessions: bench/report.py prints i
 * rag: ``RetrieverService.Search`` closed loop over gRPC against the same store searched in-process
   (the peer, after the server stopped), and ``ChatService.Ask`` (retrieval, rails, the LLM) at
   concurrency 1, judged on the chat TTFT objective. The default corpus is ingested once into
-  .bench-cache/ (bench/rag_eval.py ``ensure_store``).
+  .bench-cache/ (server/rag/eval_runner.py ``default_corpus_store``).
 
 Every cell is judged against deployments/configs/slo.yaml (goodput: requests/s that met every
 per-request objective) and priced with server/slo/cost.py. Output goes to
@@ -193,7 +193,7 @@ def server_env(settings: Settings, config: str | None, llm: bool, rag: bool = Fa
         "STACKSERVE__RAG__ENABLED": "true" if rag else "false",
     }
     if rag:
-        env["STACKSERVE__RAG__STORE_DIR"] = str(rag_store())
+        env["STACKSERVE__RAG__STORE_DIR"] = str(rag_store(settings))
     if config:
         env["STACKSERVE_CONFIG"] = str(config)
     return env
@@ -287,11 +287,13 @@ def llm_inprocess_cells(settings: Settings, plan: Plan, steps: Steps) -> list[Ce
 
 
 # ----- retrieval and chat -----------------------------------------------------------------------
-def rag_store() -> Path:
-    """The default corpus's store, ingested once (shared with bench.rag_eval and bench.rag_ttft)."""
-    from bench.rag_eval import STORE
+def rag_store(settings: Settings | None = None) -> Path:
+    """The default corpus's store, ingested once per content key (shared with bench.rag_eval and
+    bench.rag_ttft: server/rag/eval_runner.py)."""
+    from bench.rag_eval import CACHE
+    from server.rag.eval_runner import default_corpus_store
 
-    return STORE
+    return default_corpus_store(CACHE, settings.rag if settings is not None else None)
 
 
 def rag_questions() -> list[str]:
@@ -303,9 +305,7 @@ def rag_questions() -> list[str]:
 
 
 def prepare_rag(settings: Settings) -> None:
-    from bench.rag_eval import ensure_store
-
-    ensure_store(settings.model_copy(update={"rag": settings.rag.model_copy(update={"store_dir": str(rag_store())})}))
+    rag_store(settings)
 
 
 async def _grpc_search(address: str, queries: list[str], conc: int, duration: float) -> dict[str, Any]:
@@ -338,7 +338,7 @@ def rag_inprocess_cells(settings: Settings, plan: Plan, steps: Steps) -> list[Ce
     from server.rag.engine import RagEngine
 
     steps.note("retrieval in-process: loading the embedder and the store (the server is stopped)")
-    cfg = settings.model_copy(update={"rag": settings.rag.model_copy(update={"store_dir": str(rag_store())})})
+    cfg = settings.model_copy(update={"rag": settings.rag.model_copy(update={"store_dir": str(rag_store(settings))})})
     queries = rag_questions()
 
     async def run(conc: int) -> dict[str, Any]:

@@ -18,78 +18,14 @@ import sys
 import time
 from pathlib import Path
 
-from rich.progress import Progress
-
 from bench.report import RESULTS, machine, machine_line, markdown_table, write_json
-from server.config import load_settings
-from server.guardrails.input_rails import InputRails
-from server.guardrails.output_rails import grounding
-from server.guardrails.verdict import Action
-from server.rag.chat import AskOutcome, ChatPipeline
-from server.rag.evaluation import EvalItem, ItemResult, Report, load_items, summarize, token_f1
+from server.rag.eval_runner import ask_all, default_corpus_store
+from server.rag.evaluation import Report, load_items, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 EVAL_SET = ROOT / "bench" / "data" / "rag_eval.jsonl"
-STORE = ROOT / ".bench-cache" / "rag-pydoc"
+CACHE = ROOT / ".bench-cache"  # the ingested corpus, keyed by what it depends on (server/rag/eval_runner.py)
 TARGETS = {"hit_rate@5": 0.90, "mrr_at_10": 0.75, "grounded_rate": 0.85, "abstention_accuracy": 0.80}
-
-
-def ensure_store(settings) -> None:
-    from server.rag.documents import pydoc_corpus
-    from server.rag.embedder import Embedder
-    from server.rag.ingest import ingest
-    from server.rag.store import RetrievalStore
-
-    store = RetrievalStore(settings.rag_store_dir)
-    if store.current() is not None:
-        return
-    print(f"ingesting the default corpus into {settings.rag_store_dir} (once) ...", file=sys.stderr)
-    report = ingest(pydoc_corpus(), store, Embedder(), settings.rag)
-    print(f"  {report.chunks_total} chunks in {report.seconds['total']:.0f}s", file=sys.stderr)
-
-
-async def run_backend(items: list[EvalItem], backend: str, k: int,
-                      store: Path = STORE) -> tuple[list[ItemResult], dict]:
-    """Ask every item through the ChatPipeline (the real LLM engine in this process) and score it;
-    ``store``: the default corpus ingested there once."""
-    from server.llm.engine import LLMEngine
-    from server.llm.serving import AsyncEngine
-    from server.rag.engine import RagEngine
-
-    settings = load_settings(None, rag={"store_dir": str(store)}, llm={"backend": backend, "max_model_len": 1024})
-    ensure_store(settings)
-    rag = await RagEngine(settings).start()
-    assert rag.retriever is not None
-    embed = rag.retriever.embedder.encode
-    rails = InputRails(embed)
-    engine = AsyncEngine(LLMEngine(settings.llm).start())
-    pipeline = ChatPipeline(rag, rails, engine.generate, lambda: settings.llm.max_model_len)
-    chunks = rag.retriever.chunks
-    results = []
-    try:
-        with Progress(transient=True) as bar:
-            task = bar.add_task(f"{backend}: asking", total=len(items))
-            for it in items:
-                top = await rag.search(it.question, 10)
-                out = AskOutcome()
-                async for _ in pipeline.ask(it.question, k, None, None, f"eval-{backend}-{it.id}", 120.0, out):
-                    pass
-                answered = out.outcome in ("answered", "extractive")
-                grounded = out.outcome == "extractive" or any(
-                    v.rail == "grounding" and v.action is Action.ALLOW for v in out.verdicts)
-                gold_text = [c.text for c in chunks if c.section in it.gold_sections]
-                gold_ok = bool(answered and gold_text
-                               and grounding(out.answer, gold_text, embed).action is Action.ALLOW)
-                results.append(ItemResult(
-                    it.id, it.answerable, [h.chunk.section for h in top.hits], out.outcome, out.answer,
-                    grounded if answered else False, gold_ok, token_f1(out.answer, it.answer) if it.answerable else 0.0,
-                    out.timings.get("total", 0.0) * 1e3,
-                    (out.timings.get("embed", 0) + out.timings.get("search", 0) + out.timings.get("prefill", 0)) * 1e3,
-                ))
-                bar.advance(task)
-    finally:
-        await engine.close()
-    return results, {"backend": backend}
 
 
 def _row(backend: str, rep: Report) -> list[str]:
@@ -142,7 +78,7 @@ def main() -> int:
     reports, raw = {}, {}
     for backend in args.backends:
         t0 = time.perf_counter()
-        results, _ = asyncio.run(run_backend(items, backend, args.k))
+        results = asyncio.run(ask_all(items, backend, args.k, default_corpus_store(CACHE)))
         reports[backend] = summarize(results, items)
         raw[backend] = {"report": dataclasses.asdict(reports[backend]), "seconds": time.perf_counter() - t0,
                         "items": [dataclasses.asdict(r) for r in results]}

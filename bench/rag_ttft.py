@@ -111,19 +111,19 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=0, help="requests per concurrency level")
     ap.add_argument("--max-tokens", type=int, default=64)
     args = ap.parse_args()
-    from bench.rag_eval import EVAL_SET, STORE, ensure_store
-    from server.config import load_settings
+    from bench.rag_eval import CACHE, EVAL_SET
+    from server.rag.eval_runner import default_corpus_store
     from server.rag.evaluation import load_items
 
     n = args.requests or (12 if args.quick else 40)
     items = load_items(EVAL_SET)
     questions = [it.question for it in items][: max(n, 4)]
-    ensure_store(load_settings(None, rag={"store_dir": str(STORE)}))
+    store = default_corpus_store(CACHE)
     print(machine_line(), file=sys.stderr)
     runs: dict[int, list[dict]] = {}
     with tempfile.TemporaryDirectory() as d:
         console.print("starting the server (Ray: anomaly, Embedder and LLM apps; the gateway) ...")
-        env = {"STACKSERVE__RAG__STORE_DIR": str(STORE)}
+        env = {"STACKSERVE__RAG__STORE_DIR": str(store)}
         with start_server(["--train-if-missing"], workdir=Path(d), env=env, ready_timeout=600) as server:
             with ChatClient(server.address) as c:
                 c.wait_ready(600)

@@ -14,6 +14,7 @@ import torch
 from kernels import drift
 from kernels import stream_features as sf
 from kernels import tree_ensemble as te
+from tests.support import compiled
 
 pytestmark = pytest.mark.benchmark
 
@@ -86,8 +87,7 @@ def test_llm_q8_matmul(benchmark, rows, impl):
     from kernels import llm_step
     from kernels.quant_reference import dequantize_int8_tensors, quantize_int8_tensors
 
-    if not llm_step.available():
-        pytest.skip("the C++ llm_step extension is not built")
+    compiled.require("kernels.cpp._llm_step")
     torch.manual_seed(0)
     w = torch.randn(1536, 576)
     q, d = quantize_int8_tensors(w)
@@ -106,11 +106,9 @@ def test_llm_q8_matmul(benchmark, rows, impl):
 
 @pytest.mark.parametrize("impl", ["ours int8 (Q8Linear)", "reference (torch fp32 Linear)"])
 def test_embedder_linear(benchmark, impl):
-    from kernels import llm_step
     from server.rag.embedder import Q8Linear
 
-    if not llm_step.available():
-        pytest.skip("the C++ llm_step extension is not built")
+    compiled.require("kernels.cpp._llm_step")
     torch.manual_seed(0)
     lin = torch.nn.Linear(384, 1152)
     x = torch.randn(1, 12, 384)  # one query of 12 tokens: where the int8 path is used

@@ -4,7 +4,8 @@ The server runs as ``stackserve serve`` in a subprocess, exactly as a user start
 it, against the session's trained MLflow store; tests talk real gRPC to it. The LLM
 runs small (4 KV-cache slots, 512-token context, 2 waiting) so CI stays quick and the
 queue limit is reachable; its backend is ``STACKSERVE_TEST_LLM_BACKEND`` if set, else
-the config default where it is built on this machine, else ``torch-fp32``.
+the config default where it is built on this machine, else ``torch-fp32`` (never under ``CI=true``:
+there a missing C++ step fails the run).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ import psutil
 import pytest
 
 from server.launcher import RunningServer, ServerStartError, free_port, start_server
+from tests.support import compiled
+from tests.support.ray_cluster import ExternalCluster
 
 
 def llm_test_backend() -> str:
@@ -32,13 +35,11 @@ def llm_test_backend() -> str:
         return chosen
     default = LLMConfig().backend
     if default == "cpu-int4":
-        try:
-            from kernels import llm_step  # type: ignore[attr-defined]
+        from kernels import llm_step
 
-            built = bool(llm_step.available())
-        except ImportError:
-            built = False
-        if not built:
+        if not llm_step.available():
+            if compiled.in_ci():  # CI must test the backend users get, not a silent fallback
+                pytest.fail("CI=true: kernels.cpp._llm_step is not built; the server would fall back to torch-fp32")
             return "torch-fp32"
     return default
 
@@ -106,8 +107,23 @@ def _generate(address: str, request_id: str, first: threading.Event) -> tuple[in
     return tokens, finish
 
 
+@pytest.fixture(scope="session")
+def external_cluster(trained, settings, tmp_path_factory) -> Iterator[ExternalCluster]:
+    """A Ray cluster the gateway did not start (head + worker node), shared by the attach and two-node
+    tests; each deploys the application it needs (tests/support/ray_cluster.py)."""
+    cluster = ExternalCluster.create(tmp_path_factory.mktemp("external-cluster"), settings.data_dir)
+    try:
+        cluster.start_head()
+        cluster.ensure_worker()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def start_or_fail(args: Sequence[str] = (), **kwargs: Any) -> RunningServer:
     """``server.launcher.start_server``, a test failure (with the server's log) when it does not start."""
+    # the Triton interpreter is for the kernel tests in this process, not for a server
+    kwargs["env"] = {"TRITON_INTERPRET": None, **(kwargs.get("env") or {})}
     try:
         return start_server(args, **kwargs)
     except ServerStartError as exc:

@@ -21,6 +21,7 @@ from server.config import load_settings
 from server.gateway.ray_errors import ReplicaLostError
 from server.gateway.server import start_gateway
 from server.runtime import local_anomaly_endpoint
+from tests.support.hypothesis_profiles import examples
 
 pytestmark = pytest.mark.integration
 LIMIT = 64 * 1024
@@ -152,7 +153,7 @@ def test_a_lost_replica_is_unavailable_without_internals(gateway):
 
 
 @given(st.binary(max_size=400))
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture],
           database=None)
 def test_fuzzed_score_bodies_get_client_statuses_and_the_server_keeps_serving(gateway, body):
     gw, _ = gateway

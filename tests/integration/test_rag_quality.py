@@ -14,20 +14,19 @@ import asyncio
 import numpy as np
 import pytest
 
-from bench.rag_eval import EVAL_SET, ensure_store, run_backend
-from server.config import load_settings
+from server.rag.eval_runner import ask_all, default_corpus_store
 from server.rag.evaluation import gold_rank, load_items, summarize
+from tests.support.paths import EVAL_SET, TEST_CACHE
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.eval]
 
 ANSWERABLE_SAMPLE = 16  # every 8th answerable question: spread over the corpus's topics
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("rag-pydoc")
-    ensure_store(load_settings(None, rag={"store_dir": str(path)}))
-    return path
+def store():
+    """The default corpus, ingested once per corpus + embedder + chunking key (server/rag/eval_runner.py)."""
+    return default_corpus_store(TEST_CACHE)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +55,7 @@ def test_answers_are_grounded_and_unanswerable_questions_abstain(store, items):
 
     answerable = [it for it in items if it.answerable][::8][:ANSWERABLE_SAMPLE]
     sample = answerable + [it for it in items if not it.answerable][::2]
-    results, _ = asyncio.run(run_backend(sample, llm_test_backend(), 4, store))
+    results = asyncio.run(ask_all(sample, llm_test_backend(), 4, store))
     report = summarize(results, sample)
     assert report.grounded_rate >= 0.85, report
     assert report.abstention_accuracy >= 0.80, report

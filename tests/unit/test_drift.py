@@ -17,9 +17,10 @@ from scipy import stats
 
 from kernels import drift
 from kernels.drift import KSReference, ks_2samp, ks_matrix, psi, psi_bin_counts, psi_bin_edges, psi_categorical
+from tests.support.hypothesis_profiles import examples
 
 BACKENDS = drift.available_backends()
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 P_TOL = 1e-9  # absolute, on p-values (our bar; observed differences are ~1e-15)
 D_TOL = 1e-12  # statistics are computed exactly; allow only float noise
 

@@ -26,13 +26,17 @@ from hypothesis import strategies as st
 from kernels import llm_step
 from kernels.quant_reference import Int4Weight, Int8Weight, quant_matmul_reference, quantize_int4, quantize_int8
 from server.llm.backends.cpu_int4 import CppLlamaStep
+from tests.support import compiled
+from tests.support.hypothesis_profiles import examples
 
 if not llm_step.available():
+    if compiled.in_ci():  # tests/conftest.py refuses the whole run first; this guards a single-file run
+        raise RuntimeError("CI=true: kernels.cpp._llm_step is not built")
     pytest.skip("kernels.cpp._llm_step is not built (python setup.py build_ext --inplace)", allow_module_level=True)
 
 # `path` (a context held for the whole test) is function-scoped on purpose.
 SETTINGS = settings(
-    max_examples=15,
+    max_examples=examples(15),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )

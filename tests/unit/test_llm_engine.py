@@ -14,6 +14,7 @@ from server.llm.engine import LLMEngine
 from server.llm.errors import ContextLengthError, LLMRequestError, WaitingQueueFullError
 from server.llm.kv_cache import SlotKVCache
 from server.llm.params import SamplingParams
+from tests.support.hypothesis_profiles import examples
 from tests.unit.llm_fixtures import engine_config, weights
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12)
@@ -188,7 +189,7 @@ def test_admission_by_expected_ttft_refuses_what_the_queue_cannot_serve_in_time(
         eng.shutdown()
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=12))
 def test_kv_compaction_keeps_every_sequence_rows(frees):
     cache = SlotKVCache(1, 4, 1, 8, 2)

@@ -13,6 +13,7 @@ import torch
 from server.llm.gemma3 import Gemma3Model, default_gemma3_path, load_gemma3
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import PrefillSegment, StepBatch
+from tests.support import compiled
 
 FRANCE = [2, 818, 5279, 529, 7001, 563]  # "<bos>The capital of France is" in Gemma's vocabulary
 
@@ -152,17 +153,14 @@ def assert_follows_fp32(model) -> None:
 
 
 def test_quantized_matmuls_follow_fp32_greedily():
-    kernels = pytest.importorskip("kernels.llm_step")
-    if not kernels.available():
-        pytest.skip("kernels.cpp._llm_step is not built")
+    compiled.require("kernels.cpp._llm_step")
+    from kernels import llm_step as kernels
     assert_follows_fp32(Gemma3Model(weights(), kernels.make_linear))
 
 
 @functools.cache
 def cpp_step():
-    kernels = pytest.importorskip("kernels.llm_step")
-    if not kernels.available():
-        pytest.skip("kernels.cpp._llm_step is not built")
+    compiled.require("kernels.cpp._llm_step")
     from server.llm.backends.cpu_int4 import CppGemma3Step
 
     return CppGemma3Step(weights())
@@ -171,7 +169,8 @@ def cpp_step():
 def test_cpp_step_equals_the_pytorch_forward_on_the_same_kernels():
     """The whole step in C++ against the PyTorch forward with the same quantized matmuls, for a short
     prompt and 620 tokens prefilled in chunks (past the sliding window), every row's logits."""
-    kernels = pytest.importorskip("kernels.llm_step")
+    compiled.require("kernels.cpp._llm_step")
+    from kernels import llm_step as kernels
 
     def int8x2_linear(w):  # the activation mode CppGemma3Step uses by default
         packed = kernels.make_linear(w)
@@ -285,9 +284,7 @@ def test_engine_serves_gemma_with_speculation_and_without():
     from server.llm.engine import LLMEngine
     from server.llm.params import SamplingParams
 
-    kernels = pytest.importorskip("kernels.llm_step")
-    if not kernels.available():
-        pytest.skip("kernels.cpp._llm_step is not built")
+    compiled.require("kernels.cpp._llm_step")
     cfg = LLMConfig(model="gemma3-270m", max_model_len=256, max_num_seqs=2, prefix_cache_entries=0)
     plain = LLMEngine(cfg.model_copy(update={"speculative_tokens": 0}), weights=weights()).start()
     spec = LLMEngine(cfg, weights=weights(), forward=plain.forward)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.llm import kquants
+from tests.support.hypothesis_profiles import examples
 
 BLOCK = {"Q5_0": (22, 32), "Q4_K": (144, 256), "Q6_K": (210, 256)}  # bytes, values per block
 
@@ -33,7 +34,7 @@ def _reference(kind: str, data: np.ndarray) -> np.ndarray:
     return dequantize(data, GGMLQuantizationType[kind]).reshape(data.shape[0], -1)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), kind=st.sampled_from(["Q5_0", "Q4_K"]), n=st.integers(1, 5),
        blocks=st.integers(1, 3), finite=st.booleans())
 def test_exact_conversions_equal_the_reference_decoder(seed, kind, n, blocks, finite):
@@ -44,7 +45,7 @@ def test_exact_conversions_equal_the_reference_decoder(seed, kind, n, blocks, fi
     np.testing.assert_array_equal(got, want)  # NaN where the reference has NaN, bit-equal elsewhere
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), n=st.integers(1, 4), blocks=st.integers(1, 3))
 def test_q6_k_values_are_exact_and_its_q8_bounded(seed, n, blocks):
     data = _random_rows(seed, "Q6_K", n, blocks, finite=True)

@@ -21,6 +21,7 @@ from server.llm.sampler import (
     sample,
 )
 from server.llm.tokenizer import IncrementalDecoder
+from tests.support.hypothesis_profiles import examples
 from tests.unit.llm_fixtures import tokenizer
 
 V = 50
@@ -61,7 +62,7 @@ def test_invalid_params_name_the_field(kwargs, field):
     assert err.value.field == field
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(logits_strategy(), st.integers(1, V), st.floats(0.01, 1.0))
 def test_top_k_top_p_keep_the_smallest_sufficient_set(logits, k, p):
     kept = torch.isfinite(filter_top_k_top_p(logits, k, p))
@@ -78,7 +79,7 @@ def test_top_k_top_p_keep_the_smallest_sufficient_set(logits, k, p):
     assert mass - weakest < p + 1e-5
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 @given(logits_strategy(), st.floats(1.01, 3.0))
 def test_repetition_penalty_lowers_seen_tokens_only(logits, penalty):
     seen = torch.zeros(V, dtype=torch.bool)
@@ -131,7 +132,7 @@ def test_stop_matcher_finds_and_holds_back():
     assert m.holdback("answer") == 0
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(st.text(min_size=0, max_size=40))
 def test_incremental_decoder_streams_exact_text(text):
     tok = tokenizer()
@@ -144,7 +145,7 @@ def test_incremental_decoder_streams_exact_text(text):
         piece.encode("utf-8")  # every piece is valid on its own
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(logits_strategy(), st.lists(st.integers(0, V - 1), max_size=30), st.floats(-2, 2), st.floats(-2, 2))
 def test_openai_penalties_match_the_rule_token_by_token(logits, generated, presence, frequency):
     """The vectorised rule against OpenAI's formula written out per token (empty history included)."""
@@ -158,7 +159,7 @@ def test_openai_penalties_match_the_rule_token_by_token(logits, generated, prese
         assert float(out[t]) == pytest.approx(want, abs=1e-4)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=examples(50), deadline=None)
 @given(logits_strategy(), st.floats(0.0, 1.0))
 def test_min_p_keeps_exactly_the_tokens_above_the_scaled_top_probability(logits, min_p):
     kept = torch.isfinite(filter_min_p(logits, min_p))

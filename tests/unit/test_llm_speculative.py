@@ -10,10 +10,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kernels import llm_step
 from server.llm.engine import LLMEngine
 from server.llm.params import SamplingParams
 from server.llm.speculative import MAX_NGRAM, MIN_NGRAM, DraftController, NgramIndex
+from tests.support import compiled
+from tests.support.hypothesis_profiles import examples
 from tests.unit.llm_fixtures import engine_config, weights
 
 CODE = '''def load_config(path):
@@ -35,7 +36,7 @@ def reference_propose(tokens: list[int], k: int) -> list[int]:
     return []
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(tokens=st.lists(st.integers(0, 4), max_size=40), k=st.integers(0, 6), split=st.integers(0, 40))
 def test_ngram_index_matches_brute_force(tokens, k, split):
     """Built incrementally (tokens appended after a first lookup) it answers as a full scan does."""
@@ -74,8 +75,7 @@ def test_draft_controller_pauses_and_resumes():
 
 @pytest.fixture(scope="module")
 def engines():
-    if not llm_step.available():
-        pytest.skip("kernels.cpp._llm_step is not built")
+    compiled.require("kernels.cpp._llm_step")
     kw = dict(backend="cpu-int4", max_num_seqs=4, max_model_len=512, max_num_batched_tokens=64, prefix_cache_entries=0)
     plain = LLMEngine(engine_config(speculative_tokens=0, **kw), weights=weights()).start()
     spec = LLMEngine(engine_config(speculative_tokens=8, speculative_max_batch=2, **kw), weights=weights()).start()

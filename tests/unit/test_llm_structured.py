@@ -20,6 +20,7 @@ from server.llm.engine import LLMEngine
 from server.llm.errors import LLMRequestError
 from server.llm.params import SamplingParams
 from server.llm.structured import check_format
+from tests.support.hypothesis_profiles import examples
 from tests.unit.llm_fixtures import engine_config, weights
 
 PROMPT = "Fill in this record as JSON:"
@@ -77,7 +78,7 @@ schemas = st.recursive(
 ).map(_top_level_object)
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(12), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(schema=schemas, seed=st.integers(0, 2**31))
 def test_sampled_output_always_parses_and_validates(engine, schema, seed):
     params = SamplingParams(max_tokens=300, temperature=1.0, seed=seed, response_format="json_schema",

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from server.rag.filters import ChunkFilter, MetadataColumns, Range
 from server.rag.store import Chunk, DocumentRecord, RetrievalStore
 from server.rag.vector_index import VectorIndex, exact_topk
+from tests.support.hypothesis_profiles import examples
 
 DIM = 32
 
@@ -58,7 +59,7 @@ def test_recall_is_measured_at_build(data, kind, tmp_path):
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
 @given(share=st.sampled_from([0.0, 1 / 3000, 0.001, 0.01, 0.05, 0.3, 1.0]), k=st.integers(0, 25),
        seed=st.integers(0, 2**16))
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 def test_filtered_top_k_equals_brute_force(data, kind, share, k, seed):
     """Exact for flat at any selectivity; for HNSW and IVF, exact whenever few ids are allowed (the
     selective case where graph search fails) and near-exact otherwise."""

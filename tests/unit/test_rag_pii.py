@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from server.rag.pii import iban_ok, luhn_ok, redact
+from tests.support.hypothesis_profiles import examples
 
 
 def _luhn_complete(prefix: str) -> str:
@@ -20,7 +21,7 @@ def _luhn_complete(prefix: str) -> str:
 
 @given(st.text(alphabet=string.digits, min_size=12, max_size=18).filter(lambda s: s[0] != "0"),
        st.sampled_from(["", " ", "-"]))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_valid_card_numbers_are_redacted_and_broken_ones_kept(prefix, sep):
     card = _luhn_complete(prefix)
     grouped = sep.join(card[i : i + 4] for i in range(0, len(card), 4)) if sep else card
@@ -47,7 +48,7 @@ def test_emails_and_phones():
 
 
 @given(st.text(alphabet=string.ascii_letters + " .,;:()[]{}'\"\n-_=+*/", max_size=300))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 def test_text_without_digits_or_at_signs_is_untouched(text):
     r = redact(text)
     assert r.text == text and r.total == 0

@@ -25,6 +25,7 @@ from server.protocol.errors import MAX_DETAILS_CHARS, ServingError
 from server.protocol.llm_validation import parse_chat, parse_generate
 from server.protocol.registration import _safe_deserializer
 from server.protocol.retriever_validation import parse_document, parse_search
+from tests.support.hypothesis_profiles import examples
 
 NAMES = tuple(f"f{i}" for i in range(3))
 CATALOG = {
@@ -80,7 +81,7 @@ def test_fuzzed_bodies_parse_or_get_a_client_status(rpc):
     deserialize = _safe_deserializer(cls, max_bytes=4096)
 
     @given(bodies(valid))
-    @settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+    @settings(max_examples=examples(250), deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
     def check(body: bytes) -> None:
         try:
             parse(deserialize(body))

@@ -21,6 +21,7 @@ from server.security import keyed_hash
 from server.security.access_policy import AccessPolicy
 from server.security.api_keys import KEY_PREFIX, key_digest, key_from_headers, new_key
 from server.security.rate_limit import TokenBucket
+from tests.support.hypothesis_profiles import examples
 
 
 def policy(**beta: object) -> tuple[AccessPolicy, str, str]:
@@ -144,7 +145,7 @@ def test_rotating_access_log_keeps_whole_lines_and_n_backups(tmp_path):
 
 
 @given(st.text(max_size=3000))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 def test_echoed_input_is_clipped_so_a_status_fits_its_trailer(name):
     err = not_found("model", f"unknown model {clip(name)!r}; serving ['a']")
     assert len(err.details) <= MAX_DETAILS_CHARS + 40

@@ -11,9 +11,10 @@ from hypothesis import strategies as st
 
 from kernels import stream_features as sf
 from kernels.stream_features import StreamFeatureState, stream_features_reference
+from tests.support.hypothesis_profiles import examples
 
 BACKENDS = sf.available_backends()
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 TOL = {"rtol": 1e-9, "atol": 1e-9, "equal_nan": True}
 
 
@@ -172,7 +173,7 @@ def test_large_max_entities_is_lazy() -> None:
     assert out.shape == (1, 36)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=streams(), data=st.data())
 def test_rolled_back_updates_leave_no_trace(case: dict, data: st.DataObject) -> None:
     """Batches applied as pending updates, some rolled back, settled in any order: the state then

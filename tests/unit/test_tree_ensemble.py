@@ -19,11 +19,12 @@ from sklearn.ensemble import ExtraTreesClassifier, IsolationForest, RandomForest
 
 from kernels import tree_ensemble as te
 from kernels.tree_ensemble import FlatForest, compile_forest, score, score_reference
+from tests.support.hypothesis_profiles import examples
 
 BACKENDS = te.available_backends()
 COMPILED = [name for name in BACKENDS if name != "reference"]
 SETTINGS = settings(
-    max_examples=40,
+    max_examples=examples(40),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -190,7 +191,7 @@ def relabel(forest: FlatForest, rng: np.random.Generator) -> FlatForest:
     )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data(), fitted=random_forests(), seed=st.integers(0, 2**32 - 1))
 def test_any_node_numbering_scores_the_same(
     data: st.DataObject, fitted: tuple[RandomForestClassifier, np.ndarray], seed: int

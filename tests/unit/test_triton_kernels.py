@@ -2,15 +2,8 @@
 
 ``TRITON_INTERPRET=1`` has to be in the environment when ``triton`` is first imported (its own
 ``triton.language`` helpers are decorated then), when the kernel modules are imported (``triton.jit``
-reads it at decoration) and while kernels run (the interpreter reads it again). So this file sets it
-before importing anything that imports triton, and removes it again once imports are done; a module
-fixture sets it for the duration of these tests only, so it does not leak into the rest of the
-session (the integration tests' Ray workers inherit the environment). What cannot be undone: triton
-itself stays imported in interpreter mode for the rest of this pytest process.
-
-If triton was already imported without the interpreter (``import torch._dynamo`` does that) by the
-time pytest collects this file, these in-process tests cannot run; then they are skipped and
-``test_whole_file_in_fresh_interpreter`` runs this file in a subprocess instead.
+reads it at decoration) and while kernels run (the interpreter reads it again). ``tests/conftest.py``
+sets it before anything is collected, so these tests run in the pytest process itself.
 
 The interpreter runs every program instance in Python, so hypothesis draws few, small examples;
 speed is measured on a GPU by ``bench/llm_triton_gpu.py`` (and the ``gpu`` test at the end runs
@@ -19,47 +12,30 @@ its correctness pass there).
 
 from __future__ import annotations
 
+import functools
 import os
+import subprocess
 import sys
+import textwrap
+from pathlib import Path
 
-_PREVIOUS = os.environ.get("TRITON_INTERPRET")
-#: triton's own helpers were already compiled for the GPU: the interpreter cannot run in this process.
-_LATE = "triton" in sys.modules and _PREVIOUS != "1"
-os.environ["TRITON_INTERPRET"] = "1"
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-import functools  # noqa: E402
-import subprocess  # noqa: E402
-import textwrap  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+from tests.support.hypothesis_profiles import examples
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-if _PREVIOUS not in (None, "1"):
-    pytest.skip(f"TRITON_INTERPRET={_PREVIOUS!r}: these CPU tests need the Triton interpreter", allow_module_level=True)
+if os.environ.get("TRITON_INTERPRET") != "1":
+    pytest.skip(f"TRITON_INTERPRET={os.environ.get('TRITON_INTERPRET')!r}: these CPU tests need the Triton interpreter",
+                allow_module_level=True)
 pytest.importorskip("triton", reason="triton is not installed (pip install triton; CPU tests use its interpreter)")
 
-import kernels.triton as kt  # noqa: E402
-from kernels.triton import _common, quant_matmul, rmsnorm, rotary  # noqa: E402
-
-if _PREVIOUS is None:
-    del os.environ["TRITON_INTERPRET"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def interpreter() -> Iterator[None]:
-    """TRITON_INTERPRET=1 while this file's tests run (the interpreter reads it at every launch)."""
-    os.environ["TRITON_INTERPRET"] = "1"
-    yield
-    if _PREVIOUS is None:
-        del os.environ["TRITON_INTERPRET"]
-
+import kernels.triton as kt
+from kernels.triton import _common, quant_matmul, rmsnorm, rotary
 
 ROOT = Path(__file__).resolve().parents[2]
-SETTINGS = settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=examples(15), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DTYPES = [torch.float32, torch.float16, torch.bfloat16]
 #: Allowed |error| per unit of sum(|x| |w|): float32 ~ summation order; float16/bfloat16 also round
 #: the output (and float16 the dequantized weights, which the tensor-core path feeds as float16).
@@ -436,16 +412,6 @@ def test_bad_arguments_raise_value_error_naming_them(match: str, call) -> None:
         call()
 
 
-def test_whole_file_in_fresh_interpreter() -> None:
-    """Runs only when triton was imported too early for the in-process tests (module docstring)."""
-    if not _LATE:
-        pytest.skip("not needed: the tests of this file ran in this process")
-    env = os.environ | {"TRITON_INTERPRET": "1"}
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__]
-    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-2000:]
-
-
 def test_cpu_tensors_without_interpreter_raise_runtime_error() -> None:
     """Without TRITON_INTERPRET, or with it set only after import, CPU tensors get a RuntimeError."""
     script = textwrap.dedent(
@@ -498,12 +464,3 @@ def test_gpu_kernels_match_reference_on_model_shapes() -> None:
         [sys.executable, "-m", "bench.llm_triton_gpu", "--check-only"], cwd=ROOT, env=env, check=True,
         timeout=600,
     )  # fmt: skip
-
-
-if _LATE:  # every test needs the interpreter in this process, except the one that makes a new process
-    for _name, _test in list(globals().items()):
-        if _name.startswith("test_") and _name != "test_whole_file_in_fresh_interpreter":
-            globals()[_name] = pytest.mark.skip(
-                reason="triton was imported without TRITON_INTERPRET=1 before this file was collected; "
-                "test_whole_file_in_fresh_interpreter runs it in a subprocess instead"
-            )(_test)
