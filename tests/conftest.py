@@ -96,5 +96,8 @@ def trained(settings):
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Chaos drills (``disruptive``) kill replicas of the server the whole session shares: they run
-    last, so no other test sees a restarted replica's fresh state."""
-    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)  # stable sort
+    after the rest, so no other test sees a restarted replica's fresh state; the shutdown test
+    (``stops_server``) stops that server, so it runs last of all. A stable sort by marker: the order
+    does not depend on file names."""
+    items.sort(key=lambda item: (item.get_closest_marker("disruptive") is not None,
+                                 item.get_closest_marker("stops_server") is not None))

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Build llama.cpp's llama-bench and llama-batched-bench from the llama-cpp-python sdist (the
+# Build llama.cpp's llama-bench, llama-batched-bench and llama-tokenize from the llama-cpp-python sdist (the
 # package registry is the only source we can reach), into .peers/llama.cpp/build/bin.
 # Takes ~5-10 minutes on 2 cores; only `make bench` runs it.
 #
@@ -28,7 +28,7 @@ fi
 CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF
             -DLLAMA_BUILD_SERVER=OFF -DLLAMA_OPENSSL=OFF "-DCMAKE_C_FLAGS=$EXTRA_FLAGS" "-DCMAKE_CXX_FLAGS=$EXTRA_FLAGS")
 
-if [[ -x $BIN/llama-bench && -x $BIN/llama-batched-bench && -f $STAMP ]] &&
+if [[ -x $BIN/llama-bench && -x $BIN/llama-batched-bench && -x $BIN/llama-tokenize && -f $STAMP ]] &&
    "$PY" - "$STAMP" "$CPU_MODEL" "$CPU_FLAGS" <<'PYEOF'
 import json, sys
 rec = json.load(open(sys.argv[1]))
@@ -51,7 +51,7 @@ fi
 rm -rf "$BUILD"
 echo "cmake ${CMAKE_ARGS[*]}"
 cmake -S "$DEST/llama.cpp" -B "$BUILD" "${CMAKE_ARGS[@]}" >/dev/null
-cmake --build "$BUILD" --target llama-bench llama-batched-bench -j "$(nproc)"
+cmake --build "$BUILD" --target llama-bench llama-batched-bench llama-tokenize -j "$(nproc)"
 "$PY" - "$STAMP" "$CPU_MODEL" "$CPU_FLAGS" "$EXTRA_FLAGS" "$VERSION" "${CMAKE_ARGS[@]}" <<'PYEOF'
 import json, subprocess, sys
 path, cpu, isa, extra, version, *cmake = sys.argv[1:]

@@ -22,6 +22,7 @@ from server.anomaly.data import load_shuttle
 from server.client import AnomalyClient, AsyncAnomalyClient, score_request
 from server.gen.stackserve.v1 import anomaly_pb2 as pb
 from server.gen.stackserve.v1 import anomaly_pb2_grpc as pb_grpc
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 SCORE = "/stackserve.v1.AnomalyService/Score"
@@ -245,10 +246,9 @@ def test_request_id_is_echoed_and_logged(server):
         _, call = stub.Score.with_call(score_request(np.ones((1, 9)), model="shuttle-rf"),
                                        metadata=(("x-request-id", rid),), timeout=10)
         assert dict(call.trailing_metadata())["x-request-id"] == rid
-    deadline = time.monotonic() + 10  # the access log is flushed in bulk every 0.2 s
-    while not (lines := [json.loads(ln) for ln in server.log().splitlines() if rid in ln and ln.startswith("{")]):
-        assert time.monotonic() < deadline, "request id never reached the access log"
-        time.sleep(0.05)
+    # the access log is flushed in bulk every 0.2 s
+    lines = wait_until(lambda: [json.loads(ln) for ln in server.log().splitlines() if rid in ln and ln.startswith("{")],
+                       10, "request id reaching the access log")
     assert lines and lines[0]["code"] == "OK" and lines[0]["method"] == SCORE
 
 
@@ -294,10 +294,7 @@ def test_ray_replica_logs_are_json_lines(server):
                  if os.path.getmtime(f) >= started - 1]
         return [line for f in files for line in open(f, encoding="utf-8").read().splitlines() if line.strip()]
 
-    deadline = time.monotonic() + 20
-    while not (lines := fresh_lines()):
-        assert time.monotonic() < deadline, "the replica logged nothing about the failed call"
-        time.sleep(0.2)
+    lines = wait_until(fresh_lines, 20, "the replica logging the failed call", interval=0.2)
     records = [json.loads(line) for line in lines]  # raises on a line that is not JSON
     assert all({"levelname", "message"} <= r.keys() for r in records)
     assert any(r["levelname"] in ("WARNING", "ERROR") for r in records)
@@ -327,13 +324,13 @@ def test_drift_is_detected_exported_and_logged(server, client, shuttle_test):
     X, _ = shuttle_test
 
     def scrape_until(name: str, ok, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
+        def satisfied() -> str | None:
             body = urllib.request.urlopen(server.metrics_url, timeout=5).read().decode()
             if any(line.startswith(name + " ") for line in body.splitlines()) and ok(_metric(body, name)):
                 return body
-            assert time.monotonic() < deadline, f"{name} never satisfied the condition"
-            time.sleep(0.2)
+            return None
+
+        return wait_until(satisfied, timeout, f"{name} satisfying the condition", interval=0.2)
 
     # earlier tests sent in-distribution test-split traffic to shuttle-rf: no alarm
     scrape_until('stackserve_drift_status{model="shuttle-rf"}', lambda v: v == 0, 60)
@@ -345,9 +342,7 @@ def test_drift_is_detected_exported_and_logged(server, client, shuttle_test):
     assert _metric(body, 'stackserve_feature_drift_psi{feature="f1",model="shuttle-iforest"}') > 0.25
     assert _metric(body, 'stackserve_feature_drift_ks_pvalue{feature="f1",model="shuttle-iforest"}') < 1e-6
     assert _metric(body, 'stackserve_feature_drift_psi{feature="f3",model="shuttle-iforest"}') < 0.1
-    deadline = time.monotonic() + 10
-    while not (events := [json.loads(ln) for ln in server.log().splitlines()
-                          if ln.startswith("{") and '"stackserve.drift"' in ln and "shuttle-iforest" in ln]):
-        assert time.monotonic() < deadline, "no drift log event"
-        time.sleep(0.1)
+    events = wait_until(lambda: [json.loads(ln) for ln in server.log().splitlines()
+                                 if ln.startswith("{") and '"stackserve.drift"' in ln and "shuttle-iforest" in ln],
+                        10, "a drift log event", interval=0.1)
     assert events[-1]["status"] == "alert" and events[-1]["top_features"][0]["feature"] == "f1"

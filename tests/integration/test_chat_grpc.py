@@ -17,6 +17,7 @@ from server.gen.stackserve.v1 import retriever_pb2 as rpb
 from server.rag.engine import RagEngine
 from server.runtime import local_anomaly_endpoint, local_llm_endpoint
 from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -49,10 +50,11 @@ def test_ask_answers_refuses_and_abstains(trained, settings, tmp_path):
             addr = f"127.0.0.1:{gw.port}"
             async with AsyncRetrieverClient(addr) as r, AsyncChatClient(addr) as c:
                 await r.ingest(DOCS)
-                for _ in range(100):
-                    if await c.health() == "SERVING":
-                        break
-                    await asyncio.sleep(0.2)
+
+                async def serving() -> bool:
+                    return await c.health() == "SERVING"
+
+                await async_wait_until(serving, 60, "chat health SERVING", interval=0.2)
                 draft, last = await _ask(c, "What does the bowline knot make?", max_tokens=40)
                 assert last.outcome in ("answered", "extractive"), last
                 assert "loop" in last.answer.lower()

@@ -5,6 +5,7 @@ answer before our code ran (oversize bodies, unknown methods)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import urllib.request
@@ -22,6 +23,7 @@ from server.gateway.ray_errors import ReplicaLostError
 from server.gateway.server import start_gateway
 from server.runtime import local_anomaly_endpoint
 from tests.support.hypothesis_profiles import examples
+from tests.support.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.integration
 LIMIT = 64 * 1024
@@ -90,9 +92,15 @@ def counted(port: int, method: str, code: str) -> float:
 def counted_reaches(port: int, method: str, code: str, want: float, timeout: float = 5.0) -> float:
     """The counter once it reaches ``want`` (or its value at the timeout): the server counts a call
     when its handler completes, which can be just after the client has read the status."""
-    deadline = time.monotonic() + timeout
-    while (value := counted(port, method, code)) != want and time.monotonic() < deadline:
-        time.sleep(0.05)
+    value = 0.0
+
+    def reached() -> bool:
+        nonlocal value
+        value = counted(port, method, code)
+        return value == want
+
+    with contextlib.suppress(WaitTimeout):  # not raised: the caller's assert reports the value it got
+        wait_until(reached, timeout, f"{method} {code} counted {want:g} times")
     return value
 
 
@@ -172,9 +180,8 @@ def test_health_says_not_serving_while_the_backend_is_dead_and_serving_once_it_i
     def wait_for(status: str, timeout: float = 10.0) -> float:
         started = time.monotonic()
         with AnomalyClient(f"127.0.0.1:{gw.port}") as c:
-            while (c._health(service, 2.0), c._health("", 2.0)) != (status, status):
-                assert time.monotonic() - started < timeout, f"health never became {status}"
-                time.sleep(0.05)
+            wait_until(lambda: (c._health(service, 2.0), c._health("", 2.0)) == (status, status), timeout,
+                       f"health {status}")
         return time.monotonic() - started
 
     wait_for("SERVING")

@@ -16,6 +16,7 @@ from server.client import AsyncAnomalyClient, score_request
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.runtime import local_anomaly_endpoint
+from tests.support.waiting import poll_async
 
 pytestmark = pytest.mark.integration
 
@@ -52,11 +53,10 @@ def test_queue_full_sheds_load_and_deadlines_are_honoured(trained, settings):
         X = np.ones((4, 9), dtype=np.float32)
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
             first = asyncio.create_task(c.score(X, model="shuttle-rf"))
-            while endpoint.calls < 1:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: endpoint.calls >= 1, 10, "first call reached the endpoint", interval=0.005)
             queued = [asyncio.create_task(c.score(X, model="shuttle-rf")) for _ in range(2)]
-            while gw.anomaly.scoring.coalescer.queued_rows < 8:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: gw.anomaly.scoring.coalescer.queued_rows >= 8, 10, "8 rows queued",
+                             interval=0.005)
             with pytest.raises(grpc.aio.AioRpcError) as shed:
                 await c.score(X[:1], model="shuttle-rf")
             assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -67,8 +67,7 @@ def test_queue_full_sheds_load_and_deadlines_are_honoured(trained, settings):
 
             endpoint.release.clear()
             blocker = asyncio.create_task(c.score(X, model="shuttle-rf"))
-            while endpoint.calls < 4:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: endpoint.calls >= 4, 10, "4 calls reached the endpoint", interval=0.005)
             with pytest.raises(grpc.aio.AioRpcError) as late:
                 await c.score(X, model="shuttle-rf", timeout=0.2)
             assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -148,12 +147,11 @@ def test_retries_after_shed_load_and_deadlines_give_undisturbed_features(trained
         scores = []
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
             first = asyncio.create_task(c.score(events[0], model=STREAM, entity_keys=["u", "v"]))
-            while endpoint.calls < 1:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: endpoint.calls >= 1, 10, "first call reached the endpoint", interval=0.005)
             # fill the queue with another model's rows, then event 1 is shed and then expires
             filler = [asyncio.create_task(c.score(np.ones((4, 9)), model="shuttle-rf")) for _ in range(2)]
-            while gw.anomaly.scoring.coalescer.queued_rows < 8:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: gw.anomaly.scoring.coalescer.queued_rows >= 8, 10, "8 rows queued",
+                             interval=0.005)
             with pytest.raises(grpc.aio.AioRpcError) as shed:
                 await c.score(events[1], model=STREAM, entity_keys=["u", "v"])
             assert shed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
@@ -162,8 +160,7 @@ def test_retries_after_shed_load_and_deadlines_give_undisturbed_features(trained
             await asyncio.gather(*filler)
             endpoint.release.clear()
             blocker = asyncio.create_task(c.score(np.ones((4, 9)), model="shuttle-rf"))
-            while endpoint.calls < 4:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: endpoint.calls >= 4, 10, "4 calls reached the endpoint", interval=0.005)
             with pytest.raises(grpc.aio.AioRpcError) as late:
                 await c.score(events[1], model=STREAM, entity_keys=["u", "v"], timeout=0.2)
             assert late.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -175,13 +172,12 @@ def test_retries_after_shed_load_and_deadlines_give_undisturbed_features(trained
             call = c.stub.ScoreStream(
                 iter([score_request(events[1], STREAM, ["u", "v"]), score_request(events[2], STREAM, ["u", "v"])])
             )
-            while endpoint.calls == calls:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: endpoint.calls > calls, 10, "the stream's first message reached the endpoint",
+                             interval=0.005)
             call.cancel()
             state = gw.anomaly.scoring.streams[STREAM]
-            deadline = asyncio.get_running_loop().time() + 10
-            while state.pending_updates and asyncio.get_running_loop().time() < deadline:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: state.pending_updates == 0, 10, "the abandoned stream's updates rolled back",
+                             interval=0.005)
             assert state.pending_updates == 0
             endpoint.release.set()
             for X in events[1:]:  # the retries

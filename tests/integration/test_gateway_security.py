@@ -31,6 +31,7 @@ from server.gateway.server import start_gateway
 from server.runtime import local_anomaly_endpoint, local_llm_endpoint
 from server.security.api_keys import key_digest, new_key
 from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 X = np.ones((2, 9), dtype=np.float32)
@@ -215,7 +216,9 @@ def test_no_key_or_prompt_in_the_access_log_or_metrics(secured, pki):
         c.complete(secret, max_tokens=2, temperature=0, request_id="sec-rid-1")
     with LLMClient(f"127.0.0.1:{g.gw.port}", security=sec(pki, keys["alpha"] + "x")) as c:
         code_of(lambda: c.complete(secret, max_tokens=2, request_id="sec-rid-2"))
-    g.run(asyncio.sleep(0.5))  # the access log flushes every 0.2 s
+    # the access log flushes every 0.2 s: wait for both calls' lines
+    wait_until(lambda: log.exists() and all(rid in log.read_text() for rid in ("sec-rid-1", "sec-rid-2")), 10,
+               "both calls' lines in the access log")
     text = log.read_text()
     lines = [ln for ln in text.splitlines() if "sec-rid-" in ln]
     assert any('"tenant": "alpha"' in ln and '"code": "OK"' in ln for ln in lines), lines

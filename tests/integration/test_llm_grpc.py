@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from server.client import AsyncLLMClient, LLMClient, chat_request, generate_request
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 LONG = {"max_tokens": 400, "ignore_eos": True, "temperature": 0}  # busy until cancelled
@@ -55,14 +55,8 @@ def value(samples: dict, name: str, **labels: str) -> float:
 
 
 def poll(check: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not reached in {timeout:.0f}s (last: {result!r})")
-        time.sleep(0.05)
+    """``wait_until`` with this module's 30 s default; kept as a name because test_openai_api.py imports it."""
+    return wait_until(check, timeout, what)
 
 
 def engine_idle(server) -> None:
@@ -73,7 +67,7 @@ def engine_idle(server) -> None:
         return (value(s, "stackserve_llm_num_requests_running"), value(s, "stackserve_llm_num_requests_waiting"),
                 value(s, "stackserve_llm_kv_cache_usage_ratio")) == (0, 0, 0)
 
-    poll(idle, what="engine idle (running 0, waiting 0, KV cache 0)")
+    wait_until(idle, 30, "engine idle (running 0, waiting 0, KV cache 0)")
 
 
 def rpc_error(fn: Callable[[], Any]) -> grpc.RpcError:
@@ -241,8 +235,8 @@ def test_cancel_mid_stream_frees_the_slot(server, llm):
     assert value(scrape(server.metrics_url), "stackserve_llm_num_requests_running") >= 1
     call.cancel()
     engine_idle(server)
-    poll(lambda: value(scrape(server.metrics_url), "stackserve_llm_requests_total", finish_reason="cancelled")
-         > before, what="cancelled request counted")
+    wait_until(lambda: value(scrape(server.metrics_url), "stackserve_llm_requests_total", finish_reason="cancelled")
+               > before, 30, "cancelled request counted")
 
 
 def test_deadline_exceeded_frees_the_slot(server, llm):
@@ -265,8 +259,8 @@ def test_full_waiting_queue_is_resource_exhausted(server, llm):
             calls.append(llm.generate("Count to a thousand:", timeout=120, **LONG))
             next(calls[-1])  # its first token: it holds a slot
         calls += [llm.generate("Count to a thousand:", timeout=120, **LONG) for _ in range(waiting)]
-        poll(lambda: value(scrape(server.metrics_url), "stackserve_llm_num_requests_waiting") == waiting,
-             what=f"{waiting} requests waiting")
+        wait_until(lambda: value(scrape(server.metrics_url), "stackserve_llm_num_requests_waiting") == waiting,
+                   30, f"{waiting} requests waiting")
         err = rpc_error(lambda: llm.complete("One more", max_tokens=2, timeout=30))
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
         assert "queue is full" in err.details()
@@ -312,7 +306,7 @@ def test_access_log_line_has_hash_and_counts_not_the_prompt(server, llm, setting
                 return json.loads(ln[ln.index("{"):])
         return None
 
-    entry = poll(line, what="access-log line")
+    entry = wait_until(line, 30, "access-log line")
     assert entry["method"] == "/stackserve.v1.LLMService/Complete" and entry["code"] == "OK"
     assert len(entry["prompt_hash"]) == 16
     assert (entry["prompt_tokens"], entry["completion_tokens"]) == (r.usage.prompt_tokens, r.usage.completion_tokens)
@@ -365,7 +359,7 @@ def test_engine_counters_reach_prometheus(server, llm):
         return all(v > 0 for v in last.values())
 
     try:
-        poll(counted, what="speculative-decoding and prefix-cache counters exported")
+        wait_until(counted, 30, "speculative-decoding and prefix-cache counters exported")
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last values {last}") from None
     s = scrape(server.metrics_url)

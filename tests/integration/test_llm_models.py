@@ -6,7 +6,6 @@ both engines); the per-model Ray applications share the code that picks the sett
 from __future__ import annotations
 
 import asyncio
-import time
 
 import grpc
 import openai
@@ -15,6 +14,7 @@ import pytest
 from server.client import LLMClient
 from server.config import load_settings
 from server.runtime import running_server, settings_for_model
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -37,12 +37,11 @@ def test_two_models_chosen_by_name(trained, settings):
 
 
 def wait_models(c: LLMClient, n: int) -> list[str]:
-    deadline = time.monotonic() + 300
-    while True:
+    def listed() -> list[str] | None:
         names = [m.name for m in c.list_models()]
-        if len(names) == n or time.monotonic() > deadline:
-            return names
-        time.sleep(0.5)
+        return names if len(names) == n else None
+
+    return wait_until(listed, 300, f"{n} models listed", interval=0.5)
 
 
 def check_grpc(addr: str) -> None:

@@ -8,7 +8,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -23,6 +22,7 @@ from server.gateway.server import start_gateway
 from server.launcher import free_port
 from server.runtime import local_anomaly_endpoint, local_llm_endpoint
 from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.support.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,18 +44,19 @@ def _query(port: int, expr: str) -> float | None:
 
 
 def _wait_for(port: int, expr: str, ok, timeout: float = 45.0) -> float | None:
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
+    last: dict[str, float | None] = {"value": None}
+
+    def check() -> tuple[float | None] | None:  # a 1-tuple: a value of 0.0 or None can satisfy ``ok``
         try:
-            value = _query(port, expr)
+            last["value"] = _query(port, expr)
         except OSError:  # Prometheus still starting
-            time.sleep(0.5)
-            continue
-        if ok(value):
-            return value
-        time.sleep(0.5)
-    raise AssertionError(f"{expr} never satisfied the check; last value {value}")
+            return None
+        return (last["value"],) if ok(last["value"]) else None
+
+    try:
+        return wait_until(check, timeout, f"{expr} satisfying the check", interval=0.5)[0]
+    except WaitTimeout as err:
+        raise WaitTimeout(f"{err}; last value {last['value']}") from None
 
 
 def test_prometheus_sees_ttft_and_slo_series_move_under_load(trained, settings, tmp_path, capsys):

@@ -28,6 +28,7 @@ from server.client import AnomalyClient, AsyncAnomalyClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.runtime import local_anomaly_endpoint
+from tests.support.waiting import WaitTimeout, poll_async, wait_until
 
 pytestmark = pytest.mark.integration
 ROWS_PER_REQUEST = 8
@@ -138,8 +139,8 @@ def test_bad_challenger_is_rolled_back_without_failing_a_client(trained, setting
             if fault == "fail":
                 assert status.challenger.total_errors > 0
             # rolled back: nothing more reaches the challenger, everything is answered by v1
-            while svc.rollout.shadow_inflight:
-                await asyncio.sleep(0.01)
+            await poll_async(lambda: svc.rollout.shadow_inflight == 0, 30, "shadow copies in flight drained",
+                             interval=0.01)
             before = (await c.rollout()).challenger.total_requests
             after_responses = [await c.score(rows[i : i + 4], model=name) for i in range(0, 200, 4)]
             assert {r.version for r in after_responses} == {"1"}
@@ -214,10 +215,16 @@ def test_ray_app_shadows_to_the_challenger(server):
         assert "shuttle-iforest@v1" not in {m.name for m in c.list_models()}
         for i in range(0, 64, 8):
             assert c.score(X[i : i + 8], model="shuttle-iforest").version == "1"
-        deadline = time.monotonic() + 30
-        while (st := c.rollout()).challenger.total_requests < 8:
-            assert time.monotonic() < deadline, f"shadow copies never reached the Ray challenger: {st}"
-            time.sleep(0.1)
+        last: dict = {}
+
+        def reached():
+            last["status"] = st = c.rollout()
+            return st if st.challenger.total_requests >= 8 else None
+
+        try:
+            st = wait_until(reached, 30, "8 shadow copies reaching the Ray challenger", interval=0.1)
+        except WaitTimeout as exc:
+            raise WaitTimeout(f"{exc}; last status {last.get('status')}") from None
     assert (st.active, st.mode, st.state, st.challenger.total_errors) == (True, "shadow", "running", 0)
 
 
@@ -241,11 +248,10 @@ def test_overload_and_client_deadlines_are_not_counted_as_challenger_faults(trai
         X = rows[:ROWS_PER_REQUEST]
         async with AsyncAnomalyClient(f"127.0.0.1:{gw.port}") as c:
             first = asyncio.create_task(c.score(X, model=name))
-            while endpoint.calls < 1:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: endpoint.calls >= 1, 10, "first call reached the endpoint", interval=0.005)
             queued = asyncio.create_task(c.score(X, model=name))  # 8 of 16 queued rows
-            while gw.anomaly.scoring.coalescer.queued_rows < 8:
-                await asyncio.sleep(0.005)
+            await poll_async(lambda: gw.anomaly.scoring.coalescer.queued_rows >= 8, 10, "8 rows queued",
+                             interval=0.005)
             codes = []
             for batch, timeout in ((X, 0.2), (rows[:9], 30)):  # expires in the queue; then no room for 9 rows
                 try:

@@ -16,6 +16,7 @@ import pytest
 
 from server.client import AnomalyClient, LLMClient
 from tests.integration.conftest import server_processes
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 SOAK_S = float(os.environ.get("STACKSERVE_SOAK_S", "30"))
@@ -47,7 +48,7 @@ def test_steady_load_holds_memory_and_errors(server):
                     counts["score"] += 1
                 except Exception as exc:
                     errors.append(f"score: {exc}")
-                time.sleep(0.005)
+                time.sleep(0.005)  # workload pacing, not synchronisation
 
     def llm() -> None:
         with LLMClient(server.address) as c:
@@ -63,9 +64,12 @@ def test_steady_load_holds_memory_and_errors(server):
     for t in threads:
         t.start()
     try:
-        time.sleep(WARMUP_S)
+        # load is flowing (or failing: the asserts below report the errors) before the warm-up counts
+        wait_until(lambda: errors or (counts["score"] > 0 and counts["llm"] > 0), 120,
+                   "a first score call and LLM stream", interval=0.1)
+        time.sleep(WARMUP_S)  # a duration, not synchronisation: the server settles under load before the baseline
         before = rss_by_pid(server_processes(server))
-        time.sleep(SOAK_S)
+        time.sleep(SOAK_S)  # the soak itself: a duration, not synchronisation
         after = rss_by_pid(server_processes(server))
     finally:
         stop.set()

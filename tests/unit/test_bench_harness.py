@@ -160,7 +160,7 @@ def test_open_loop_fires_on_schedule_without_waiting_and_times_from_due():
     service_s = 0.2
 
     async def fire(i: int, due: float) -> dict:
-        await asyncio.sleep(service_s)
+        await asyncio.sleep(service_s)  # a fake request's service time: the workload, not synchronisation
         end = time.perf_counter()
         return {"failed": False, "latency_ms": (end - due) * 1e3, "end": end}
 
@@ -172,7 +172,7 @@ def test_open_loop_fires_on_schedule_without_waiting_and_times_from_due():
 
 def test_open_loop_gives_up_after_the_drain_timeout():
     async def fire(i: int, due: float) -> dict:
-        await asyncio.sleep(0.0 if i == 0 else 10.0)
+        await asyncio.sleep(0.0 if i == 0 else 10.0)  # the second fake request outlasts the drain (workload)
         end = time.perf_counter()
         return {"failed": False, "latency_ms": (end - due) * 1e3, "end": end}
 
@@ -185,7 +185,7 @@ def test_open_loop_gives_up_after_the_drain_timeout():
 # ----- LLM loops on a fake stream --------------------------------------------------------------
 async def _three_tokens(prompt: str):
     for _ in range(3):
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0.01)  # a fake stream's token pacing: the workload, not synchronisation
         yield 1
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 from server.batching import BatchQueueFullError, Coalescer
+from tests.support.waiting import poll_async
 
 
 class Recorder:
@@ -25,7 +27,7 @@ class Recorder:
         if self.gate is not None:
             await self.gate.wait()
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # the dispatch's service time: the workload, not synchronisation
         if self.fail:
             raise self.fail
         out, start = [], 0
@@ -37,6 +39,11 @@ class Recorder:
 
 def run(coro):
     return asyncio.run(coro)
+
+
+async def _until(cond: Callable[[], object], what: str) -> None:
+    """The coalescer reached a state (its loop runs on this event loop): polled, with a deadline."""
+    await poll_async(cond, 10, what, interval=0.001)
 
 
 def test_concurrent_requests_share_batches_and_get_their_own_results():
@@ -92,9 +99,9 @@ def test_full_queue_sheds_load():
         rec.gate = asyncio.Event()
         co = Coalescer(rec, max_batch_rows=4, max_wait_s=0.0, max_queue_rows=8, max_inflight=1)
         first = [asyncio.create_task(co.submit("m", np.ones((4, 1))))]
-        await asyncio.sleep(0.02)  # the first batch is now stuck in dispatch
+        await _until(lambda: len(rec.batches) == 1, "the first batch stuck in dispatch")
         first += [asyncio.create_task(co.submit("m", np.ones((4, 1)))) for _ in range(2)]
-        await asyncio.sleep(0.02)  # 8 rows queued behind it
+        await _until(lambda: co.queued_rows == 8, "8 rows queued behind it")
         with pytest.raises(BatchQueueFullError, match="limit 8"):
             await co.submit("m", np.ones((1, 1)))
         rec.gate.set()
@@ -117,9 +124,9 @@ def test_admission_by_expected_queueing_time():
         assert co.rows_per_s == pytest.approx(80, rel=0.5)
         rec.gate = asyncio.Event()
         held = [asyncio.create_task(co.submit("m", np.ones((4, 1))))]
-        await asyncio.sleep(0.02)  # in dispatch, held at the gate
+        await _until(lambda: len(rec.batches) == 2, "the held call in dispatch, at the gate")
         held.append(asyncio.create_task(co.submit("m", np.ones((4, 1)))))  # nothing queued ahead: admitted
-        await asyncio.sleep(0.01)
+        await _until(lambda: co.queued_rows == 4, "the admitted call queued")
         with pytest.raises(BatchQueueFullError, match=r"expected queueing .* over the limit of 80 ms"):
             # 4 queued ahead + its own 4 at <= 80 rows/s: >= 100 ms
             await asyncio.wait_for(co.submit("m", np.ones((4, 1))), 5)
@@ -137,7 +144,7 @@ def test_expired_items_are_dropped_before_dispatch():
         rec.gate = asyncio.Event()
         co = Coalescer(rec, max_batch_rows=1, max_wait_s=0.0, max_inflight=1)
         blocker = asyncio.create_task(co.submit("m", np.ones((1, 1))))
-        await asyncio.sleep(0.01)
+        await _until(lambda: len(rec.batches) == 1, "the blocker in dispatch")
         with pytest.raises(TimeoutError):
             await co.submit("m", np.full((1, 1), 7.0), timeout=0.02)
         assert co.queued_rows == 1  # still queued until the loop drops it
@@ -158,9 +165,9 @@ def test_cancelled_caller_frees_its_slot():
         rec.gate = asyncio.Event()
         co = Coalescer(rec, max_batch_rows=1, max_wait_s=0.0, max_inflight=1)
         blocker = asyncio.create_task(co.submit("m", np.ones((1, 1))))
-        await asyncio.sleep(0.01)
+        await _until(lambda: len(rec.batches) == 1, "the blocker in dispatch")
         doomed = asyncio.create_task(co.submit("m", np.ones((3, 1))))
-        await asyncio.sleep(0.01)
+        await _until(lambda: co.queued_rows == 3, "the doomed call queued")
         doomed.cancel()
         rec.gate.set()
         await blocker
@@ -191,7 +198,7 @@ def test_close_fails_queued_callers_and_rejects_new_ones():
         rec.gate = asyncio.Event()
         co = Coalescer(rec, max_batch_rows=1, max_wait_s=0.0, max_inflight=1)
         tasks = [asyncio.create_task(co.submit("m", np.ones((1, 1)))) for _ in range(3)]
-        await asyncio.sleep(0.02)
+        await _until(lambda: len(rec.batches) == 1 and co.queued_rows == 2, "one call in dispatch, two queued")
         await co.close()
         res = await asyncio.gather(*tasks, return_exceptions=True)
         with pytest.raises(RuntimeError, match="closed"):

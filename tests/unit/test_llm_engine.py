@@ -15,6 +15,7 @@ from server.llm.errors import ContextLengthError, LLMRequestError, WaitingQueueF
 from server.llm.kv_cache import SlotKVCache
 from server.llm.params import SamplingParams
 from tests.support.hypothesis_profiles import examples
+from tests.support.waiting import poll_async, wait_until
 from tests.unit.llm_fixtures import engine_config, weights
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12)
@@ -25,15 +26,6 @@ def engine():
     eng = LLMEngine(engine_config(), weights=weights()).start()
     yield eng
     eng.shutdown()
-
-
-def wait_until(pred, timeout=30.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.005)
-    return pred()
 
 
 def text_of(chunks):
@@ -58,11 +50,18 @@ def test_requests_joining_a_running_batch_get_their_solo_output(engine):
     solo = [tokens_of(engine.generate_blocking(p, GREEDY)) for p in prompts]
 
     async def run():
-        async def one(p, delay):
-            await asyncio.sleep(delay)  # arrive while others decode
-            return [t async for c in engine.generate(p, GREEDY) for t in c.token_ids]
+        decoding = [False] * len(prompts)
 
-        return await asyncio.gather(*(one(p, 0.05 * i) for i, p in enumerate(prompts)))
+        async def one(i, p):
+            if i:  # arrive while the previous request decodes (after its first token)
+                await poll_async(lambda: decoding[i - 1], 60, f"request {i - 1} decoding", interval=0.001)
+            out = []
+            async for c in engine.generate(p, GREEDY):
+                out += c.token_ids
+                decoding[i] = True
+            return out
+
+        return await asyncio.gather(*(one(i, p) for i, p in enumerate(prompts)))
 
     assert asyncio.run(run()) == solo
     assert engine.cache.used_slots == 0
@@ -74,8 +73,16 @@ def test_long_prompt_is_chunked_and_other_streams_keep_decoding(engine):
     steps_before = engine.steps
 
     async def run():
-        short = asyncio.create_task(_collect(engine, "Count: one, two,", SamplingParams(temperature=0, max_tokens=20)))
-        await asyncio.sleep(0.2)
+        short_chunks: list = []
+
+        async def short_stream():
+            async for c in engine.generate("Count: one, two,", SamplingParams(temperature=0, max_tokens=20)):
+                short_chunks.append(c)
+            return short_chunks
+
+        short = asyncio.create_task(short_stream())
+        # the short stream is decoding when the long prompt arrives
+        await poll_async(lambda: short_chunks, 60, "the short stream's first token", interval=0.001)
         long = await _collect(engine, long_prompt, SamplingParams(temperature=0, max_tokens=3))
         return await short, long
 
@@ -125,7 +132,7 @@ def test_cancel_frees_the_slot_within_a_step(engine):
         return steps
 
     steps = asyncio.run(run())
-    assert wait_until(lambda: engine.cache.used_slots == 0)
+    wait_until(lambda: engine.cache.used_slots == 0, 30, "the cancelled request's slot freed", interval=0.005)
     assert engine.steps - steps <= 2  # the abort is applied before the next step runs
 
 
@@ -175,7 +182,7 @@ def test_admission_by_expected_ttft_refuses_what_the_queue_cannot_serve_in_time(
         assert eng.ttft.s_per_prefill_token is not None and eng.ttft.s_per_decode_step is not None
         sinks: list = []
         eng.submit(eng.encode_prompt("a b c"), p, sinks.append)  # holds the only slot for 240 steps
-        wait_until(lambda: len(eng.scheduler.running) == 1)
+        wait_until(lambda: len(eng.scheduler.running) == 1, 30, "the first request running", interval=0.005)
         with pytest.raises(WaitingQueueFullError, match=r"max_expected_ttft_s=0\.2"):
             eng.submit(eng.encode_prompt("a b c"), p, sinks.append)  # waits ~240 decode steps for the slot
     finally:

@@ -13,6 +13,7 @@ from server.llm.engine import LLMEngine
 from server.llm.kv_cache import SlotKVCache
 from server.llm.params import SamplingParams
 from server.llm.prefix_cache import PrefixCache
+from tests.support.waiting import wait_until
 from tests.unit.llm_fixtures import engine_config, weights
 
 SYSTEM = "You are a careful assistant. Facts: " + " ".join(f"item {i} costs {i * 3} coins." for i in range(12))
@@ -132,9 +133,7 @@ def _preemption_run(prefix_entries: int) -> tuple[dict[str, str], dict[str, floa
         run("low-seeded", "Write a long story about a lighthouse:", seeded)
         assert first_token.wait(60)
         run("urgent", "What is 2 + 2?", urgent)
-        deadline = time.monotonic() + 120
-        while len(finished_at) < 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: len(finished_at) == 3, 120, "all three requests finished", interval=0.01)
         return texts, finished_at, eng.scheduler.preemptions
     finally:
         eng.shutdown()

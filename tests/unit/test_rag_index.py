@@ -163,7 +163,7 @@ def test_a_writer_killed_mid_save_never_leaves_a_broken_store(tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         assert proc.stdout is not None
         proc.stdout.readline()  # at least one save completed
-        time.sleep(float(rng.uniform(0.0, 0.4)))
+        time.sleep(float(rng.uniform(0.0, 0.4)))  # a random moment to kill the writer (workload, not synchronisation)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         chunks, _, index = RetrievalStore(root).load()

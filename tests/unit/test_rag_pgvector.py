@@ -336,7 +336,7 @@ if mode == "stall":  # stop inside the transaction, after its last statement, be
     def stalled(self, conn, meta):
         write_meta(self, conn, meta)
         print("inside", flush=True)
-        time.sleep(600)
+        time.sleep(600)  # hung before the commit until the test SIGKILLs it: the workload, not synchronisation
     PgVectorStore._write_meta = stalled
 rng = np.random.default_rng(0)
 for gen in range(1, 10**6):
@@ -393,7 +393,7 @@ def test_a_writer_killed_inside_its_transaction_leaves_the_previous_content(pg_s
     for _ in range(4):
         proc = _writer(pg_dsn, store.table_prefix, "loop")
         assert proc.stdout.readline().startswith("wrote"), proc.stderr.read()
-        time.sleep(float(rng.uniform(0.0, 1.0)))
+        time.sleep(float(rng.uniform(0.0, 1.0)))  # a random moment to kill the writer (workload, not synchronisation)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         version, chunks, size = _snapshot(store)
