@@ -1,6 +1,6 @@
 """Token ids from llama.cpp's own tokenizer on our GGUF, written to tests/data/llama_cpp_token_ids.json.
 
-The test suite holds our tokenizer to these ids (``tests/unit/test_llm_model.py``) without compiling
+The test suite holds our tokenizer to these ids (``tests/models/test_llm_model.py``) without compiling
 llama.cpp in CI: this script runs ``llama-tokenize`` (built by ``bench/peers/build_llama_cpp.sh``, the
 same llama.cpp the benchmarks use) once per text and records the ids with the llama.cpp version and
 the GGUF's hash, so a changed model file or a new llama.cpp shows up as a stale file, not a silent pass.

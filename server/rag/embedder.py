@@ -6,7 +6,7 @@ its ``encode`` spends most of a batch-1 call in Python around the model, and it 
 its longest text. Here texts are tokenized in one Rust call, sorted by length and cut into batches
 of similar lengths (little padding), and the forward is a handful of fused torch ops per layer.
 The result is what sentence-transformers returns: mean pooling over real tokens, L2-normalised
-(``tests/unit/test_rag_embedder.py`` holds it to cosine ≥ 0.9999 against sentence-transformers).
+(``tests/models/test_rag_embedder.py`` holds it to cosine ≥ 0.9999 against sentence-transformers).
 
 ``precision="int8"`` runs every linear layer through our C++ Q8_0 kernel (``kernels.llm_step``:
 weights in blocks of 32 with one scale each, activations quantized per block of 32 at run time):

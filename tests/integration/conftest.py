@@ -18,29 +18,8 @@ import psutil
 import pytest
 
 from server.launcher import RunningServer, ServerStartError, free_port, start_server
-from tests.support import compiled
+from tests.support.llm_fixtures import LLM_TEST_CONFIG, llm_test_backend
 from tests.support.ray_cluster import ExternalCluster
-
-
-def llm_test_backend() -> str:
-    """The LLM backend the integration server uses (see the module docstring)."""
-    from server.config import LLMConfig
-
-    chosen = os.environ.get("STACKSERVE_TEST_LLM_BACKEND")
-    if chosen:
-        return chosen
-    default = LLMConfig().backend
-    if default == "cpu-int4":
-        from kernels import llm_step
-
-        if not llm_step.available():
-            if compiled.in_ci():  # CI must test the backend users get, not a silent fallback
-                pytest.fail("CI=true: kernels.cpp._llm_step is not built; the server would fall back to torch-fp32")
-            return "torch-fp32"
-    return default
-
-
-LLM_TEST_CONFIG = {"max_num_seqs": 4, "max_model_len": 512, "max_waiting": 2, "stats_interval_s": 0.25}
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +39,7 @@ def server(trained, settings, tmp_path_factory) -> Iterator[RunningServer]:
         # the tests reach both paths (test_anomaly_grpc.py)
         "STACKSERVE__ANOMALY__IN_GATEWAY_MAX_EVENTS": "4",
         # the LLMEngine and Embedder deployments, not the default models in the gateway (auto on one
-        # machine): the Ray paths stay tested here; tests/unit/test_rag_embedder.py tests the placement
+        # machine): the Ray paths stay tested here; tests/models/test_rag_embedder.py tests the placement
         "STACKSERVE__LLM__PLACEMENT": "ray",
         "STACKSERVE__RAG__EMBEDDER__PLACEMENT": "ray",
         "STACKSERVE__LLM__BACKEND": llm_test_backend(),

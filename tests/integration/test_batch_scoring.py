@@ -17,7 +17,7 @@ from server.anomaly.batch_scoring import BatchInputError, input_files
 from server.anomaly.data import load_shuttle
 from server.anomaly.scorer import load_scorer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 
 
 def run_cli(settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:

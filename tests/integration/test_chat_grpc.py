@@ -16,7 +16,7 @@ from server.gateway.server import start_gateway
 from server.gen.stackserve.v1 import retriever_pb2 as rpb
 from server.rag.engine import RagEngine
 from server.runtime import local_anomaly_endpoint, local_llm_endpoint
-from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import async_wait_until
 
 pytestmark = pytest.mark.integration

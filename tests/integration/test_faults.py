@@ -36,7 +36,7 @@ from server.client import ANOMALY_SERVICE, LLM_SERVICE, AnomalyClient, LLMClient
 from tests.integration.conftest import server_processes
 from tests.support.waiting import WaitTimeout, wait_until
 
-pytestmark = [pytest.mark.integration, pytest.mark.disruptive]
+pytestmark = [pytest.mark.integration, pytest.mark.disruptive, pytest.mark.chaos]
 RECOVERY_BOUND_S = 60.0  # a replica restart (new worker, model load) takes ~5-15 s on 2 cores
 INTERNALS = re.compile(r"actor|pid=|\bip=|\b\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}\b|namespace|Ray", re.I)
 

@@ -30,7 +30,7 @@ from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.runtime import local_anomaly_endpoint, local_llm_endpoint
 from server.security.api_keys import key_digest, new_key
-from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

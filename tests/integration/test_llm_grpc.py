@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.client import AsyncLLMClient, LLMClient, chat_request, generate_request
 from server.gen.stackserve.v1 import llm_pb2 as pb
-from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ import openai
 import pytest
 
 from server.client import LLMClient
-from tests.integration.conftest import LLM_TEST_CONFIG
 from tests.integration.test_llm_grpc import engine_idle, poll, scrape, value
+from tests.support.llm_fixtures import LLM_TEST_CONFIG
 
 pytestmark = pytest.mark.integration
 GREEDY = {"temperature": 0, "max_tokens": 12}

@@ -21,7 +21,7 @@ from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.launcher import free_port
 from server.runtime import local_anomaly_endpoint, local_llm_endpoint
-from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import WaitTimeout, wait_until
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from server.client import AnomalyClient, LLMClient
 from tests.integration.conftest import server_processes
 from tests.support.waiting import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 SOAK_S = float(os.environ.get("STACKSERVE_SOAK_S", "30"))
 WARMUP_S = 10.0
 MAX_GROWTH_MB = 64.0

@@ -16,7 +16,7 @@ from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.observability import tracing
 from server.runtime import local_anomaly_endpoint, local_llm_endpoint
-from tests.integration.conftest import LLM_TEST_CONFIG
+from tests.support.llm_fixtures import LLM_TEST_CONFIG
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,7 @@ import pytest
 
 from server.llm.gguf_weights import open_reader
 from server.llm.tokenizer import PRE_TOKENIZERS, ChatTemplate, GGUFTokenizer, UnsupportedTokenizerError
-from tests.unit.llm_fixtures import tokenizer, weights
+from tests.support.llm_fixtures import tokenizer, weights
 
 SPECIALS = {"bos_token": "<s>", "eos_token": "</s>"}
 

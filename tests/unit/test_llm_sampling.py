@@ -22,7 +22,7 @@ from server.llm.sampler import (
 )
 from server.llm.tokenizer import IncrementalDecoder
 from tests.support.hypothesis_profiles import examples
-from tests.unit.llm_fixtures import tokenizer
+from tests.support.llm_fixtures import tokenizer
 
 V = 50
 

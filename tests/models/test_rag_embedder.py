@@ -26,6 +26,7 @@ def corpus_texts():
     return [*texts, "", "a", "for", "How do I stop a loop early?", "ünïcödé — and emoji 🐍"]
 
 
+@pytest.mark.slow
 def test_matches_sentence_transformers(embedder, corpus_texts):
     from sentence_transformers import SentenceTransformer  # the dev extra's reference
 

@@ -51,7 +51,7 @@ def test_retrieval_meets_its_targets_on_every_question(store, items):
 
 
 def test_answers_are_grounded_and_unanswerable_questions_abstain(store, items):
-    from tests.integration.conftest import llm_test_backend
+    from tests.support.llm_fixtures import llm_test_backend
 
     answerable = [it for it in items if it.answerable][::8][:ANSWERABLE_SAMPLE]
     sample = answerable + [it for it in items if not it.answerable][::2]

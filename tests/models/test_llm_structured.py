@@ -21,7 +21,7 @@ from server.llm.errors import LLMRequestError
 from server.llm.params import SamplingParams
 from server.llm.structured import check_format
 from tests.support.hypothesis_profiles import examples
-from tests.unit.llm_fixtures import engine_config, weights
+from tests.support.llm_fixtures import engine_config, weights
 
 PROMPT = "Fill in this record as JSON:"
 

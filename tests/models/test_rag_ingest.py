@@ -1,11 +1,7 @@
-"""Ingestion end to end on small files: formats, redaction before storage, dedup, incremental re-ingest,
-and search with filters through the Retriever and the CLI."""
+"""Ingestion end to end on small files with the real embedder: formats, redaction before storage, dedup,
+incremental re-ingest, and search with filters through the Retriever (the CLI: tests/integration/test_rag_cli.py)."""
 
 from __future__ import annotations
-
-import json
-import subprocess
-import sys
 
 import pytest
 
@@ -16,8 +12,7 @@ from server.rag.filters import ChunkFilter
 from server.rag.ingest import ingest
 from server.rag.retriever import EmptyStoreError, Retriever
 from server.rag.store import RetrievalStore
-
-NOTES = "Plain notes. The kettle whistles at one hundred degrees."
+from tests.support.rag_docs import NOTES, write_small_corpus
 
 
 @pytest.fixture(scope="module")
@@ -25,25 +20,8 @@ def embedder():
     return Embedder()
 
 
-def _write_corpus(root):
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "garden.md").write_text(
-        "# Gardening\n\nTomatoes need full sun and deep watering. Prune the suckers weekly.\n\n"
-        "## Pests\n\nAphids gather under leaves. Spray them with soapy water. Contact grower@farm.example "
-        "or call +44 20 7183 8750 for help.\n")
-    (root / "boats.rst").write_text(
-        "Sailing\n=======\n\nA sloop has one mast. Reef the mainsail when the wind rises above twenty knots.\n\n"
-        "Knots\n-----\n\nThe bowline makes a fixed loop. The cleat hitch secures a line to a cleat.\n")
-    (root / "bread.html").write_text(
-        "<html><head><style>p{}</style></head><body><h1>Baking</h1><p>Sourdough needs a starter fed daily.</p>"
-        "<h2>Payment</h2><p>Card on file: 4111 1111 1111 1111. IBAN DE89 3704 0044 0532 0130 00.</p>"
-        "<script>var x = 1;</script></body></html>")
-    (root / "notes.txt").write_text(NOTES)
-    (root / "copy-of-notes.txt").write_text(NOTES)  # same content, another file: indexed once
-
-
 def test_loaders_keep_sections(tmp_path):
-    _write_corpus(tmp_path)
+    write_small_corpus(tmp_path)
     md = load_file(tmp_path / "garden.md")
     assert [s.title for s in md.sections] == ["Gardening", "Pests"] and md.title == "Gardening"
     rst = load_file(tmp_path / "boats.rst")
@@ -60,7 +38,7 @@ def test_loaders_keep_sections(tmp_path):
 
 def test_ingest_redacts_dedups_and_reingests_incrementally(tmp_path, embedder):
     docs_dir = tmp_path / "docs"
-    _write_corpus(docs_dir)
+    write_small_corpus(docs_dir)
     store = RetrievalStore(tmp_path / "rag")
     cfg = RagConfig(chunk_min_tokens=5, chunk_max_tokens=60)
     with pytest.raises(EmptyStoreError):
@@ -91,24 +69,3 @@ def test_ingest_redacts_dedups_and_reingests_incrementally(tmp_path, embedder):
     assert retriever.search("eggs", k=5, where=ChunkFilter(any_of={"tag": ["txt"]}))[0].chunk.source.endswith(".txt")
     with pytest.raises(ValueError, match="empty"):
         retriever.search("   ")
-
-
-def test_cli_ingest_and_search(tmp_path):
-    docs_dir = tmp_path / "docs"
-    _write_corpus(docs_dir)
-    env_args = ["--data-dir", str(tmp_path / "data")]
-    out = subprocess.run([sys.executable, "-m", "server.cli", *env_args, "ingest", str(docs_dir), "--json",
-                          "--threads", "1"], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
-    assert report["documents"] == 5 and report["chunks_total"] > 0 and report["index"] == "flat"
-    out = subprocess.run([sys.executable, "-m", "server.cli", *env_args, "search", "sourdough starter", "-k", "1"],
-                         capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr
-    assert "Sourdough" in json.loads(out.stdout.splitlines()[0])["text"]
-    bad = subprocess.run([sys.executable, "-m", "server.cli", *env_args, "search", "x", "--filter",
-                          '{"equals": {"author": "me"}}'], capture_output=True, text=True, timeout=600)
-    assert bad.returncode == 2 and "author" in bad.stderr
-    missing = subprocess.run([sys.executable, "-m", "server.cli", *env_args, "ingest", str(tmp_path / "nope.md")],
-                             capture_output=True, text=True, timeout=600)
-    assert missing.returncode == 2 and "nope.md" in missing.stderr

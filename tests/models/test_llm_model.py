@@ -12,7 +12,7 @@ import torch
 from server.llm.backends import fp32_linear
 from server.llm.kv_cache import SlotKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
-from tests.unit.llm_fixtures import PROMPTS, hf_model, tokenizer, weights
+from tests.support.llm_fixtures import PROMPTS, hf_model, tokenizer, weights
 
 LLAMA_CPP_IDS = Path(__file__).resolve().parents[1] / "data" / "llama_cpp_token_ids.json"
 
@@ -50,6 +50,7 @@ def decode(model, cache, pairs):
     return model.forward(batch, cache)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_tokenizer_matches_transformers(prompt):
     """transformers' GGUF converter drops SmolLM's digit splitting, so compare digit-free text."""
@@ -79,6 +80,7 @@ def test_tokenizer_matches_llama_cpp_ids_recorded_from_it():
         assert tokenizer().encode(case["text"]) == case["ids"], case["text"]
 
 
+@pytest.mark.slow
 def test_chat_template_matches_transformers():
     transformers = pytest.importorskip("transformers")
     path = weights().path
@@ -88,6 +90,7 @@ def test_chat_template_matches_transformers():
     assert ours == ref.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("prompt", PROMPTS)
 def test_fp32_logits_match_transformers(model, prompt):
     ids = tokenizer().encode(prompt)
@@ -97,6 +100,7 @@ def test_fp32_logits_match_transformers(model, prompt):
     assert (ours - ref).abs().max().item() <= 1e-3
 
 
+@pytest.mark.slow
 def test_greedy_64_tokens_identical_to_transformers(model):
     ids = tokenizer().encode("Here is a long story about a robot who learns to paint:")
     cache = new_cache()

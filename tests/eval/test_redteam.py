@@ -19,6 +19,8 @@ import pytest
 from server.guardrails.input_rails import InputRails
 from server.guardrails.verdict import Action
 
+pytestmark = pytest.mark.eval
+
 HERE = Path(__file__).resolve().parents[1] / "redteam"
 REQUESTS_PER_TEMPLATE = 6  # every template x a rotating slice of the requests: all requests covered
 

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 pytest.importorskip("triton")
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_triton_forward_matches_fp32_under_interpreter():
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests/unit/scripts/triton_model_parity.py"), "1"],
+        [sys.executable, str(ROOT / "tests/models/scripts/triton_model_parity.py"), "1"],
         capture_output=True, text=True, env=env, timeout=900, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -40,7 +42,7 @@ def test_triton_engine_in_gpu_dtypes_matches_fp32_engine():
     with the fp32 engine's."""
     env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests/unit/scripts/triton_engine_parity.py"), "float16", "bfloat16"],
+        [sys.executable, str(ROOT / "tests/models/scripts/triton_engine_parity.py"), "float16", "bfloat16"],
         capture_output=True, text=True, env=env, timeout=900, cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

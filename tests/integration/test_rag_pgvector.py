@@ -25,6 +25,8 @@ from server.rag.retriever import EmptyStoreError, Retriever
 from server.rag.store import Chunk, ChunkStore, DocumentRecord, RetrievalStore
 from server.rag.vector_index import exact_topk
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 DIM = 32
 _prefixes = (f"t{i}" for i in itertools.count())
@@ -74,7 +76,7 @@ FILTERS = {
 @pytest.fixture(scope="module")
 def pg_dsn(tmp_path_factory):
     pytest.importorskip("pgserver", reason="pgserver (dev extra) ships the PostgreSQL + pgvector binaries")
-    from tests.pg_server import postgres_server
+    from tests.support.pg_server import postgres_server
 
     t0 = time.perf_counter()
     with postgres_server(tmp_path_factory.mktemp("pg")) as dsn:
@@ -100,7 +102,7 @@ def pg_store(pg_dsn):
 
 
 def test_the_server_has_pgvector_with_hnsw(pg_dsn):
-    from tests.pg_server import pgvector_version
+    from tests.support.pg_server import pgvector_version
 
     version = tuple(int(p) for p in pgvector_version(pg_dsn).split("."))
     assert version >= (0, 5, 0), version  # HNSW arrived in 0.5.0

@@ -13,8 +13,8 @@ from server.llm.engine import LLMEngine
 from server.llm.kv_cache import SlotKVCache
 from server.llm.params import SamplingParams
 from server.llm.prefix_cache import PrefixCache
+from tests.support.llm_fixtures import engine_config, weights
 from tests.support.waiting import wait_until
-from tests.unit.llm_fixtures import engine_config, weights
 
 SYSTEM = "You are a careful assistant. Facts: " + " ".join(f"item {i} costs {i * 3} coins." for i in range(12))
 QUESTIONS = [" How much is item 3?", " How much is item 7?", " Which item is cheapest?", " How much is item 3?",

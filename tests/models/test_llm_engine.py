@@ -15,8 +15,8 @@ from server.llm.errors import ContextLengthError, LLMRequestError, WaitingQueueF
 from server.llm.kv_cache import SlotKVCache
 from server.llm.params import SamplingParams
 from tests.support.hypothesis_profiles import examples
+from tests.support.llm_fixtures import engine_config, weights
 from tests.support.waiting import poll_async, wait_until
-from tests.unit.llm_fixtures import engine_config, weights
 
 GREEDY = SamplingParams(temperature=0.0, max_tokens=12)
 
