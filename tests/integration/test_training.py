@@ -190,6 +190,25 @@ def test_gates_pass_a_retrained_challenger_and_fail_degraded_ones(settings, caps
     assert _gate(settings, "gate-rf", "--challenger", "77") == 2
 
 
+@pytest.mark.timeout(300)
+def test_gate_train_passes_a_retrained_iforest_on_a_fresh_store(tmp_path, capsys):
+    """What `make gate` runs, for the family the test above does not train: `stackserve gate --train`
+    on an empty store trains a champion and a retrained challenger (next seed), and every gate
+    (regression, probabilities, latency ratio, drift) passes."""
+    from server.cli import main
+
+    capsys.readouterr()
+    code = main(["--data-dir", str(tmp_path), "gate", "--train", "--model", "shuttle-iforest"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "v2 (challenger) vs v1" in out
+    cells = [[cell.strip() for cell in ln.split("│")[1:-1]] for ln in out.splitlines() if ln.startswith("│")]
+    rows = [row for row in cells if len(row) > 1 and row[1]]  # a wrapped cell continues on a row of its own
+    assert rows and all(result == "pass" for _, result, *_ in rows), out
+    for gate in ("regression", "latency", "drift"):
+        assert any(name.startswith(gate) for name, *_ in rows), (gate, out)
+
+
 def test_gate_holdout_never_includes_rows_either_model_saw(settings):
     from server.anomaly.gates import seen_rows, unseen_holdout
 
