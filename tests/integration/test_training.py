@@ -254,7 +254,9 @@ def test_gate_on_a_users_own_model_and_labelled_holdout(settings, tmp_path, caps
     broken = train_family(train.assign(fraud=rng.permutation(train["fraud"].to_numpy())), "rf", "user-rf", "fraud",
                           None, settings)
     assert (champion.version, challenger.version, broken.version) == ("1", "2", "3")
-    args = ["--holdout", str(tmp_path / "holdout.csv"), "--label", "fraud"]
+    # the latency ratio is not what this test is about (test_gate_train_... holds it at the default
+    # 1.2x): a CI run measured 1.28x between two seeds of this forest with the session server running
+    args = ["--holdout", str(tmp_path / "holdout.csv"), "--label", "fraud", "--max-latency-ratio", "1.6"]
     capsys.readouterr()
     assert _gate(settings, "user-rf", "--challenger", "2", *args) == 0
     assert "holdout:" in capsys.readouterr().out

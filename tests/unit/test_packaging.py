@@ -159,6 +159,14 @@ def _undeclared(imports: dict, allowed: set[str], skip: set[str] = frozenset()) 
     ]
 
 
+def test_hugging_face_kernels_distribution_is_not_installed():
+    """Hugging Face's `kernels` (a dependency of transformers >= 5.25, our test and benchmark reference)
+    is imported as `kernels`, the name of our top-level package: with it installed transformers imports
+    ours and every transformers reference test fails at import. `make install` uninstalls it."""
+    with pytest.raises(importlib.metadata.PackageNotFoundError):
+        importlib.metadata.distribution("kernels")
+
+
 def test_package_imports_are_runtime_dependencies():
     problems = _undeclared(third_party_imports("server", "kernels", "deployments"), RUNTIME, set(OPTIONAL_IN_PACKAGE))
     assert not problems, f"imported by the package but not in [project] dependencies: {problems}"
