@@ -70,10 +70,10 @@ gate: install
 # once each as smoke tests here; `make bench-kernels` times them.
 FAST_TIER := not slow and not cluster and not chaos and not eval
 test: install lint
-	$(PY) -m pytest tests --benchmark-disable -m "$(FAST_TIER)"
+	$(PY) -m pytest --benchmark-disable -m "$(FAST_TIER)"
 
 test-all: install lint
-	$(PY) -m pytest tests --benchmark-disable
+	$(PY) -m pytest --benchmark-disable
 
 # llama.cpp (the LLM peer) compiles for minutes: only the benchmarks build it. The build is
 # native to this CPU (AMX switched off where the CPU has it) and redone when the CPU changes.

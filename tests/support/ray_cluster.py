@@ -9,7 +9,7 @@ Nothing machine-global is touched: ``RAY_TMPDIR`` points every process of the cl
 gateways and ``serve deploy`` calls the tests run against it) at a private directory, so the
 cluster records itself there, not in ``/tmp/ray/ray_current_cluster``, and nothing has to be
 restored or ``pkill``-ed afterwards: each node runs ``ray start --block`` in a session of its own,
-and stopping a node kills that session's process group.
+and stopping a node kills that session's process group and the node's process tree.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
+
 from server.launcher import free_port
 from tests.support.waiting import wait_until
 
@@ -41,18 +43,28 @@ def port_open(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) == 0
 
 
-def _stop_node(proc: subprocess.Popen | None, grace_s: float = 30.0) -> None:
-    """SIGTERM to the node's session (``ray start --block`` stops its processes), SIGKILL to what is left."""
+def _stop_node(proc: subprocess.Popen | None, grace_s: float = 10.0) -> None:
+    """SIGTERM to the node's session (``ray start --block`` stops its processes), then SIGKILL to what is
+    left of it: its process group, and every process it started (collected first: a Ray process that
+    moved to a session of its own is still a descendant). Nothing is looked up by name."""
     if proc is None:
         return
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGTERM)
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
+        proc.wait(timeout=grace_s)  # measured: `ray start --block` can take > 30 s to exit on SIGTERM
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    for child in descendants:
+        with contextlib.suppress(psutil.Error):
+            child.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
+    psutil.wait_procs(descendants, timeout=10)
 
 
 @dataclass
