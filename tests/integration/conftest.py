@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
+from server.gateway.llm_endpoint import LocalLLMEndpoint
 from server.launcher import RunningServer, ServerStartError, free_port, start_server
 from tests.support.llm_fixtures import LLM_TEST_CONFIG, llm_test_backend
 from tests.support.ray_cluster import ExternalCluster
@@ -53,6 +54,29 @@ def server(trained, settings, tmp_path_factory) -> Iterator[RunningServer]:
     if running.process.poll() is None:
         code = running.stop(timeout=60)
         assert code == 0, f"server exited with {code}:\n{running.log_tail(3000)}"
+
+
+class SharedLLMEndpoint(LocalLLMEndpoint):
+    """One in-process engine for every in-process gateway of the session: a gateway's stop closes its
+    endpoint, so this one's close waits for the session's end (``shared_llm``)."""
+
+    async def close(self) -> None:
+        return None
+
+
+@pytest.fixture(scope="session")
+def shared_llm(settings) -> Iterator[SharedLLMEndpoint]:
+    """The LLM engine (LLM_TEST_CONFIG on the test backend) behind the in-process gateways of the tracing,
+    metrics, chat and security tests: loaded once, not once per test."""
+    from server.config import load_settings
+    from server.llm.engine import LLMEngine
+
+    cfg = load_settings(None, data_dir=str(settings.data_dir), llm={**LLM_TEST_CONFIG, "backend": llm_test_backend()})
+    engine = LLMEngine(cfg.llm).start()
+    try:
+        yield SharedLLMEndpoint(engine, cfg.llm.model_name)
+    finally:
+        engine.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.gen.stackserve.v1 import retriever_pb2 as rpb
 from server.rag.engine import RagEngine
-from server.runtime import local_anomaly_endpoint, local_llm_endpoint
+from server.runtime import local_anomaly_endpoint
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import async_wait_until
 
@@ -37,14 +37,13 @@ async def _ask(c: AsyncChatClient, question: str, **kw):
     return "".join(m.text for m in msgs[:-1]), msgs[-1]
 
 
-def test_ask_answers_refuses_and_abstains(trained, settings, tmp_path):
+def test_ask_answers_refuses_and_abstains(trained, settings, tmp_path, shared_llm):
     cfg = load_settings(None, data_dir=str(settings.data_dir), gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
                         llm=LLM_TEST_CONFIG,
                         rag={"store_dir": str(tmp_path / "rag"), "chunk_min_tokens": 5, "chunk_max_tokens": 80})
 
     async def main():
-        llm = await asyncio.to_thread(local_llm_endpoint, cfg)
-        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), llm, RagEngine(cfg))
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), shared_llm, RagEngine(cfg))
         try:
             await gw.wait_ready(180)
             addr = f"127.0.0.1:{gw.port}"

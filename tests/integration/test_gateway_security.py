@@ -28,7 +28,7 @@ from server.client import AnomalyClient, LLMClient
 from server.client_channel import ChannelSecurity
 from server.config import load_settings
 from server.gateway.server import start_gateway
-from server.runtime import local_anomaly_endpoint, local_llm_endpoint
+from server.runtime import local_anomaly_endpoint
 from server.security.api_keys import key_digest, new_key
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import wait_until
@@ -83,14 +83,13 @@ def pki(tmp_path_factory) -> dict[str, Path]:
 class Gateway:
     """The secured gateway on its own event loop thread (the sync clients block)."""
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg, llm) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
-        self.gw = self.run(self._start(cfg), 240)
+        self.gw = self.run(self._start(cfg, llm), 240)
 
-    async def _start(self, cfg):
-        llm = await asyncio.to_thread(local_llm_endpoint, cfg)
+    async def _start(self, cfg, llm):
         gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), llm, None)
         await gw.wait_ready(180)
         return gw
@@ -105,7 +104,7 @@ class Gateway:
 
 
 @pytest.fixture(scope="module")
-def secured(trained, settings, pki, tmp_path_factory):
+def secured(trained, settings, pki, tmp_path_factory, shared_llm):
     keys = {"alpha": new_key(), "beta": new_key()}
     log = tmp_path_factory.mktemp("logs") / "access.log"
     cfg = load_settings(
@@ -123,7 +122,7 @@ def secured(trained, settings, pki, tmp_path_factory):
             "access_log_file": str(log),
         },
     )
-    g = Gateway(cfg)
+    g = Gateway(cfg, shared_llm)
     yield g, keys, log
     g.close()
 

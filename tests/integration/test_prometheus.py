@@ -20,7 +20,7 @@ from server.client import AnomalyClient, LLMClient, score_request
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.launcher import free_port
-from server.runtime import local_anomaly_endpoint, local_llm_endpoint
+from server.runtime import local_anomaly_endpoint
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import WaitTimeout, wait_until
 
@@ -59,7 +59,7 @@ def _wait_for(port: int, expr: str, ok, timeout: float = 45.0) -> float | None:
         raise WaitTimeout(f"{err}; last value {last['value']}") from None
 
 
-def test_prometheus_sees_ttft_and_slo_series_move_under_load(trained, settings, tmp_path, capsys):
+def test_prometheus_sees_ttft_and_slo_series_move_under_load(trained, settings, tmp_path, capsys, shared_llm):
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.skip("prometheus not installed (Debian's prometheus package; .ci/run installs it)")
@@ -67,8 +67,7 @@ def test_prometheus_sees_ttft_and_slo_series_move_under_load(trained, settings, 
                         llm=LLM_TEST_CONFIG, rag={"enabled": False})
 
     async def main():
-        llm = await asyncio.to_thread(local_llm_endpoint, cfg)
-        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), llm, None)
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), shared_llm, None)
         prom_port = free_port()
         target = [{"targets": [f"127.0.0.1:{gw.metrics_port}"]}]
         relabel = yaml.safe_load((ROOT / "deployments" / "prometheus" / "vllm_relabel.yml").read_text())

@@ -15,13 +15,13 @@ from server.client import LLMClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.observability import tracing
-from server.runtime import local_anomaly_endpoint, local_llm_endpoint
+from server.runtime import local_anomaly_endpoint
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 
 pytestmark = pytest.mark.integration
 
 
-def test_one_request_has_the_span_tree_and_the_request_id(trained, settings):
+def test_one_request_has_the_span_tree_and_the_request_id(trained, settings, shared_llm):
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -29,8 +29,7 @@ def test_one_request_has_the_span_tree_and_the_request_id(trained, settings):
                         llm=LLM_TEST_CONFIG, rag={"enabled": False})
 
     async def main():
-        llm = await asyncio.to_thread(local_llm_endpoint, cfg)
-        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), llm, None)
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), shared_llm, None)
         tracing.use_provider(provider)
         try:
             await gw.wait_ready(180)
