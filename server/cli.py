@@ -679,17 +679,22 @@ def cmd_health(args: argparse.Namespace) -> int:
 
 def _score_batch(args: argparse.Namespace) -> int:
     """``score --batch``: Ray Data over files and folders (server/anomaly/batch_scoring.py)."""
-    from server.anomaly.batch_scoring import BatchInputError, describe, score_files
+    from server.anomaly.batch_scoring import BatchInputError, describe, plan_batch, score_files
     from server.runtime import connect_ray, disconnect_ray
 
     if args.output == "-":
         print("stackserve score --batch: --output must name a folder for the Parquet files", file=sys.stderr)
         return 2
     settings = _settings(args)
+    try:  # refused in seconds, before a Ray head starts
+        plan = plan_batch(settings, args.input, args.model, args.batch_size)
+    except (BatchInputError, FileNotFoundError) as exc:
+        print(f"stackserve score --batch: {exc}", file=sys.stderr)
+        return 2
     attachment = connect_ray(settings)
     try:
-        report = score_files(settings, args.input, args.output, args.model, args.batch_size,
-                             args.actors if args.actors > 0 else (1, 4))
+        report = score_files(settings, plan, args.output, batch_size=args.batch_size,
+                             actors=args.actors if args.actors > 0 else (1, 4))
     except (BatchInputError, FileNotFoundError) as exc:
         print(f"stackserve score --batch: {exc}", file=sys.stderr)
         return 2

@@ -81,18 +81,33 @@ class ScoreBlocks:
         return out
 
 
-def score_files(settings: Settings, inputs: list[str], output: str, model: str = "",
-                batch_size: int = 8192, actors: int | tuple[int, int] = (1, 4)) -> BatchReport:
-    """Score every row of ``inputs`` with ``model`` (default: the configured default) into Parquet
-    files under ``output``. Ray must be initialized (the CLI connects: a cluster or a private head)."""
-    import ray.data
+@dataclass(frozen=True, slots=True)
+class BatchPlan:
+    """What a batch job will do, settled before any Ray work: the model and the files by format."""
 
+    model: str
+    card: Any  # the model's ModelCard
+    files: dict[str, list[str]]
+
+
+def _columns(path: str, fmt: str) -> list[str]:
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return list(pq.read_schema(path).names)
+    return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+
+
+def plan_batch(settings: Settings, inputs: list[str], model: str = "", batch_size: int = 8192) -> BatchPlan:
+    """Every check that needs no Ray (the model exists and takes no stream features, the inputs exist and
+    every file has the model's columns), so a bad job is refused in seconds, before a Ray head starts
+    and before any actor loads a model. Raises ``BatchInputError`` naming what is wrong."""
     from server.anomaly.scorer import load_scorer
 
     if batch_size <= 0:
         raise BatchInputError(f"batch size must be positive, got {batch_size}")
     name = model or settings.anomaly.default_model
-    local = load_scorer(settings)  # checks here, with clear errors, before any actor starts
+    local = load_scorer(settings)
     if name not in local.models:
         raise BatchInputError(f"unknown model {name!r}; registered: {sorted(local.models)}")
     card = local.model(name).card
@@ -100,15 +115,29 @@ def score_files(settings: Settings, inputs: list[str], output: str, model: str =
         raise BatchInputError(f"model {name!r} uses stream features (per-entity state in event order); "
                               "batch scoring takes models without them")
     files = input_files(inputs)
+    for fmt, paths in files.items():
+        for path in paths:
+            missing = [c for c in card.feature_names if c not in _columns(path, fmt)]
+            if missing:
+                raise BatchInputError(f"{path}: the input lacks columns {missing} that model {name!r} needs")
+    return BatchPlan(name, card, files)
+
+
+def score_files(settings: Settings, inputs: list[str] | BatchPlan, output: str, model: str = "",
+                batch_size: int = 8192, actors: int | tuple[int, int] = (1, 4)) -> BatchReport:
+    """Score every row of ``inputs`` (paths, or a ``plan_batch`` already made) with ``model`` (default:
+    the configured default) into Parquet files under ``output``. Ray must be initialized (the CLI
+    connects: a cluster or a private head)."""
+    import ray.data
+
+    plan = inputs if isinstance(inputs, BatchPlan) else plan_batch(settings, inputs, model, batch_size)
+    name, card, files = plan.model, plan.card, plan.files
     parts = []
     if files["parquet"]:
         parts.append(ray.data.read_parquet(files["parquet"]))
     if files["csv"]:
         parts.append(ray.data.read_csv(files["csv"]))
     ds = parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
-    missing = [c for c in card.feature_names if c not in ds.schema().names]
-    if missing:
-        raise BatchInputError(f"the input lacks columns {missing} that model {name!r} needs")
     started = time.perf_counter()
     scored = ds.map_batches(
         ScoreBlocks, fn_constructor_kwargs={"settings_json": settings.model_dump_json(), "model": name},

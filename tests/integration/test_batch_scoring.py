@@ -53,7 +53,7 @@ def test_a_folder_of_parquet_and_csv_is_scored_like_the_in_process_scorer(traine
     assert report["anomalies"] == int(want.is_anomaly.sum())
 
 
-def test_bad_inputs_are_refused_before_any_work(trained, settings, tmp_path):
+def test_bad_inputs_are_refused_before_any_work(trained, settings, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     (tmp_path / "x.json").write_text("{}")
     for paths, message in (([str(tmp_path / "nope")], "no such file or folder"),
@@ -62,8 +62,17 @@ def test_bad_inputs_are_refused_before_any_work(trained, settings, tmp_path):
         with pytest.raises(BatchInputError, match=message):
             input_files(paths)
     pd.DataFrame({"a": [1.0]}).to_parquet(tmp_path / "few.parquet")
-    stream = run_cli(settings, str(tmp_path / "few.parquet"), "-o", str(tmp_path / "o1"),
-                     "--model", "shuttle-rf-stream")
-    assert stream.returncode == 2 and "stream features" in stream.stderr, stream.stderr[-2000:]
-    columns = run_cli(settings, str(tmp_path / "few.parquet"), "-o", str(tmp_path / "o2"))
-    assert columns.returncode == 2 and "lacks columns" in columns.stderr, columns.stderr[-2000:]
+    # in this process: a refusal comes before any Ray work, so nothing here starts Ray
+    from server.cli import main
+
+    base = ["--data-dir", str(settings.data_dir), "score", "--batch", str(tmp_path / "few.parquet")]
+    capsys.readouterr()
+    assert main([*base, "-o", str(tmp_path / "o1"), "--model", "shuttle-rf-stream"]) == 2
+    err = capsys.readouterr().err
+    assert "stream features" in err, err[-2000:]
+    assert main([*base, "-o", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert "lacks columns" in err, err[-2000:]
+    import ray
+
+    assert not ray.is_initialized()
