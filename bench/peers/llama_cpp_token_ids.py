@@ -80,7 +80,9 @@ def main() -> int:
         "cases": [{"text": t, "ids": tokenize(gguf, t)} for t in TEXTS],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n")
+    cases = ",\n".join("  " + json.dumps(c, ensure_ascii=False) for c in data.pop("cases"))  # a case per line
+    head = json.dumps(data, ensure_ascii=False, indent=1)[:-2]
+    args.out.write_text(f'{head},\n "cases": [\n{cases}\n ]\n}}\n')
     print(f"wrote {len(TEXTS)} cases to {args.out}")
     return 0
 
