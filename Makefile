@@ -6,6 +6,9 @@ PIP := $(PY) -m pip --disable-pip-version-check
 STAMP := $(VENV)/.stackserve-installed
 BUILD_INPUTS := pyproject.toml setup.py $(wildcard proto/stackserve/v1/*.proto) $(wildcard kernels/cython/*.pyx) $(wildcard kernels/cpp/*.cpp) $(wildcard kernels/cpp/*/*.h)
 export HF_HUB_OFFLINE := 1
+# transformers (a test/benchmark reference) must not load Hugging Face's hub kernels: that package's
+# import name is our top-level kernels/ (docs/testing.md)
+export USE_HUB_KERNELS := NO
 export RAY_USAGE_STATS_ENABLED := 0
 export PYTHONUNBUFFERED := 1
 
@@ -32,7 +35,8 @@ $(STAMP): $(PY) $(BUILD_INPUTS)
 	$(PIP) install -q --no-build-isolation -e ".[dev,bench]"
 	# transformers (a test and benchmark reference only) depends, from 5.25 on, on Hugging Face's
 	# `kernels` distribution, whose import name is our top-level `kernels/` package: transformers then
-	# imports ours and fails. Without that distribution installed it does not try (docs/testing.md).
+	# imports ours and fails. Without that distribution installed (and with USE_HUB_KERNELS=NO, so
+	# from_pretrained does not ask for hub kernels) it never tries (docs/testing.md).
 	$(PIP) uninstall -y -q kernels
 	touch $(STAMP)
 

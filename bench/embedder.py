@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -63,6 +64,7 @@ def rate(encode: Callable[[list[str], int], np.ndarray], texts: list[str], batch
 
 
 def in_process(queries: list[str], chunks: list[str], rounds: int) -> tuple[list[list], dict]:
+    os.environ.setdefault("USE_HUB_KERNELS", "NO")  # hub kernels' import name is our kernels/
     from sentence_transformers import SentenceTransformer
 
     from server.rag.embedder import Embedder, cosine_floor, model_dir

@@ -18,6 +18,9 @@ import torch  # importing torch does not import triton (see TRITON_INTERPRET bel
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# transformers (the reference some tests hold our models to) must not reach for Hugging Face's hub
+# kernels: that package's import name is our top-level `kernels` (docs/testing.md).
+os.environ.setdefault("USE_HUB_KERNELS", "NO")
 # Ray's machine-global state (/tmp/ray: the "cluster running on this machine" record, session dirs)
 # stays out of the tests' way both ways: no test joins a developer's cluster by accident, and no test
 # leaves a record there. Every Ray process the tests start inherits this private directory.
