@@ -28,6 +28,7 @@ def run_cli(settings, *args: str, timeout: float = 300) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.timeout(300)
 def test_a_folder_of_parquet_and_csv_is_scored_like_the_in_process_scorer(trained, settings, tmp_path):
     data = load_shuttle().drop(columns=["anomaly"], errors="ignore").reset_index(drop=True)
     data = data.iloc[:30_000].copy()

@@ -21,6 +21,7 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 SOAK_S = float(os.environ.get("STACKSERVE_SOAK_S", "30"))
 WARMUP_S = 10.0
+SOAK_TIMEOUT_S = int(SOAK_S + WARMUP_S + 180)  # the soak, its warm-up, the first calls and the checks
 MAX_GROWTH_MB = 64.0
 
 
@@ -34,6 +35,7 @@ def rss_by_pid(procs: list[psutil.Process]) -> dict[int, tuple[str, float]]:
     return out
 
 
+@pytest.mark.timeout(SOAK_TIMEOUT_S)
 def test_steady_load_holds_memory_and_errors(server):
     stop = threading.Event()
     counts = {"score": 0, "llm": 0}

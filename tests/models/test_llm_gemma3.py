@@ -95,6 +95,7 @@ def prefill(model: Gemma3Model, ids: list[int], cache: SlotKVCache | None = None
     return model.forward(batch, cache)
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.slow
 def test_logits_equal_transformers_on_the_same_weights():
     long = [2, *torch.randint(3, 200000, (619,), generator=torch.Generator().manual_seed(0)).tolist()]
