@@ -102,5 +102,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     after the rest, so no other test sees a restarted replica's fresh state; the shutdown test
     (``stops_server``) stops that server, so it runs last of all. A stable sort by marker: the order
     does not depend on file names."""
-    items.sort(key=lambda item: (item.get_closest_marker("disruptive") is not None,
-                                 item.get_closest_marker("stops_server") is not None))
+    items.sort(key=lambda item: (item.get_closest_marker("stops_server") is not None,
+                                 item.get_closest_marker("disruptive") is not None))
