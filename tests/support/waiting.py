@@ -53,11 +53,8 @@ async def poll_async(cond: Callable[[], T], timeout: float, what: str, interval:
     ``wait_until`` would block the event loop in ``time.sleep``, so what the test waits for (work
     scheduled on that same loop) could never happen; this sleeps with ``asyncio.sleep`` instead.
     """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = cond()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(f"{what}: not within {timeout:g} s (last value {result!r})")
-        await asyncio.sleep(interval)
+
+    async def check() -> T:
+        return cond()
+
+    return await async_wait_until(check, timeout, what, interval)
