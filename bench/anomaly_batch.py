@@ -60,9 +60,9 @@ def single_process(settings, path: Path, out: Path) -> float:
 
 
 def ray_data(settings, path: Path, out: Path) -> float:
-    from server.anomaly.batch_scoring import score_files
+    from server.anomaly.batch_scoring import plan_batch, score_files
 
-    report = score_files(settings, [str(path)], str(out), MODEL, 8192, (1, 2))
+    report = score_files(settings, plan_batch(settings, [str(path)], MODEL), str(out), 8192, (1, 2))
     return report.seconds
 
 

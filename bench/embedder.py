@@ -64,7 +64,6 @@ def rate(encode: Callable[[list[str], int], np.ndarray], texts: list[str], batch
 
 
 def in_process(queries: list[str], chunks: list[str], rounds: int) -> tuple[list[list], dict]:
-    os.environ.setdefault("USE_HUB_KERNELS", "NO")  # hub kernels' import name is our kernels/
     from sentence_transformers import SentenceTransformer
 
     from server.rag.embedder import Embedder, cosine_floor, model_dir
@@ -114,7 +113,6 @@ async def _serve_load(handle, queries: list[str], callers: int, per_caller: int)
 
 
 def serving(queries: list[str], callers: int, per_caller: int) -> tuple[list[list], dict]:
-    import os
 
     import ray
     from ray import serve

@@ -284,7 +284,6 @@ def run_transformers(prompt_ids: list[int], tg: int, reps: int) -> dict | None:
     """fp32 ``generate`` on our prompt, timed per step (a stopping criterion stamps every new token):
     steady-state decode as for ours, tokens 2..tg over the time from token 1 to token tg."""
     try:
-        os.environ.setdefault("USE_HUB_KERNELS", "NO")  # hub kernels' import name is our kernels/
         import transformers
     except ImportError:
         return None

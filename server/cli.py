@@ -693,8 +693,7 @@ def _score_batch(args: argparse.Namespace) -> int:
         return 2
     attachment = connect_ray(settings)
     try:
-        report = score_files(settings, plan, args.output, batch_size=args.batch_size,
-                             actors=args.actors if args.actors > 0 else (1, 4))
+        report = score_files(settings, plan, args.output, args.batch_size, args.actors if args.actors > 0 else (1, 4))
     except (BatchInputError, FileNotFoundError) as exc:
         print(f"stackserve score --batch: {exc}", file=sys.stderr)
         return 2

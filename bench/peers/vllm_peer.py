@@ -40,7 +40,6 @@ def hf_folder(gguf: str, dtype: str) -> Path:
     if (dest / "config.json").exists():
         return dest
     import torch
-    os.environ.setdefault("USE_HUB_KERNELS", "NO")  # hub kernels' import name is our kernels/
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = Path(gguf)

@@ -14,12 +14,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from server.config import Settings
+
+if TYPE_CHECKING:
+    from server.anomaly.model import ModelCard
 
 SUFFIXES = {".parquet": "parquet", ".csv": "csv"}
 
@@ -86,16 +89,17 @@ class BatchPlan:
     """What a batch job will do, settled before any Ray work: the model and the files by format."""
 
     model: str
-    card: Any  # the model's ModelCard
+    card: ModelCard
     files: dict[str, list[str]]
 
 
-def _columns(path: str, fmt: str) -> list[str]:
+def _columns(path: str, fmt: str) -> set[str]:
+    """The file's column names from its header alone (a Parquet schema, a CSV's first line)."""
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        return list(pq.read_schema(path).names)
-    return [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        return set(pq.read_schema(path).names)
+    return {str(c) for c in pd.read_csv(path, nrows=0).columns}
 
 
 def plan_batch(settings: Settings, inputs: list[str], model: str = "", batch_size: int = 8192) -> BatchPlan:
@@ -117,20 +121,20 @@ def plan_batch(settings: Settings, inputs: list[str], model: str = "", batch_siz
     files = input_files(inputs)
     for fmt, paths in files.items():
         for path in paths:
-            missing = [c for c in card.feature_names if c not in _columns(path, fmt)]
+            columns = _columns(path, fmt)
+            missing = [c for c in card.feature_names if c not in columns]
             if missing:
                 raise BatchInputError(f"{path}: the input lacks columns {missing} that model {name!r} needs")
     return BatchPlan(name, card, files)
 
 
-def score_files(settings: Settings, inputs: list[str] | BatchPlan, output: str, model: str = "",
-                batch_size: int = 8192, actors: int | tuple[int, int] = (1, 4)) -> BatchReport:
-    """Score every row of ``inputs`` (paths, or a ``plan_batch`` already made) with ``model`` (default:
-    the configured default) into Parquet files under ``output``. Ray must be initialized (the CLI
-    connects: a cluster or a private head)."""
+def score_files(settings: Settings, plan: BatchPlan, output: str, batch_size: int = 8192,
+                actors: int | tuple[int, int] = (1, 4)) -> BatchReport:
+    """Score every row of ``plan``'s files (``plan_batch``: checked before any Ray work) with its model
+    into Parquet files under ``output``. Ray must be initialized (the CLI connects: a cluster or a
+    private head)."""
     import ray.data
 
-    plan = inputs if isinstance(inputs, BatchPlan) else plan_batch(settings, inputs, model, batch_size)
     name, card, files = plan.model, plan.card, plan.files
     parts = []
     if files["parquet"]:

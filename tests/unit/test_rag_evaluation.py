@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from server.rag.evaluation import EvalItem, ItemResult, gold_rank, load_items, summarize, token_f1
-
-EVAL_SET = Path(__file__).resolve().parents[2] / "bench" / "data" / "rag_eval.jsonl"
+from tests.support.paths import EVAL_SET
 
 
 def test_token_f1():
