@@ -15,10 +15,11 @@ from server.anomaly.training import train_family
 from server.anomaly.validation import DataValidationError
 
 pytestmark = pytest.mark.integration
-#: The latency gate's limit for gate runs in this file: its default (1.2x) holds on a quiet machine (`make
-#: gate`), but here the session's server shares the 2 cores and one CI run read 1.42x between two seeds
-#: of a forest that `make gate` measures at 1.07x. The gate's logic is tests/unit/test_latency_gate.py's.
-NOISY_MACHINE = ("--max-latency-ratio", "2.0")
+#: The latency gate's limit for gate runs in this file: out of their way. Its default (1.2x) holds on a quiet
+#: machine (`make gate`), but here the session's server shares the 2 cores: clean CI runs read 1.28x, 1.42x
+#: and 2.19x (1367 vs 624 µs) for pairs that measure 1.07x or less quietly. These tests are about the other
+#: gates and the holdout; the latency gate's logic is tests/unit/test_latency_gate.py's.
+NOISY_MACHINE = ("--max-latency-ratio", "100")
 
 
 def test_quality_on_shuttle_test_split(trained):
@@ -180,9 +181,7 @@ def test_gates_pass_a_retrained_challenger_and_fail_degraded_ones(settings, caps
     assert [m.version for m in (champion, retrained, few_rows, flipped, no_signal)] == ["1", "2", "3", "4", "5"]
 
     capsys.readouterr()
-    # NOISE: a latency ratio measured while the session's server shares the 2 cores is not this test's
-    # subject (a CI run read 1.42x for a pair `make gate` measures at 1.07x); tests/unit/test_latency_gate.py
-    # holds the latency gate's logic
+    # the latency ratio is not this test's subject (see NOISY_MACHINE)
     assert _gate(settings, "gate-rf", "--challenger", retrained.version, *NOISY_MACHINE) == 0
     out = capsys.readouterr().out
     assert "v2 (challenger) vs v1" in out and f"{len(split.test)} rows" in out
@@ -200,8 +199,8 @@ def test_gates_pass_a_retrained_challenger_and_fail_degraded_ones(settings, caps
 @pytest.mark.timeout(300)
 def test_gate_train_passes_a_retrained_iforest_on_a_fresh_store(tmp_path, capsys):
     """What `make gate` runs, for the family the test above does not train: `stackserve gate --train`
-    on an empty store trains a champion and a retrained challenger (next seed), and every gate
-    (regression, probabilities, latency ratio, drift) passes."""
+    on an empty store trains a champion and a retrained challenger (next seed), and every gate passes
+    (regression, drift; the latency ratio is measured with its limit out of the way: NOISY_MACHINE)."""
     from server.cli import main
 
     capsys.readouterr()
