@@ -2,11 +2,17 @@
 
 A section's text is split into units (prose sentences; a code block or an indented example stays
 one unit, since cutting code mid-block makes a chunk no question can be answered from). Each unit is
-embedded together with its neighbours (a window smooths one-line digressions); the cosine distance
+embedded once, and a unit's window vector is the token-weighted sum of its own and its neighbours'
+vectors (a window smooths one-line digressions). Embedding each window's text instead would cost
+``2 * window + 1`` times the section's tokens, and a mean-pooled encoder's embedding of a
+concatenation is close to the token-weighted mean of its parts' embeddings. The cosine distance
 between neighbouring windows rises where the topic changes, and the chunker cuts at the distances
 above a percentile of the section's own distances (so a uniform section is not shredded and a
 varied one is not left whole). Size bounds in embedder tokens come last: a chunk below
 ``min_tokens`` merges into its neighbour, and a unit above ``max_tokens`` is split by lines/words.
+
+Ingest chunks a whole corpus with ``chunk_sections``: the pieces of every section go to the encoder
+in one ``embed`` call, so it sees full, length-sorted batches instead of one small batch per section.
 """
 
 from __future__ import annotations
@@ -82,20 +88,38 @@ def breakpoints(embeddings: np.ndarray, percentile: float) -> list[int]:
     return [i + 1 for i, d in enumerate(dist) if d > threshold]
 
 
-def chunk_units(
-    units: list[str],
-    embed: Callable[[list[str]], np.ndarray],
-    count: Callable[[list[str]], list[int]],
-    cfg: ChunkingConfig = ChunkingConfig(),
-) -> list[str]:
-    """Group ``units`` into chunks: semantic cuts, then the size bounds."""
-    pieces = [p for u in units for p in _split_long(u, cfg.max_tokens, count)]
-    if not pieces:
+def pieces(units: list[str], count: Callable[[list[str]], list[int]],
+           cfg: ChunkingConfig = ChunkingConfig()) -> tuple[list[str], list[int]]:
+    """The units with any over ``max_tokens`` split, and each piece's size in embedder tokens."""
+    out = [p for u in units for p in _split_long(u, cfg.max_tokens, count)]
+    return out, (count(out) if out else [])
+
+
+def window_vectors(vectors: np.ndarray, sizes: list[int], window: int) -> np.ndarray:
+    """Unit vectors [n, d] → unit-norm window vectors: each the token-weighted sum of the units within
+    ``window`` places of it. NaN-free for zero rows (a zero window stays zero)."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros_like(vectors, dtype=np.float32)
+    weighted = vectors.astype(np.float64) * np.asarray(sizes, dtype=np.float64)[:, None]
+    summed = weighted.copy()
+    for shift in range(1, min(window, n - 1) + 1):  # shifted adds, not prefix sums: no cancellation
+        summed[shift:] += weighted[:-shift]
+        summed[:-shift] += weighted[shift:]
+    norms = np.linalg.norm(summed, axis=1, keepdims=True)
+    return (summed / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+
+def group(parts: list[str], sizes: list[int], vectors: np.ndarray | None,
+          cfg: ChunkingConfig = ChunkingConfig()) -> list[str]:
+    """Pieces of one section (with their sizes and per-piece vectors) → chunk texts: cut at the
+    semantic breakpoints of the window vectors, within the size bounds. ``vectors`` may be None for
+    two pieces or fewer (no breakpoints are computed there)."""
+    if not parts:
         return []
-    w = cfg.window
-    windows = [" ".join(pieces[max(0, i - w) : i + w + 1]) for i in range(len(pieces))]
-    cuts = set(breakpoints(embed(windows), cfg.percentile)) if len(pieces) > 2 else set()
-    sizes = count(pieces)
+    cuts: set[int] = set()
+    if len(parts) > 2 and vectors is not None:
+        cuts = set(breakpoints(window_vectors(vectors, sizes, cfg.window), cfg.percentile))
     groups: list[list[int]] = [[]]
     size = 0
     for i, n in enumerate(sizes):
@@ -109,5 +133,35 @@ def chunk_units(
         merged = groups[-2] + groups[-1]
         if sum(sizes[i] for i in merged) <= cfg.max_tokens:
             groups[-2:] = [merged]
-    return ["\n".join(pieces[i] for i in g) if any("\n" in pieces[i] for i in g)
-            else " ".join(pieces[i] for i in g) for g in groups]
+    return ["\n".join(parts[i] for i in g) if any("\n" in parts[i] for i in g)
+            else " ".join(parts[i] for i in g) for g in groups]
+
+
+def chunk_units(
+    units: list[str],
+    embed: Callable[[list[str]], np.ndarray],
+    count: Callable[[list[str]], list[int]],
+    cfg: ChunkingConfig = ChunkingConfig(),
+) -> list[str]:
+    """Group one section's ``units`` into chunks: semantic cuts, then the size bounds."""
+    parts, sizes = pieces(units, count, cfg)
+    return group(parts, sizes, embed(parts) if len(parts) > 2 else None, cfg)
+
+
+def chunk_sections(
+    sections: list[list[str]],
+    embed: Callable[[list[str]], np.ndarray],
+    count: Callable[[list[str]], list[int]],
+    cfg: ChunkingConfig = ChunkingConfig(),
+) -> list[list[str]]:
+    """``chunk_units`` for many sections at once (the same cuts), with one ``embed`` call for all."""
+    split = [pieces(units, count, cfg) for units in sections]
+    wanted = [p for parts, _ in split if len(parts) > 2 for p in parts]
+    vectors = embed(wanted) if wanted else None
+    out, at = [], 0
+    for parts, sizes in split:
+        rows = None
+        if len(parts) > 2:
+            rows, at = vectors[at : at + len(parts)], at + len(parts)
+        out.append(group(parts, sizes, rows, cfg))
+    return out

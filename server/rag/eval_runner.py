@@ -28,16 +28,20 @@ from server.rag.evaluation import EvalItem, ItemResult, token_f1
 
 def corpus_key(cfg: RagConfig) -> str:
     """A hash of what an ingest of the default corpus depends on (16 hex digits)."""
+    from server.rag.embedder import auto_int8_max_tokens
+
     h = hashlib.sha256(_fixed_inputs_digest())
-    h.update(repr((cfg.chunk_min_tokens, cfg.chunk_max_tokens, cfg.chunk_percentile)).encode())
+    # the precision and, for "auto", this CPU's int8 limit decide which forward embeds the chunks
+    h.update(repr((cfg.chunk_min_tokens, cfg.chunk_max_tokens, cfg.chunk_percentile, cfg.embedder.precision,
+                   auto_int8_max_tokens() if cfg.embedder.precision == "auto" else None)).encode())
     return h.hexdigest()[:16]
 
 
 @functools.cache
 def _fixed_inputs_digest() -> bytes:
-    """The corpus text, the embedder's files (~90 MB read) and the chunking + ingest code: fixed for the
+    """The corpus text, the embedder's files (~90 MB read) and the chunking, ingest and embedder code: fixed for the
     life of a process, so hashed once however many callers ask for the store (the harness asks thrice)."""
-    from server.rag import chunking, ingest
+    from server.rag import chunking, embedder, ingest
     from server.rag.documents import pydoc_corpus
     from server.rag.embedder import model_dir
 
@@ -51,6 +55,7 @@ def _fixed_inputs_digest() -> bytes:
             h.update(hashlib.sha256(path.read_bytes()).digest())
     h.update(inspect.getsource(chunking).encode())
     h.update(inspect.getsource(ingest).encode())
+    h.update(inspect.getsource(embedder).encode())
     return h.digest()
 
 
@@ -74,7 +79,7 @@ def default_corpus_store(cache_root: Path, cfg: RagConfig | None = None) -> Path
     building = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_root))
     try:
         print(f"ingesting the default corpus into {target} (once) ...", file=sys.stderr)
-        report = ingest(pydoc_corpus(), RetrievalStore(building), Embedder(), cfg)
+        report = ingest(pydoc_corpus(), RetrievalStore(building), Embedder(precision=cfg.embedder.precision), cfg)
         print(f"  {report.chunks_total} chunks in {report.seconds['total']:.0f}s", file=sys.stderr)
         shutil.rmtree(target, ignore_errors=True)
         building.rename(target)

@@ -13,6 +13,7 @@ whole content to ``write``, which makes it current in one atomic step.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import time
 from collections import Counter
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from server.config import RagConfig
-from server.rag.chunking import ChunkingConfig, chunk_units, split_units
+from server.rag.chunking import ChunkingConfig, chunk_sections, split_units
 from server.rag.documents import Document
 from server.rag.embedder import TextEmbedder
 from server.rag.pii import redact
@@ -75,7 +76,9 @@ def ingest(documents: list[Document], store: ChunkStore, embedder: TextEmbedder,
     given = {d.source: d for d in documents}
     kept = [c for c in old_chunks if c.source not in touched
             or (c.source in old_fp and old_fp[c.source].fingerprint == given[c.source].fingerprint)]
-    fresh: list[tuple[str, str, str, tuple[str, ...], str]] = []  # source, title, section, tags, text
+    # every changed section is chunked in one pass over the encoder (see chunk_sections)
+    sections: list[tuple[Document, str, list[str]]] = []  # document, section title, units
+    changed: list[Document] = []
     for doc in documents:
         previous = old_fp.get(doc.source)
         if previous is not None and previous.fingerprint == doc.fingerprint:
@@ -84,14 +87,18 @@ def ingest(documents: list[Document], store: ChunkStore, embedder: TextEmbedder,
         report.changed += previous is not None
         report.new += previous is None
         records[doc.source] = DocumentRecord(doc.source, doc.fingerprint, doc.title, now)
+        changed.append(doc)
         for section in doc.sections:
             red = redact(section.text)
             report.pii.update(red.counts)
-            units = split_units(red.text)
-            texts = chunk_units(units, embedder.encode, embedder.token_counts, chunking)
-            fresh += [(doc.source, doc.title, section.title, doc.tags, t) for t in texts]
-        if progress is not None:
-            progress(doc)
+            sections.append((doc, section.title, split_units(red.text)))
+    encode = functools.partial(embedder.encode, batch_size=cfg.embed_batch_size)
+    chunked = chunk_sections([units for *_, units in sections], encode, embedder.token_counts, chunking)
+    fresh: list[tuple[str, str, str, tuple[str, ...], str]] = []  # source, title, section, tags, text
+    for (doc, title, _), texts in zip(sections, chunked, strict=True):
+        fresh += [(doc.source, doc.title, title, doc.tags, t) for t in texts]
+    for doc in changed if progress is not None else ():
+        progress(doc)
     report.seconds["chunk"] = time.perf_counter() - t0
     seen = {c.content_hash for c in kept}
     rows: list[tuple[str, str, str, tuple[str, ...], str, str, float]] = [

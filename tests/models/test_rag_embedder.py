@@ -7,8 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.rag.chunking import ChunkingConfig, breakpoints, chunk_units, split_units
-from server.rag.embedder import Embedder, cosine_floor, model_dir
+from server.rag.chunking import (
+    ChunkingConfig,
+    breakpoints,
+    chunk_sections,
+    chunk_units,
+    split_units,
+    window_vectors,
+)
+from server.rag.embedder import AUTO_INT8_MAX_TOKENS, Embedder, cosine_floor, model_dir
 from tests.support import compiled
 from tests.support.hypothesis_profiles import examples
 
@@ -50,15 +57,23 @@ def test_int8_path_keeps_cosine_to_fp32(embedder, corpus_texts):
     the corpus); the hold here is tighter than the issue's floor so a kernel regression shows."""
 
     compiled.require("kernels.cpp._llm_step")
+    from kernels import llm_step
+
     int8 = Embedder(precision="int8")
     want = embedder.encode(corpus_texts)
     assert cosine_floor(int8.encode(corpus_texts), want) >= 0.995
     assert int8.encode([]).shape == (0, 384)
-    auto = Embedder(precision="auto")  # int8 for small passes, fp32 for large ones
+    auto = Embedder(precision="auto")  # int8 for small passes; large ones: int8 on VNNI/AMX, fp32 on AVX2
     assert auto.model_int8 is not None
     assert cosine_floor(np.vstack([auto.encode([t]) for t in corpus_texts]), want) >= 0.995  # int8 passes
-    np.testing.assert_array_equal(auto.encode(corpus_texts[:40], batch_size=40)[:1],
-                                  embedder.encode(corpus_texts[:40], batch_size=40)[:1])  # one big fp32 pass
+    big = auto.encode(corpus_texts[:40], batch_size=40)[:1]  # one pass of well over 512 tokens
+    same_as = int8 if llm_step.isa().startswith("avx512") else embedder
+    np.testing.assert_array_equal(big, same_as.encode(corpus_texts[:40], batch_size=40)[:1])
+    llm_step._ext.set_force_avx2(True)
+    try:
+        assert Embedder(precision="auto").int8_max_tokens == AUTO_INT8_MAX_TOKENS
+    finally:
+        llm_step._ext.set_force_avx2(False)
     with pytest.raises(ValueError, match="precision"):
         Embedder(precision="fp8")
 
@@ -139,3 +154,29 @@ def test_embedder_placed_in_the_gateway_embeds_without_a_deployment(embedder, co
 
     with pytest.raises(EmbedderStartError, match="768"):
         asyncio.run(wrong())
+
+
+@given(st.lists(st.lists(st.floats(-1, 1), min_size=3, max_size=3), max_size=12), st.integers(0, 3))
+@settings(max_examples=examples(100), deadline=None)
+def test_window_vectors_are_the_normalised_token_weighted_neighbour_sums(rows, window):
+    vectors = np.array(rows, dtype=np.float32).reshape(len(rows), 3)
+    sizes = [i % 4 + 1 for i in range(len(rows))]
+    got = window_vectors(vectors, sizes, window)
+    assert got.shape == vectors.shape and np.isfinite(got).all()
+    for i in range(len(rows)):
+        lo, hi = max(0, i - window), min(len(rows), i + window + 1)
+        want = sum(sizes[j] * vectors[j].astype(np.float64) for j in range(lo, hi))
+        norm = np.linalg.norm(want)
+        np.testing.assert_allclose(got[i], want / norm if norm > 0 else np.zeros(3), atol=1e-5)
+
+
+def test_one_call_for_the_corpus_cuts_as_one_call_per_section(embedder):
+    """Ingest embeds every section's pieces in one call (chunk_sections); that must cut exactly where
+    embedding section by section would."""
+    from pydoc_data.topics import topics
+
+    sections = [split_units(t) for t in list(topics.values())[:12]] + [[], ["One unit."]]
+    cfg = ChunkingConfig()
+    per_section = [chunk_units(units, embedder.encode, embedder.token_counts, cfg) for units in sections]
+    batched = chunk_sections(sections, embedder.encode, embedder.token_counts, cfg)
+    assert batched == per_section and sum(map(len, batched)) > len(sections)
