@@ -403,6 +403,42 @@ class TracingConfig(_Section):
     service_name: str = "stackserve"
 
 
+class GuardrailPolicy(_Section):
+    """What the guardrails do on one door (server/guardrails): input rails on the prompt, streaming
+    output rails on the generated text, PII redaction of the prompt.
+
+    ``off``: nothing runs; ``shadow``: every rail runs, its verdicts are logged and counted
+    (``stackserve_guardrail_verdicts_total{shadow="true"}``), nothing is refused or withheld;
+    ``enforce``: a flagged prompt gets a refusal (OpenAI shape: a normal completion whose
+    ``finish_reason`` is ``content_filter``), a flagged stream stops before the flagged window.
+    """
+
+    mode: Literal["off", "shadow", "enforce"] = Field("enforce", description="off | shadow | enforce")
+    input: bool = Field(True, description="jailbreak and harmful-request rails on the prompt")
+    output: bool = Field(True, description="streaming output rails: text is released only in judged windows")
+    redact_pii: bool = Field(False, description="replace e-mails, phone and card numbers in the prompt "
+                                                "before the model sees it")
+    first_window: int = Field(4, gt=0, le=256, description="tokens held before the first release (adds "
+                                                           "that many decode steps to time to first token)")
+    window: int = Field(16, gt=0, le=512, description="tokens held per later window (judged, then released)")
+
+
+class GuardrailsConfig(_Section):
+    """Guardrails as a policy on every door, resolved per request: the tenant's (API key) policy,
+    else the model's, else the door's default.
+
+    Defaults: ``chat`` (ChatService, grounded answers over the retriever) enforces; ``llm``
+    (LLMService.Generate/Chat/Complete and the OpenAI endpoints) is off, as in self-hosted servers
+    (vLLM, llama-server) and unlike hosted APIs, and the server says so in a WARNING line at
+    start-up; set ``guardrails.llm.mode: enforce`` (or per tenant / model) to moderate them.
+    """
+
+    chat: GuardrailPolicy = Field(default_factory=lambda: GuardrailPolicy(redact_pii=True))
+    llm: GuardrailPolicy = Field(default_factory=lambda: GuardrailPolicy(mode="off"))
+    models: dict[str, GuardrailPolicy] = Field(
+        default_factory=dict, description="per served model name: the policy of its LLM doors")
+
+
 class TenantConfig(_Section):
     """One tenant: its API keys (only their SHA-256, never the keys), what it may call, how often."""
 
@@ -415,6 +451,8 @@ class TenantConfig(_Section):
     )
     requests_per_s: float | None = Field(None, gt=0, description="token-bucket refill rate; null = unlimited")
     burst: int = Field(20, gt=0, description="token-bucket size: requests allowed at once after a quiet spell")
+    guardrails: GuardrailPolicy | None = Field(
+        None, description="this tenant's policy on every door (chat and LLM); null = the model's or door's")
 
     @field_validator("key_sha256")
     @classmethod
@@ -505,6 +543,7 @@ class Settings(BaseSettings):
     slo: SloConfig = Field(default_factory=SloConfig)
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
 
     @property
     def rag_store_dir(self) -> Path:

@@ -11,9 +11,11 @@ from typing import Any
 
 import grpc
 
+from server.config import Settings
 from server.gateway.llm_service import endpoint_error_status
-from server.gateway.request_context import current_request_id, new_request_id
+from server.gateway.request_context import access_fields, current_request_id, new_request_id
 from server.gen.stackserve.v1 import chat_pb2 as pb
+from server.guardrails.policy import resolve
 from server.observability import metrics
 from server.protocol import errors
 from server.protocol.chat_validation import parse_ask
@@ -39,10 +41,12 @@ def _final(o: AskOutcome) -> pb.AskResponse:
 
 
 class ChatService:
-    def __init__(self, pipeline_ready: Any) -> None:
+    def __init__(self, pipeline_ready: Any, settings: Settings | None = None) -> None:
         """``pipeline_ready``: a callable returning the ChatPipeline once retrieval and the LLM are up,
-        else None."""
+        else None. ``settings``: where each request's guardrail policy is resolved (its tenant's, else
+        ``guardrails.chat``); None: the pipeline's default policy."""
         self._pipeline = pipeline_ready
+        self._settings = settings
         self._seq = itertools.count()
 
     async def Ask(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.AskResponse]:
@@ -59,8 +63,10 @@ class ChatService:
             timeout = None if remaining is None else remaining - DEADLINE_MARGIN_S
             rid = f"{current_request_id() or new_request_id()}.ask{next(self._seq)}"  # unique in the engine
             try:
+                policy = (resolve(self._settings, "chat", access_fields().get("tenant"))
+                          if self._settings is not None else None)
                 async for text in pipeline.ask(params.question, params.k, params.where, params.max_tokens, rid,
-                                               timeout, outcome):
+                                               timeout, outcome, policy):
                     yield pb.AskResponse(text=text)
             except EmptyStoreError as exc:
                 raise errors.ServingError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None

@@ -30,6 +30,7 @@ from server.gateway.llm_endpoint import LLMEndpoint
 from server.gateway.ray_errors import ReplicaBusyError, ReplicaLostError
 from server.gateway.request_context import access_fields, current_request_id, new_request_id
 from server.gen.stackserve.v1 import llm_pb2 as pb
+from server.guardrails.llm_doors import LLMGuard
 from server.llm.errors import EngineStoppedError, LLMRequestError, WaitingQueueFullError
 from server.llm.outputs import FinishReason, TokenLogprob
 from server.llm.serving import EngineInfo, LLMJob, Piece
@@ -140,6 +141,8 @@ class LLMService:
         self._series: _Series | None = None
         self._seq = itertools.count()
         self._gauges_at = 0.0  # monotonic time of the last gauge update from a piece
+        # the guardrails of the LLM doors (set by the gateway; None: no policy applies)
+        self.guard: LLMGuard | None = None
 
     # ----- lifecycle -------------------------------------------------------
     def load_info(self, info: EngineInfo) -> None:
@@ -244,7 +247,15 @@ class LLMService:
         fields.update(model=series.model, prompt_hash=_prompt_hash(job))
         rid = current_request_id() or new_request_id()
         engine_id = f"{rid}.{next(self._seq)}"  # unique in the engine even if a client reuses x-request-id
-        stream = self.endpoint.generate(job, self._timeout(context), engine_id).__aiter__()
+        policy = self.guard.policy(fields.get("tenant"), series.model) if self.guard is not None else None
+        if policy is None:
+            source = self.endpoint.generate(job, self._timeout(context), engine_id)
+        else:  # the prompt judged before the engine sees it, the output released in judged windows
+            assert self.guard is not None
+            job, refusal = await self.guard.admit(job, policy)
+            source = (_only(refusal) if refusal is not None
+                      else self.guard.output(self.endpoint.generate(job, self._timeout(context), engine_id), policy))
+        stream = source.__aiter__()
         outcome: str | None = None  # the requests_total label; "" = not counted (rejected as invalid)
         try:
             while True:
@@ -373,6 +384,10 @@ class LLMService:
         out.text = "".join(texts)
         out.model = self.info.model if self.info else ""
         return out
+
+
+async def _only(piece: Piece) -> AsyncIterator[Piece]:
+    yield piece
 
 
 def logprob_protos(logprobs: list[TokenLogprob] | None) -> list[pb.TokenLogprob]:

@@ -29,6 +29,7 @@ from server.gateway.openai_http import serve_openai
 from server.gateway.retriever_service import RetrieverService
 from server.gen.stackserve.v1 import anomaly_pb2, chat_pb2, llm_pb2, retriever_pb2
 from server.guardrails.input_rails import InputRails
+from server.guardrails.llm_doors import LLMGuard
 from server.observability import tracing
 from server.observability.logs import ACCESS, RotatingFile, install_hash_key, log_event
 from server.observability.metrics import serve_metrics
@@ -157,7 +158,15 @@ async def _local_scorer(settings: Settings, endpoint: AnomalyEndpoint) -> Anomal
 
 async def _warm_up_llms(router: LLMRouter, health: health_aio.HealthServicer, timeout: float,
                         monitor: HealthMonitor) -> None:
-    """Every model's warm-up at once; LLMService is SERVING once the default model is."""
+    """Every model's warm-up at once; LLMService is SERVING once the default model is, and once the
+    LLM doors' guardrails are loaded when a policy needs them (fail closed: no rails, no service)."""
+    guard = router.default.guard
+    if guard is not None:
+        try:
+            await guard.start()
+        except Exception as exc:
+            log.error("the LLM guardrails failed to load; LLMService stays NOT_SERVING: %s", exc)
+            return
     await asyncio.gather(*(_warm_up_llm(s, health if i == 0 else None, timeout, monitor)
                            for i, s in enumerate(router.services)))  # fmt: skip
 
@@ -288,6 +297,9 @@ async def start_gateway(
     llm = None
     if llm_endpoint is not None:  # the default model first; llm.also_serve's after it
         llm = LLMRouter([LLMService(settings, e) for e in (llm_endpoint, *extra_llm_endpoints)])
+        guard = LLMGuard(settings)  # one set of rails for every model's doors
+        for service in llm.services:
+            service.guard = guard
     if llm is not None:
         add_service(server, LLM_SERVICE, llm, cfg.max_message_bytes)
         services.append(LLM_SERVICE.full_name)
@@ -297,7 +309,7 @@ async def start_gateway(
         add_service(server, RETRIEVER_SERVICE, retriever, cfg.max_message_bytes)
         services.append(RETRIEVER_SERVICE.full_name)
     if chat is not None and llm is not None:
-        add_service(server, CHAT_SERVICE, ChatService(chat), cfg.max_message_bytes)
+        add_service(server, CHAT_SERVICE, ChatService(chat, settings), cfg.max_message_bytes)
         services.append(CHAT_SERVICE.full_name)
     slo_tracker = build_tracker(settings)
     if settings.tracing.exporter != "none":

@@ -1,12 +1,14 @@
-"""Input rails: prompt injection / jailbreak and harmful-request detection, on the user's message and
+"""Input rails: jailbreak and harmful-request detection on the user's message, injection detection
 on retrieved documents (an instruction hidden in a source is an attack on the model, too).
 
-Two detectors per rail, both local: rules (regular expressions for the phrasings attacks rely on:
-"ignore previous instructions", "developer mode", "do anything now", ...) and meaning (the message's
-sentence windows embedded with the retrieval embedder and compared with exemplar attacks in
-``patterns/*.txt``; a window closer than the threshold to any exemplar flags the message). Windows
-keep a long prompt from hiding its attack behind benign text. An allowlist (regular expressions from
-config) clears a known false positive before any detector runs.
+Two detectors per rail, both local:
+- rules, a fast path (regular expressions for phrasings attacks rely on: "ignore previous
+  instructions", "act as ... with no restrictions", ...): a match refuses without embedding
+  anything; their precision and recall are reported apart from the learned path
+  (``models/risk_heads_report.json``, the ``rules`` column);
+- the learned heads (``classifier.py``: ``harmful``, ``jailbreak``; ``injection`` for chunks),
+  trained on many attack families and judged on families they never saw (``train.py``).
+An allowlist (regular expressions from config) clears a known false positive before any detector runs.
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
+from server.guardrails.classifier import RiskClassifier
 from server.guardrails.verdict import Action, Verdict
 from server.rag.pii import redact
 
-PATTERNS = Path(__file__).with_name("patterns")
 MAX_WINDOWS = 24  # sentence windows embedded per message: bounds the rail's latency on huge prompts
 
 INJECTION_RULES: list[tuple[str, re.Pattern]] = [(code, re.compile(p, re.I | re.S)) for code, p in (
@@ -51,6 +52,16 @@ INJECTION_RULES: list[tuple[str, re.Pattern]] = [(code, re.compile(p, re.I | re.
     ("two_responses", r"\b(two|2) (different )?(responses|answers)\b.{0,80}\b(normal|classic|standard)\b"),
 )]
 
+# documents only (a user may well paste a transcript into a question): a source that speaks as the
+# assistant or the system is writing the model's lines for it
+CHUNK_RULES: list[tuple[str, re.Pattern]] = [(code, re.compile(p, re.I | re.M)) for code, p in (
+    ("role_transcript", r"^[ \t>]*(\[(assistant|system)\]|assistant|ai)[ \t]*:|^[ \t>]*<\|?(im_start|system|"
+                        r"assistant)\|?>|^[ \t>]*#{1,4}[ \t]*(system|instructions?|assistant)\b"),
+    ("addressed_to_the_model", r"\b(note|message|instructions?) (to|for) (the )?(ai|assistant|model|llm|chatbot|"
+                               r"language model)\b|\b(ai|assistant|model|llm|chatbot)s? (reading|summari[sz]ing|"
+                               r"processing) this\b"),
+)]
+
 HARMFUL_RULES: list[tuple[str, re.Pattern]] = [(code, re.compile(p, re.I | re.S)) for code, p in (
     ("weapons", r"\b(make|build|assemble|synthesi[sz]e|create|produce|cook|manufacture)\b.{0,40}\b(bombs?|"
                 r"explosives?|pipe ?bomb|napalm|thermite|nerve agent|sarin|ricin|anthrax|ghost gun|untraceable "
@@ -69,11 +80,6 @@ HARMFUL_RULES: list[tuple[str, re.Pattern]] = [(code, re.compile(p, re.I | re.S)
 )]
 
 
-def _exemplars(name: str) -> list[str]:
-    lines = (PATTERNS / name).read_text().splitlines()
-    return [ln.strip() for ln in lines if ln.strip() and not ln.startswith("#")]
-
-
 def sentence_windows(text: str, size: int = 2, limit: int = MAX_WINDOWS) -> list[str]:
     """Overlapping windows of ``size`` sentences (the whole text when short); at most ``limit``,
     spread over the text so the end of a long prompt is looked at as much as its start."""
@@ -89,19 +95,16 @@ def sentence_windows(text: str, size: int = 2, limit: int = MAX_WINDOWS) -> list
 
 @dataclass(frozen=True, slots=True)
 class InputRailConfig:
-    injection_threshold: float = 0.62  # cosine to the nearest attack exemplar
-    harmful_threshold: float = 0.60
-    chunk_threshold: float = 0.62  # retrieved chunks: injection only
     shadow: bool = False
     allowlist: tuple[str, ...] = ()  # regular expressions; a matching message skips the injection/harm rails
 
 
 class InputRails:
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], cfg: InputRailConfig = InputRailConfig()) -> None:
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], cfg: InputRailConfig = InputRailConfig(),
+                 classifier: RiskClassifier | None = None) -> None:
         self.embed = embed
         self.cfg = cfg
-        self.attacks = embed(_exemplars("attacks.txt"))
-        self.harmful = embed(_exemplars("harmful.txt"))
+        self.classifier = classifier or RiskClassifier.load(embed)
         self._allow = [re.compile(p, re.I) for p in cfg.allowlist]
 
     def _verdict(self, rail: str, action: Action, reason: str, score: float, t0: float) -> Verdict:
@@ -125,34 +128,34 @@ class InputRails:
                 action, reason = (Action.BLOCK, f"rule:{rule}") if rule else (Action.ALLOW, "skipped")
                 verdicts.append(self._verdict(rail, action, reason, 0.0, t1))
             return red.text, verdicts
-        windows = sentence_windows(text)
-        emb = self.embed(windows) if windows else np.zeros((0, self.attacks.shape[1]), np.float32)
-        for rail, bank, threshold in (("injection", self.attacks, self.cfg.injection_threshold),
-                                      ("harmful", self.harmful, self.cfg.harmful_threshold)):
-            sim = float((emb @ bank.T).max()) if len(emb) else 0.0
-            if sim >= threshold:
-                verdicts.append(self._verdict(rail, Action.BLOCK, "similar", sim, t1))
+        scores = self.classifier.scores([text], ("jailbreak", "harmful"))
+        for rail, head in (("injection", "jailbreak"), ("harmful", "harmful")):
+            p = float(scores[head][0])
+            if p >= self.classifier.heads[head].threshold:
+                verdicts.append(self._verdict(rail, Action.BLOCK, f"learned:{head}", p, t1))
             else:
-                verdicts.append(self._verdict(rail, Action.ALLOW, "clean", sim, t1))
+                verdicts.append(self._verdict(rail, Action.ALLOW, "clean", p, t1))
         return red.text, verdicts
 
     def check_chunks(self, texts: list[str]) -> list[Verdict]:
         """One verdict per retrieved chunk: DROP when it carries instructions aimed at the model.
         Each chunk is looked at in sentence windows (one planted sentence in a page of
-        documentation would vanish in the embedding of the whole chunk); all windows of all
-        chunks go through the embedder in one call."""
+        documentation would vanish in the meaning of the whole chunk) and whole (an instruction
+        spread over a few lines); everything goes to the embedder in one call."""
         t0 = time.perf_counter()
         out = []
-        windows = [sentence_windows(t, size=1, limit=12) or [t] for t in texts]
+        windows = [[t, *sentence_windows(t, size=2, limit=12)] for t in texts]
         flat = [w for ws in windows for w in ws]
-        sims = (self.embed(flat) @ self.attacks.T).max(axis=1) if flat else np.zeros(0)
+        probs = self.classifier.scores(flat, ("injection",))["injection"] if flat else np.zeros(0)
+        threshold = self.classifier.heads["injection"].threshold
         start = 0
         for text, ws in zip(texts, windows, strict=True):
-            sim = float(sims[start : start + len(ws)].max()) if ws else 0.0
+            p = float(probs[start : start + len(ws)].max()) if ws else 0.0
             start += len(ws)
-            rule = next((code for code, p in INJECTION_RULES if p.search(text)), None)
-            if rule is not None or sim >= self.cfg.chunk_threshold:
-                out.append(self._verdict("injection", Action.DROP, f"rule:{rule}" if rule else "similar", sim, t0))
+            rule = next((code for code, pat in (*INJECTION_RULES, *CHUNK_RULES) if pat.search(text)), None)
+            if rule is not None or p >= threshold:
+                out.append(self._verdict("injection", Action.DROP, f"rule:{rule}" if rule else "learned:injection",
+                                         p, t0))
             else:
-                out.append(self._verdict("injection", Action.ALLOW, "clean", sim, t0))
+                out.append(self._verdict("injection", Action.ALLOW, "clean", p, t0))
         return out

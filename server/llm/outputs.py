@@ -17,11 +17,13 @@ class FinishReason(enum.StrEnum):
     DEADLINE = "deadline"  # the request's deadline passed in the engine
     SHUTDOWN = "shutdown"  # the engine stopped while the request ran (retry elsewhere)
     ERROR = "error"  # a step failed; ``error`` on the chunk says how
+    CONTENT_FILTER = "content_filter"  # the guardrails refused the prompt or stopped the output (gateway)
 
     @property
     def asked_for(self) -> bool:
-        """A finish the client asked for (its stop/length limits) rather than one that failed it."""
-        return self in (FinishReason.STOP, FinishReason.LENGTH)
+        """A finish the client asked for (its stop/length limits, the operator's content policy)
+        rather than one that failed it."""
+        return self in (FinishReason.STOP, FinishReason.LENGTH, FinishReason.CONTENT_FILTER)
 
 
 @dataclass(slots=True)

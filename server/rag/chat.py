@@ -7,11 +7,13 @@ question, searching) run concurrently in worker threads, so the rails add little
 token; a blocked message never reaches the model. Retrieved chunks pass the chunk rail (hidden
 instructions are dropped) while the model prefills: no draft text leaves before the rail has passed
 every chunk in the prompt, and a flagged chunk restarts the draft without it. Weak evidence (best
-retrieval score below ``min_evidence``) abstains without generating. The draft streams as it is
-decoded, checked for toxicity at every token boundary; once complete it must be grounded in the
-sources, else the answer is the extractive fallback (the source sentences closest to the question,
-cited) when the evidence is strong (``trust_evidence``), and an abstention when it is only
-moderate: a model that says "not in the sources" over loosely related chunks is believed.
+retrieval score below ``min_evidence``) abstains without generating. The draft streams in windows,
+each released only after the streaming output rails judged it (harmful compliance, profanity:
+``server/guardrails/streaming.py``), so a draft that turns harmful stops before its harmful text is
+sent; once complete it must be grounded in the sources, else the answer is the extractive
+fallback (the source sentences closest to the question, cited) when the evidence is strong
+(``trust_evidence``), and an abstention when it is only moderate: a model that says "not in the
+sources" over loosely related chunks is believed.
 """
 
 from __future__ import annotations
@@ -28,14 +30,17 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from server.config import GuardrailPolicy
 from server.guardrails.input_rails import InputRails
-from server.guardrails.output_rails import GroundingConfig, StreamingToxicity, grounding, split_sentences
+from server.guardrails.output_rails import GroundingConfig, grounding, split_sentences
+from server.guardrails.streaming import StreamingRails, StreamRailConfig, guarded
 from server.guardrails.verdict import Action, Verdict
 from server.llm.outputs import FinishReason
 from server.llm.params import SamplingParams
 from server.llm.serving import LLMJob, Piece
 from server.rag.engine import RagEngine
 from server.rag.filters import ChunkFilter
+from server.rag.pii import redact
 from server.rag.retriever import Hit
 
 PROMPTS = Path(__file__).with_name("prompts")
@@ -56,7 +61,8 @@ class ChatConfig:
     # answer is not in them, or its draft is not grounded, abstain instead of extracting sentences
     trust_evidence: float = 0.5
     extractive_sentences: int = 2
-    toxicity_threshold: float = 0.9
+    # the guardrails when the request brings no policy of its own (GuardrailsConfig.chat's default)
+    policy: GuardrailPolicy = field(default_factory=lambda: GuardrailPolicy(redact_pii=True))
     grounding: GroundingConfig = field(default_factory=GroundingConfig)
 
 
@@ -85,9 +91,14 @@ def render_prompt(question: str, hits: list[Hit], version: str = PROMPT_VERSION)
 
 
 def extractive_answer(question_vec: np.ndarray, hits: list[Hit], embed: Callable[[list[str]], np.ndarray],
-                      n: int) -> tuple[str, list[Hit]]:
-    """The ``n`` source sentences closest to the question (in source order), and the chunks cited."""
+                      n: int, flagged: Callable[[list[str]], np.ndarray] | None = None) -> tuple[str, list[Hit]]:
+    """The ``n`` source sentences closest to the question (in source order), and the chunks cited.
+    ``flagged`` (sentences → bool per sentence): sentences the rails flag are never quoted (an
+    instruction planted in a source that passed the chunk rail must not become the answer)."""
     sentences = [(h, s) for h in hits for s in split_sentences(h.chunk.text)]
+    if sentences and flagged is not None:
+        bad = flagged([s for _, s in sentences])
+        sentences = [x for x, b in zip(sentences, bad, strict=True) if not b]
     if not sentences:
         return ABSTAIN, []
     sims = embed([s for _, s in sentences]) @ question_vec
@@ -140,9 +151,14 @@ class ChatPipeline:
         return self.rag.retriever.embedder.encode
 
     async def ask(self, question: str, k: int | None, where: ChunkFilter | None, max_tokens: int | None,
-                  request_id: str, timeout_s: float | None, outcome: AskOutcome) -> AsyncIterator[str]:
-        """Yield draft text pieces; fills ``outcome`` (read it once the iterator ends)."""
+                  request_id: str, timeout_s: float | None, outcome: AskOutcome,
+                  policy: GuardrailPolicy | None = None) -> AsyncIterator[str]:
+        """Yield draft text pieces; fills ``outcome`` (read it once the iterator ends). ``policy``:
+        the request's guardrail policy (``guardrails.chat`` or its tenant's; None: the default)."""
         t0 = time.perf_counter()
+        policy = policy or self.cfg.policy
+        guarding = policy.mode != "off"
+        shadow = policy.mode == "shadow"
         k = k or self.cfg.k
         ends: dict[str, float] = {}
 
@@ -151,7 +167,7 @@ class ChatPipeline:
             ends[name] = time.perf_counter()
             return out
 
-        guard = finished("rails", asyncio.to_thread(self.rails.check_message, question))
+        guard = finished("rails", asyncio.to_thread(self._check_message, question, policy))
         search = finished("search", self.rag.search(question, k, where))
         (clean_question, verdicts), result = await asyncio.gather(guard, search)
         outcome.verdicts += verdicts
@@ -173,12 +189,10 @@ class ChatPipeline:
         # nothing the model writes leaves before the rail has passed every chunk in its prompt, and a
         # flagged chunk aborts the draft, which restarts without it (rare: only attacks pay for it).
         chunk_check: asyncio.Future | None = asyncio.ensure_future(
-            asyncio.to_thread(self.rails.check_chunks, [h.chunk.text for h in hits]))
+            asyncio.to_thread(self._check_chunks, [h.chunk.text for h in hits], shadow)) if guarding else None
         retrieved = hits
         n_out = max_tokens or self.cfg.max_tokens
-        tox = StreamingToxicity(self.cfg.toxicity_threshold)
         draft, t_call, t_first = "", time.perf_counter(), None
-        withheld: Verdict | None = None
 
         async def chunk_rail_passed() -> bool:
             """Await the chunk rail once; False when it dropped a chunk the prompt holds."""
@@ -199,6 +213,9 @@ class ChatPipeline:
             return not any(h.chunk.id in dropped for h in hits)
 
         attempt = 0
+        stream_cfg = StreamRailConfig(policy.first_window, policy.window, shadow=shadow)
+        stream_rails: StreamingRails[Piece] = StreamingRails(self.rails.classifier, stream_cfg)
+        output_guarded = guarding and policy.output
         try:
             while True:
                 if not retrieved or retrieved[0].score < self.cfg.min_evidence:
@@ -217,37 +234,51 @@ class ChatPipeline:
                 # a restarted draft is a new engine request: the aborted one may still be winding down
                 rid = request_id if attempt == 0 else f"{request_id}.restart{attempt}"
                 attempt += 1
-                async for piece in self.generate(job, timeout_s, rid):
+                stream_rails = StreamingRails(self.rails.classifier, stream_cfg)
+
+                async def engine_pieces(job=job, rid=rid) -> AsyncIterator[Piece]:
+                    """The engine's pieces, stopped when the chunk rail drops a source of the prompt."""
+                    nonlocal restart
+                    stream = self.generate(job, timeout_s, rid)
+                    try:
+                        async for piece in stream:
+                            if piece.text and chunk_check is not None and not await chunk_rail_passed():
+                                restart = True
+                                return
+                            reason = piece.finish_reason
+                            if reason is not None and not reason.asked_for and reason is not FinishReason.CANCELLED:
+                                raise GenerationFailedError(f"generation ended: {reason}: {piece.error}")
+                            yield piece
+                    finally:
+                        await stream.aclose()  # closing the stream aborts the request in the engine
+
+                # nothing is sent before the streaming rails judged it (server/guardrails/streaming.py)
+                released = (guarded(engine_pieces(), lambda p: p.text, stream_rails, lambda p: max(1, len(p.token_ids)))
+                            if output_guarded else engine_pieces())
+                async for piece in released:
                     if piece.text:
-                        if chunk_check is not None and not await chunk_rail_passed():
-                            restart = True
-                            break  # closing the stream aborts the request in the engine
-                        first = t_first is None
-                        t_first = t_first or time.perf_counter()
-                        verdict = tox.feed(piece.text)
-                        if first:
-                            outcome.timings["guard_ttft"] += tox.seconds
-                            outcome.timings["first_token"] = time.perf_counter() - t0
-                        if verdict is not None and verdict.blocks:
-                            withheld = verdict
-                            break
+                        if t_first is None:
+                            t_first = time.perf_counter()
+                            outcome.timings["guard_ttft"] += stream_rails.seconds
+                            outcome.timings["first_token"] = t_first - t0
                         draft += piece.text
                         yield piece.text
-                    reason = piece.finish_reason
-                    if reason is not None and not reason.asked_for and reason is not FinishReason.CANCELLED:
-                        raise GenerationFailedError(f"generation ended: {reason}: {piece.error}")
-                if not restart and not await chunk_rail_passed():
+                if restart:
+                    draft = ""
+                    continue
+                if not await chunk_rail_passed():
                     restart = True  # no text came (an empty draft): the sources still had to pass
                     draft = ""
-                if not restart:
-                    break
+                    continue
+                break
         finally:
             if chunk_check is not None:
                 chunk_check.cancel()
         t_end = time.perf_counter()
         outcome.timings.update(prefill=(t_first or t_end) - t_call, decode=t_end - (t_first or t_end))
-        outcome.verdicts.append(withheld or tox.verdict())
-        outcome.timings["guard"] += tox.seconds
+        withheld = stream_rails.stopped
+        outcome.verdicts += stream_rails.verdicts() if output_guarded else []
+        outcome.timings["guard"] += stream_rails.seconds
         if withheld is None and draft.strip() and draft.strip() != ABSTAIN:
             ground = await asyncio.to_thread(grounding, draft, [h.chunk.text for h in hits], self.embed,
                                              self.cfg.grounding)
@@ -263,9 +294,34 @@ class ChatPipeline:
             outcome.timings["total"] = time.perf_counter() - t0
             return
         answer, cited = await asyncio.to_thread(extractive_answer, result.query_vec, hits, self.embed,
-                                                self.cfg.extractive_sentences)
+                                                self.cfg.extractive_sentences,
+                                                self._flagged_sentences if guarding else None)
         outcome.answer, outcome.outcome, outcome.citations = answer, "extractive" if cited else "abstained", cited
         outcome.timings["total"] = time.perf_counter() - t0
+
+
+    def _check_message(self, question: str, policy: GuardrailPolicy) -> tuple[str, list[Verdict]]:
+        """The input rails under ``policy``: (the question as the model will see it, verdicts)."""
+        if policy.mode == "off" or not policy.input:
+            return (redact(question).text if policy.redact_pii else question), []
+        clean, verdicts = self.rails.check_message(question)
+        if policy.mode == "shadow":
+            verdicts = [dataclasses.replace(v, shadow=v.action is Action.BLOCK) for v in verdicts]
+        return (clean if policy.redact_pii else question), verdicts
+
+    def _flagged_sentences(self, sentences: list[str]) -> np.ndarray:
+        """Per sentence: an injection (rule or head) or a harmful compliance (the output head)."""
+        from server.guardrails.input_rails import INJECTION_RULES
+
+        clf = self.rails.classifier
+        scores = clf.scores(sentences, ("injection", "harmful_output"))
+        rules = np.array([any(p.search(s) for _, p in INJECTION_RULES) for s in sentences])
+        return (rules | (scores["injection"] >= clf.heads["injection"].threshold)
+                | (scores["harmful_output"] >= clf.heads["harmful_output"].threshold))
+
+    def _check_chunks(self, texts: list[str], shadow: bool) -> list[Verdict]:
+        verdicts = self.rails.check_chunks(texts)
+        return [dataclasses.replace(v, shadow=v.action is Action.DROP) for v in verdicts] if shadow else verdicts
 
 
 def _cited(draft: str, hits: list[Hit]) -> list[Hit]:

@@ -35,8 +35,32 @@ class ChunkingConfig:
     window: int = 1  # units on each side embedded with a unit
 
 
+# regions kept whole, never cut into sentences: an HTML comment, a fenced code block, a run of
+# role-tagged lines ("User: ...", "[assistant]: ...", "### System: ..."). Cut in half, an instruction
+# hidden in one of them can slip past the chunk rail half by half.
+_WHOLE = re.compile(
+    r"<!--.*?(?:-->|\Z)"
+    r"|```.*?(?:```|\Z)"
+    r"|(?:^[ \t]*(?:\[?(?:user|assistant|system|human|ai|bot|model)\]?|\#{1,4}[ \t]*(?:system|instructions?|user|"
+    r"assistant|response))[ \t]*:[^\n]*(?:\n|$))+",
+    re.S | re.I | re.M,
+)
+
+
 def split_units(text: str) -> list[str]:
-    """Paragraphs → sentences; indented blocks (code, examples) and list items stay whole."""
+    """Paragraphs → sentences; indented blocks (code, examples), list items and marked-up regions
+    (HTML comments, code fences, role-tagged lines) stay whole."""
+    units: list[str] = []
+    at = 0
+    for m in _WHOLE.finditer(text):
+        units += _plain_units(text[at : m.start()])
+        if m.group().strip():
+            units.append(m.group().strip())
+        at = m.end()
+    return units + _plain_units(text[at:])
+
+
+def _plain_units(text: str) -> list[str]:
     units: list[str] = []
     for para in re.split(r"\n\s*\n", text):
         if not para.strip():
