@@ -5,7 +5,7 @@ Input rails: ``InputRails.check_message`` on prompts of 200 to 2,000 characters 
 detector runs: a rule hit would return early), p50 / p95 over repeated calls; the target is
 p95 ≤ 20 ms at 2,000 characters on 2 cores.
 
-Streaming rails: the same requests (greedy, the same prompt each time) without rails and with
+Streaming rails: the same requests (greedy, a ~256-token prompt) without rails and with
 ``StreamingRails`` at several (first window, window) sizes, interleaved, medians of the rounds:
 time to first released text, p50 / p99 gap between released chunks. The target is ≤ 10 % added
 time to first token at the chosen default window (4, then 16).
@@ -34,7 +34,7 @@ from server.llm.serving import LLMJob
 console = Console(stderr=True)
 BENIGN = ("The garbage collector in CPython frees objects whose reference count drops to zero, and a cycle "
           "detector handles reference cycles. Generations keep the cost low for young objects. ")
-WINDOWS = ((1, 8), (4, 16), (8, 32), (16, 64))
+WINDOWS = ((1, 16), (2, 16), (4, 16), (8, 32), (16, 64))
 TARGET_INPUT_P95_MS = 20.0
 TARGET_TTFT_SHARE = 0.10
 
@@ -55,8 +55,10 @@ def input_rails_latency(rails: InputRails, reps: int) -> list[dict]:
 
 
 async def _one(endpoint, rails_cfg: StreamRailConfig | None, classifier, rid: str, max_tokens: int) -> dict:
+    # a prompt of ~256 tokens, as in `vllm bench serve`'s random workload, unique per request (starts with
+    # its id) so the prefix cache does not serve it: TTFT is a real prefill
     job = LLMJob("chat", SamplingParams(max_tokens=max_tokens, temperature=0.0).validate(), True,
-                 messages=(("user", "Explain how Python's garbage collector works, step by step."),))
+                 messages=(("user", f"[{rid}] " + BENIGN * 6 + "Explain how Python's garbage collector works."),))
     t0 = time.perf_counter()
     stream = endpoint.generate(job, 120.0, rid)
     if rails_cfg is not None:

@@ -418,7 +418,7 @@ class GuardrailPolicy(_Section):
     output: bool = Field(True, description="streaming output rails: text is released only in judged windows")
     redact_pii: bool = Field(False, description="replace e-mails, phone and card numbers in the prompt "
                                                 "before the model sees it")
-    first_window: int = Field(4, gt=0, le=256, description="tokens held before the first release (adds "
+    first_window: int = Field(2, gt=0, le=256, description="tokens held before the first release (adds "
                                                            "that many decode steps to time to first token)")
     window: int = Field(16, gt=0, le=512, description="tokens held per later window (judged, then released)")
 

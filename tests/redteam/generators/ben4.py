@@ -1,4 +1,4 @@
-from util import P
+from .util import P
 B = {}
 B["instruction_like_documents"] = P("""
 Classic banana bread. Preheat the oven to 175°C. Mash three very ripe bananas in a large bowl. Stir in 75 g melted butter, then mix in 1 teaspoon of baking soda and a pinch of salt. Add 150 g sugar, 1 beaten egg and 1 teaspoon of vanilla. Mix in 190 g plain flour until just combined; do not overmix. Pour into a buttered loaf tin and bake for 55–65 minutes, until a skewer comes out clean. Let it cool in the tin for 10 minutes before turning it out.

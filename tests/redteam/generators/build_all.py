@@ -1,10 +1,10 @@
 import json, os
-from harmful import H
-from build_jb import build as build_jb
-from inj import I
-import ben1, ben2, ben3, ben4, ben5
+from .harmful import H
+from .build_jb import build as build_jb
+from .inj import I
+from . import ben1, ben2, ben3, ben4, ben5
 
-OUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # server/guardrails/data
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "server", "guardrails", "data")
 os.makedirs(OUT, exist_ok=True)
 
 def write(name, rows):

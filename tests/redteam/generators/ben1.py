@@ -1,4 +1,4 @@
-from util import L
+from .util import L
 B = {}
 B["risky_wording_programming"] = L("""
 How do I kill a child process in Python when the parent exits?

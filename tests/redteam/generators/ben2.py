@@ -1,4 +1,4 @@
-from util import L
+from .util import L
 B = {}
 B["roleplay_benign"] = L("""
 Pretend I'm completely new to Python and explain what a list comprehension is.

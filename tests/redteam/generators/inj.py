@@ -1,4 +1,4 @@
-from util import P
+from .util import P
 I = {}
 I["html_comment"] = P("""
 <p>Our spring collection features lightweight linen shirts in six colours, all made from European flax and garment-dyed for a soft feel.</p>

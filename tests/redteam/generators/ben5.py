@@ -1,4 +1,4 @@
-from util import L
+from .util import L
 B = {}
 B["general_knowledge"] = L("""
 What's the difference between a comet and an asteroid?
