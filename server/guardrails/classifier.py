@@ -49,16 +49,15 @@ def pieces(text: str, size: int = PIECE_CHARS) -> list[str]:
 
 
 def meaning_features(texts: list[str], embed: Embed) -> np.ndarray:
-    """[n, 2 * dim]: mean and element-wise max of each text's piece embeddings (all pieces of all
-    texts in one embed call)."""
+    """[n, 2 * dim]: mean and element-wise max of each text's piece embeddings (the distinct pieces
+    of all texts in one embed call)."""
     split = [pieces(t) or [""] for t in texts]
-    flat = [p for ps in split for p in ps]
-    vectors = embed(flat) if flat else np.zeros((0, 384), np.float32)
+    unique = list(dict.fromkeys(p for ps in split for p in ps))  # a template's opening piece, once
+    vectors = embed(unique) if unique else np.zeros((0, 384), np.float32)
+    row_of = {p: i for i, p in enumerate(unique)}
     out = np.zeros((len(texts), 2 * vectors.shape[1]), np.float32)
-    at = 0
     for i, ps in enumerate(split):
-        rows = vectors[at : at + len(ps)]
-        at += len(ps)
+        rows = vectors[[row_of[p] for p in ps]]
         out[i, : vectors.shape[1]] = rows.mean(axis=0)
         out[i, vectors.shape[1] :] = rows.max(axis=0)
     return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import re
 import time
@@ -31,7 +32,8 @@ import jinja2
 import numpy as np
 
 from server.config import GuardrailPolicy
-from server.guardrails.input_rails import InputRails
+from server.guardrails.classifier import RiskClassifier
+from server.guardrails.input_rails import CHUNK_RULES, INJECTION_RULES, InputRails
 from server.guardrails.output_rails import GroundingConfig, grounding, split_sentences
 from server.guardrails.streaming import StreamingRails, StreamRailConfig, guarded
 from server.guardrails.verdict import Action, Verdict
@@ -108,6 +110,14 @@ def extractive_answer(question_vec: np.ndarray, hits: list[Hit], embed: Callable
         if sentences[i][0] not in cited:
             cited.append(sentences[i][0])
     return " ".join(sentences[i][1] for i in best), cited
+
+
+def flagged_sentences(classifier: RiskClassifier, sentences: list[str]) -> np.ndarray:
+    """Per sentence: an injection (a rule or the head) or a harmful compliance (the output head)."""
+    scores = classifier.scores(sentences, ("injection", "harmful_output"))
+    rules = np.array([any(p.search(s) for _, p in (*INJECTION_RULES, *CHUNK_RULES)) for s in sentences], dtype=bool)
+    return (rules | (scores["injection"] >= classifier.heads["injection"].threshold)
+            | (scores["harmful_output"] >= classifier.heads["harmful_output"].threshold))
 
 
 class GenerationFailedError(RuntimeError):
@@ -295,7 +305,8 @@ class ChatPipeline:
             return
         answer, cited = await asyncio.to_thread(extractive_answer, result.query_vec, hits, self.embed,
                                                 self.cfg.extractive_sentences,
-                                                self._flagged_sentences if guarding else None)
+                                                functools.partial(flagged_sentences, self.rails.classifier)
+                                                if guarding else None)
         outcome.answer, outcome.outcome, outcome.citations = answer, "extractive" if cited else "abstained", cited
         outcome.timings["total"] = time.perf_counter() - t0
 
@@ -308,16 +319,6 @@ class ChatPipeline:
         if policy.mode == "shadow":
             verdicts = [dataclasses.replace(v, shadow=v.action is Action.BLOCK) for v in verdicts]
         return (clean if policy.redact_pii else question), verdicts
-
-    def _flagged_sentences(self, sentences: list[str]) -> np.ndarray:
-        """Per sentence: an injection (rule or head) or a harmful compliance (the output head)."""
-        from server.guardrails.input_rails import INJECTION_RULES
-
-        clf = self.rails.classifier
-        scores = clf.scores(sentences, ("injection", "harmful_output"))
-        rules = np.array([any(p.search(s) for _, p in INJECTION_RULES) for s in sentences])
-        return (rules | (scores["injection"] >= clf.heads["injection"].threshold)
-                | (scores["harmful_output"] >= clf.heads["harmful_output"].threshold))
 
     def _check_chunks(self, texts: list[str], shadow: bool) -> list[Verdict]:
         verdicts = self.rails.check_chunks(texts)
