@@ -1,9 +1,8 @@
 """Output rails: toxicity (streaming-safe), grounding in the retrieved context, answer structure.
 
 Toxicity uses ``alt-profanity-check`` (a linear model over character and word n-grams whose
-weights ship inside its wheel: ~0.1 ms a call). ``StreamingToxicity`` is fed each streamed piece and
-checks the sentence being written at every token boundary, so the stream goes on piece by piece
-and stops at the first toxic sentence (it never waits for the whole answer).
+weights ship inside its wheel: ~0.1 ms a call), for profanity only; the streaming output rails
+(``streaming.py``) call it on every window before the window is released.
 
 Grounding: each answer sentence must be supported by the context, by meaning (cosine to its
 closest context sentence) or by wording (share of its content words found in the context); the
@@ -39,34 +38,6 @@ def toxicity(texts: list[str]) -> np.ndarray:
     from profanity_check import predict_prob
 
     return np.asarray(predict_prob(texts), dtype=np.float64) if texts else np.zeros(0)
-
-
-class StreamingToxicity:
-    """Feed streamed text; ``feed`` returns a BLOCK verdict at the first toxic sentence, else None."""
-
-    def __init__(self, threshold: float = 0.9, shadow: bool = False) -> None:
-        self.threshold = threshold
-        self.shadow = shadow
-        self._current = ""
-        self.seconds = 0.0
-        self.max_prob = 0.0
-
-    def feed(self, piece: str) -> Verdict | None:
-        t0 = time.perf_counter()
-        self._current += piece
-        parts = _SENTENCE.split(self._current)
-        done, self._current = parts[:-1], parts[-1]
-        candidates = [p for p in done if p.strip()] + ([self._current] if self._current.strip() else [])
-        probs = toxicity(candidates)
-        self.seconds += time.perf_counter() - t0
-        if len(probs):
-            self.max_prob = max(self.max_prob, float(probs.max()))
-        if len(probs) and probs.max() >= self.threshold:
-            return Verdict("toxicity", Action.BLOCK, "toxic", float(probs.max()), self.seconds, self.shadow)
-        return None
-
-    def verdict(self) -> Verdict:
-        return Verdict("toxicity", Action.ALLOW, "clean", self.max_prob, self.seconds, self.shadow)
 
 
 def split_sentences(text: str) -> list[str]:

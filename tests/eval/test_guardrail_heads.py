@@ -30,9 +30,11 @@ MAX_OUTPUT_FALSE_FLAGS = 0.05
 
 @pytest.fixture(scope="module")
 def evaluation():
+    """The recipe on the served embedder's precision ("auto": int8 where the kernel has VNNI, ~1.4x
+    faster here than the fp32 the shipped heads were trained with; the figures agree to ±0.01)."""
     from server.rag.embedder import Embedder
 
-    return heldout_evaluation(Embedder(precision="fp32").encode)
+    return heldout_evaluation(Embedder(precision="auto").encode)
 
 
 def test_the_split_is_by_family_and_every_split_has_attacks_and_benign():

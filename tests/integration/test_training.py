@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 #: and 2.19x (1367 vs 624 µs) for pairs that measure 1.07x or less quietly. These tests are about the other
 #: gates and the holdout; the latency gate's logic is tests/unit/test_latency_gate.py's.
 NOISY_MACHINE = ("--max-latency-ratio", "100")
+GATE_TREES = 30
 
 
 def test_quality_on_shuttle_test_split(trained):
@@ -162,6 +163,9 @@ def test_gates_pass_a_retrained_challenger_and_fail_degraded_ones(settings, caps
 
     df = load_shuttle()
     y = df["anomaly"].to_numpy()
+    # forests of 30 trees: the gates' verdicts are this test's subject, not the forest's size
+    settings = settings.model_copy(update={"training": settings.training.model_copy(
+        update={"rf_n_estimators": GATE_TREES})})
     champion = train_family(df, "rf", "gate-rf", "anomaly", None, settings)  # v1, the champion
     settings.training.seed += 1  # a retrained challenger: another estimator seed, the same split
     try:
