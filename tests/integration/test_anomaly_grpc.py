@@ -338,8 +338,11 @@ def test_drift_is_detected_exported_and_logged(server, client, shuttle_test):
     shifted[:, 0] += 40.0  # f1, in Shuttle's units (std ~13)
     for i in range(0, len(shifted), 512):
         client.score(shifted[i : i + 512], model="shuttle-iforest")
-    body = scrape_until('stackserve_drift_status{model="shuttle-iforest"}', lambda v: v == 2, 60)
-    assert _metric(body, 'stackserve_feature_drift_psi{feature="f1",model="shuttle-iforest"}') > 0.25
+    scrape_until('stackserve_drift_status{model="shuttle-iforest"}', lambda v: v == 2, 60)
+    # the alarm can fire (KS) on a recompute that saw only part of the shifted rows: wait for the
+    # recompute that saw them all before reading the other series
+    body = scrape_until('stackserve_feature_drift_psi{feature="f1",model="shuttle-iforest"}', lambda v: v > 0.25, 30)
+    assert _metric(body, 'stackserve_drift_status{model="shuttle-iforest"}') == 2
     assert _metric(body, 'stackserve_feature_drift_ks_pvalue{feature="f1",model="shuttle-iforest"}') < 1e-6
     assert _metric(body, 'stackserve_feature_drift_psi{feature="f3",model="shuttle-iforest"}') < 0.1
     events = wait_until(lambda: [json.loads(ln) for ln in server.log().splitlines()
