@@ -15,6 +15,7 @@ from server.config import Settings
 from server.gateway.llm_service import endpoint_error_status
 from server.gateway.request_context import access_fields, current_request_id, new_request_id
 from server.gen.stackserve.v1 import chat_pb2 as pb
+from server.guardrails.llm_doors import record as record_verdicts
 from server.guardrails.policy import resolve
 from server.observability import metrics
 from server.protocol import errors
@@ -79,9 +80,7 @@ class ChatService:
         except errors.ServingError as err:
             slo.record_failure("chat", err.code.name, started)
             await errors.abort(context, err)
-        for v in outcome.verdicts:
-            metrics.GUARDRAIL_VERDICTS.labels(v.rail, v.action.value, v.reason, str(v.shadow).lower()).inc()
-            metrics.GUARDRAIL_SECONDS.labels(v.rail).observe(v.seconds)
+        record_verdicts(outcome.verdicts)
         metrics.CHAT_OUTCOMES.labels(outcome.outcome).inc()
         final = _final(outcome)
         elapsed = time.perf_counter() - started
