@@ -8,7 +8,9 @@ p95 ≤ 20 ms at 2,000 characters on 2 cores.
 Streaming rails: the same requests (greedy, a ~256-token prompt) without rails and with
 ``StreamingRails`` at several (first window, window) sizes, interleaved, medians of the rounds:
 time to first released text, p50 / p99 gap between released chunks. The target is ≤ 10 % added
-time to first token at the chosen default window (4, then 16).
+time to first token at the chosen default window. The rails keep the scores of short texts (a
+stream's opening words repeat across requests); the "cold cache" variants clear them before each
+request, so the first judgement pays in full.
 
     python -m bench.guardrails [--quick]
 """
@@ -27,6 +29,7 @@ from rich.progress import track
 
 from bench.report import machine, machine_line, markdown_table, write_json
 from server.guardrails.input_rails import InputRails
+from server.guardrails.output_rails import TOXICITY_CACHE
 from server.guardrails.streaming import StreamingRails, StreamRailConfig, guarded
 from server.llm.params import SamplingParams
 from server.llm.serving import LLMJob
@@ -37,6 +40,7 @@ BENIGN = ("The garbage collector in CPython frees objects whose reference count 
 WINDOWS = ((1, 16), (2, 16), (4, 16), (8, 32), (16, 64))
 TARGET_INPUT_P95_MS = 20.0
 TARGET_TTFT_SHARE = 0.10
+COLD = "cold cache"  # variants that forget the opening scores kept from earlier requests
 
 
 def input_rails_latency(rails: InputRails, reps: int) -> list[dict]:
@@ -54,11 +58,15 @@ def input_rails_latency(rails: InputRails, reps: int) -> list[dict]:
     return rows
 
 
-async def _one(endpoint, rails_cfg: StreamRailConfig | None, classifier, rid: str, max_tokens: int) -> dict:
+async def _one(endpoint, rails_cfg: StreamRailConfig | None, classifier, rid: str, max_tokens: int,
+               cold: bool = False) -> dict:
     # a prompt of ~256 tokens, as in `vllm bench serve`'s random workload, unique per request (starts with
     # its id) so the prefix cache does not serve it: TTFT is a real prefill
     job = LLMJob("chat", SamplingParams(max_tokens=max_tokens, temperature=0.0).validate(), True,
                  messages=(("user", f"[{rid}] " + BENIGN * 6 + "Explain how Python's garbage collector works."),))
+    if cold:  # the opening's scores not kept from earlier requests: the first judgement pays in full
+        classifier.short_texts.clear()
+        TOXICITY_CACHE.clear()
     t0 = time.perf_counter()
     stream = endpoint.generate(job, 120.0, rid)
     if rails_cfg is not None:
@@ -95,13 +103,15 @@ def main(argv: list[str] | None = None) -> int:
     endpoint = AsyncEngine(engine, settings.llm.model_name)
     rounds = 3 if args.quick else 7
     variants: list[tuple[str, StreamRailConfig | None]] = [("no rails", None)] + [
-        (f"{f} then {w}", StreamRailConfig(first_window=f, window=w)) for f, w in WINDOWS]
+        (f"{f} then {w}", StreamRailConfig(first_window=f, window=w)) for f, w in WINDOWS] + [
+        (f"{f} then {w}, {COLD}", StreamRailConfig(first_window=f, window=w)) for f, w in WINDOWS[:2]]
     results: dict[str, list[dict]] = {name: [] for name, _ in variants}
 
     async def run() -> None:
         for r in track(range(rounds), description="streaming rails rounds", console=console):
             for name, cfg in variants:  # interleaved: drift in machine load hits every variant alike
-                results[name].append(await _one(endpoint, cfg, rails.classifier, f"bench-{r}-{name}", 64))
+                results[name].append(await _one(endpoint, cfg, rails.classifier, f"bench-{r}-{name}", 64,
+                                                cold=name.endswith(COLD)))
 
     try:
         asyncio.run(run())

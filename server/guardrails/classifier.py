@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from server.guardrails.short_text_cache import ShortTextCache
+
 MODEL_FILE = Path(__file__).with_name("models") / "risk_heads.npz"
 PIECE_CHARS = 400  # ~80 embedder tokens: two pieces embed in ~16 ms on 2 cores (600: ~23 ms)
 HASH_BITS = 18
@@ -105,6 +107,8 @@ class RiskClassifier:
     def __init__(self, embed: Embed, heads: dict[str, Head]) -> None:
         self.embed = embed
         self.heads = heads
+        # a stream's opening words, judged before its first token is sent, repeat across requests
+        self.short_texts: ShortTextCache[np.ndarray] = ShortTextCache()
 
     @classmethod
     def load(cls, embed: Embed, path: Path = MODEL_FILE) -> RiskClassifier:
@@ -127,9 +131,14 @@ class RiskClassifier:
         """Probability per head for each text (one embed call for all texts)."""
         if not texts:
             return {h: np.zeros(0) for h in heads}
-        meaning = meaning_features(texts, self.embed)
-        wording = wording_features(texts)
-        return {h: self.heads[h].probability(meaning, wording) for h in heads}
+
+        def compute(batch: list[str]) -> list[np.ndarray]:
+            meaning = meaning_features(batch, self.embed)
+            wording = wording_features(batch)
+            return list(np.stack([self.heads[h].probability(meaning, wording) for h in heads], axis=1))
+
+        rows = np.stack(self.short_texts.lookup(list(texts), heads, compute))
+        return {h: rows[:, j] for j, h in enumerate(heads)}
 
     def flags(self, texts: list[str], heads: tuple[str, ...] = HEADS) -> dict[str, np.ndarray]:
         """Boolean per head: the probability at or above the head's threshold."""

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import BaseModel, Field, field_validator
 
+from server.guardrails.short_text_cache import ShortTextCache
 from server.guardrails.verdict import Action, Verdict
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
@@ -33,11 +34,17 @@ _STOPWORD_TEXT = (
 STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 
 
+TOXICITY_CACHE: ShortTextCache[float] = ShortTextCache()  # a stream's opening words, judged before it starts
+
+
 def toxicity(texts: list[str]) -> np.ndarray:
     """Probability that each text is offensive (alt-profanity-check)."""
     from profanity_check import predict_prob
 
-    return np.asarray(predict_prob(texts), dtype=np.float64) if texts else np.zeros(0)
+    if not texts:
+        return np.zeros(0)
+    return np.asarray(TOXICITY_CACHE.lookup(
+        list(texts), "profanity", lambda batch: [float(p) for p in predict_prob(batch)]), dtype=np.float64)
 
 
 def split_sentences(text: str) -> list[str]:
