@@ -36,10 +36,11 @@
 //     contiguous share first and then stealing (see "Parallel execution" for why not barriers).
 //     Attention is an online softmax over blocks of 16 keys whose 16 dot products are reduced
 //     together (transpose-reduce); decode rows write their own K/V in the attention phase.
-//   * AVX-512 code lives in functions with a target attribute; the module itself is compiled with
-//     portable flags and falls back to scalar code (same packed layout, same activation
-//     quantization, so results agree to float rounding) when the CPU lacks AVX-512 VNNI or when
-//     set_force_scalar(True) asks for it (tests use this).
+//   * AVX-512 and AVX2 code lives in functions with a target attribute; the module itself is
+//     compiled with portable flags and picks at run time: AVX-512 VNNI, else AVX2 (matmuls with
+//     maddubs, and the per-row work of avx2_rows.h), else scalar code (same packed layout, same
+//     activation quantization, so results agree to float rounding); set_force_avx2 and
+//     set_force_scalar pick a lower path (tests use them).
 //
 // Layout: this file holds the Python-facing parts (array checks, PackedLinear, the Llama model and
 // the module definition); the kernels live in headers under kernels/cpp/llm_step/, one per concern,
@@ -51,6 +52,8 @@
 //   amx.h          Intel AMX int8 tiles for matmuls of two or more rows (bit-identical to VNNI)
 //   team.h         StealTeam / OmpTeam / CountTeam and run_parallel
 //   attention.h    exp, silu_mul_quant, attend_avx / attend_scalar, rope_head
+//   avx2_rows.h    the AVX2 path of that per-row work (quantization, norms, SwiGLU, attention)
+//   row_dispatch.h the per-row work dispatched on the call's path (Isa: AVX-512, AVX2, scalar)
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
@@ -76,6 +79,8 @@
 #include "llm_step/amx.h"
 #include "llm_step/team.h"
 #include "llm_step/attention.h"
+#include "llm_step/avx2_rows.h"
+#include "llm_step/row_dispatch.h"
 
 namespace {
 
@@ -102,6 +107,89 @@ void check_array(const py::array& a, const py::dtype& dt, int ndim, const char* 
 template <class T>
 const T* cptr(const py::array& a) {
   return static_cast<const T*>(a.data());
+}
+
+// ----------------------------------------------------------------------------------------------
+// The per-row operations on their own, on the path the switches choose now (property tests hold
+// every path to the scalar one on random rows: row_dispatch.h)
+
+// x [M, K] (K a multiple of 32) * mul (* w [K]) quantized per 32-block: (q [M, parts*K] int8,
+// d [M, parts*K/32], ds [M, parts*K/32]); parts 2 adds the residual term (int8x2).
+py::tuple rows_quantize(const py::array& x, float mul, const py::object& w, int parts) {
+  check_array(x, py::dtype::of<float>(), 2, "x");
+  const int64_t M = x.shape(0), K = x.shape(1);
+  if (K % QK != 0) throw py::value_error("x: columns must be a multiple of 32");
+  if (parts != 1 && parts != 2) throw py::value_error("parts must be 1 or 2");
+  const float* wp = nullptr;
+  py::array wa;
+  if (!w.is_none()) {
+    wa = w.cast<py::array>();
+    check_array(wa, py::dtype::of<float>(), 1, "w");
+    if (wa.shape(0) != K) throw py::value_error("w: expected " + std::to_string(K) + " values");
+    wp = cptr<float>(wa);
+  }
+  py::array_t<int8_t> q({M, K * parts});
+  py::array_t<float> d({M, K * parts / QK}), ds({M, K * parts / QK});
+  const QX qx{q.mutable_data(), d.mutable_data(), ds.mutable_data(), K * parts, K * parts / QK, parts == 2 ? K : 0};
+  const Isa isa = row_isa();
+  for (int64_t m = 0; m < M; ++m) quant_row(isa, cptr<float>(x) + m * K, K, mul, wp, qx, m);
+  return py::make_tuple(q, d, ds);
+}
+
+// silu(gate) * up quantized like rows_quantize (gate, up [M, F], F a multiple of 32).
+py::tuple rows_silu_mul_quantize(const py::array& gate, const py::array& up, int parts) {
+  check_array(gate, py::dtype::of<float>(), 2, "gate");
+  check_array(up, py::dtype::of<float>(), 2, "up");
+  const int64_t M = gate.shape(0), F = gate.shape(1);
+  if (up.shape(0) != M || up.shape(1) != F) throw py::value_error("up: expected the shape of gate");
+  if (F % QK != 0) throw py::value_error("gate: columns must be a multiple of 32");
+  if (parts != 1 && parts != 2) throw py::value_error("parts must be 1 or 2");
+  std::vector<float> gu(static_cast<size_t>(2 * F));
+  py::array_t<int8_t> q({M, F * parts});
+  py::array_t<float> d({M, F * parts / QK}), ds({M, F * parts / QK});
+  const QX qx{q.mutable_data(), d.mutable_data(), ds.mutable_data(), F * parts, F * parts / QK, parts == 2 ? F : 0};
+  const Isa isa = row_isa();
+  for (int64_t m = 0; m < M; ++m) silu_mul_quant(isa, cptr<float>(gate) + m * F, cptr<float>(up) + m * F, F, qx, m);
+  return py::make_tuple(q, d, ds);
+}
+
+// The RMS-norm factor 1 / sqrt(mean(x^2) + eps) of each row of x [M, K].
+py::array_t<float> rows_rms_inv(const py::array& x, float eps) {
+  check_array(x, py::dtype::of<float>(), 2, "x");
+  if (x.shape(1) == 0) throw py::value_error("x: rows must hold at least one value (an RMS of nothing is undefined)");
+  py::array_t<float> out(x.shape(0));
+  for (int64_t m = 0; m < x.shape(0); ++m) out.mutable_data()[m] = rms_inv(row_isa(), cptr<float>(x) + m * x.shape(1), x.shape(1), eps);
+  return out;
+}
+
+// gelu_tanh(gate) * up, elementwise, rows [M, F].
+py::array_t<float> rows_gelu_tanh_mul(const py::array& gate, const py::array& up) {
+  check_array(gate, py::dtype::of<float>(), 2, "gate");
+  check_array(up, py::dtype::of<float>(), 2, "up");
+  if (up.shape(0) != gate.shape(0) || up.shape(1) != gate.shape(1)) throw py::value_error("up: expected the shape of gate");
+  py::array_t<float> out({gate.shape(0), gate.shape(1)});
+  for (int64_t m = 0; m < gate.shape(0); ++m)
+    gelu_tanh_mul(row_isa(), cptr<float>(gate) + m * gate.shape(1), cptr<float>(up) + m * gate.shape(1), gate.shape(1),
+                  out.mutable_data() + m * gate.shape(1));
+  return out;
+}
+
+// softmax(q . K^T) V over the rows of K/V [n, hd] plus the query's own key kx / value vx [hd]
+// (q already scaled), as one attention head of a step computes it.
+py::array_t<float> rows_attend(const py::array& q, const py::array& K, const py::array& V, const py::array& kx,
+                               const py::array& vx) {
+  for (auto [a, name] : {std::pair{&q, "q"}, std::pair{&kx, "kx"}, std::pair{&vx, "vx"}})
+    check_array(*a, py::dtype::of<float>(), 1, name);
+  check_array(K, py::dtype::of<float>(), 2, "K");
+  check_array(V, py::dtype::of<float>(), 2, "V");
+  const int64_t hd = q.shape(0), n = K.shape(0);
+  if (hd < 1 || hd > 512) throw py::value_error("q: head dim must be in [1, 512]");
+  if (K.shape(1) != hd || V.shape(0) != n || V.shape(1) != hd || kx.shape(0) != hd || vx.shape(0) != hd)
+    throw py::value_error("K, V [n, hd] and kx, vx [hd] must match q [hd]");
+  py::array_t<float> out(hd);
+  attend(row_isa(), cptr<float>(q), cptr<float>(K), cptr<float>(V), n, cptr<float>(kx), cptr<float>(vx), hd,
+         out.mutable_data());
+  return out;
 }
 
 // ----------------------------------------------------------------------------------------------
@@ -136,10 +224,11 @@ class PackedLinear {
       xd_.reserve(static_cast<size_t>(M * G * parts) * 4);
       xds_.reserve(static_cast<size_t>(M * G * parts) * 4);
       QX qx{xq_.as<int8_t>(), xd_.as<float>(), xds_.as<float>(), K * parts, G * parts, parts == 2 ? K : 0};
-      const bool avx = use_avx();
+      const Isa isa = row_isa();
+      const bool avx = isa == Isa::kAvx512;
       const Packed& W = P_;
       run_parallel(nt, [&](auto& team) {
-        team.phase(M, [&](int64_t m) { quant_row(avx, xp + m * K, K, 1.f, nullptr, qx, m); });
+        team.phase(M, [&](int64_t m) { quant_row(isa, xp + m * K, K, 1.f, nullptr, qx, m); });
         team.phase(gemm_items(W, M), [&](int64_t i) { gemm_item(avx, W, qx, M, yp, W.n, false, i); });
       });
     }
@@ -440,7 +529,8 @@ class Llama {
     ensure_rope(max_pos + 1);
     const bool priv = std::max(T, R) <= kPrivateRows;
     ensure_workspace(std::max(T, R), priv ? nt + 1 : 1);
-    const bool avx = use_avx();
+    const Isa isa = row_isa();
+    const bool avx = isa == Isa::kAvx512;  // the matmuls' path (gemm_item picks AVX2 or scalar otherwise)
     const bool prof = profiling_;
     const bool fused = distinct_slots;
     float* x = x_.as<float>();
@@ -479,14 +569,14 @@ class Llama {
       auto norm_rows = [&](const float* w, const QX& dst) {
         for (int64_t t = 0; t < T; ++t) {
           const float* xr = x + t * H;
-          quant_row(avx, xr, H, rms_inv(avx, xr, H, eps_), w, dst, t);
+          quant_row(isa, xr, H, rms_inv(isa, xr, H, eps_), w, dst, t);
         }
       };
       auto norm_phase = [&](const float* w) {
         if (!priv)
           team.phase(T, [&](int64_t t) {
             const float* xr = x + t * H;
-            quant_row(avx, xr, H, rms_inv(avx, xr, H, eps_), w, qh, t);
+            quant_row(isa, xr, H, rms_inv(isa, xr, H, eps_), w, qh, t);
           });
       };
 
@@ -549,18 +639,11 @@ class Llama {
           const float* K = kc + base + lo * HD;
           const float* V = vc + base + lo * HD;
           const int64_t nc = pos[t] - lo;
-          if (avx && HD == 64)
-            attend_avx<4>(q, K, V, nc, k, v, o);
-          else if (avx && HD == 128)
-            attend_avx<8>(q, K, V, nc, k, v, o);
-          else if (avx && HD == 256)
-            attend_avx<16>(q, K, V, nc, k, v, o);
-          else
-            attend_scalar(q, K, V, nc, k, v, static_cast<int>(HD), o);
+          attend(isa, q, K, V, nc, k, v, HD, o);
           if (HD % QK == 0) {
             for (int64_t g = 0; g < HD / QK; ++g) {
               const int64_t col = h * HD + g * QK;
-              quant_block(avx, o + g * QK, qa, t, col / QK);
+              quant_block(isa, o + g * QK, qa, t, col / QK);
             }
           } else {  // heads do not align with quantization blocks: stage the output in gu (unused now)
             std::memcpy(gu + t * AO + h * HD, o, static_cast<size_t>(HD) * 4);
@@ -578,13 +661,13 @@ class Llama {
             },
             by_row ? Split::kInterleaved : Split::kContiguous);
         if (HD % QK != 0)
-          team.phase(T, [&](int64_t t) { quant_row(avx, gu + t * AO, AO, 1.f, nullptr, qa, t); });
+          team.phase(T, [&](int64_t t) { quant_row(isa, gu + t * AO, AO, 1.f, nullptr, qa, t); });
         mark(tid, kAttn);
         // Llama adds the projection into the residual stream; Gemma norms it first (post_norm).
         auto post_norm = [&](const std::vector<float>& w) {
           team.phase(T, [&](int64_t t) {
             const float* yr = y + t * H;
-            const float r = rms_inv(avx, yr, H, eps_);
+            const float r = rms_inv(isa, yr, H, eps_);
             float* xr = x + t * H;
             for (int64_t i = 0; i < H; ++i) xr[i] += yr[i] * r * w[i];
           });
@@ -605,12 +688,10 @@ class Llama {
         auto silu_row = [&](int64_t t, const QX& dst, float* buf) {
           const float* gr = gu + t * 2 * F;
           if (gemma) {
-            gelu_tanh_mul(avx, gr, gr + F, F, buf);
-            quant_row(avx, buf, F, 1.f, nullptr, dst, t);
-          } else if (avx) {
-            silu_mul_quant_avx(gr, gr + F, F, dst, t);
+            gelu_tanh_mul(isa, gr, gr + F, F, buf);
+            quant_row(isa, buf, F, 1.f, nullptr, dst, t);
           } else {
-            silu_mul_quant_scalar(gr, gr + F, F, dst, t);
+            silu_mul_quant(isa, gr, gr + F, F, dst, t);
           }
         };
         if (!priv) team.phase(T, [&](int64_t t) { silu_row(t, qf, gu + t * 2 * F); });  // its gate half
@@ -630,7 +711,7 @@ class Llama {
       if (head_parts_ == 1) hh.p2 = 0;
       auto final_row = [&](int64_t i, const QX& dst) {
         const float* xr = x + srow[i] * H;
-        quant_row(avx, xr, H, rms_inv(avx, xr, H, eps_), final_norm_.data(), dst, i);
+        quant_row(isa, xr, H, rms_inv(isa, xr, H, eps_), final_norm_.data(), dst, i);
       };
       if (!priv) team.phase(R, [&](int64_t i) { final_row(i, hh); });
       auto pro_head = [&] {
@@ -711,6 +792,12 @@ PYBIND11_MODULE(_llm_step, m) {
       },
       "Parallel backend: 'steal' (default) or 'static'; see kernels/llm_step.py.");
   m.def("get_backend", [] { return std::string(kBackendNames[g_backend.load()]); });
+
+  m.def("rows_quantize", &rows_quantize, py::arg("x"), py::arg("mul"), py::arg("w"), py::arg("parts"));
+  m.def("rows_silu_mul_quantize", &rows_silu_mul_quantize, py::arg("gate"), py::arg("up"), py::arg("parts"));
+  m.def("rows_rms_inv", &rows_rms_inv, py::arg("x"), py::arg("eps"));
+  m.def("rows_gelu_tanh_mul", &rows_gelu_tanh_mul, py::arg("gate"), py::arg("up"));
+  m.def("rows_attend", &rows_attend, py::arg("q"), py::arg("K"), py::arg("V"), py::arg("kx"), py::arg("vx"));
 
   py::class_<PackedLinear>(m, "PackedLinear")
       .def("matmul", &PackedLinear::matmul, py::arg("x"), py::arg("num_threads") = 0,

@@ -171,29 +171,4 @@ AVX512_TARGET NOINLINE void quant_block_avx_ptr(const float* v, int8_t* q, float
   quant_block2_avx(_mm512_loadu_ps(v), _mm512_loadu_ps(v + 16), q, d, ds, p2);
 }
 
-// Block g (32 values at v) of row `row` of qx.
-void quant_block(bool avx, const float* v, const QX& qx, int64_t row, int64_t g) {
-  int8_t* q = qx.q + row * qx.ld + g * QK;
-  float* d = qx.d + row * qx.gld + g;
-  float* ds = qx.ds + row * qx.gld + g;
-  if (avx)
-    quant_block_avx_ptr(v, q, d, ds, qx.p2);
-  else
-    quant_block2_scalar(v, q, d, ds, qx.p2);
-}
-
-void quant_row(bool avx, const float* x, int64_t k, float mul, const float* w, const QX& qx, int64_t row) {
-  int8_t* q = qx.q + row * qx.ld;
-  float* d = qx.d + row * qx.gld;
-  float* ds = qx.ds + row * qx.gld;
-  if (avx)
-    quant_row_avx(x, k, mul, w, q, d, ds, qx.p2);
-  else
-    quant_row_scalar(x, k, mul, w, q, d, ds, qx.p2);
-}
-
-float rms_inv(bool avx, const float* x, int64_t k, float eps) {
-  return avx ? rms_inv_avx(x, k, eps) : rms_inv_scalar(x, k, eps);
-}
-
 }  // namespace

@@ -88,13 +88,6 @@ void gelu_tanh_mul_scalar(const float* gate, const float* up, int64_t f, float* 
   }
 }
 
-void gelu_tanh_mul(bool avx, const float* gate, const float* up, int64_t f, float* out) {
-  if (avx)
-    gelu_tanh_mul_avx(gate, up, f, out);
-  else
-    gelu_tanh_mul_scalar(gate, up, f, out);
-}
-
 // ----------------------------------------------------------------------------------------------
 // Attention: one query head over keys 0..n-1 of one (slot, kv head); online softmax in blocks
 // of 16 keys. q is already scaled by 1/sqrt(head_dim).

@@ -74,11 +74,16 @@ bool use_avx() {
          cpu_has_avx512_vnni();
 }
 
-// The matmuls' middle path: AVX2 integer dot products on CPUs without AVX-512 VNNI (AMD Zen 2/3,
-// older Xeons). Only the matmuls, which are >90% of a step; the O(k) per-row work (quantization,
-// norms, attention) stays on the scalar path there.
+// The middle path on CPUs without AVX-512 VNNI (AMD Zen 2/3, older Xeons): AVX2 integer dot
+// products for the matmuls (gemm.h) and AVX2 per-row work (avx2_rows.h).
 bool use_avx2() { return !g_force_scalar.load(std::memory_order_relaxed) && cpu_has_avx2(); }
 
 const char* isa_name() { return use_avx() ? "avx512-vnni" : use_avx2() ? "avx2" : "scalar"; }
+
+// The path of the per-row work around the matmuls (quantization, norms, SwiGLU, attention), chosen
+// once per call from the same switches as the matmuls' (row_dispatch.h).
+enum class Isa { kScalar, kAvx2, kAvx512 };
+
+Isa row_isa() { return use_avx() ? Isa::kAvx512 : use_avx2() ? Isa::kAvx2 : Isa::kScalar; }
 
 }  // namespace

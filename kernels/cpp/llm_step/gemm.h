@@ -327,69 +327,98 @@ AVX2_TARGET inline __m256 load_scales8(const uint8_t* p, bool f16) {
   return _mm256_loadu_ps(reinterpret_cast<const float*>(p));
 }
 
+// Rows are taken VR at a time as "virtual rows" (an output row's int8x2 terms are two of them):
+// each weight vector is loaded and unpacked once per group and used for all VR, whose accumulators
+// stay in registers (4 weight + 8 accumulator + 2 broadcast ymm). For Q4_1 the 8 maddubs products of
+// a group are summed in int16 before one madd: |nibble x int8| pair sums are <= 2 * 15 * 127 = 3810,
+// eight of them <= 30480 < 2^15. Q8_0 (the LM head, few rows) needs the madd per product.
 AVX2_TARGET NOINLINE void gemm_avx2(const Packed& W, const QX& x, int64_t m0, int64_t m1, float* y, int64_t ldy,
                                     bool accum, int64_t t0, int64_t t1) {
-  constexpr int MB = 4;
+  constexpr int VR = 4;
   const int64_t G = W.groups;
   const int parts = x.parts();
   const bool q4 = W.bits == 4;
   const int ss = W.ssize();
   const __m256i m4 = _mm256_set1_epi8(0x0F);
+  const __m256i ones = _mm256_set1_epi16(1);
   for (int64_t t = t0; t < t1; ++t) {
     const int64_t n0 = t * TILE;
     const int nvalid = static_cast<int>(std::min<int64_t>(TILE, W.n - n0));
-    for (int64_t mb = m0; mb < m1; mb += MB) {
-      const int mr = static_cast<int>(std::min<int64_t>(MB, m1 - mb));
-      __m256 acc[MB][2];
-      for (int mi = 0; mi < MB; ++mi) acc[mi][0] = acc[mi][1] = _mm256_setzero_ps();
+    for (int64_t v0 = m0 * parts; v0 < m1 * parts; v0 += VR) {  // parts 2: v0 even, an output row's terms together
+      const int nv = static_cast<int>(std::min<int64_t>(VR, m1 * parts - v0));
+      const int8_t* xv[VR];
+      int64_t bv[VR];  // block index of group 0 of each virtual row
+      for (int vi = 0; vi < VR; ++vi) {
+        const int64_t v = v0 + std::min(vi, nv - 1), m = v / parts, p = v % parts;
+        xv[vi] = x.q + m * x.ld + p * x.p2;
+        bv[vi] = m * x.gld + p * (x.p2 / QK);
+      }
+      __m256 acc[VR][2];
+      for (int vi = 0; vi < VR; ++vi) acc[vi][0] = acc[vi][1] = _mm256_setzero_ps();
       for (int64_t g = 0; g < G; ++g) {
         const uint8_t* r = W.record(t, g);
-        const __m256 sc0 = load_scales8(r + W.qbytes, W.f16), sc1 = load_scales8(r + W.qbytes + 8 * ss, W.f16);
-        for (int mi = 0; mi < mr; ++mi) {
-          const int64_t m = mb + mi;
-          float dxs = 0.f;
-          for (int p = 0; p < parts; ++p) {
-            const int8_t* xg = x.q + m * x.ld + p * x.p2 + g * QK;
-            const int64_t bi = m * x.gld + p * (x.p2 / QK) + g;
-            __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-            if (q4) {
-              for (int j = 0; j < 4; ++j) {
-                const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * j));
-                const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * j + 32));
-                const __m256i xl = _mm256_set1_epi32(load_i32(xg + 4 * j));
-                const __m256i xh = _mm256_set1_epi32(load_i32(xg + 16 + 4 * j));
-                s0 = _mm256_add_epi32(s0, dot4_u8s8(_mm256_and_si256(r0, m4), xl));
-                s0 = _mm256_add_epi32(s0, dot4_u8s8(_mm256_and_si256(_mm256_srli_epi16(r0, 4), m4), xh));
-                s1 = _mm256_add_epi32(s1, dot4_u8s8(_mm256_and_si256(r1, m4), xl));
-                s1 = _mm256_add_epi32(s1, dot4_u8s8(_mm256_and_si256(_mm256_srli_epi16(r1, 4), m4), xh));
-              }
-              dxs += x.ds[bi];
-            } else {
-              for (int c = 0; c < 8; ++c) {
-                const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * c));
-                const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * c + 32));
-                const __m256i xc = _mm256_set1_epi32(load_i32(xg + 4 * c));
-                s0 = _mm256_add_epi32(s0, dot4_s8s8(w0, xc));
-                s1 = _mm256_add_epi32(s1, dot4_s8s8(w1, xc));
-              }
+        __m256i s[VR][2];
+        if (q4) {
+          __m256i h[VR][2];
+          for (int vi = 0; vi < VR; ++vi) h[vi][0] = h[vi][1] = _mm256_setzero_si256();
+          for (int j = 0; j < 4; ++j) {
+            const __m256i r0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * j));
+            const __m256i r1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * j + 32));
+            const __m256i w0l = _mm256_and_si256(r0, m4), w0h = _mm256_and_si256(_mm256_srli_epi16(r0, 4), m4);
+            const __m256i w1l = _mm256_and_si256(r1, m4), w1h = _mm256_and_si256(_mm256_srli_epi16(r1, 4), m4);
+#pragma GCC unroll 4
+            for (int vi = 0; vi < VR; ++vi) {
+              if (vi >= nv) break;
+              const __m256i xl = _mm256_set1_epi32(load_i32(xv[vi] + g * QK + 4 * j));
+              const __m256i xh = _mm256_set1_epi32(load_i32(xv[vi] + g * QK + 16 + 4 * j));
+              h[vi][0] = _mm256_add_epi16(h[vi][0], _mm256_add_epi16(_mm256_maddubs_epi16(w0l, xl),
+                                                                     _mm256_maddubs_epi16(w0h, xh)));
+              h[vi][1] = _mm256_add_epi16(h[vi][1], _mm256_add_epi16(_mm256_maddubs_epi16(w1l, xl),
+                                                                     _mm256_maddubs_epi16(w1h, xh)));
             }
-            const __m256 dx = _mm256_set1_ps(x.d[bi]);
-            acc[mi][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s0), _mm256_mul_ps(sc0, dx), acc[mi][0]);
-            acc[mi][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s1), _mm256_mul_ps(sc1, dx), acc[mi][1]);
           }
-          if (q4) {
-            const uint8_t* mn = r + W.qbytes + TILE * ss;
-            const __m256 vds = _mm256_set1_ps(dxs);
-            acc[mi][0] = _mm256_fmadd_ps(load_scales8(mn, W.f16), vds, acc[mi][0]);
-            acc[mi][1] = _mm256_fmadd_ps(load_scales8(mn + 8 * ss, W.f16), vds, acc[mi][1]);
+          for (int vi = 0; vi < nv; ++vi) {
+            s[vi][0] = _mm256_madd_epi16(h[vi][0], ones);
+            s[vi][1] = _mm256_madd_epi16(h[vi][1], ones);
+          }
+        } else {
+          for (int vi = 0; vi < VR; ++vi) s[vi][0] = s[vi][1] = _mm256_setzero_si256();
+          for (int c = 0; c < 8; ++c) {
+            const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * c));
+            const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r + 64 * c + 32));
+            const __m256i a0 = _mm256_sign_epi8(w0, w0), a1 = _mm256_sign_epi8(w1, w1);
+#pragma GCC unroll 4
+            for (int vi = 0; vi < VR; ++vi) {
+              if (vi >= nv) break;
+              const __m256i xc = _mm256_set1_epi32(load_i32(xv[vi] + g * QK + 4 * c));
+              s[vi][0] = _mm256_add_epi32(s[vi][0], dot4_u8s8(a0, _mm256_sign_epi8(xc, w0)));
+              s[vi][1] = _mm256_add_epi32(s[vi][1], dot4_u8s8(a1, _mm256_sign_epi8(xc, w1)));
+            }
+          }
+        }
+        const __m256 sc0 = load_scales8(r + W.qbytes, W.f16), sc1 = load_scales8(r + W.qbytes + 8 * ss, W.f16);
+        const uint8_t* mn = r + W.qbytes + TILE * ss;
+        for (int vi = 0; vi < nv; ++vi) {
+          const __m256 dx = _mm256_set1_ps(x.d[bv[vi] + g]);
+          acc[vi][0] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[vi][0]), _mm256_mul_ps(sc0, dx), acc[vi][0]);
+          acc[vi][1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s[vi][1]), _mm256_mul_ps(sc1, dx), acc[vi][1]);
+          if (q4) {  // the min term: mins * d * sum(q) of this term
+            const __m256 vds = _mm256_set1_ps(x.ds[bv[vi] + g]);
+            acc[vi][0] = _mm256_fmadd_ps(load_scales8(mn, W.f16), vds, acc[vi][0]);
+            acc[vi][1] = _mm256_fmadd_ps(load_scales8(mn + 8 * ss, W.f16), vds, acc[vi][1]);
           }
         }
       }
-      for (int mi = 0; mi < mr; ++mi) {
-        float* yr = y + (mb + mi) * ldy + n0;
+      for (int vi = 0; vi < nv; vi += parts) {
+        __m256 a0 = acc[vi][0], a1 = acc[vi][1];
+        if (parts == 2) {
+          a0 = _mm256_add_ps(a0, acc[vi + 1][0]);
+          a1 = _mm256_add_ps(a1, acc[vi + 1][1]);
+        }
+        float* yr = y + ((v0 + vi) / parts) * ldy + n0;
         alignas(32) float tmp[TILE];
-        _mm256_store_ps(tmp, acc[mi][0]);
-        _mm256_store_ps(tmp + 8, acc[mi][1]);
+        _mm256_store_ps(tmp, a0);
+        _mm256_store_ps(tmp + 8, a1);
         for (int nl = 0; nl < nvalid; ++nl) yr[nl] = accum ? yr[nl] + tmp[nl] : tmp[nl];
       }
     }
