@@ -45,6 +45,12 @@ class LLMEngineDeployment:
     async def counters(self) -> dict[str, int]:
         return await self.served.counters()
 
+    async def tokenize(self, job: LLMJob) -> list[int]:
+        return await self.served.tokenize(job)
+
+    async def detokenize(self, ids: list[int]) -> str:
+        return await self.served.detokenize(ids)
+
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream merged pieces of one request (call with ``handle.options(stream=True)``)."""
         try:

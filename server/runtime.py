@@ -67,6 +67,12 @@ class _LateLLMEndpoint:
     def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         return self._ready().generate(job, timeout_s, request_id)
 
+    async def tokenize(self, job: LLMJob) -> list[int]:
+        return await self._ready().tokenize(job)
+
+    async def detokenize(self, ids: list[int]) -> str:
+        return await self._ready().detokenize(ids)
+
     async def close(self) -> None:
         close = getattr(self.target, "close", None)
         if close is not None:

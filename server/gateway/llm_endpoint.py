@@ -34,6 +34,10 @@ class LLMEndpoint(Protocol):
 
     def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]: ...
 
+    async def tokenize(self, job: LLMJob) -> list[int]: ...
+
+    async def detokenize(self, ids: list[int]) -> str: ...
+
 
 class LocalLLMEndpoint(AsyncEngine):
     """An engine in this process (its loop thread does the compute): tests, ``serve --no-ray``."""
@@ -70,6 +74,18 @@ class RayLLMEndpoint:
     async def counters(self) -> dict[str, int]:
         try:
             return dict(await self.handle.counters.remote())
+        except Exception as exc:
+            raise from_ray(exc) from exc
+
+    async def tokenize(self, job: LLMJob) -> list[int]:
+        try:
+            return list(await self.handle.tokenize.remote(job))
+        except Exception as exc:
+            raise from_ray(exc) from exc
+
+    async def detokenize(self, ids: list[int]) -> str:
+        try:
+            return str(await self.handle.detokenize.remote(ids))
         except Exception as exc:
             raise from_ray(exc) from exc
 

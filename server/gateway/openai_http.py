@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from server.gateway.llm_router import LLMRouter
+from server.gateway.llm_service import endpoint_error_status
 from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
 from server.llm.outputs import TokenLogprob
 from server.llm.serving import EngineInfo, LLMJob
@@ -48,6 +49,7 @@ from server.protocol.openai_api import (
     parse_body,
 )
 from server.protocol.openai_embeddings import EMBEDDING_MODEL, EmbeddingRequest, embedding_response
+from server.protocol.tokenize_api import DetokenizeRequest, TokenizeRequest
 from server.security.access_policy import AccessPolicy
 from server.security.api_keys import key_from_headers
 
@@ -116,6 +118,8 @@ class OpenAIFrontend:
         app.add_api_route("/v1/chat/completions", self.chat, methods=["POST"])
         app.add_api_route("/v1/completions", self.completions, methods=["POST"])
         app.add_api_route("/v1/embeddings", self.embeddings, methods=["POST"])
+        app.add_api_route("/tokenize", self.tokenize, methods=["POST"])
+        app.add_api_route("/detokenize", self.detokenize, methods=["POST"])
         if self.policy is not None:
             app.middleware("http")(self._authorize)
         return app
@@ -161,6 +165,44 @@ class OpenAIFrontend:
                 return self._refused(call, err, headers)
             call.done(200)
         return JSONResponse(embedding_response(vectors, req.encoding_format, tokens), headers=headers)
+
+    async def tokenize(self, request: Request) -> Response:
+        """The prompt's token ids as the model runs them (vLLM's and llama-server's ``/tokenize``)."""
+        async def run(req: TokenizeRequest, endpoint: Any, info: EngineInfo) -> dict[str, Any]:
+            ids = await endpoint.tokenize(req.job())
+            return {"tokens": ids, "count": len(ids), "max_model_len": info.max_model_len}
+
+        return await self._on_model(request, "/tokenize", TokenizeRequest, run)
+
+    async def detokenize(self, request: Request) -> Response:
+        """The text of token ids (vLLM's ``prompt``, llama-server's ``content``)."""
+        async def run(req: DetokenizeRequest, endpoint: Any, info: EngineInfo) -> dict[str, Any]:
+            text = await endpoint.detokenize(list(req.tokens))
+            return {"prompt": text, "content": text}
+
+        return await self._on_model(request, "/detokenize", DetokenizeRequest, run)
+
+    async def _on_model(self, request: Request, path: str, schema: type,
+                        run: Callable[[Any, Any, EngineInfo], Awaitable[dict[str, Any]]]) -> Response:
+        """A unary call on the endpoint of the body's ``model``: parsed, run, answered as JSON; the
+        endpoint's exceptions become the statuses a generation would get."""
+        call, headers = _open_call(request, path)
+        with call.scope():
+            try:
+                req = parse_body(schema, await _json_body(request))
+                service = self.llm.for_model(req.model)
+                if service.info is None:
+                    raise errors.unavailable("the LLM is still loading; retry shortly")
+                try:
+                    body = await run(req, service.endpoint, service.info)
+                except ServingError:
+                    raise
+                except Exception as exc:
+                    raise endpoint_error_status(exc) from None
+            except ServingError as err:
+                return self._refused(call, err, headers)
+            call.done(200)
+        return JSONResponse(body, headers=headers)
 
     async def chat(self, request: Request) -> Response:
         return await self._serve(request, "chat/completions", ChatCompletionRequest, parse_chat)
@@ -252,14 +294,15 @@ class OpenAIFrontend:
         status = 200
         with call.scope():
             try:
-                if not completion:
-                    for i in range(len(jobs)):
-                        yield chunk(i, None, None, first=True)
+                # a chat choice's role travels with its first text, after prefill (as vLLM sends it): a
+                # role chunk sent before would time the first chunk at ~0 ms for clients that measure TTFT
+                opened = [completion] * len(jobs)
                 prompt_tokens, tokens = 0, [0] * len(jobs)
                 async for i, piece, p in _merged([self.llm.stream(job, rpc, _NoDeadline()) for job in jobs]):
                     finish = str(piece.finish_reason) if piece.finish_reason is not None else None
                     if piece.text or finish or piece.logprobs:
-                        yield chunk(i, piece.text, finish, lps=piece.logprobs or [])
+                        yield chunk(i, piece.text, finish, first=not opened[i], lps=piece.logprobs or [])
+                        opened[i] = True
                     tokens[i] = p.tokens
                     prompt_tokens = piece.prompt_tokens or prompt_tokens
                 if req.include_usage():

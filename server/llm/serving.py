@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.llm.errors import ContextLengthError
+from server.llm.errors import ContextLengthError, LLMRequestError
 from server.llm.outputs import FinishReason, TokenLogprob
 from server.llm.params import SamplingParams
 from server.observability import tracing
@@ -167,18 +167,34 @@ def _merge(chunks: list[GenerationChunk], engine: LLMEngine, steps: StepTracker)
     )
 
 
+def tokenize(engine: LLMEngine, job: LLMJob) -> list[int]:
+    """The token ids the engine runs for ``job``'s prompt (chat template applied), unchecked for fit:
+    what ``/tokenize`` answers and what a generation starts from."""
+    if job.kind == "chat":
+        assert job.messages is not None
+        prompt: str | list[int] = engine.chat_prompt([{"role": r, "content": c} for r, c in job.messages])
+    elif job.prompt is not None:
+        prompt = job.prompt
+    else:
+        assert job.prompt_token_ids is not None
+        prompt = list(job.prompt_token_ids)
+    return engine.encode_prompt(prompt)
+
+
+def detokenize(engine: LLMEngine, ids: list[int]) -> str:
+    """The text of ``ids`` with special tokens written out (the inverse of ``tokenize``'s encode);
+    an id outside the vocabulary is refused, naming its index."""
+    vocab = engine.model_config.vocab_size
+    for i, t in enumerate(ids):
+        if not 0 <= t < vocab:
+            raise LLMRequestError(f"tokens[{i}]", f"{t} is outside the vocabulary [0, {vocab})")
+    return engine.tokenizer.decode(ids, skip_special=False)
+
+
 def _prepare(engine: LLMEngine, job: LLMJob) -> tuple[list[int], Any]:
     """Template and tokenize; cap an unset max_tokens to the room left; check the fit."""
     try:
-        if job.kind == "chat":
-            assert job.messages is not None
-            prompt: str | list[int] = engine.chat_prompt([{"role": r, "content": c} for r, c in job.messages])
-        elif job.prompt is not None:
-            prompt = job.prompt
-        else:
-            assert job.prompt_token_ids is not None
-            prompt = list(job.prompt_token_ids)
-        ids = engine.encode_prompt(prompt)
+        ids = tokenize(engine, job)
         params = job.params
         room = engine.max_model_len - len(ids)
         if not job.max_tokens_set and 0 < room < params.max_tokens:
@@ -240,6 +256,14 @@ class AsyncEngine:
     async def counters(self) -> dict[str, int]:
         """The engine's totals since start (``LLMEngine.counters``)."""
         return self.engine.counters()
+
+    async def tokenize(self, job: LLMJob) -> list[int]:
+        """The prompt's token ids as a generation would run them (``/tokenize``)."""
+        return tokenize(self.engine, job)
+
+    async def detokenize(self, ids: list[int]) -> str:
+        """The text of token ids (``/detokenize``)."""
+        return detokenize(self.engine, ids)
 
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream merged pieces of one request; closing the stream aborts it in the engine."""

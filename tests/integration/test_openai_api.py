@@ -61,9 +61,45 @@ def test_streamed_chat_concatenates_to_the_unary_answer_and_reports_usage(client
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == unary.choices[0].message.content
     assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[0].choices[0].delta.content  # the role travels with the first text, after prefill
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finishes == [unary.choices[0].finish_reason]
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == unary.usage.completion_tokens
+
+
+def _root(server) -> str:
+    return server.info["openai"].removesuffix("/").removesuffix("/v1")
+
+
+def test_tokenize_counts_what_generation_counts_and_detokenize_inverts_it(client, server, model):
+    root = _root(server)
+    tok = httpx.post(f"{root}/tokenize", json={"model": model, "prompt": "The sky is"}, timeout=30).json()
+    out = client.completions.create(model=model, prompt="The sky is", max_tokens=1, temperature=0)
+    assert tok["count"] == len(tok["tokens"]) == out.usage.prompt_tokens and tok["max_model_len"] > 0
+    assert httpx.post(f"{root}/tokenize", json={"content": "The sky is"}, timeout=30).json()["tokens"] == tok["tokens"]
+    messages = [{"role": "user", "content": "Name three colours."}]
+    chat_tok = httpx.post(f"{root}/tokenize", json={"model": model, "messages": messages}, timeout=30).json()
+    chat = client.chat.completions.create(model=model, messages=messages, max_tokens=1, temperature=0)
+    assert chat_tok["count"] == chat.usage.prompt_tokens  # the chat template applied, as generation does
+    back = httpx.post(f"{root}/detokenize", json={"model": model, "tokens": tok["tokens"]}, timeout=30).json()
+    assert back["prompt"] == back["content"] and back["prompt"].endswith("The sky is")
+    templated = httpx.post(f"{root}/detokenize", json={"tokens": chat_tok["tokens"]}, timeout=30).json()["prompt"]
+    assert "Name three colours." in templated and templated != "Name three colours."
+
+
+@pytest.mark.parametrize(("path", "body", "param"), [
+    ("/tokenize", {}, "prompt"),
+    ("/tokenize", {"prompt": "a", "content": "b"}, "prompt"),
+    ("/tokenize", {"prompt": ""}, "prompt"),
+    ("/tokenize", {"messages": []}, "messages"),
+    ("/tokenize", {"messages": [{"role": "robot", "content": "x"}]}, "messages.0.role"),
+    ("/detokenize", {"tokens": [1, 10**9]}, "tokens[1]"),
+    ("/detokenize", {"tokens": "abc"}, "tokens"),
+])
+def test_tokenize_refusals_name_the_field(server, path, body, param):
+    r = httpx.post(f"{_root(server)}{path}", json=body, timeout=30)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["param"] == param
 
 
 def test_completions_text_and_token_prompts_stream_and_not(client, model):
