@@ -275,6 +275,13 @@ class LLMConfig(_Section):
         1024, gt=1, description="context per sequence (prompt + output); KV cache = 45 KiB/token x slots x this"
     )
     max_num_batched_tokens: int = Field(256, gt=0, description="tokens per engine step; prefill is chunked to fit")
+    prefill_stall_factor: float | None = Field(
+        2.0, gt=1,
+        description="while streams decode, a step that prefills takes at most this many times a decode-only step "
+        "(measured; server/llm/step_budget.py), so new prompts do not stall running streams; null = every step "
+        "takes up to max_num_batched_tokens",
+    )
+    min_prefill_chunk: int = Field(16, gt=0, description="prompt tokens a step takes at least, whatever the stall")
     prefix_cache_entries: int = Field(
         4, ge=0,
         description="finished sequences whose K/V are kept for prompts that start the same way (automatic prefix "

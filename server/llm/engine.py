@@ -33,6 +33,7 @@ from server.llm.prefix_cache import PrefixCache
 from server.llm.request import Request
 from server.llm.sampler import sample, sample_row
 from server.llm.scheduler import Scheduler
+from server.llm.step_budget import PrefillBudget
 from server.llm.structured import StructuredDecoding
 from server.llm.tokenizer import ChatMessage, GGUFTokenizer
 
@@ -85,9 +86,11 @@ class LLMEngine:
             mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim, dtype=dtype, device=device
         )
         self.prefix_cache = PrefixCache(self.cache, cfg.prefix_cache_entries) if cfg.prefix_cache_entries else None
+        self.prefill_budget = PrefillBudget(cfg.max_num_batched_tokens, cfg.prefill_stall_factor, cfg.min_prefill_chunk)
         self.scheduler = Scheduler(
             self.cache, cfg.max_num_batched_tokens, self.prefix_cache,
             speculative_tokens=cfg.speculative_tokens, speculative_max_batch=cfg.speculative_max_batch,
+            prefill_budget=self.prefill_budget,
         )
         self.spec_drafted = 0  # draft tokens verified (speculative decoding)
         self.spec_accepted = 0  # of which the sampler confirmed
@@ -363,7 +366,9 @@ class LLMEngine:
         tokens = sample(logits[:n_plain], [s.row_state for s in step.sampled]) if step.sampled else []
         now = time.time()
         self.steps += 1
-        self.ttft.observe(now - t0, sum(n for _, n in step.prefill_chunks), len(step.decodes) + len(step.verifies))
+        prefilled = sum(n for _, n in step.prefill_chunks)
+        self.ttft.observe(now - t0, prefilled, len(step.decodes) + len(step.verifies))
+        self.prefill_budget.observe(now - t0, prefilled, len(step.decodes) + len(step.verifies))
         self.stats = EngineStats(
             num_running=len(sched.running),
             num_waiting=len(sched.waiting),

@@ -1,7 +1,8 @@
 """Iteration-level scheduling: which tokens run in the next forward step.
 
 Every step: each running request that has finished its prompt decodes one token; the rest of
-the token budget (``max_num_batched_tokens``) goes to prompt chunks, admitting waiting requests
+the token budget (``max_num_batched_tokens``; while streams decode, what keeps the step's measured
+time within a bound: server/llm/step_budget.py) goes to prompt chunks, admitting waiting requests
 while KV slots are free, most urgent first (``priority``, lower first), then oldest. When no slot
 is free and a waiting request is more urgent than a running one, the running one is preempted: it
 gives up its slot (its K/V saved to the prefix cache) and resumes later where it stopped. A long
@@ -26,6 +27,7 @@ from server.llm.model import PrefillSegment, StepBatch
 from server.llm.prefix_cache import PrefixCache
 from server.llm.request import Request
 from server.llm.speculative import Speculator
+from server.llm.step_budget import PrefillBudget
 
 
 def _rank(req: Request) -> tuple[int, float]:
@@ -51,10 +53,13 @@ class Scheduler:
         prefix: PrefixCache | None = None,
         speculative_tokens: int = 0,
         speculative_max_batch: int = 0,
+        prefill_budget: PrefillBudget | None = None,
     ) -> None:
         self.cache = cache
         self.prefix = prefix
         self.budget = max_num_batched_tokens
+        # prompt tokens per step while streams decode, by measured step time (server/llm/step_budget.py)
+        self.prefill_budget = prefill_budget
         self.spec_tokens = speculative_tokens  # longest draft; 0 = no speculative decoding
         self.spec_max_batch = speculative_max_batch
         self.waiting: deque[Request] = deque()
@@ -107,7 +112,10 @@ class Scheduler:
         if verifies:
             drafted = {id(s) for s, _ in verifies}
             decodes = [s for s in decodes if id(s) not in drafted]
-        budget = max(self.budget - len(decodes) - sum(1 + len(d) for _, d in verifies), 1)
+        decode_rows = len(decodes) + sum(1 + len(d) for _, d in verifies)
+        budget = max(self.budget - decode_rows, 1)
+        if self.prefill_budget is not None:
+            budget = min(budget, self.prefill_budget.tokens(len(decodes) + len(verifies)))
         chunks: list[tuple[Request, int]] = []
         for s in self.running:
             if budget <= 0:
