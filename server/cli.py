@@ -48,6 +48,10 @@ def _settings(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = args.data_dir
     if getattr(args, "ray_grpc_port", None):
         overrides["ray"] = {"grpc_proxy_port": args.ray_grpc_port}
+    if getattr(args, "llm_only", False):
+        overrides["anomaly"] = {"enabled": False}
+        overrides["rag"] = {"enabled": False}
+        overrides["llm"] = {"enabled": True}
     return load_settings(args.config, **overrides)
 
 
@@ -106,7 +110,7 @@ async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> 
         info = {
             "grpc": f"{settings.gateway.host}:{gateway.port}",
             "metrics": f"http://{settings.gateway.host}:{gateway.metrics_port}/metrics",
-            "models": sorted(gateway.anomaly.scoring.catalog),
+            "models": sorted(gateway.anomaly.scoring.catalog) if gateway.anomaly is not None else [],
             "llm": llm,
             "openai": None if gateway.openai_port is None else
             f"{scheme}://{settings.gateway.host}:{gateway.openai_port}/v1",
@@ -144,11 +148,12 @@ def _check_models(settings: Settings, train_if_missing: bool) -> bool:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    if not _check_models(settings, args.train_if_missing):
+    if settings.anomaly.enabled and not _check_models(settings, args.train_if_missing):
         return 2
     from server.eventloop import run_async
+    from server.runtime import needs_ray
 
-    run_async(_serve(settings, use_ray=not args.no_ray, ready_file=args.ready_file))
+    run_async(_serve(settings, use_ray=not args.no_ray and needs_ray(settings), ready_file=args.ready_file))
     return 0
 
 
@@ -760,6 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metrics-port", type=int, help="Prometheus /metrics port (default 9464)")
     s.add_argument("--openai-port", type=int, help="OpenAI-compatible HTTP API port (default 8080; 0: a free one)")
     s.add_argument("--no-ray", action="store_true", help="score in the gateway process, without Ray")
+    s.add_argument("--llm-only", action="store_true",
+                   help="serve only the LLM (gRPC LLMService and the OpenAI API) from this process: no Ray, no "
+                   "anomaly models, no embedder (anomaly.enabled and rag.enabled off)")
     s.add_argument("--ray-grpc-port", type=int, help="also start Ray Serve's own gRPC proxy (benchmark baseline)")
     s.add_argument("--ready-file", type=Path, help="write the bound addresses here as JSON once SERVING")
     s.add_argument("--train-if-missing", action="store_true", help="train the default models if none is registered")

@@ -110,6 +110,10 @@ class FaultInjectionConfig(_Section):
 class AnomalyServingConfig(_Section):
     """Which registered models the AnomalyScorer serves and how it scales."""
 
+    enabled: bool = Field(
+        True, description="serve AnomalyService; off, with the LLM and embedder in the gateway's process, the server "
+        "starts no Ray at all (`stackserve serve --llm-only`)",
+    )
     models: list[str] = Field(
         default_factory=lambda: ["shuttle-rf", "shuttle-iforest", "shuttle-rf-stream"],
         description="MLflow registered model names, loaded at alias `alias`",

@@ -369,6 +369,14 @@ def rag_engine(settings: Settings, embedder: RayEmbedder | None = None) -> RagEn
     return RagEngine(settings, embedder) if settings.rag.enabled else None
 
 
+def needs_ray(settings: Settings) -> bool:
+    """Whether serving ``settings`` needs Ray: the anomaly models run in Serve replicas, and a model
+    placed on Ray (``placement: ray``) does too; an LLM-only or LLM + retrieval server with models in
+    its own process needs none (it starts in seconds and holds no Ray processes)."""
+    return (settings.anomaly.enabled or (settings.llm.enabled and settings.llm.placement == "ray")
+            or (settings.rag.enabled and settings.rag.embedder.placement == "ray"))
+
+
 @asynccontextmanager
 async def running_server(settings: Settings, use_ray: bool = True) -> AsyncIterator[Gateway]:
     """Everything up for the duration of the block; torn down cleanly on exit."""
@@ -384,14 +392,14 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
                     extra.append(await asyncio.to_thread(local_llm_endpoint, settings, model))
             except Exception as exc:
                 log.error("the LLM engine failed to start: %s", exc)
-        gateway = await start_gateway(settings, local_anomaly_endpoint(settings), llm, rag_engine(settings),
-                                      extra_llm_endpoints=extra)  # fmt: skip
+        anomaly = local_anomaly_endpoint(settings) if settings.anomaly.enabled else None
+        gateway = await start_gateway(settings, anomaly, llm, rag_engine(settings), extra_llm_endpoints=extra)
         try:
             yield gateway
         finally:
             await gateway.stop()
         return
-    endpoint = _LateRayAnomalyEndpoint()
+    endpoint = _LateRayAnomalyEndpoint() if settings.anomaly.enabled else None
     llm_endpoint = _LateLLMEndpoint() if settings.llm.enabled else None
     extra_endpoints = {model: _LateLLMEndpoint() for model in extra_models}
     embedder = RayEmbedder(asyncio.get_running_loop()) if settings.rag.enabled else None
@@ -400,7 +408,8 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
     attachment = RayAttachment(owns_cluster=False)
     try:
         attachment = await asyncio.to_thread(connect_ray, settings)
-        endpoint.handle = await asyncio.to_thread(start_ray_app, settings, attachment)
+        if endpoint is not None:
+            endpoint.handle = await asyncio.to_thread(start_ray_app, settings, attachment)
         if embedder is not None:
             # before the LLM: retrieval serves while the model loads
             try:

@@ -54,13 +54,13 @@ class Gateway:
     server: grpc.aio.Server
     port: int
     metrics_port: int
-    anomaly: AnomalyService
+    anomaly: AnomalyService | None  # None: anomaly.enabled is off (an LLM-only server)
     health: health_aio.HealthServicer
     metrics_server: object
-    warmup_task: asyncio.Task
+    warmup_task: asyncio.Task | None
     log_flusher: asyncio.Task
-    drift_task: asyncio.Task
-    rollout_task: asyncio.Task
+    drift_task: asyncio.Task | None
+    rollout_task: asyncio.Task | None
     llm: LLMRouter | None = None
     llm_warmup_task: asyncio.Task | None = None  # ends SERVING, or logged as failed: never raises
     llm_stats_task: asyncio.Task | None = None
@@ -81,12 +81,8 @@ class Gateway:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls, let running ones finish within ``grace``, then close."""
         await self.health.enter_graceful_shutdown()
-        self.warmup_task.cancel()
-        if self.health_task is not None:
-            self.health_task.cancel()
-        self.drift_task.cancel()
-        self.rollout_task.cancel()
-        for task in (self.llm_warmup_task, self.llm_stats_task, self.retriever_warmup_task, self.chat_task):
+        for task in (self.warmup_task, self.health_task, self.drift_task, self.rollout_task, self.llm_warmup_task,
+                     self.llm_stats_task, self.retriever_warmup_task, self.chat_task):
             if task is not None:
                 task.cancel()
         if self.openai_server is not None:
@@ -95,7 +91,8 @@ class Gateway:
         if self.openai_task is not None:
             with contextlib.suppress(Exception, asyncio.CancelledError):
                 await asyncio.wait_for(self.openai_task, grace)
-        await self.anomaly.close()
+        if self.anomaly is not None:
+            await self.anomaly.close()
         if self.llm is not None:
             await self.llm.close()
         self.log_flusher.cancel()
@@ -157,7 +154,7 @@ async def _local_scorer(settings: Settings, endpoint: AnomalyEndpoint) -> Anomal
 
 
 async def _warm_up_llms(router: LLMRouter, health: health_aio.HealthServicer, timeout: float,
-                        monitor: HealthMonitor) -> None:
+                        monitor: HealthMonitor, overall: bool = False) -> None:
     """Every model's warm-up at once; LLMService is SERVING once the default model is, and once the
     LLM doors' guardrails are loaded when a policy needs them (fail closed: no rails, no service)."""
     guard = router.default.guard
@@ -167,12 +164,12 @@ async def _warm_up_llms(router: LLMRouter, health: health_aio.HealthServicer, ti
         except Exception as exc:
             log.error("the LLM guardrails failed to load; LLMService stays NOT_SERVING: %s", exc)
             return
-    await asyncio.gather(*(_warm_up_llm(s, health if i == 0 else None, timeout, monitor)
+    await asyncio.gather(*(_warm_up_llm(s, health if i == 0 else None, timeout, monitor, overall and i == 0)
                            for i, s in enumerate(router.services)))  # fmt: skip
 
 
 async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer | None, timeout: float,
-                       monitor: HealthMonitor) -> None:
+                       monitor: HealthMonitor, overall: bool = False) -> None:
     """Poll the LLM endpoint's ``info()`` until it answers, then report LLMService SERVING (when
     ``health`` is given: the default model; the others just start taking requests).
 
@@ -201,6 +198,8 @@ async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer | None
     llm.load_info(info)
     if health is not None:
         await health.set(LLM_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
+        if overall:  # no AnomalyService: the server is up when its default model is
+            await health.set("", health_pb2.HealthCheckResponse.SERVING)
         monitor.started(LLM_SERVICE.full_name)
     log_event("stackserve.gateway", "llm ready", model=info.model, backend=info.backend,
               max_model_len=info.max_model_len)
@@ -262,15 +261,16 @@ async def _chat_serving(chat: _ChatWiring, retriever_warmup: asyncio.Task, healt
 
 
 async def start_gateway(
-    settings: Settings, endpoint: AnomalyEndpoint, llm_endpoint: LLMEndpoint | None = None,
+    settings: Settings, endpoint: AnomalyEndpoint | None, llm_endpoint: LLMEndpoint | None = None,
     rag: RagEngine | None = None,
     extra_llm_endpoints: Sequence[LLMEndpoint] = (),
 ) -> Gateway:
     """Start the gateway; health says NOT_SERVING until the endpoint's models are loaded.
 
-    LLMService is served when ``llm_endpoint`` is given (the runtime passes one when
-    ``llm.enabled``), RetrieverService when ``rag`` is; a service not given is not registered
-    (UNIMPLEMENTED).
+    AnomalyService is served when ``endpoint`` is given (``anomaly.enabled``), LLMService when
+    ``llm_endpoint`` is (``llm.enabled``), RetrieverService when ``rag`` is; a service not given is
+    not registered (UNIMPLEMENTED). The server's overall health follows AnomalyService, or the
+    default LLM where there is no AnomalyService.
     """
     cfg = settings.gateway
     options = [
@@ -291,9 +291,11 @@ async def start_gateway(
         options=options,
         maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
     )
-    anomaly = AnomalyService(settings, endpoint)
-    add_service(server, ANOMALY_SERVICE, anomaly, cfg.max_message_bytes)
-    services = [ANOMALY_SERVICE.full_name]
+    anomaly = AnomalyService(settings, endpoint) if endpoint is not None else None
+    services: list[str] = []
+    if anomaly is not None:
+        add_service(server, ANOMALY_SERVICE, anomaly, cfg.max_message_bytes)
+        services.append(ANOMALY_SERVICE.full_name)
     llm = None
     if llm_endpoint is not None:  # the default model first; llm.also_serve's after it
         llm = LLMRouter([LLMService(settings, e) for e in (llm_endpoint, *extra_llm_endpoints)])
@@ -337,17 +339,20 @@ async def start_gateway(
         if tls_cfg.metrics else serve_metrics(cfg.host, cfg.metrics_port)
     )
     monitor = HealthMonitor(health, cfg.health_probe_interval_s, cfg.health_probe_timeout_s)
-    monitor.watch(ANOMALY_SERVICE.full_name, endpoint.models, also=("",))
+    warmup = drift = rollout = None
+    if anomaly is not None and endpoint is not None:
+        monitor.watch(ANOMALY_SERVICE.full_name, endpoint.models, also=("",))
+        warmup = asyncio.create_task(_warm_up(anomaly, endpoint, health, cfg.warmup_timeout_s, monitor))
+        drift = asyncio.create_task(anomaly.scoring.drift.run())
+        rollout = asyncio.create_task(anomaly.scoring.run_rollout())
     if llm is not None:
-        monitor.watch(LLM_SERVICE.full_name, llm.default.endpoint.info)
+        monitor.watch(LLM_SERVICE.full_name, llm.default.endpoint.info, also=("",) if anomaly is None else ())
         monitor.require(CHAT_SERVICE.full_name, LLM_SERVICE.full_name)
-    warmup = asyncio.create_task(_warm_up(anomaly, endpoint, health, cfg.warmup_timeout_s, monitor))
     flusher = asyncio.create_task(_flush_access_log())
-    drift = asyncio.create_task(anomaly.scoring.drift.run())
-    rollout = asyncio.create_task(anomaly.scoring.run_rollout())
     llm_warmup = llm_stats = None
     if llm is not None:
-        llm_warmup = asyncio.create_task(_warm_up_llms(llm, health, cfg.warmup_timeout_s, monitor))
+        llm_warmup = asyncio.create_task(_warm_up_llms(llm, health, cfg.warmup_timeout_s, monitor,
+                                                       overall=anomaly is None))
         llm_stats = asyncio.create_task(llm.run_stats_loop())
     rag_warmup = chat_task = None
     if rag is not None and chat is not None:

@@ -9,7 +9,18 @@ slots are kept in ``0..n-1``: when a sequence leaves, the last slot's rows move 
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: str | torch.device) -> torch.Tensor:
+    """Zeros that take memory only where written: on the CPU, numpy's zeroed allocation is backed by
+    the kernel's zero pages (calloc → mmap), which become resident when a position is first written,
+    where ``torch.zeros`` writes every byte at once (16 slots x 1,024 positions: 737 MB resident at
+    start for an idle server)."""
+    if torch.device(device).type == "cpu" and dtype == torch.float32:
+        return torch.from_numpy(np.zeros(shape, dtype=np.float32))
+    return torch.zeros(shape, dtype=dtype, device=device)
 
 
 class SlotKVCache:
@@ -24,8 +35,8 @@ class SlotKVCache:
         device: str | torch.device = "cpu",
     ) -> None:
         shape = (n_layers, n_slots, n_kv_heads, max_len, head_dim)
-        self.k = torch.zeros(shape, dtype=dtype, device=device)
-        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.k = _zeros(shape, dtype, device)
+        self.v = _zeros(shape, dtype, device)
         self.n_slots = n_slots
         self.max_len = max_len
         self.lengths = [0] * n_slots  # positions written per slot
