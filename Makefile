@@ -106,6 +106,9 @@ bench: install peers peers-vllm
 	$(PY) -m bench.vector_search
 	$(PY) -m bench.embedder --serving
 	$(PY) -m bench.rag_ttft
+	$(PY) -m bench.serving_peers
+	$(PY) -m bench.llm_stalls
+	$(PY) -m bench.guardrails
 
 bench-ci: install
 	$(PY) -m bench.anomaly_kernels --quick --check

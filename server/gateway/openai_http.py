@@ -141,7 +141,8 @@ class OpenAIFrontend:
         infos = self.llm.infos()
         if not infos:
             return _error(errors.unavailable("the LLM is still loading; retry shortly"))
-        data = [{"id": info.model, "object": "model", "created": 0, "owned_by": "stackserve",
+        # "root" as vLLM has it (its benchmark client reads it when no model is named)
+        data = [{"id": info.model, "object": "model", "created": 0, "owned_by": "stackserve", "root": info.model,
                  "max_model_len": info.max_model_len} for info in infos]  # fmt: skip
         if self.rag is not None:
             data.append({"id": EMBEDDING_MODEL, "object": "model", "created": 0, "owned_by": "stackserve"})

@@ -101,7 +101,10 @@ def test_classifier_scores_are_the_same_from_the_cache():
     warm = clf.scores(texts)
     fresh = RiskClassifier(embed, heads)
     fresh.short_texts.capacity = 0  # never kept: every score recomputed
+    short = np.array([len(t) <= clf.short_texts.max_chars for t in texts])
     for h in heads:
-        np.testing.assert_array_equal(cold[h], warm[h])
+        np.testing.assert_array_equal(cold[h][short], warm[h][short])  # kept: the very same numbers
+        # recomputed (long texts) in a batch of another size: the same up to float summation order
+        np.testing.assert_allclose(warm[h], cold[h], rtol=1e-12)
         np.testing.assert_allclose(fresh.scores(texts)[h], cold[h], rtol=1e-12)
     assert clf.short_texts.hits > 0
