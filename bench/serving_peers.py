@@ -29,7 +29,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from pathlib import Path
 from rich.console import Console
 
 from bench.report import RESULTS, machine, machine_line, markdown_table, write_json
+from server.launcher import free_port
 
 console = Console(stderr=True)
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,12 +61,6 @@ START_TIMEOUT_S = 300
 
 class PeerMissing(RuntimeError):
     """A server or the client cannot run here; the message says why."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _gguf() -> Path:
@@ -128,7 +122,7 @@ def _wait_models(url: str, proc: subprocess.Popen, log: Path) -> str:
 @contextlib.contextmanager
 def server(name: str, workdir: Path, hf_folder: Path | None) -> Iterator[tuple[str, str, float]]:
     """(base URL, model id, seconds to the first /v1/models answer) while the server runs."""
-    port = _free_port()
+    port = free_port()
     log = workdir / f"{name}.log"
     env = {**os.environ}
     if name == "stackserve":
