@@ -12,9 +12,9 @@ Servers, one at a time on the same cores (each started, measured on every cell, 
 Workloads (``vllm bench serve --dataset-name random``, ``ignore_eos``, ``/v1/completions``):
 ``random`` 256 prompt tokens / 128 out at concurrency 1, 4, 16; ``prefix`` the same behind a
 shared 512-token prefix at concurrency 4; ``rag`` 800 / 64 (a RAG prompt) at 1 and 4. Rounds are
-interleaved by server; each cell is the median over rounds. Tables (ours ÷ each peer per cell),
-JSON and a plot; the CPU is printed. A peer that cannot be built or started is reported with the
-reason, never dropped silently.
+interleaved by server; each cell starts with 2 warm-up requests and is the median over rounds.
+Tables (ours ÷ each peer per cell), JSON and a plot; the CPU is printed. A peer that cannot be
+built or started is reported with the reason, never dropped silently.
 
     python -m bench.serving_peers [--quick] [--json PATH] [--servers stackserve llama-server vllm]
 
@@ -57,6 +57,7 @@ CELLS = [("random", 1, 8), ("random", 4, 16), ("random", 16, 32), ("prefix", 4, 
 QUICK_CELLS = [("random", 1, 4), ("random", 4, 8), ("random", 16, 16), ("prefix", 4, 8), ("rag", 1, 2),
                ("rag", 4, 4)]
 START_TIMEOUT_S = 300
+WARMUPS = 2  # requests before each cell's timing: a server's first requests pay one-time costs
 
 
 class PeerMissing(RuntimeError):
@@ -92,6 +93,11 @@ def ensure_client() -> tuple[Path, Path]:
     folder = Path(_run("the vLLM model folder", [str(py), "-c", code], env={**os.environ, "HF_HUB_OFFLINE": "1"})
                   .strip().splitlines()[-1])
     return py, folder
+
+
+def _vllm_cli() -> list[str]:
+    """The ``vllm`` command of .venv-vllm (through bench/peers/vllm_cli.py: the wheel's own script fails)."""
+    return [str(VLLM_VENV / "bin" / "python"), str(ROOT / "bench" / "peers" / "vllm_cli.py")]
 
 
 def ensure_llama_server() -> Path:
@@ -134,11 +140,12 @@ def server(name: str, workdir: Path, hf_folder: Path | None) -> Iterator[tuple[s
     else:
         if hf_folder is None:
             raise PeerMissing("no vLLM model folder")
-        cmd = [str(VLLM_VENV / "bin" / "vllm"), "serve", str(hf_folder), "--served-model-name", "smollm2",
+        cmd = [*_vllm_cli(), "serve", str(hf_folder), "--served-model-name", "smollm2",
                "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "1024", "--max-num-seqs", str(SLOTS),
                "--dtype", vllm_dtype(), "--enforce-eager"]
         env.update(VLLM_CPU_OMP_THREADS_BIND=f"0-{THREADS - 1}", VLLM_CPU_NUM_OF_RESERVED_CPU="0",
-                   VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1")
+                   VLLM_CPU_KVCACHE_SPACE="1", HF_HUB_OFFLINE="1", VLLM_NO_USAGE_STATS="1",
+                   VLLM_ENABLE_V1_MULTIPROCESSING="0")  # the engine core in the server's process: 2 cores
     t0 = time.perf_counter()
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -161,11 +168,11 @@ def run_cell(py: Path, hf_folder: Path, url: str, model: str, workload: str, con
     """One ``vllm bench serve`` run; its saved result as the contract's fields."""
     n_in, n_out, prefix = WORKLOADS[workload]
     name = f"{workload}-c{conc}-{seed}-{time.monotonic_ns()}.json"
-    cmd = [str(py.with_name("vllm")), "bench", "serve", "--backend", "openai", "--base-url", url,
+    cmd = [*_vllm_cli(), "bench", "serve", "--backend", "openai", "--base-url", url,
            "--endpoint", "/v1/completions", "--model", model, "--tokenizer", str(hf_folder),
            "--dataset-name", "random", "--random-input-len", str(n_in), "--random-output-len", str(n_out),
            "--random-prefix-len", str(prefix), "--num-prompts", str(prompts), "--max-concurrency", str(conc),
-           "--ignore-eos", "--seed", str(seed), "--percentile-metrics", "ttft,tpot,itl",
+           "--ignore-eos", "--seed", str(seed), "--num-warmups", str(WARMUPS), "--percentile-metrics", "ttft,tpot,itl",
            "--metric-percentiles", "50,99", "--save-result", "--result-dir", str(out_dir), "--result-filename", name]
     _run(f"vllm bench serve ({workload}, c={conc})", cmd, timeout=1800,
          env={**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"})
