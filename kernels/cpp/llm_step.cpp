@@ -158,7 +158,8 @@ py::array_t<float> rows_rms_inv(const py::array& x, float eps) {
   check_array(x, py::dtype::of<float>(), 2, "x");
   if (x.shape(1) == 0) throw py::value_error("x: rows must hold at least one value (an RMS of nothing is undefined)");
   py::array_t<float> out(x.shape(0));
-  for (int64_t m = 0; m < x.shape(0); ++m) out.mutable_data()[m] = rms_inv(row_isa(), cptr<float>(x) + m * x.shape(1), x.shape(1), eps);
+  const Isa isa = row_isa();
+  for (int64_t m = 0; m < x.shape(0); ++m) out.mutable_data()[m] = rms_inv(isa, cptr<float>(x) + m * x.shape(1), x.shape(1), eps);
   return out;
 }
 
@@ -168,8 +169,9 @@ py::array_t<float> rows_gelu_tanh_mul(const py::array& gate, const py::array& up
   check_array(up, py::dtype::of<float>(), 2, "up");
   if (up.shape(0) != gate.shape(0) || up.shape(1) != gate.shape(1)) throw py::value_error("up: expected the shape of gate");
   py::array_t<float> out({gate.shape(0), gate.shape(1)});
+  const Isa isa = row_isa();
   for (int64_t m = 0; m < gate.shape(0); ++m)
-    gelu_tanh_mul(row_isa(), cptr<float>(gate) + m * gate.shape(1), cptr<float>(up) + m * gate.shape(1), gate.shape(1),
+    gelu_tanh_mul(isa, cptr<float>(gate) + m * gate.shape(1), cptr<float>(up) + m * gate.shape(1), gate.shape(1),
                   out.mutable_data() + m * gate.shape(1));
   return out;
 }

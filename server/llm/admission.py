@@ -38,11 +38,11 @@ class TtftEstimator:
             return
         if prefill_tokens > 0:
             per = step_s / (prefill_tokens + decode_rows)
-            self.s_per_prefill_token = _ewma(self.s_per_prefill_token, per)
+            self.s_per_prefill_token = ewma(self.s_per_prefill_token, per)
         if decode_rows > 0:
             # steps that also prefill count too: under steady arrivals most steps do, and a sequence's
             # remaining tokens then take that long each (decode-only steps alone read 2-3x too fast)
-            self.s_per_decode_step = _ewma(self.s_per_decode_step, step_s)
+            self.s_per_decode_step = ewma(self.s_per_decode_step, step_s)
 
     def expected_ttft_s(self, prompt_len: int, waiting: Sequence[tuple[int, int]], free_slots: int,
                         running_remaining: Iterable[int]) -> float | None:
@@ -62,5 +62,6 @@ class TtftEstimator:
         return max(prefilled, heapq.heappop(slots)) + prompt_len * self.s_per_prefill_token
 
 
-def _ewma(old: float | None, new: float) -> float:
+def ewma(old: float | None, new: float) -> float:
+    """The moving average of an engine's step costs after one more step (the first step starts it)."""
     return new if old is None else (1 - ALPHA) * old + ALPHA * new

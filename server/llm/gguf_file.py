@@ -126,7 +126,8 @@ class GGUFFile:
             name = c.string()
             dims = tuple(c.take("<Q") for _ in range(c.take("<I")))
             infos.append((name, dims, c.take("<I"), c.take("<Q")))
-        alignment = int(self.fields["general.alignment"].value) if "general.alignment" in self.fields else 32
+        given = self.fields.get("general.alignment")
+        alignment = int(given.value) if given is not None else DEFAULT_ALIGNMENT
         start = -(-c.pos // alignment) * alignment
         self.tensors = [self._tensor(name, dims, raw, start + off) for name, dims, raw, off in infos]
         if len({t.name for t in self.tensors}) != len(self.tensors):

@@ -115,7 +115,7 @@ class Scheduler:
         decode_rows = len(decodes) + sum(1 + len(d) for _, d in verifies)
         budget = max(self.budget - decode_rows, 1)
         if self.prefill_budget is not None:
-            budget = min(budget, self.prefill_budget.tokens(len(decodes) + len(verifies)))
+            budget = min(budget, self.prefill_budget.tokens(decode_rows))
         chunks: list[tuple[Request, int]] = []
         for s in self.running:
             if budget <= 0:

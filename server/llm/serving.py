@@ -258,12 +258,13 @@ class AsyncEngine:
         return self.engine.counters()
 
     async def tokenize(self, job: LLMJob) -> list[int]:
-        """The prompt's token ids as a generation would run them (``/tokenize``)."""
-        return tokenize(self.engine, job)
+        """The prompt's token ids as a generation would run them (``/tokenize``), off the event loop:
+        a prompt of up to a million characters takes the tokenizer a while."""
+        return await asyncio.to_thread(tokenize, self.engine, job)
 
     async def detokenize(self, ids: list[int]) -> str:
-        """The text of token ids (``/detokenize``)."""
-        return detokenize(self.engine, ids)
+        """The text of token ids (``/detokenize``), off the event loop."""
+        return await asyncio.to_thread(detokenize, self.engine, ids)
 
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream merged pieces of one request; closing the stream aborts it in the engine."""

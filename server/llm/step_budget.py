@@ -12,7 +12,7 @@ budget adapts to the CPU, the model, the context lengths and the load.
 
 from __future__ import annotations
 
-ALPHA = 0.2  # weight of the newest step in the moving averages
+from server.llm.admission import ewma
 
 
 class PrefillBudget:
@@ -28,7 +28,7 @@ class PrefillBudget:
         self.prefill_token_s: float | None = None  # what each prompt token adds to a step
 
     def tokens(self, decode_rows: int) -> int:
-        """Prompt tokens the next step may take beside ``decode_rows`` decoding sequences."""
+        """Prompt tokens the next step may take beside ``decode_rows`` decode rows (sequences and drafts)."""
         if self.stall_factor is None or decode_rows == 0 or self.decode_step_s is None or not self.prefill_token_s:
             return self.max_tokens
         room = (self.stall_factor - 1.0) * self.decode_step_s
@@ -40,11 +40,8 @@ class PrefillBudget:
             return
         if prefill_tokens == 0:
             if decode_rows > 0:
-                self.decode_step_s = _ewma(self.decode_step_s, step_s)
+                self.decode_step_s = ewma(self.decode_step_s, step_s)
             return
         base = self.decode_step_s if decode_rows > 0 and self.decode_step_s is not None else 0.0
-        self.prefill_token_s = _ewma(self.prefill_token_s, max(step_s - base, 0.0) / prefill_tokens)
+        self.prefill_token_s = ewma(self.prefill_token_s, max(step_s - base, 0.0) / prefill_tokens)
 
-
-def _ewma(old: float | None, new: float) -> float:
-    return new if old is None else (1 - ALPHA) * old + ALPHA * new
