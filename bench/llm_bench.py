@@ -46,7 +46,7 @@ from server.config import LLMConfig
 from server.llm.backends import build_forward, fp32_linear
 from server.llm.engine import LLMEngine
 from server.llm.gguf_weights import load_weights
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
 from server.llm.models import MODELS, load_model_weights, model_gguf_path
 from server.llm.params import SamplingParams
@@ -77,7 +77,7 @@ def steady_decode(token_ts: dict[object, list[float]]) -> tuple[int, float]:
 # ---------------------------------------------------------------- our engine ----------------------
 def prefill_tps(forward, cfg, n_tokens: int, reps: int) -> list[float]:
     """pp: one prompt of n_tokens through one forward step (no chunking), tokens/s per repetition."""
-    cache = SlotKVCache(cfg.n_layers, 1, cfg.n_kv_heads, n_tokens + 8, cfg.head_dim)
+    cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, n_tokens + 8, cfg.head_dim)
     ids = torch.randint(100, 40000, (n_tokens,), generator=torch.Generator().manual_seed(0))
     batch = StepBatch(
         ids,
@@ -386,7 +386,7 @@ def quality(
         for s in range(0, len(ids) - 1, window):
             chunk = ids[s : s + window + 1]
             n = len(chunk) - 1
-            cache = SlotKVCache(cfg.n_layers, 1, cfg.n_kv_heads, window + 2, cfg.head_dim)
+            cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, window + 2, cfg.head_dim)
             cache.allocate()
             b = StepBatch(
                 torch.tensor(chunk[:-1]),

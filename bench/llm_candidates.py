@@ -117,10 +117,10 @@ def onnx_files(weights, work: Path, want_int4: bool, want_gguf: bool) -> dict[st
 
 
 def step_candidate(name: str, weights_desc: str, nbytes: int, forward, cfg) -> Candidate:
-    from server.llm.kv_cache import SlotKVCache
+    from server.llm.kv_cache import PagedKVCache
     from server.llm.model import PrefillSegment, StepBatch
 
-    cache = SlotKVCache(cfg.n_layers, 1, cfg.n_kv_heads, PREFILL + 256, cfg.head_dim)
+    cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, PREFILL + 256, cfg.head_dim)
     state = {"len": 0}
 
     def prefill(ids: list[int]) -> int:

@@ -274,10 +274,15 @@ class LLMConfig(_Section):
             "term (faster, ~64% greedy agreement with fp32); see docs/design/llm.md"
         ),
     )
-    max_num_seqs: int = Field(16, gt=0, description="KV-cache slots = sequences decoded together")
-    max_model_len: int = Field(
-        1024, gt=1, description="context per sequence (prompt + output); KV cache = 45 KiB/token x slots x this"
+    max_num_seqs: int = Field(16, gt=0, description="sequences decoded together (rows of the KV block table)")
+    max_model_len: int = Field(1024, gt=1, description="context per sequence (prompt + output)")
+    kv_cache_tokens: int | None = Field(
+        None, gt=0,
+        description="positions of the paged KV cache, shared by all sequences (server/llm/kv_cache.py; 45 KiB per "
+        "token for SmolLM2); null = (max_num_seqs + prefix_cache_entries) x max_model_len. Smaller pools serve long "
+        "contexts: sequences hold only the blocks they fill, and are preempted when the pool runs out",
     )
+    kv_block_size: int = Field(16, gt=0, description="positions per KV block (a power of two)")
     max_num_batched_tokens: int = Field(256, gt=0, description="tokens per engine step; prefill is chunked to fit")
     prefill_stall_factor: float | None = Field(
         2.0, gt=1,
@@ -288,8 +293,9 @@ class LLMConfig(_Section):
     min_prefill_chunk: int = Field(16, gt=0, description="prompt tokens a step takes at least, whatever the stall")
     prefix_cache_entries: int = Field(
         4, ge=0,
-        description="finished sequences whose K/V are kept for prompts that start the same way (automatic prefix "
-        "caching, server/llm/prefix_cache.py); each entry costs one slot of KV cache; 0 turns it off",
+        description="automatic prefix caching (server/llm/prefix_cache.py): full KV blocks stay indexed by their "
+        "tokens and are shared by prompts that start the same way; this many max_model_len contexts are added to "
+        "the default pool for them (kv_cache_tokens unset); 0 turns prefix caching off",
     )
     speculative_tokens: int = Field(
         8, ge=0, le=16,
@@ -337,6 +343,8 @@ class LLMConfig(_Section):
             raise ValueError(f"llm.also_serve lists a model twice: {self.also_serve}")
         if self.gguf_path is None and self.model in self.also_serve:
             raise ValueError(f"llm.also_serve repeats llm.model {self.model!r}")
+        if self.kv_block_size & (self.kv_block_size - 1):
+            raise ValueError(f"llm.kv_block_size: must be a power of two, got {self.kv_block_size}")
         return self
 
     def for_model(self, model: str) -> LLMConfig:

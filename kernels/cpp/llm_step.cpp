@@ -176,21 +176,56 @@ py::array_t<float> rows_gelu_tanh_mul(const py::array& gate, const py::array& up
   return out;
 }
 
-// softmax(q . K^T) V over the rows of K/V [n, hd] plus the query's own key kx / value vx [hd]
-// (q already scaled), as one attention head of a step computes it.
+int block_shift(int64_t bs, const char* name) {
+  if (bs < 1 || (bs & (bs - 1)) != 0)
+    throw py::value_error(std::string(name) + ": block size must be a power of two, got " + std::to_string(bs));
+  int shift = 0;
+  while ((int64_t{1} << shift) < bs) ++shift;
+  return shift;
+}
+
+// softmax(q . K^T) V over keys lo..lo+n-1 plus the query's own key kx / value vx [hd] (q already
+// scaled), as one attention head of a step computes it. K/V are either rows [n, hd] (blocks None)
+// or a paged pool [n_blocks, block, hd] read through `blocks`, the step's layout.
 py::array_t<float> rows_attend(const py::array& q, const py::array& K, const py::array& V, const py::array& kx,
-                               const py::array& vx) {
+                               const py::array& vx, const py::object& blocks, int64_t n, int64_t lo) {
   for (auto [a, name] : {std::pair{&q, "q"}, std::pair{&kx, "kx"}, std::pair{&vx, "vx"}})
     check_array(*a, py::dtype::of<float>(), 1, name);
-  check_array(K, py::dtype::of<float>(), 2, "K");
-  check_array(V, py::dtype::of<float>(), 2, "V");
-  const int64_t hd = q.shape(0), n = K.shape(0);
+  const int64_t hd = q.shape(0);
   if (hd < 1 || hd > 512) throw py::value_error("q: head dim must be in [1, 512]");
-  if (K.shape(1) != hd || V.shape(0) != n || V.shape(1) != hd || kx.shape(0) != hd || vx.shape(0) != hd)
-    throw py::value_error("K, V [n, hd] and kx, vx [hd] must match q [hd]");
+  if (kx.shape(0) != hd || vx.shape(0) != hd) throw py::value_error("kx, vx [hd] must match q [hd]");
+  std::vector<int64_t> contiguous;
+  Pages pk{}, pv{};
+  if (blocks.is_none()) {
+    check_array(K, py::dtype::of<float>(), 2, "K");
+    check_array(V, py::dtype::of<float>(), 2, "V");
+    n = K.shape(0);
+    lo = 0;
+    if (K.shape(1) != hd || V.shape(0) != n || V.shape(1) != hd)
+      throw py::value_error("K, V [n, hd] must match q [hd]");
+    for (int64_t b = 0; b * 16 < n; ++b) contiguous.push_back(b);
+    pk = Pages{cptr<float>(K), contiguous.data(), 16 * hd, 4, hd};
+    pv = Pages{cptr<float>(V), contiguous.data(), 16 * hd, 4, hd};
+  } else {
+    const auto table = blocks.cast<py::array>();
+    check_array(table, py::dtype::of<int64_t>(), 1, "blocks");
+    check_array(K, py::dtype::of<float>(), 3, "K");
+    check_array(V, py::dtype::of<float>(), 3, "V");
+    const int64_t nb = K.shape(0), bs = K.shape(1);
+    const int shift = block_shift(bs, "K");
+    if (K.shape(2) != hd || V.shape(0) != nb || V.shape(1) != bs || V.shape(2) != hd)
+      throw py::value_error("K, V [n_blocks, block, hd] must match each other and q [hd]");
+    if (n < 0 || lo < 0) throw py::value_error("n and lo must be >= 0");
+    const int64_t need = n ? ((lo + n - 1) >> shift) + 1 : 0;
+    if (table.shape(0) < need) throw py::value_error("blocks: too short for positions lo..lo+n-1");
+    const int64_t* bt = cptr<int64_t>(table);
+    for (int64_t i = lo >> shift; i < need; ++i)
+      if (bt[i] < 0 || bt[i] >= nb) throw py::value_error("blocks: entry out of range of the pool");
+    pk = Pages{cptr<float>(K), bt, bs * hd, shift, hd};
+    pv = Pages{cptr<float>(V), bt, bs * hd, shift, hd};
+  }
   py::array_t<float> out(hd);
-  attend(row_isa(), cptr<float>(q), cptr<float>(K), cptr<float>(V), n, cptr<float>(kx), cptr<float>(vx), hd,
-         out.mutable_data());
+  attend(row_isa(), cptr<float>(q), pk, pv, lo, n, cptr<float>(kx), cptr<float>(vx), hd, out.mutable_data());
   return out;
 }
 
@@ -374,28 +409,38 @@ class Llama {
     rope_len_ = 0;
   }
 
+  // The KV cache is a pool of blocks (server/llm/kv_cache.py): k_cache/v_cache hold
+  // [n_layers, n_blocks, n_kv_heads, block_size, head_dim] floats and row t of the step reads and
+  // writes the blocks listed in block_tables[slots[t]] (position p in entry p / block_size).
   void step(const py::array& token_ids, const py::array& positions, const py::array& slots,
-            const py::array& sample_rows, uintptr_t k_cache, uintptr_t v_cache, int64_t n_slots, int64_t max_len,
-            const py::array& logits) {
+            const py::array& sample_rows, uintptr_t k_cache, uintptr_t v_cache, const py::array& block_tables,
+            int64_t n_blocks, int64_t block_size, const py::array& logits) {
     const auto i64 = py::dtype::of<int64_t>();
     check_array(token_ids, i64, 1, "token_ids");
     check_array(positions, i64, 1, "positions");
     check_array(slots, i64, 1, "slots");
     check_array(sample_rows, i64, 1, "sample_rows");
+    check_array(block_tables, i64, 2, "block_tables");
     check_array(logits, py::dtype::of<float>(), 2, "logits");
     const int64_t T = token_ids.shape(0), R = sample_rows.shape(0);
+    const int64_t S = block_tables.shape(0), MB = block_tables.shape(1);
     if (positions.shape(0) != T) throw py::value_error("positions: length differs from token_ids");
     if (slots.shape(0) != T) throw py::value_error("slots: length differs from token_ids");
     if (logits.shape(0) != R || logits.shape(1) != V_)
       throw py::value_error("logits: expected shape [" + std::to_string(R) + ", " + std::to_string(V_) + "]");
     if (!logits.writeable()) throw py::value_error("logits: must be writeable");
-    if (n_slots <= 0 || max_len <= 0) throw py::value_error("n_slots and max_len must be positive");
+    if (S <= 0 || MB <= 0) throw py::value_error("block_tables: needs at least one sequence and one block");
+    if (n_blocks <= 0) throw py::value_error("n_blocks must be positive");
+    const int shift = block_shift(block_size, "block_size");
+    const int64_t max_len = MB * block_size;
     if (!k_cache || !v_cache) throw py::value_error("k_cache/v_cache: null pointer");
     const int64_t* tok = cptr<int64_t>(token_ids);
     const int64_t* pos = cptr<int64_t>(positions);
     const int64_t* slt = cptr<int64_t>(slots);
     const int64_t* srow = cptr<int64_t>(sample_rows);
+    const int64_t* bt = cptr<int64_t>(block_tables);
     int64_t max_pos = -1;
+    std::vector<int64_t> seq_end(static_cast<size_t>(S), 0);  // blocks each sequence reads
     for (int64_t t = 0; t < T; ++t) {
       if (tok[t] < 0 || tok[t] >= V_)
         throw py::value_error("token_ids[" + std::to_string(t) + "]=" + std::to_string(tok[t]) +
@@ -403,33 +448,44 @@ class Llama {
       if (pos[t] < 0 || pos[t] >= max_len)
         throw py::value_error("positions[" + std::to_string(t) + "]=" + std::to_string(pos[t]) +
                               " is out of range [0, max_len=" + std::to_string(max_len) + ")");
-      if (slt[t] < 0 || slt[t] >= n_slots)
+      if (slt[t] < 0 || slt[t] >= S)
         throw py::value_error("slots[" + std::to_string(t) + "]=" + std::to_string(slt[t]) +
-                              " is out of range [0, n_slots=" + std::to_string(n_slots) + ")");
+                              " is out of range [0, " + std::to_string(S) + " block-table rows)");
       max_pos = std::max(max_pos, pos[t]);
+      seq_end[slt[t]] = std::max(seq_end[slt[t]], (pos[t] >> shift) + 1);
     }
+    for (int64_t sq = 0; sq < S; ++sq)
+      for (int64_t j = 0; j < seq_end[sq]; ++j)
+        if (bt[sq * MB + j] < 0 || bt[sq * MB + j] >= n_blocks)
+          throw py::value_error("block_tables[" + std::to_string(sq) + ", " + std::to_string(j) + "]=" +
+                                std::to_string(bt[sq * MB + j]) + " is out of range [0, n_blocks=" +
+                                std::to_string(n_blocks) + ")");
     for (int64_t i = 0; i < R; ++i)
       if (srow[i] < 0 || srow[i] >= T)
         throw py::value_error("sample_rows[" + std::to_string(i) + "]=" + std::to_string(srow[i]) +
                               " is out of range [0, " + std::to_string(T) + ")");
     bool distinct_slots = true;
-    if (T > 1) {  // two rows writing the same cache position would race
-      std::vector<std::pair<int64_t, int64_t>> keys(static_cast<size_t>(T));
-      for (int64_t t = 0; t < T; ++t) keys[t] = {slt[t], pos[t]};
-      std::sort(keys.begin(), keys.end());
-      for (size_t i = 1; i < keys.size(); ++i) {
-        if (keys[i] == keys[i - 1])
-          throw py::value_error("slots/positions: two rows write the same (slot, position) of the KV cache");
-        if (keys[i].first == keys[i - 1].first) distinct_slots = false;
+    if (T > 1) {  // two rows writing the same cache cell would race
+      std::vector<std::pair<int64_t, int64_t>> cells(static_cast<size_t>(T)), seqs(static_cast<size_t>(T));
+      for (int64_t t = 0; t < T; ++t) {
+        cells[t] = {bt[slt[t] * MB + (pos[t] >> shift)], pos[t] & (block_size - 1)};
+        seqs[t] = {slt[t], pos[t]};
       }
+      std::sort(cells.begin(), cells.end());
+      for (size_t i = 1; i < cells.size(); ++i)
+        if (cells[i] == cells[i - 1])
+          throw py::value_error("slots/positions: two rows write the same cell (block, offset) of the KV cache");
+      std::sort(seqs.begin(), seqs.end());
+      for (size_t i = 1; i < seqs.size(); ++i)
+        if (seqs[i].first == seqs[i - 1].first) distinct_slots = false;
     }
     if (T == 0) return;
     float* out = static_cast<float*>(const_cast<void*>(logits.data()));
     const int nt = num_threads_ > 0 ? num_threads_ : g_num_threads.load();
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mu_);
-    run(T, tok, pos, slt, R, srow, reinterpret_cast<float*>(k_cache), reinterpret_cast<float*>(v_cache), n_slots,
-        max_len, max_pos, distinct_slots, out, nt);
+    run(T, tok, pos, slt, R, srow, reinterpret_cast<float*>(k_cache), reinterpret_cast<float*>(v_cache),
+        KVLayout{bt, MB, n_blocks, block_size, shift}, max_pos, distinct_slots, out, nt);
   }
 
   std::string activations() const { return parts_ == 2 ? "int8x2" : "int8"; }
@@ -525,9 +581,14 @@ class Llama {
 
   // Rows with distinct slots (decode-only steps) let every attention item write its own row's K/V
   // and attend in the same phase; prefill chunks need all their rows' K/V in the cache first.
+  struct KVLayout {
+    const int64_t* tables;  // [sequences, MB]
+    int64_t MB, NB, BS;
+    int shift;
+  };
+
   void run(int64_t T, const int64_t* tok, const int64_t* pos, const int64_t* slt, int64_t R, const int64_t* srow,
-           float* kc, float* vc, int64_t S, int64_t max_len, int64_t max_pos, bool distinct_slots, float* logits,
-           int nt) {
+           float* kc, float* vc, const KVLayout& kv, int64_t max_pos, bool distinct_slots, float* logits, int nt) {
     ensure_rope(max_pos + 1);
     const bool priv = std::max(T, R) <= kPrivateRows;
     ensure_workspace(std::max(T, R), priv ? nt + 1 : 1);
@@ -615,7 +676,8 @@ class Llama {
             const float* sn = stab + pos[t] * half;
             float nb[512];
             for (int64_t h = 0; h < NKV; ++h) {
-              const int64_t off = (((l * S + slt[t]) * NKV + h) * max_len + pos[t]) * HD;
+              const int64_t blk = kv.tables[slt[t] * kv.MB + (pos[t] >> kv.shift)];
+              const int64_t off = (((l * kv.NB + blk) * NKV + h) * kv.BS + (pos[t] & (kv.BS - 1))) * HD;
               rope_head(head_in(row + (NH + h) * HD, Ly.k_norm, nb), cs, sn, half, 1.f, kc + off);
               std::memcpy(vc + off, row + (NH + NKV + h) * HD, static_cast<size_t>(HD) * 4);
             }
@@ -631,17 +693,17 @@ class Llama {
           rope_head(head_in(row + h * HD, Ly.q_norm, nb), cs, sn, half, qscale, q);
           rope_head(head_in(row + (NH + kvh) * HD, Ly.k_norm, nb), cs, sn, half, 1.f, k);
           const float* v = row + (NH + NKV + kvh) * HD;
-          const int64_t base = ((l * S + slt[t]) * NKV + kvh) * max_len * HD;
-          if (fused && h % group == 0) {  // the only writer of (slot, kvh, pos); nobody reads it here
-            std::memcpy(kc + base + pos[t] * HD, k, static_cast<size_t>(HD) * 4);
-            std::memcpy(vc + base + pos[t] * HD, v, static_cast<size_t>(HD) * 4);
+          const int64_t base = (l * kv.NB * NKV + kvh) * kv.BS * HD;  // (layer, block 0, kv head)
+          const int64_t* blocks = kv.tables + slt[t] * kv.MB;
+          const Pages K{kc + base, blocks, NKV * kv.BS * HD, kv.shift, HD};
+          const Pages V{vc + base, blocks, NKV * kv.BS * HD, kv.shift, HD};
+          if (fused && h % group == 0) {  // the only writer of (block, kvh, offset); nobody reads it here
+            std::memcpy(const_cast<float*>(K.row(pos[t])), k, static_cast<size_t>(HD) * 4);
+            std::memcpy(const_cast<float*>(V.row(pos[t])), v, static_cast<size_t>(HD) * 4);
           }
           // A sliding layer sees keys at positions (pos - window, pos]: cache rows from `lo`.
           const int64_t lo = local ? std::max<int64_t>(0, pos[t] - window_ + 1) : 0;
-          const float* K = kc + base + lo * HD;
-          const float* V = vc + base + lo * HD;
-          const int64_t nc = pos[t] - lo;
-          attend(isa, q, K, V, nc, k, v, HD, o);
+          attend(isa, q, K, V, lo, pos[t] - lo, k, v, HD, o);
           if (HD % QK == 0) {
             for (int64_t g = 0; g < HD / QK; ++g) {
               const int64_t col = h * HD + g * QK;
@@ -799,7 +861,8 @@ PYBIND11_MODULE(_llm_step, m) {
   m.def("rows_silu_mul_quantize", &rows_silu_mul_quantize, py::arg("gate"), py::arg("up"), py::arg("parts"));
   m.def("rows_rms_inv", &rows_rms_inv, py::arg("x"), py::arg("eps"));
   m.def("rows_gelu_tanh_mul", &rows_gelu_tanh_mul, py::arg("gate"), py::arg("up"));
-  m.def("rows_attend", &rows_attend, py::arg("q"), py::arg("K"), py::arg("V"), py::arg("kx"), py::arg("vx"));
+  m.def("rows_attend", &rows_attend, py::arg("q"), py::arg("K"), py::arg("V"), py::arg("kx"), py::arg("vx"),
+        py::arg("blocks") = py::none(), py::arg("n") = -1, py::arg("lo") = 0);
 
   py::class_<PackedLinear>(m, "PackedLinear")
       .def("matmul", &PackedLinear::matmul, py::arg("x"), py::arg("num_threads") = 0,
@@ -830,7 +893,8 @@ PYBIND11_MODULE(_llm_step, m) {
            py::arg("post_ffn_norm"), py::arg("sliding"), py::arg("window"), py::arg("local_theta"),
            py::arg("embed_scale"))
       .def("step", &Llama::step, py::arg("token_ids"), py::arg("positions"), py::arg("slots"), py::arg("sample_rows"),
-           py::arg("k_cache"), py::arg("v_cache"), py::arg("n_slots"), py::arg("max_len"), py::arg("logits"))
+           py::arg("k_cache"), py::arg("v_cache"), py::arg("block_tables"), py::arg("n_blocks"), py::arg("block_size"),
+           py::arg("logits"))
       .def_property("num_threads", &Llama::num_threads, &Llama::set_num_threads)
       .def_property_readonly("activations", &Llama::activations)
       .def_property_readonly("head_activations", &Llama::head_activations)

@@ -25,11 +25,10 @@ from server.llm.admission import TtftEstimator
 from server.llm.backends import Forward, build_forward
 from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, WaitingQueueFullError
 from server.llm.gguf_weights import LlamaWeights, open_reader
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.models import load_model_weights, model_gguf_path
 from server.llm.outputs import EngineStats, FinishReason, GenerationChunk, TokenLogprob
 from server.llm.params import SamplingParams
-from server.llm.prefix_cache import PrefixCache
 from server.llm.request import Request
 from server.llm.sampler import sample, sample_row
 from server.llm.scheduler import Scheduler
@@ -82,13 +81,14 @@ class LLMEngine:
         else:
             self.forward, self.backend_name = forward, "custom"
         device, dtype = kv_layout(self.forward)
-        self.cache = SlotKVCache(
-            mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim, dtype=dtype, device=device
+        self.cache = PagedKVCache(
+            mc.n_layers, cfg.max_num_seqs, mc.n_kv_heads, self.max_model_len, mc.head_dim, dtype=dtype, device=device,
+            block_size=cfg.kv_block_size, n_blocks=self._pool_blocks(cfg), prefix_caching=cfg.prefix_cache_entries > 0,
         )
-        self.prefix_cache = PrefixCache(self.cache, cfg.prefix_cache_entries) if cfg.prefix_cache_entries else None
+        self.prefix_cache = self.cache.prefix
         self.prefill_budget = PrefillBudget(cfg.max_num_batched_tokens, cfg.prefill_stall_factor, cfg.min_prefill_chunk)
         self.scheduler = Scheduler(
-            self.cache, cfg.max_num_batched_tokens, self.prefix_cache,
+            self.cache, cfg.max_num_batched_tokens,
             speculative_tokens=cfg.speculative_tokens, speculative_max_batch=cfg.speculative_max_batch,
             prefill_budget=self.prefill_budget,
         )
@@ -106,6 +106,18 @@ class LLMEngine:
         self.stats = EngineStats()
         self.ttft = TtftEstimator()  # admission by expected time to first token (llm.max_expected_ttft_s)
         self.steps = 0
+
+    def _pool_blocks(self, cfg: LLMConfig) -> int:
+        """KV blocks: ``kv_cache_tokens`` when set, else a full context per sequence plus one per
+        prefix-cache entry (the memory of the slot cache this replaced)."""
+        tokens = cfg.kv_cache_tokens or (cfg.max_num_seqs + cfg.prefix_cache_entries) * self.max_model_len
+        blocks = -(-tokens // cfg.kv_block_size)
+        need = -(-self.max_model_len // cfg.kv_block_size)
+        if blocks < need:
+            raise ValueError(
+                f"llm.kv_cache_tokens: {tokens} tokens cannot hold one sequence of max_model_len={self.max_model_len}"
+            )
+        return blocks
 
     # ---- requests -------------------------------------------------------------------------------
     def encode_prompt(self, prompt: str | Seq[int]) -> list[int]:

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from kernels.quant_reference import Int8Weight
 from server.llm.gguf_weights import QuantWeight, f32_vector, fuse_rows, open_reader, quant_weight, tensors_by_name
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.model import StepBatch
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
@@ -197,7 +197,7 @@ class Gemma3Model:
         return F.rms_norm(x, (x.shape[-1],), w, self.config.rms_eps)
 
     @torch.inference_mode()
-    def forward(self, batch: StepBatch, cache: SlotKVCache) -> torch.Tensor:
+    def forward(self, batch: StepBatch, cache: PagedKVCache) -> torch.Tensor:
         cfg = self.config
         nh, nkv, hd = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
         T = batch.token_ids.shape[0]
@@ -226,24 +226,22 @@ class Gemma3Model:
             qk = qk * cos + rot * sin
             q, k = qk[:, :nh], qk[:, nh:]
             out = torch.empty(T, nh, hd, dtype=x.dtype)
-            kc, vc = cache.k[layer], cache.v[layer]
             if n_dec:
                 slots, pos = batch.decode_slots, batch.positions[:n_dec]
-                kc[slots, :, pos] = k[:n_dec]
-                vc[slots, :, pos] = v[:n_dec]
-                L = masks.dec_len
+                cache.write(layer, slots, pos, k[:n_dec], v[:n_dec])
+                kd, vd = cache.gather(layer, slots, masks.dec_len)
                 att = F.scaled_dot_product_attention(
-                    q[:n_dec].reshape(n_dec, nkv, nh // nkv, hd), kc[slots, :, :L], vc[slots, :, :L],
-                    attn_mask=masks.decode(sliding), scale=self.scale)  # fmt: skip
+                    q[:n_dec].reshape(n_dec, nkv, nh // nkv, hd), kd, vd, attn_mask=masks.decode(sliding),
+                    scale=self.scale)  # fmt: skip
                 out[:n_dec] = att.reshape(n_dec, nh, hd)
             for i, seg in enumerate(batch.prefills):
                 r0, r1 = seg.row, seg.row + seg.length
                 end = seg.start + seg.length
-                kc[seg.slot, :, seg.start : end] = k[r0:r1].transpose(0, 1)
-                vc[seg.slot, :, seg.start : end] = v[r0:r1].transpose(0, 1)
+                slot = torch.tensor([seg.slot])
+                cache.write(layer, slot.expand(seg.length), batch.positions[r0:r1], k[r0:r1], v[r0:r1])
+                ks, vs = cache.gather(layer, slot, end)
                 att = F.scaled_dot_product_attention(
-                    q[r0:r1].transpose(0, 1)[None], kc[seg.slot : seg.slot + 1, :, :end],
-                    vc[seg.slot : seg.slot + 1, :, :end], attn_mask=masks.prefill(i, sliding), scale=self.scale,
+                    q[r0:r1].transpose(0, 1)[None], ks, vs, attn_mask=masks.prefill(i, sliding), scale=self.scale,
                     enable_gqa=True)  # fmt: skip
                 out[r0:r1] = att[0].transpose(0, 1)
             x = x + self._rms(o_p(out.view(T, nh * hd)), post_attn)

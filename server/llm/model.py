@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from server.llm.gguf_weights import LlamaConfig, LlamaWeights
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 
@@ -97,7 +97,7 @@ class LlamaModel:
         return (q * s[..., None]).reshape(ids.shape[0], -1)
 
     @torch.inference_mode()
-    def forward(self, batch: StepBatch, cache: SlotKVCache) -> torch.Tensor:
+    def forward(self, batch: StepBatch, cache: PagedKVCache) -> torch.Tensor:
         cfg = self.config
         dev = self.device
         nh, nkv, hd = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
@@ -111,14 +111,10 @@ class LlamaModel:
         half = hd // 2
         x = self.embed(batch.token_ids)
 
-        if n_dec:
-            n_att = int(batch.decode_slots.max()) + 1
-            max_len = max(batch.decode_lengths)
-            lens = torch.ones(n_att, dtype=torch.int64, device=dev)
-            lens[batch.decode_slots] = torch.tensor(batch.decode_lengths, dtype=torch.int64, device=dev)
-            dec_mask = torch.arange(max_len, device=dev)[None, :] < lens[:, None]  # [S, L]
-            dec_mask = dec_mask[:, None, None, :]
+        if n_dec:  # decode rows attend over their own positions 0..pos (a boolean mask per row)
+            dec_len = max(batch.decode_lengths)
             dec_pos = batch.positions[:n_dec]
+            dec_mask = (torch.arange(dec_len, device=dev)[None, :] <= dec_pos[:, None])[:, None, None, :]
         for layer, (attn_norm, qkv_proj, o_proj, ffn_norm, gate_up, down) in enumerate(self.layers):
             h = self._rms(x, attn_norm, cfg.rms_eps)
             qkv = qkv_proj(h).view(T, nh + 2 * nkv, hd)
@@ -132,25 +128,22 @@ class LlamaModel:
             k = qk[:, nh:]
             v = qkv[:, nh + nkv :]
             out = torch.empty(T, nh, hd, dtype=x.dtype, device=dev)
-            kc = cache.k[layer]
-            vc = cache.v[layer]
             if n_dec:
-                kc[batch.decode_slots, :, dec_pos] = k[:n_dec]
-                vc[batch.decode_slots, :, dec_pos] = v[:n_dec]
-                qd = torch.zeros(n_att, nkv, nh // nkv, hd, dtype=x.dtype, device=dev)
-                qd[batch.decode_slots] = q[:n_dec].reshape(n_dec, nkv, nh // nkv, hd)
+                cache.write(layer, batch.decode_slots, dec_pos, k[:n_dec], v[:n_dec])
+                kd, vd = cache.gather(layer, batch.decode_slots, dec_len)
                 att = F.scaled_dot_product_attention(
-                    qd, kc[:n_att, :, :max_len], vc[:n_att, :, :max_len], attn_mask=dec_mask, scale=self.scale
+                    q[:n_dec].reshape(n_dec, nkv, nh // nkv, hd), kd.to(x.dtype), vd.to(x.dtype), attn_mask=dec_mask,
+                    scale=self.scale,
                 )
-                out[:n_dec] = att[batch.decode_slots].reshape(n_dec, nh, hd)
+                out[:n_dec] = att.reshape(n_dec, nh, hd)
             for seg in batch.prefills:
                 r0, r1 = seg.row, seg.row + seg.length
                 end = seg.start + seg.length
-                kc[seg.slot, :, seg.start : end] = k[r0:r1].transpose(0, 1)
-                vc[seg.slot, :, seg.start : end] = v[r0:r1].transpose(0, 1)
+                slot = torch.tensor([seg.slot], device=dev)
+                cache.write(layer, slot.expand(seg.length), batch.positions[r0:r1], k[r0:r1], v[r0:r1])
+                ks, vs = cache.gather(layer, slot, end)
                 qs = q[r0:r1].transpose(0, 1)[None]  # [1, nh, n, hd]
-                ks = kc[seg.slot : seg.slot + 1, :, :end]
-                vs = vc[seg.slot : seg.slot + 1, :, :end]
+                ks, vs = ks.to(x.dtype), vs.to(x.dtype)
                 if seg.start == 0:
                     att = F.scaled_dot_product_attention(qs, ks, vs, is_causal=True, scale=self.scale, enable_gqa=True)
                 else:

@@ -1,106 +1,110 @@
-"""Automatic prefix caching: the K/V of finished sequences, kept and reused by later prompts.
+"""Automatic prefix caching over the paged KV cache: full blocks indexed by the tokens they hold.
 
 Why: system prompts, chat history and RAG templates repeat across requests, and prefill is most of
-the time to first token. Recomputing a 1,024-token prefix costs ~1 s on two cores; copying its K/V
-costs milliseconds. K/V of a token depend only on the tokens before it and its position, so a
-prompt that starts with the same tokens can start from the stored K/V, bit for bit what prefill
-would have written (our kernels compute rows independently; tests check identical outputs).
+the time to first token. K/V of a token depend only on the tokens before it and its position, so a
+prompt that starts with the same tokens can use the stored K/V, bit for bit what prefill would have
+written (our kernels compute rows independently; tests check identical outputs). With the paged
+cache (server/llm/kv_cache.py) reuse is free: the new sequence's block table points at the blocks
+already holding those tokens, nothing is copied, and concurrent requests with the same system
+prompt share one copy of it while they run.
 
-Shape: the running cache keeps its slots compact (kv_cache.py), so a finished sequence's K/V cannot
-stay where it was. On release, its full blocks (``block`` tokens each) are copied into a store of
-``entries`` slots of its own. Entries are hash-addressed: every block boundary of an entry is
-indexed by a chained hash of the tokens up to it, so a lookup walks the new prompt block by block
-and finds the longest stored prefix in O(prompt blocks); the tokens are compared before use, so a
-hash collision can never serve another prompt's K/V. Least recently used entries are evicted.
-At least one prompt token is always left to prefill: its logits start the answer.
+Index: a block is keyed by (the id of the block before it in its sequence, its tokens). Ids are
+never reused, so a key names exactly one token prefix: a lookup walks the prompt block by block
+with exact dict lookups (no hash can collide into another prompt's K/V), O(prompt blocks). A block
+is indexed once it is full of committed tokens (the scheduler's commit), so a request admitted
+while another still decodes the same prompt already finds it.
+
+Eviction: a block nobody references any more stays indexed and *parked*; the pool takes parked
+blocks, least recently used first, only when no empty block is left. A sequence's blocks are parked
+last-first, so a chain loses its tail before its head (the head is what other prompts share).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from server.llm.kv_cache import SlotKVCache
+Key = tuple[int, tuple[int, ...]]
 
 
 class PrefixCache:
-    def __init__(self, cache: SlotKVCache, entries: int, block: int = 16) -> None:
-        if entries < 1 or block < 1:
-            raise ValueError("a prefix cache needs at least one entry and a positive block size")
-        k = cache.k
-        shape = (k.shape[0], entries, k.shape[2], cache.max_len, k.shape[4])
-        self.k = k.new_zeros(shape)
-        self.v = cache.v.new_zeros(shape)
-        self.cache = cache
-        self.block = block
-        self.tokens: list[tuple[int, ...]] = [()] * entries  # the tokens whose K/V each entry holds
-        self.lru: OrderedDict[int, None] = OrderedDict()  # entries in use, least recently used first
-        self.index: dict[int, tuple[int, int]] = {}  # chained block hash -> (entry, tokens up to it)
+    def __init__(self, block_size: int) -> None:
+        self.block_size = block_size
+        self._by_key: dict[Key, int] = {}
+        self._key_of: dict[int, Key] = {}
+        self._id_of: dict[int, int] = {}  # block -> the id its successors key on
+        self._next_id = 1  # 0: the start of every sequence
+        self._parked: OrderedDict[int, None] = OrderedDict()  # unreferenced indexed blocks, LRU first
+        self._seq: dict[int, tuple[int, int]] = {}  # slot -> (blocks indexed or matched, id of the last)
+        # counted by the scheduler when a looked-up request is admitted (a retried admission counts once)
         self.queried_tokens = 0  # prompt tokens looked up (vLLM: prefix_cache_queries)
-        self.hit_tokens = 0  # of those, served from the store (vLLM: prefix_cache_hits)
+        self.hit_tokens = 0  # of those, served from cached blocks (vLLM: prefix_cache_hits)
 
-    def nbytes(self) -> int:
-        return self.k.nbytes + self.v.nbytes
+    @property
+    def parked(self) -> int:
+        return len(self._parked)
 
-    def _hashes(self, tokens: Sequence[int]) -> Iterator[tuple[int, int]]:
-        """(chained hash, tokens covered) at every full block boundary of ``tokens``."""
-        h = 0
-        b = self.block
-        for end in range(b, len(tokens) + 1, b):
-            h = hash((h, tuple(tokens[end - b : end])))
-            yield h, end
+    @property
+    def indexed_blocks(self) -> int:
+        return len(self._key_of)
 
-    def _longest(self, tokens: Sequence[int]) -> tuple[int, int]:
-        """(entry, tokens) of the longest stored prefix of ``tokens``; (-1, 0) when none."""
-        best = (-1, 0)
-        for h, end in self._hashes(tokens):
-            hit = self.index.get(h)
-            if hit is None:
+    def is_indexed(self, block: int) -> bool:
+        return block in self._key_of
+
+    def lookup(self, slot: int, tokens: Sequence[int]) -> list[int]:
+        """Blocks holding the longest indexed prefix of ``tokens`` (full blocks only), in order;
+        ``slot`` continues its chain from there."""
+        bs = self.block_size
+        hit: list[int] = []
+        parent = 0
+        for j in range(len(tokens) // bs):
+            b = self._by_key.get((parent, tuple(tokens[j * bs : (j + 1) * bs])))
+            if b is None:
                 break
-            entry, n = hit
-            if n != end or self.tokens[entry][:n] != tuple(tokens[:n]):  # a collision: never trust a hash
-                break
-            best = (entry, n)
-        return best
+            hit.append(b)
+            parent = self._id_of[b]
+        self._seq[slot] = (len(hit), parent)
+        return hit
 
-    def restore(self, prompt: Sequence[int], slot: int) -> int:
-        """Copy the longest stored prefix of ``prompt`` (one token short of it at most) into ``slot``
-        of the running cache; returns how many tokens need no prefill."""
-        self.queried_tokens += len(prompt)
-        entry, n = self._longest(prompt[: len(prompt) - 1])
-        if n == 0:
-            return 0
-        self.cache.k[:, slot, :, :n].copy_(self.k[:, entry, :, :n])
-        self.cache.v[:, slot, :, :n].copy_(self.v[:, entry, :, :n])
-        self.cache.lengths[slot] = n
-        self.lru.move_to_end(entry)
-        self.hit_tokens += n
-        return n
+    def indexed(self, slot: int) -> int:
+        """Blocks of ``slot`` already indexed (or matched at lookup)."""
+        return self._seq.get(slot, (0, 0))[0]
 
-    def save(self, tokens: Sequence[int], slot: int) -> None:
-        """Keep the full blocks of ``tokens`` (whose K/V are in ``slot``) before the slot is freed."""
-        n = len(tokens) // self.block * self.block
-        if n == 0:
-            return
-        entry, have = self._longest(tokens[:n])
-        if have == n:  # already stored (perhaps inside a longer entry): just recently used
-            self.lru.move_to_end(entry)
-            return
-        entry = self._take_entry()
-        self.k[:, entry, :, :n].copy_(self.cache.k[:, slot, :, :n])
-        self.v[:, entry, :, :n].copy_(self.cache.v[:, slot, :, :n])
-        self.tokens[entry] = tuple(tokens[:n])
-        for h, end in self._hashes(self.tokens[entry]):
-            self.index[h] = (entry, end)  # a newer entry serves shared blocks from now on
-        self.lru[entry] = None
+    def index(self, slot: int, blocks: Sequence[int], tokens: Sequence[int]) -> None:
+        """Index the full blocks of ``tokens`` (held, in order, by ``blocks``) not indexed yet. A block
+        whose tokens another block already holds stays unindexed (it is freed as usual)."""
+        bs = self.block_size
+        done, parent = self._seq.get(slot, (0, 0))
+        full = len(tokens) // bs
+        for j in range(done, full):
+            key = (parent, tuple(tokens[j * bs : (j + 1) * bs]))
+            have = self._by_key.get(key)
+            if have is not None:
+                parent = self._id_of[have]
+                continue
+            b = blocks[j]
+            self._by_key[key] = b
+            self._key_of[b] = key
+            self._id_of[b] = parent = self._next_id
+            self._next_id += 1
+        self._seq[slot] = (max(done, full), parent)
 
-    def _take_entry(self) -> int:
-        free = next((e for e in range(len(self.tokens)) if e not in self.lru), None)
-        if free is not None:
-            return free
-        victim, _ = self.lru.popitem(last=False)
-        for h, _end in self._hashes(self.tokens[victim]):
-            if self.index.get(h, (None,))[0] == victim:
-                del self.index[h]
-        self.tokens[victim] = ()
-        return victim
+    def forget_sequence(self, slot: int) -> None:
+        self._seq.pop(slot, None)
+
+    def park(self, block: int) -> bool:
+        """``block`` lost its last reference: keep it for reuse if indexed (True), else False."""
+        if block not in self._key_of:
+            return False
+        self._parked[block] = None
+        return True
+
+    def unpark(self, block: int) -> None:
+        del self._parked[block]
+
+    def evict(self) -> int:
+        """The least recently used parked block, taken out of the index, for a new owner."""
+        block, _ = self._parked.popitem(last=False)
+        del self._by_key[self._key_of.pop(block)]
+        del self._id_of[block]
+        return block

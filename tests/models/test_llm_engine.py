@@ -6,15 +6,10 @@ import asyncio
 import time
 
 import pytest
-import torch
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from server.llm.engine import LLMEngine
 from server.llm.errors import ContextLengthError, LLMRequestError, WaitingQueueFullError
-from server.llm.kv_cache import SlotKVCache
 from server.llm.params import SamplingParams
-from tests.support.hypothesis_profiles import examples
 from tests.support.llm_fixtures import engine_config, weights
 from tests.support.waiting import poll_async, wait_until
 
@@ -196,24 +191,3 @@ def test_admission_by_expected_ttft_refuses_what_the_queue_cannot_serve_in_time(
         eng.shutdown()
 
 
-@settings(max_examples=examples(30), deadline=None)
-@given(st.lists(st.integers(0, 3), min_size=1, max_size=12))
-def test_kv_compaction_keeps_every_sequence_rows(frees):
-    cache = SlotKVCache(1, 4, 1, 8, 2)
-    owner = {}
-    for step, f in enumerate(frees):
-        while cache.free_slots:
-            s = cache.allocate()
-            n = 1 + (step + s) % 8
-            cache.k[0, s, 0, :n] = float(100 * step + s)
-            cache.lengths[s] = n
-            owner[s] = (float(100 * step + s), n)
-        if f < cache.used_slots:
-            moved = cache.free(f)
-            del owner[f]
-            if moved is not None:
-                owner[f] = owner.pop(moved)
-        for s, (val, n) in owner.items():
-            assert torch.all(cache.k[0, s, 0, :n] == val)
-            assert cache.lengths[s] == n
-        assert set(owner) == set(range(cache.used_slots))

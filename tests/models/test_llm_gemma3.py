@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from server.llm.gemma3 import Gemma3Model, default_gemma3_path, load_gemma3
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.model import PrefillSegment, StepBatch
 from tests.support import compiled
 
@@ -80,10 +80,10 @@ def hf_model():
     return model.eval()
 
 
-def prefill(model: Gemma3Model, ids: list[int], cache: SlotKVCache | None = None) -> torch.Tensor:
+def prefill(model: Gemma3Model, ids: list[int], cache: PagedKVCache | None = None) -> torch.Tensor:
     c = model.config
     n = len(ids)
-    cache = cache or SlotKVCache(c.n_layers, 1, c.n_kv_heads, n + 8, c.head_dim)
+    cache = cache or PagedKVCache.with_slots(c.n_layers, 1, c.n_kv_heads, n + 8, c.head_dim)
     batch = StepBatch(
         torch.tensor(ids),
         torch.arange(n),
@@ -114,7 +114,7 @@ def test_decode_steps_reproduce_prefill_logits_past_the_window():
     c = model.config
     ids = [2, *torch.randint(3, 200000, (539,), generator=torch.Generator().manual_seed(1)).tolist()]
     full = prefill(model, ids)
-    cache = SlotKVCache(c.n_layers, 2, c.n_kv_heads, 560, c.head_dim)
+    cache = PagedKVCache.with_slots(c.n_layers, 2, c.n_kv_heads, 560, c.head_dim)
     start = 500
     batch = StepBatch(
         torch.tensor(ids[:start]),
@@ -183,7 +183,7 @@ def test_cpp_step_equals_the_pytorch_forward_on_the_same_kernels():
     for ids in (FRANCE, long):
         want = prefill(quant, ids)
         c = quant.config
-        cache = SlotKVCache(c.n_layers, 2, c.n_kv_heads, len(ids) + 8, c.head_dim)
+        cache = PagedKVCache.with_slots(c.n_layers, 2, c.n_kv_heads, len(ids) + 8, c.head_dim)
         got = []
         for s0 in range(0, len(ids), 256):  # chunked prefill in slot 1: cached keys from earlier chunks
             n = min(256, len(ids) - s0)
@@ -214,7 +214,7 @@ def test_cpp_decode_steps_past_the_window_and_mixed_batches():
     full = prefill(step, ids)
     other = torch.randint(3, 200000, (40,), generator=torch.Generator().manual_seed(4))
     other_full = prefill(step, [2, *other.tolist()])
-    cache = SlotKVCache(c.n_layers, 3, c.n_kv_heads, 560, c.head_dim)
+    cache = PagedKVCache.with_slots(c.n_layers, 3, c.n_kv_heads, 560, c.head_dim)
     start = 500
     step.forward(StepBatch(torch.tensor(ids[:start]), torch.arange(start), torch.empty(0, dtype=torch.long), [],
                            [PrefillSegment(2, 0, start, 0)], torch.tensor([start - 1])), cache)  # fmt: skip

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from server.llm.backends import fp32_linear
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
 from tests.support.llm_fixtures import PROMPTS, hf_model, tokenizer, weights
 
@@ -22,9 +22,9 @@ def model() -> LlamaModel:
     return LlamaModel(weights(), fp32_linear)
 
 
-def new_cache(slots: int = 2, max_len: int = 256) -> SlotKVCache:
+def new_cache(slots: int = 2, max_len: int = 256) -> PagedKVCache:
     c = weights().config
-    return SlotKVCache(c.n_layers, slots, c.n_kv_heads, max_len, c.head_dim)
+    return PagedKVCache.with_slots(c.n_layers, slots, c.n_kv_heads, max_len, c.head_dim)
 
 
 def prefill(model, cache, ids, slot, start=0, all_rows=True):

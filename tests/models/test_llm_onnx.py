@@ -16,7 +16,7 @@ from bench.candidates import onnx_quantize
 from bench.candidates.onnx_runtime_step import OrtLlamaStep
 from server.llm.backends import BackendUnavailableError, build_forward, fp32_linear, onnx_export, tensorrt
 from server.llm.gguf_weights import LlamaWeights
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
 from tests.support.llm_fixtures import weights
 
@@ -54,7 +54,7 @@ def fp32_onnx(small, tmp):
 def reference(small) -> np.ndarray:
     """LlamaModel fp32 logits for every row of IDS (one prefill)."""
     cfg = small.config
-    cache = SlotKVCache(N_LAYERS, 1, cfg.n_kv_heads, 64, cfg.head_dim)
+    cache = PagedKVCache.with_slots(N_LAYERS, 1, cfg.n_kv_heads, 64, cfg.head_dim)
     n = len(IDS)
     batch = StepBatch(torch.tensor(IDS), torch.arange(n), torch.empty(0, dtype=torch.long), [],
                       [PrefillSegment(0, 0, n, 0)], torch.arange(n))
@@ -218,7 +218,7 @@ def test_tensorrt_engine_matches_onnx_runtime(small, tmp, reference):
     forward = tensorrt.tensorrt_forward(small, precision="fp16", cache_dir=tmp / "trt",
                                                 max_new_tokens=16, max_len=64)
     cfg = small.config
-    cache = SlotKVCache(N_LAYERS, 1, cfg.n_kv_heads, 64, cfg.head_dim)
+    cache = PagedKVCache.with_slots(N_LAYERS, 1, cfg.n_kv_heads, 64, cfg.head_dim)
     n = 6
     pre = StepBatch(torch.tensor(IDS[:n]), torch.arange(n), torch.empty(0, dtype=torch.long), [],
                     [PrefillSegment(0, 0, n, 0)], torch.tensor([n - 1]))
@@ -230,7 +230,7 @@ def test_tensorrt_engine_matches_onnx_runtime(small, tmp, reference):
     got = torch.cat(rows).numpy()
     np.testing.assert_allclose(got, reference[n - 1 :], atol=0.1, rtol=0)
     with pytest.raises(ValueError, match="max_num_seqs"):
-        forward(pre, SlotKVCache(N_LAYERS, 2, cfg.n_kv_heads, 64, cfg.head_dim))
+        forward(pre, PagedKVCache.with_slots(N_LAYERS, 2, cfg.n_kv_heads, 64, cfg.head_dim))
 
 
 class _OrtStandIn(tensorrt.TensorRTLlamaStep):
@@ -260,7 +260,7 @@ def test_tensorrt_forward_serves_engine_steps(small, tmp, reference):
     if not path.exists():  # made by test_tensorrt_graphs_run_in_onnx_runtime[fp16] unless run alone
         tensorrt.export_for_tensorrt(small, path)
     step = _OrtStandIn(path, cfg, max_new_tokens=4, max_len=64)
-    cache = SlotKVCache(N_LAYERS, 1, cfg.n_kv_heads, 64, cfg.head_dim)
+    cache = PagedKVCache.with_slots(N_LAYERS, 1, cfg.n_kv_heads, 64, cfg.head_dim)
 
     def prefill(start, n, sample):
         return StepBatch(torch.tensor(IDS[start : start + n]), torch.arange(start, start + n),
@@ -278,7 +278,7 @@ def test_tensorrt_forward_serves_engine_steps(small, tmp, reference):
     out = step.forward(prefill(0, 2, True), cache)  # a new sequence in the slot restarts the state
     assert step.length == 2
     with pytest.raises(ValueError, match="max_num_seqs: 1"):
-        step.forward(dec, SlotKVCache(N_LAYERS, 2, cfg.n_kv_heads, 64, cfg.head_dim))
+        step.forward(dec, PagedKVCache.with_slots(N_LAYERS, 2, cfg.n_kv_heads, 64, cfg.head_dim))
     with pytest.raises(ValueError, match="last token"):
         step.forward(StepBatch(torch.tensor(IDS[:3]), torch.arange(3), torch.empty(0, dtype=torch.long), [],
                                [PrefillSegment(0, 0, 3, 0)], torch.arange(3)), cache)

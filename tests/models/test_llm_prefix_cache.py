@@ -1,5 +1,6 @@
-"""Automatic prefix caching: reused K/V give the answers prefill would have, under concurrency and
-eviction, and a stored prefix is only ever served to a prompt that really starts with it."""
+"""Paged KV cache and automatic prefix caching: shared blocks give the answers prefill would have,
+under concurrency, eviction and preemption; a cached block is only ever served to a prompt that
+really starts with the same tokens; a write into a shared block copies it."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import pytest
 import torch
 
 from server.llm.engine import LLMEngine
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.params import SamplingParams
-from server.llm.prefix_cache import PrefixCache
 from tests.support.llm_fixtures import engine_config, weights
 from tests.support.waiting import wait_until
 
@@ -52,58 +52,129 @@ def test_cached_prefixes_give_the_answers_of_full_prefill():
     assert concurrent == want
 
 
-def _cache(entries: int = 2, block: int = 4) -> tuple[SlotKVCache, PrefixCache]:
-    cache = SlotKVCache(n_layers=2, n_slots=3, n_kv_heads=1, max_len=32, head_dim=2)
-    return cache, PrefixCache(cache, entries, block)
+def _cache(n_blocks: int = 8, block: int = 4) -> PagedKVCache:
+    return PagedKVCache(n_layers=2, n_slots=3, n_kv_heads=1, max_len=16, head_dim=2, block_size=block,
+                        n_blocks=n_blocks, prefix_caching=True)
 
 
-def _fill(cache: SlotKVCache, slot: int, n: int, value: float) -> None:
-    cache.k[:, slot, :, :n] = value
-    cache.v[:, slot, :, :n] = -value
-    cache.lengths[slot] = n
-
-
-def test_restore_serves_the_longest_full_block_prefix_and_leaves_a_token_to_prefill():
-    cache, pc = _cache()
+def _run(cache: PagedKVCache, tokens: list[int], value: float) -> int:
+    """A sequence that prefills ``tokens`` (K = value, V = -value) and finishes; returns its slot."""
     slot = cache.allocate()
-    _fill(cache, slot, 10, 7.0)
-    pc.save(list(range(10)), slot)  # full blocks: 8 tokens kept
-    cache.free(slot)
+    n = cache.share_prefix(slot, tokens)
+    assert cache.make_writable(slot, n, len(tokens))
+    for j in range(n // cache.block_size, len(cache.blocks(slot))):
+        cache.k[:, cache.blocks(slot)[j]] = value
+        cache.v[:, cache.blocks(slot)[j]] = -value
+    cache.commit(slot, len(tokens), lambda m: tokens[:m])
+    return slot
+
+
+def test_a_prompt_shares_the_blocks_of_its_longest_cached_prefix_without_copying():
+    cache = _cache()
+    first = _run(cache, list(range(10)), 7.0)  # blocks 0..3, 4..7 full and indexed; 8..9 not
+    owned = cache.blocks(first)
+    cache.free(first)
+    assert cache.usage() == 0 and cache.free_blocks == 8  # parked blocks count as free (evictable)
     new = cache.allocate()
-    assert pc.restore(list(range(8)), new) == 4  # an 8-token prompt: at most 7 may come from the store
-    assert pc.restore([*range(6), 99, 98, 97], new) == 4  # diverges inside the second block
-    assert pc.restore(list(range(12)), new) == 8
-    assert torch.all(cache.k[:, new, :, :8] == 7.0) and torch.all(cache.v[:, new, :, :8] == -7.0)
-    assert cache.lengths[new] == 8
-    assert pc.restore([5, 4, 3, 2, 1], new) == 0
+    assert cache.share_prefix(new, list(range(12))) == 8
+    assert cache.blocks(new) == owned[:2]  # the same blocks: nothing was copied
+    assert cache.make_writable(new, 8, 12) and cache.cow_copies == 0
+    cache.free(new)
+    other = cache.allocate()
+    assert cache.share_prefix(other, [*range(6), 99, 98, 97]) == 4  # diverges inside the second block
+    cache.free(other)
+    other = cache.allocate()
+    assert cache.share_prefix(other, [5, 4, 3, 2, 1]) == 0
+    assert cache.share_prefix(cache.allocate(), list(range(8))) == 7  # all matched: the last token recomputed
 
 
-def test_least_recently_used_entry_is_evicted():
-    cache, pc = _cache(entries=2)
-    slot = cache.allocate()
-    for i, first in enumerate((100, 200, 300)):
-        _fill(cache, slot, 4, float(i))
-        pc.save([first, 1, 2, 3], slot)
-        if first == 200:
-            assert pc.restore([100, 1, 2, 3, 9], slot) == 4  # touch 100: 200 is now the oldest
-    assert pc.restore([100, 1, 2, 3, 9], slot) == 4
-    assert pc.restore([300, 1, 2, 3, 9], slot) == 4
-    assert pc.restore([200, 1, 2, 3, 9], slot) == 0
+def test_running_sequences_share_a_prefix_and_a_write_into_a_shared_block_copies_it():
+    cache = _cache()
+    a = _run(cache, list(range(8)), 3.0)  # still running: its two full blocks are indexed
+    b = cache.allocate()
+    assert cache.share_prefix(b, list(range(8))) == 7
+    assert cache.blocks(b) == cache.blocks(a) and cache.usage() == 2 / 8
+    assert cache.room(b, 7) == 9  # up to max_len: the copy of the last block and 2 more of the 6 free
+    assert cache.make_writable(b, 7, 8)  # the last prompt token's K/V: copy-on-write
+    assert cache.cow_copies == 1 and cache.blocks(b)[0] == cache.blocks(a)[0]
+    assert cache.blocks(b)[1] != cache.blocks(a)[1]
+    copy, orig = cache.blocks(b)[1], cache.blocks(a)[1]
+    assert torch.equal(cache.k[:, copy], cache.k[:, orig])
+    cache.k[:, copy, :, 3] = 42.0  # b writes its own copy; a's block is untouched
+    assert torch.all(cache.k[:, orig] == 3.0)
 
 
-def test_a_hash_collision_is_never_served():
-    cache, pc = _cache()
-    slot = cache.allocate()
-    _fill(cache, slot, 4, 1.0)
-    pc.save([1, 2, 3, 4], slot)
-    (h, _end), = list(pc._hashes([9, 9, 9, 9]))
-    pc.index[h] = pc.index[next(iter(pc._hashes([1, 2, 3, 4])))[0]]  # forge: another prompt's hash hits
-    assert pc.restore([9, 9, 9, 9, 9], slot) == 0
+def test_parked_blocks_are_evicted_least_recently_used_first_and_tail_before_head():
+    cache = _cache(n_blocks=4)  # room for exactly two 2-block prompts
+    cache.free(_run(cache, [100, 1, 2, 3, 4, 5, 6, 7], 1.0))
+    cache.free(_run(cache, [200, 1, 2, 3, 4, 5, 6, 7], 2.0))
+    touch = cache.allocate()
+    assert cache.share_prefix(touch, [100, 1, 2, 3, 4, 5, 6, 7, 9]) == 8  # 100 used again: 200 is older
+    cache.free(touch)
+    cache.free(_run(cache, [300, 1, 2, 3, 9], 3.0))  # needs 2 blocks: both of 200's go, tail first
+    probe = cache.allocate()
+    assert cache.share_prefix(probe, [100, 1, 2, 3, 4, 5, 6, 7, 9]) == 8
+    cache.free(probe)
+    probe = cache.allocate()
+    assert cache.share_prefix(probe, [200, 1, 2, 3, 4, 5, 6, 7, 9]) == 0
+    cache.free(probe)
+    # 3 blocks: the empty one, then the oldest parked: 300's head, then 100's tail (4..7); its head stays
+    cache.free(_run(cache, [400, 9, 9, 9, 8, 8, 8, 8, 7], 4.0))
+    probe = cache.allocate()
+    assert cache.share_prefix(probe, [100, 1, 2, 3, 4, 5, 6, 7, 9]) == 4
 
 
-def test_entries_must_be_positive():
-    with pytest.raises(ValueError):
-        PrefixCache(SlotKVCache(1, 1, 1, 8, 2), 0)
+def test_a_block_is_only_served_after_the_same_earlier_blocks():
+    cache = _cache()
+    cache.free(_run(cache, [1, 2, 3, 4, 5, 6, 7, 8], 1.0))
+    probe = cache.allocate()
+    # the second block's tokens alone, or after another first block, are another prefix
+    assert cache.share_prefix(probe, [5, 6, 7, 8, 0]) == 0
+    cache.free(probe)
+    probe = cache.allocate()
+    assert cache.share_prefix(probe, [9, 2, 3, 4, 5, 6, 7, 8, 0]) == 0
+
+
+def test_the_pool_refuses_what_it_cannot_hold_and_changes_nothing():
+    cache = PagedKVCache(1, 2, 1, 16, 2, block_size=4, n_blocks=5)
+    a, b = cache.allocate(), cache.allocate()
+    assert cache.make_writable(a, 0, 16)  # 4 blocks
+    assert not cache.make_writable(b, 0, 8)  # 2 more do not fit
+    assert cache.blocks(b) == [] and cache.free_blocks == 1 and cache.room(b, 0) == 4
+    with pytest.raises(ValueError, match="max_len"):
+        cache.make_writable(b, 0, 17)
+    with pytest.raises(ValueError, match="one sequence"):
+        PagedKVCache(1, 2, 1, 16, 2, block_size=4, n_blocks=3)
+    with pytest.raises(ValueError, match="power of two"):
+        PagedKVCache(1, 2, 1, 16, 2, block_size=6)
+    cache.free(a)
+    assert cache.free_blocks == 5 and cache.make_writable(b, 0, 16)
+
+
+def test_a_small_pool_preempts_and_every_answer_is_unchanged():
+    """Four 16-block prompts of long answers in a pool of 40 blocks: streams are preempted when it
+    runs out, and resume (re-sharing their parked blocks) with the answers they give alone."""
+    prompts = [f"Story number {i}: " + "once upon a time there was a lighthouse keeper. " * 18 for i in range(4)]
+    params = SamplingParams(temperature=0.0, max_tokens=40, ignore_eos=True)
+    alone = [_alone(p, params) for p in prompts]
+    cfg = engine_config(max_num_seqs=4, max_model_len=512, kv_cache_tokens=40 * 16, prefix_cache_entries=1)
+    eng = LLMEngine(cfg, weights=weights()).start()
+    try:
+        out: list[str] = [""] * len(prompts)
+
+        def ask(i: int) -> None:
+            out[i] = "".join(c.text for c in eng.generate_blocking(prompts[i], params, timeout_s=300))
+
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(len(prompts))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert eng.scheduler.preemptions >= 1
+        assert out == alone
+        assert eng.cache.usage() == 0
+    finally:
+        eng.shutdown()
 
 
 # ----- priority preemption (the scheduler hands a busy slot to a more urgent request) ------------

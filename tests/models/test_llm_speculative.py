@@ -165,8 +165,10 @@ def test_logprobs_match_the_forward_and_speculation(engines):
     fresh = LLMEngine(plain.config, weights=weights())  # not started: its forward and cache are ours
     ids = fresh.encode_prompt(prompt)
     n = len(ids)
+    slot = fresh.cache.allocate()
+    assert fresh.cache.reserve(slot, n)
     batch = StepBatch(torch.tensor(ids), torch.arange(n), torch.empty(0, dtype=torch.long), [],
-                      [PrefillSegment(0, 0, n, 0)], torch.tensor([n - 1]))
+                      [PrefillSegment(slot, 0, n, 0)], torch.tensor([n - 1]))
     want = torch.log_softmax(fresh.forward(batch, fresh.cache)[0], -1)
     assert lps[0].logprob == pytest.approx(float(want[tokens[0]]), abs=1e-5)
     spec_chunks = spec.generate_blocking(prompt, params, timeout_s=120)

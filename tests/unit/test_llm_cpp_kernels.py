@@ -354,9 +354,9 @@ def _batch(decode: list[tuple[int, int, int]], prefills: list[tuple[int, int, li
 
 
 def _cache(cfg, n_slots: int = N_SLOTS, max_len: int = MAX_LEN):
-    from server.llm.kv_cache import SlotKVCache
+    from server.llm.kv_cache import PagedKVCache
 
-    return SlotKVCache(cfg.n_layers, n_slots, cfg.n_kv_heads, max_len, cfg.head_dim)
+    return PagedKVCache.with_slots(cfg.n_layers, n_slots, cfg.n_kv_heads, max_len, cfg.head_dim)
 
 
 @pytest.fixture(scope="module")
@@ -425,12 +425,21 @@ def test_model_matches_reference(weights, model_act, reference, path):
     assert agree >= 0.9, f"argmax agreement {agree:.2%}"
     # the caches hold the same K/V (up to int8 noise) at every written position, and nothing beyond
     for slot, n in written:
-        for name, a, b in (("k", cache.k, ref_cache.k), ("v", cache.v, ref_cache.v)):
-            d = (a[:, slot, :, :n] - b[:, slot, :, :n]).abs().max().item()
-            scale = b[:, slot, :, :n].abs().max().item()
+        ours_kv, ref_kv = _sequence(cache, slot), _sequence(ref_cache, slot)
+        for name, a, b in zip("kv", ours_kv, ref_kv, strict=True):
+            d = (a[..., :n, :] - b[..., :n, :]).abs().max().item()
+            scale = b[..., :n, :].abs().max().item()
             assert d <= BOUNDS[act][4] * scale, f"cache.{name} slot {slot}: max diff {d} vs max |value| {scale}"
-        assert not cache.k[:, slot, :, n:].any() and not cache.v[:, slot, :, n:].any(), "wrote past a sequence"
-    assert not cache.k[:, N_SLOTS - 1].any(), "wrote an unused slot"
+            assert not a[..., n:, :].any(), "wrote past a sequence"
+    assert not any(t.any() for t in _sequence(cache, N_SLOTS - 1)), "wrote an unused slot"
+
+
+def _sequence(cache, slot: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """K and V of every position of ``slot`` as [n_layers, n_kv_heads, max_len, head_dim], read
+    through its block table."""
+    sl = torch.tensor([slot])
+    kv = [cache.gather(layer, sl, cache.max_len) for layer in range(cache.k.shape[0])]
+    return torch.stack([k[0] for k, _ in kv]), torch.stack([v[0] for _, v in kv])
 
 
 def test_scalar_and_avx_steps_agree_up_to_int8_noise(weights, model_act):
@@ -479,22 +488,28 @@ def test_backends_give_identical_results(weights, ours):
 
 
 def test_step_validation(weights, ours):
-    from server.llm.kv_cache import SlotKVCache
+    from server.llm.kv_cache import PagedKVCache
     from server.llm.model import PrefillSegment
 
     cfg = weights.config
-    cache = SlotKVCache(cfg.n_layers, 2, cfg.n_kv_heads, 8, cfg.head_dim)
+    cache = PagedKVCache.with_slots(cfg.n_layers, 2, cfg.n_kv_heads, 8, cfg.head_dim)
 
     def fails(match: str, batch, c=cache):
         with pytest.raises(ValueError, match=match):
             ours.forward(batch, c)
 
-    fails("positions\\[0\\]=8 is out of range", _batch([(0, 8, 1)], [], None))
+    fails("positions: 8 is out of range \\[0, max_len=8\\)", _batch([(0, 8, 1)], [], None))
     fails("slots\\[0\\]=2 is out of range", _batch([(2, 0, 1)], [], None))
     fails("token_ids\\[1\\]=49152 is out of range", _batch([(0, 0, 1), (1, 0, cfg.vocab_size)], [], None))
     fails("token_ids\\[0\\]=-1 is out of range", _batch([(0, 0, -1)], [], None))
     fails("sample_rows\\[0\\]=1 is out of range", _batch([(0, 0, 1)], [], [1]))
-    fails("same \\(slot, position\\)", _batch([(0, 3, 1), (0, 3, 2)], [], None))
+    fails("same cell \\(block, offset\\)", _batch([(0, 3, 1), (0, 3, 2)], [], None))
+    shared = PagedKVCache(cfg.n_layers, 2, cfg.n_kv_heads, 8, cfg.head_dim, block_size=8, n_blocks=2)
+    shared.block_tables[:] = 0  # two sequences pointing at one block: their writes would collide
+    fails("same cell \\(block, offset\\)", _batch([(0, 3, 1), (1, 3, 2)], [], None), shared)
+    cache.block_tables[1, 0] = 10**6
+    fails("block_tables\\[1, 0\\]=1000000 is out of range \\[0, n_blocks=2\\)", _batch([(1, 0, 1)], [], None))
+    cache.block_tables[1, 0] = 1
     for bad in ({"activations": "fp16"}, {"head_activations": "int4"}):
         with pytest.raises(ValueError, match="activations must be"):
             CppLlamaStep(weights, **bad)
@@ -515,12 +530,12 @@ def test_step_validation(weights, ours):
     fails(
         "cache.k: expected dtype",
         _batch([(0, 0, 1)], [], None),
-        SlotKVCache(cfg.n_layers, 2, cfg.n_kv_heads, 8, 64, torch.float16),
+        PagedKVCache.with_slots(cfg.n_layers, 2, cfg.n_kv_heads, 8, 64, torch.float16),
     )
     fails(
         "cache.k: expected shape",
         _batch([(0, 0, 1)], [], None),
-        SlotKVCache(cfg.n_layers + 1, 2, cfg.n_kv_heads, 8, 64),
+        PagedKVCache.with_slots(cfg.n_layers + 1, 2, cfg.n_kv_heads, 8, 64),
     )
     assert not cache.k.any() and not cache.v.any(), "a rejected step wrote the cache"
     # an empty step is fine

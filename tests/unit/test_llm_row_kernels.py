@@ -142,6 +142,40 @@ def test_attend_matches_reference(path, seed, n, hd, nan, spread):
         np.testing.assert_allclose(out, want, rtol=2e-4, atol=2e-5)
 
 
+@pytest.mark.parametrize("path", PATHS)
+@SETTINGS
+@given(seed=st.integers(0, 2**31 - 1), n=st.one_of(st.sampled_from([0, 1, 15, 16, 17]), st.integers(0, 200)),
+       lo=st.integers(0, 40), bs=st.sampled_from([1, 4, 16, 32]), hd=st.sampled_from([64, 128, 48]))
+def test_paged_attend_reads_the_blocks_a_table_lists(path, seed, n, lo, bs, hd):
+    """Keys lo..lo+n-1 scattered over a pool's blocks in a shuffled order (the paged KV cache's
+    layout) give the attention of the same keys laid out in rows."""
+    g = np.random.default_rng(seed)
+    need = -(-(lo + n) // bs)
+    pool_blocks = need + 3
+    table = g.permutation(pool_blocks)[:need].astype(np.int64)
+    Kp = g.normal(size=(pool_blocks, bs, hd)).astype(np.float32)
+    Vp = g.normal(size=(pool_blocks, bs, hd)).astype(np.float32)
+    pos = np.arange(lo, lo + n)
+    K, V = Kp[table[pos // bs], pos % bs], Vp[table[pos // bs], pos % bs]
+    q = (g.normal(size=hd) / np.sqrt(hd)).astype(np.float32)
+    kx, vx = g.normal(size=hd).astype(np.float32), g.normal(size=hd).astype(np.float32)
+    with on(path):
+        out = ext.rows_attend(q, Kp, Vp, kx, vx, blocks=table, n=n, lo=lo)
+    np.testing.assert_allclose(out, ref.attend(q, K.reshape(n, hd), V.reshape(n, hd), kx, vx), rtol=2e-4, atol=2e-5)
+
+
+def test_paged_attend_rejects_tables_that_leave_the_pool():
+    z = np.zeros(64, np.float32)
+    pool = np.zeros((2, 16, 64), np.float32)
+    with pytest.raises(ValueError, match="out of range of the pool"):
+        ext.rows_attend(z, pool, pool, z, z, blocks=np.array([0, 2], np.int64), n=20, lo=0)
+    with pytest.raises(ValueError, match="too short"):
+        ext.rows_attend(z, pool, pool, z, z, blocks=np.array([0], np.int64), n=20, lo=0)
+    with pytest.raises(ValueError, match="power of two"):
+        ext.rows_attend(z, np.zeros((2, 12, 64), np.float32), np.zeros((2, 12, 64), np.float32), z, z,
+                        blocks=np.array([0], np.int64), n=4, lo=0)
+
+
 def test_row_operations_reject_bad_shapes():
     x = np.zeros((2, 33), np.float32)
     with pytest.raises(ValueError, match="multiple of 32"):

@@ -89,8 +89,8 @@ void gelu_tanh_mul_scalar(const float* gate, const float* up, int64_t f, float* 
 }
 
 // ----------------------------------------------------------------------------------------------
-// Attention: one query head over keys 0..n-1 of one (slot, kv head); online softmax in blocks
-// of 16 keys. q is already scaled by 1/sqrt(head_dim).
+// Attention: one query head over keys lo..lo+nc-1 of one sequence's (layer, kv head) pages, then its
+// own key; online softmax in blocks of 16 keys. q is already scaled by 1/sqrt(head_dim).
 
 // Lane i of the result is the sum of the 16 lanes of v[i].
 AVX512_TARGET inline __m512 reduce16(const __m512* v) {
@@ -107,12 +107,11 @@ AVX512_TARGET inline __m512 reduce16(const __m512* v) {
                        _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-// Keys 0..nc-1 come from K/V (the cache), key nc from kx/vx (this row's own key, not read back
-// from the cache so that decode rows can write the cache in the same phase).
+// Keys 0..nc-1 come from K/V (the cache, from position lo), key nc from kx/vx (this row's own key,
+// not read back from the cache so that decode rows can write the cache in the same phase).
 template <int HV>
-AVX512_TARGET NOINLINE void attend_avx(const float* q, const float* K, const float* V, int64_t nc, const float* kx,
-                                       const float* vx, float* out) {
-  constexpr int HD = HV * 16;
+AVX512_TARGET NOINLINE void attend_avx(const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc,
+                                       const float* kx, const float* vx, float* out) {
   const int64_t n = nc + 1;
   __m512 qv[HV], o[HV];
   for (int h = 0; h < HV; ++h) {
@@ -128,7 +127,7 @@ AVX512_TARGET NOINLINE void attend_avx(const float* q, const float* K, const flo
 #pragma GCC unroll 16
     for (int jj = 0; jj < 16; ++jj) {
       if (jj < nb) {
-        const float* kr = j0 + jj < nc ? K + (j0 + jj) * HD : kx;
+        const float* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
         __m512 t = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
         for (int h = 1; h < HV; ++h) t = _mm512_fmadd_ps(qv[h], _mm512_loadu_ps(kr + 16 * h), t);
         part[jj] = t;
@@ -152,7 +151,7 @@ AVX512_TARGET NOINLINE void attend_avx(const float* q, const float* K, const flo
     _mm512_store_ps(pb, p);
     for (int jj = 0; jj < nb; ++jj) {
       const __m512 pj = _mm512_set1_ps(pb[jj]);
-      const float* vr = j0 + jj < nc ? V + (j0 + jj) * HD : vx;
+      const float* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
       for (int h = 0; h < HV; ++h) o[h] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * h), o[h]);
     }
   }
@@ -160,8 +159,8 @@ AVX512_TARGET NOINLINE void attend_avx(const float* q, const float* K, const flo
   for (int h = 0; h < HV; ++h) _mm512_storeu_ps(out + 16 * h, _mm512_mul_ps(o[h], inv));
 }
 
-void attend_scalar(const float* q, const float* K, const float* V, int64_t nc, const float* kx, const float* vx,
-                   int hd, float* out) {
+void attend_scalar(const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc, const float* kx,
+                   const float* vx, int hd, float* out) {
   const int64_t n = nc + 1;
   float mx = -std::numeric_limits<float>::infinity();
   float l = 0.f;
@@ -172,7 +171,7 @@ void attend_scalar(const float* q, const float* K, const float* V, int64_t nc, c
     const int nb = static_cast<int>(std::min<int64_t>(16, n - j0));
     float bm = -std::numeric_limits<float>::infinity();
     for (int jj = 0; jj < nb; ++jj) {
-      const float* kr = j0 + jj < nc ? K + (j0 + jj) * hd : kx;
+      const float* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
       float t = 0.f;
       for (int d = 0; d < hd; ++d) t += q[d] * kr[d];
       s[jj] = t;
@@ -185,7 +184,7 @@ void attend_scalar(const float* q, const float* K, const float* V, int64_t nc, c
     for (int jj = 0; jj < nb; ++jj) {
       const float p = std::exp(s[jj] - nm);
       ps += p;
-      const float* vr = j0 + jj < nc ? V + (j0 + jj) * hd : vx;
+      const float* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
       for (int d = 0; d < hd; ++d) o[d] += p * vr[d];
     }
     l = l * alpha + ps;

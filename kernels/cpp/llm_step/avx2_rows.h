@@ -174,7 +174,7 @@ AVX2_TARGET NOINLINE void gelu_tanh_mul_avx2(const float* gate, const float* up,
 }
 
 // ----------------------------------------------------------------------------------------------
-// Attention: one query head over keys 0..nc-1 of the cache and its own key kx (see attend_avx);
+// Attention: one query head over keys lo..lo+nc-1 of the cache and its own key kx (see attend_avx);
 // online softmax in blocks of 8 keys whose 8 dot products are reduced together.
 
 // Lane i of the result is the sum of the 8 lanes of v[i].
@@ -186,9 +186,8 @@ AVX2_TARGET inline __m256 reduce8(const __m256* v) {
 }
 
 template <int HV>
-AVX2_TARGET NOINLINE void attend_avx2(const float* q, const float* K, const float* V, int64_t nc, const float* kx,
-                                      const float* vx, float* out) {
-  constexpr int HD = HV * 8;
+AVX2_TARGET NOINLINE void attend_avx2(const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc,
+                                      const float* kx, const float* vx, float* out) {
   const int64_t n = nc + 1;
   __m256 qv[HV], o[HV];
   for (int h = 0; h < HV; ++h) {
@@ -204,7 +203,7 @@ AVX2_TARGET NOINLINE void attend_avx2(const float* q, const float* K, const floa
 #pragma GCC unroll 8
     for (int jj = 0; jj < 8; ++jj) {
       if (jj < nb) {
-        const float* kr = j0 + jj < nc ? K + (j0 + jj) * HD : kx;
+        const float* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
         __m256 t = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
         for (int h = 1; h < HV; ++h) t = _mm256_fmadd_ps(qv[h], _mm256_loadu_ps(kr + 8 * h), t);
         part[jj] = t;
@@ -231,7 +230,7 @@ AVX2_TARGET NOINLINE void attend_avx2(const float* q, const float* K, const floa
     _mm256_store_ps(pb, p);
     for (int jj = 0; jj < nb; ++jj) {
       const __m256 pj = _mm256_set1_ps(pb[jj]);
-      const float* vr = j0 + jj < nc ? V + (j0 + jj) * HD : vx;
+      const float* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
       for (int h = 0; h < HV; ++h) o[h] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * h), o[h]);
     }
   }

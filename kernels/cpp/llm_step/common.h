@@ -86,4 +86,20 @@ enum class Isa { kScalar, kAvx2, kAvx512 };
 
 Isa row_isa() { return use_avx() ? Isa::kAvx512 : use_avx2() ? Isa::kAvx2 : Isa::kScalar; }
 
+// ----------------------------------------------------------------------------------------------
+// Paged KV cache: one sequence's keys (or values) of one layer and KV head, read through its block
+// table. Position j lives in block blocks[j >> shift] at row j & mask; consecutive rows of a block
+// are contiguous (hd floats each), blocks are `stride` floats apart in the pool
+// (server/llm/kv_cache.py has the layout and why).
+struct Pages {
+  const float* base;       // the pool at (layer, block 0, kv head)
+  const int64_t* blocks;   // the sequence's block table
+  int64_t stride;          // floats from one block to the next
+  int shift;               // log2(block size)
+  int64_t hd;
+  const float* row(int64_t j) const {
+    return base + blocks[j >> shift] * stride + (j & ((int64_t{1} << shift) - 1)) * hd;
+  }
+};
+
 }  // namespace

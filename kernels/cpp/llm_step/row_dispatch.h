@@ -64,18 +64,18 @@ void gelu_tanh_mul(Isa isa, const float* gate, const float* up, int64_t f, float
     gelu_tanh_mul_scalar(gate, up, f, out);
 }
 
-// One query head over keys 0..nc-1 of K/V and its own key kx / value vx (see attend_avx).
-void attend(Isa isa, const float* q, const float* K, const float* V, int64_t nc, const float* kx, const float* vx,
-            int64_t hd, float* out) {
+// One query head over keys lo..lo+nc-1 of the pages K/V and its own key kx / value vx (see attend_avx).
+void attend(Isa isa, const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc, const float* kx,
+            const float* vx, int64_t hd, float* out) {
   if (isa == Isa::kAvx512) {
-    if (hd == 64) return attend_avx<4>(q, K, V, nc, kx, vx, out);
-    if (hd == 128) return attend_avx<8>(q, K, V, nc, kx, vx, out);
-    if (hd == 256) return attend_avx<16>(q, K, V, nc, kx, vx, out);
+    if (hd == 64) return attend_avx<4>(q, K, V, lo, nc, kx, vx, out);
+    if (hd == 128) return attend_avx<8>(q, K, V, lo, nc, kx, vx, out);
+    if (hd == 256) return attend_avx<16>(q, K, V, lo, nc, kx, vx, out);
   } else if (isa == Isa::kAvx2) {
-    if (hd == 64) return attend_avx2<8>(q, K, V, nc, kx, vx, out);
-    if (hd == 128) return attend_avx2<16>(q, K, V, nc, kx, vx, out);
+    if (hd == 64) return attend_avx2<8>(q, K, V, lo, nc, kx, vx, out);
+    if (hd == 128) return attend_avx2<16>(q, K, V, lo, nc, kx, vx, out);
   }
-  attend_scalar(q, K, V, nc, kx, vx, static_cast<int>(hd), out);
+  attend_scalar(q, K, V, lo, nc, kx, vx, static_cast<int>(hd), out);
 }
 
 }  // namespace

@@ -19,10 +19,10 @@ import torch.nn.functional as F
 
 from server.llm.errors import BackendUnavailableError
 from server.llm.gguf_weights import LlamaWeights
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.model import LlamaModel, StepBatch
 
-Forward = Callable[[StepBatch, SlotKVCache], torch.Tensor]
+Forward = Callable[[StepBatch, PagedKVCache], torch.Tensor]
 
 
 def fp32_linear(w):

@@ -1,6 +1,6 @@
 """The ``cpu-int4`` backend: :meth:`LlamaModel.forward`'s contract on the C++ whole-step kernel.
 
-Adapts the engine's batch (``StepBatch``) and KV cache (``SlotKVCache``) to
+Adapts the engine's batch (``StepBatch``) and paged KV cache (``PagedKVCache``) to
 ``kernels/cpp/llm_step.cpp``'s flat arguments; the kernel package itself knows nothing of the
 server (kernels <- server <- deployments). Why one native call per step, the activation modes
 and their measured accuracy: ``kernels/llm_step.py``.
@@ -14,7 +14,7 @@ import kernels.llm_step as ks
 from kernels.quant_reference import GROUP, Int4Weight, Int8Weight
 from server.llm.gemma3 import Gemma3Config, Gemma3Weights
 from server.llm.gguf_weights import LlamaConfig, LlamaWeights
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.model import StepBatch
 
 
@@ -186,7 +186,7 @@ class CppLlamaStep:
                 raise ValueError("decode_lengths: must equal positions + 1 of the decode rows")
         return slots
 
-    def forward(self, batch: StepBatch, cache: SlotKVCache) -> torch.Tensor:
+    def forward(self, batch: StepBatch, cache: PagedKVCache) -> torch.Tensor:
         """Logits [len(sample_rows), vocab] (float32); writes this step's K/V into ``cache``."""
         cfg = self.config
         tok = ks.check_tensor(batch.token_ids, "token_ids", torch.int64)
@@ -200,13 +200,16 @@ class CppLlamaStep:
         sample = ks.check_tensor(batch.sample_rows, "sample_rows", torch.int64)
         if sample.dim() != 1:
             raise ValueError("sample_rows: expected 1-D")
-        shape = (cfg.n_layers, cache.n_slots, cfg.n_kv_heads, cache.max_len, cfg.head_dim)
+        shape = (cfg.n_layers, cache.n_blocks, cfg.n_kv_heads, cache.block_size, cfg.head_dim)
         ks.check_tensor(cache.k, "cache.k", torch.float32, shape)
         ks.check_tensor(cache.v, "cache.v", torch.float32, shape)
         slots = ks.check_tensor(self._row_slots(batch, t), "slots", torch.int64, (t,))
         logits = torch.empty(int(sample.shape[0]), cfg.vocab_size, dtype=torch.float32)
-        # Ranges (token ids, positions < max_len, slots < n_slots, sample rows < T, no repeated cache
-        # cell) are checked in C++ before any work, with ValueErrors naming the argument.
+        # Ranges (token ids, positions within the table, slots < table rows, the blocks a row reaches
+        # < n_blocks, sample rows < T, no repeated cache cell) are checked in C++ before any work,
+        # with ValueErrors naming the argument. Positions beyond max_len are refused here.
+        if t and int(pos.max()) >= cache.max_len:
+            raise ValueError(f"positions: {int(pos.max())} is out of range [0, max_len={cache.max_len})")
         self._impl.step(
             tok.numpy(),
             pos.numpy(),
@@ -214,8 +217,9 @@ class CppLlamaStep:
             sample.numpy(),
             cache.k.data_ptr(),
             cache.v.data_ptr(),
-            cache.n_slots,
-            cache.max_len,
+            cache.block_tables,
+            cache.n_blocks,
+            cache.block_size,
             logits.numpy(),
         )
         return logits

@@ -23,7 +23,7 @@ Engine shape: one optimization profile over the dynamic axes (B = 1, T in [1, ma
 P in [0, max_len - 1]; opt = a decode step at half the context), head on the last token only.
 Limitation, by design of this first version: the engine runs **one sequence per step**, so the
 serving config must set ``llm.max_num_seqs: 1``; its KV cache lives in the engine's own GPU buffers
-(present -> past), not in ``SlotKVCache``.
+(present -> past), not in ``PagedKVCache``.
 
 What the serving config may ask for, checked by :func:`validate_config` when the LLM engine starts
 (before ``tensorrt`` is imported, so a wrong setting is refused on any machine, naming the setting
@@ -210,7 +210,7 @@ class TensorRTLlamaStep:
     """Runs the engine for one sequence: a prefill chunk or a decode token per call, carrying the
     ``present_*`` outputs back in as ``past_*``; serves ``forward(batch, cache)`` for the engine."""
 
-    device = torch.device("cpu")  # the LLMEngine's SlotKVCache stays on the CPU: KV lives in here
+    device = torch.device("cpu")  # the LLMEngine's PagedKVCache stays on the CPU: KV lives in here
 
     def __init__(self, engine_path: str | Path, cfg: LlamaConfig, max_new_tokens: int, max_len: int) -> None:
         import tensorrt as trt

@@ -14,7 +14,7 @@ import torch
 from server.llm.backends import fp32_linear
 from server.llm.backends.triton import triton_model
 from server.llm.gguf_weights import LlamaWeights, load_weights
-from server.llm.kv_cache import SlotKVCache
+from server.llm.kv_cache import PagedKVCache
 from server.llm.model import LlamaModel, PrefillSegment, StepBatch
 
 n_layers = int(sys.argv[1]) if len(sys.argv) > 1 else 2
@@ -28,7 +28,7 @@ ids = [1, 504, 1575, 282]
 
 
 def run(model):
-    cache = SlotKVCache(n_layers, 2, cfg.n_kv_heads, 32, cfg.head_dim)
+    cache = PagedKVCache.with_slots(n_layers, 2, cfg.n_kv_heads, 32, cfg.head_dim)
     n = len(ids)
     pre = StepBatch(torch.tensor(ids), torch.arange(n), torch.empty(0, dtype=torch.long), [],
                     [PrefillSegment(0, 0, n, 0)], torch.tensor([n - 1]))
