@@ -108,6 +108,7 @@ bench: install peers peers-vllm
 	$(PY) -m bench.rag_ttft
 	$(PY) -m bench.serving_peers
 	$(PY) -m bench.llm_stalls
+	$(PY) -m bench.llm_paged
 	$(PY) -m bench.guardrails
 
 bench-ci: install

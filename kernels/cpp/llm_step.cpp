@@ -410,7 +410,7 @@ class Llama {
   }
 
   // The KV cache is a pool of blocks (server/llm/kv_cache.py): k_cache/v_cache hold
-  // [n_layers, n_blocks, n_kv_heads, block_size, head_dim] floats and row t of the step reads and
+  // [n_layers, n_kv_heads, n_blocks, block_size, head_dim] floats and row t of the step reads and
   // writes the blocks listed in block_tables[slots[t]] (position p in entry p / block_size).
   void step(const py::array& token_ids, const py::array& positions, const py::array& slots,
             const py::array& sample_rows, uintptr_t k_cache, uintptr_t v_cache, const py::array& block_tables,
@@ -677,7 +677,7 @@ class Llama {
             float nb[512];
             for (int64_t h = 0; h < NKV; ++h) {
               const int64_t blk = kv.tables[slt[t] * kv.MB + (pos[t] >> kv.shift)];
-              const int64_t off = (((l * kv.NB + blk) * NKV + h) * kv.BS + (pos[t] & (kv.BS - 1))) * HD;
+              const int64_t off = (((l * NKV + h) * kv.NB + blk) * kv.BS + (pos[t] & (kv.BS - 1))) * HD;
               rope_head(head_in(row + (NH + h) * HD, Ly.k_norm, nb), cs, sn, half, 1.f, kc + off);
               std::memcpy(vc + off, row + (NH + NKV + h) * HD, static_cast<size_t>(HD) * 4);
             }
@@ -693,10 +693,10 @@ class Llama {
           rope_head(head_in(row + h * HD, Ly.q_norm, nb), cs, sn, half, qscale, q);
           rope_head(head_in(row + (NH + kvh) * HD, Ly.k_norm, nb), cs, sn, half, 1.f, k);
           const float* v = row + (NH + NKV + kvh) * HD;
-          const int64_t base = (l * kv.NB * NKV + kvh) * kv.BS * HD;  // (layer, block 0, kv head)
+          const int64_t base = (l * NKV + kvh) * kv.NB * kv.BS * HD;  // (layer, kv head, block 0)
           const int64_t* blocks = kv.tables + slt[t] * kv.MB;
-          const Pages K{kc + base, blocks, NKV * kv.BS * HD, kv.shift, HD};
-          const Pages V{vc + base, blocks, NKV * kv.BS * HD, kv.shift, HD};
+          const Pages K{kc + base, blocks, kv.BS * HD, kv.shift, HD};
+          const Pages V{vc + base, blocks, kv.BS * HD, kv.shift, HD};
           if (fused && h % group == 0) {  // the only writer of (block, kvh, offset); nobody reads it here
             std::memcpy(const_cast<float*>(K.row(pos[t])), k, static_cast<size_t>(HD) * 4);
             std::memcpy(const_cast<float*>(V.row(pos[t])), v, static_cast<size_t>(HD) * 4);

@@ -7,20 +7,25 @@ the same memory serves long contexts or many short sequences, and a prompt that 
 earlier one points its table at the earlier one's blocks (server/llm/prefix_cache.py) instead of
 copying them. Shared blocks are read-only; a write into one copies it first (copy-on-write).
 
-Layout: ``k``/``v`` are ``[n_layers, n_blocks, n_kv_heads, block_size, head_dim]``: one head's keys of
-a block are contiguous, which is what attention streams over (kernels/cpp/llm_step.cpp reads the
-pool through ``block_tables`` directly; the PyTorch forwards gather with :meth:`gather`).
-``block_tables[slot, j]`` is the block holding positions ``j * block_size ..`` of sequence ``slot``.
+Layout: ``k``/``v`` are ``[n_layers, n_kv_heads, n_blocks, block_size, head_dim]``: for one layer and
+head, consecutive blocks are adjacent, so a sequence whose blocks are consecutive is one flat run,
+as in a slot cache. That matters on the CPU: attention streams K/V from memory, and short runs
+scattered over the pool defeat the hardware prefetcher (measured, docs/design/llm.md: decode at 16
+streams lost 25% with 4 KiB runs). The free list therefore hands out the lowest free block first
+(a heap), so that a prompt's blocks come out consecutive whenever the pool is not fragmented.
+kernels/cpp/llm_step.cpp reads the pool through ``block_tables`` directly; the PyTorch forwards
+gather with :meth:`gather`. ``block_tables[slot, j]`` is the block holding positions
+``j * block_size ..`` of sequence ``slot``.
 
 Ownership: a block has a reference count (tables pointing at it). At zero it is either empty (back
-in ``_empty``) or, when the prefix cache indexed its tokens, parked there as evictable: reused by a
+on the ``_empty`` heap) or, when the prefix cache indexed its tokens, parked there as evictable: reused by a
 later prompt at no cost, or evicted for a new block only when no empty block is left.
 """
 
 from __future__ import annotations
 
+import heapq
 import math
-from collections import deque
 
 import numpy as np
 import torch
@@ -67,7 +72,7 @@ class PagedKVCache:
                 f"n_blocks: the pool ({self.n_blocks} blocks of {block_size}) must hold one sequence of "
                 f"max_len={max_len} ({self.max_blocks} blocks)"
             )
-        shape = (n_layers, self.n_blocks, n_kv_heads, block_size, head_dim)
+        shape = (n_layers, n_kv_heads, self.n_blocks, block_size, head_dim)
         self.k = _zeros(shape, dtype, device)
         self.v = _zeros(shape, dtype, device)
         self.n_slots = n_slots
@@ -79,7 +84,7 @@ class PagedKVCache:
         self._blocks: list[list[int]] = [[] for _ in range(n_slots)]
         self._refs = [0] * self.n_blocks
         self._in_use = 0  # blocks with a reference
-        self._empty: deque[int] = deque(range(self.n_blocks))
+        self._empty = list(range(self.n_blocks))  # a heap: lowest block first
         self._free_seqs = list(range(n_slots - 1, -1, -1))  # a stack: lowest slot first
         self.prefix = PrefixCache(block_size) if prefix_caching else None
         self.cow_copies = 0  # blocks copied because a write hit a shared one
@@ -170,8 +175,8 @@ class PagedKVCache:
             return False
         for j in shared:
             old, new = blocks[j], self._take()
-            self.k[:, new].copy_(self.k[:, old])
-            self.v[:, new].copy_(self.v[:, old])
+            self.k[:, :, new].copy_(self.k[:, :, old])
+            self.v[:, :, new].copy_(self.v[:, :, old])
             self._unref(old)
             blocks[j] = new
             self.block_tables[slot, j] = new
@@ -188,7 +193,7 @@ class PagedKVCache:
 
     def _take(self) -> int:
         if self._empty:
-            b = self._empty.popleft()
+            b = heapq.heappop(self._empty)
         elif self.prefix is not None and self.prefix.parked:
             b = self.prefix.evict()
         else:  # callers check free_blocks first
@@ -203,7 +208,7 @@ class PagedKVCache:
             self._in_use -= 1
             if self.prefix is not None and self.prefix.park(b):
                 return
-            self._empty.append(b)
+            heapq.heappush(self._empty, b)
 
     # ---- prefix caching
     def share_prefix(self, slot: int, tokens: list[int] | tuple[int, ...]) -> int:
@@ -241,8 +246,8 @@ class PagedKVCache:
         """K/V rows ``[n, n_kv_heads, head_dim]`` into (slot, position) pairs."""
         blk = self._tables_t[slots.cpu(), positions.cpu() // self.block_size].to(self.k.device)
         off = (positions % self.block_size).to(self.k.device)
-        self.k[layer][blk, :, off] = k.to(self.k.dtype)
-        self.v[layer][blk, :, off] = v.to(self.v.dtype)
+        self.k[layer][:, blk, off] = k.transpose(0, 1).to(self.k.dtype)
+        self.v[layer][:, blk, off] = v.transpose(0, 1).to(self.v.dtype)
 
     def gather(self, layer: int, slots: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Positions ``0..length-1`` of ``slots`` as ``[n, n_kv_heads, length, head_dim]`` (a copy;
@@ -251,7 +256,7 @@ class PagedKVCache:
         blk = self._tables_t[slots.cpu(), :nb].to(self.k.device)  # [n, nb]
         out = []
         for pool in (self.k[layer], self.v[layer]):
-            g = pool[blk]  # [n, nb, kvh, bs, hd]
-            n, _, h, bs, d = g.shape
-            out.append(g.permute(0, 2, 1, 3, 4).reshape(n, h, nb * bs, d)[:, :, :length])
+            g = pool[:, blk]  # [kvh, n, nb, bs, hd]
+            h, n, _, bs, d = g.shape
+            out.append(g.transpose(0, 1).reshape(n, h, nb * bs, d)[:, :, :length])
         return out[0], out[1]

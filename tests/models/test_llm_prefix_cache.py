@@ -63,8 +63,8 @@ def _run(cache: PagedKVCache, tokens: list[int], value: float) -> int:
     n = cache.share_prefix(slot, tokens)
     assert cache.make_writable(slot, n, len(tokens))
     for j in range(n // cache.block_size, len(cache.blocks(slot))):
-        cache.k[:, cache.blocks(slot)[j]] = value
-        cache.v[:, cache.blocks(slot)[j]] = -value
+        cache.k[:, :, cache.blocks(slot)[j]] = value
+        cache.v[:, :, cache.blocks(slot)[j]] = -value
     cache.commit(slot, len(tokens), lambda m: tokens[:m])
     return slot
 
@@ -99,9 +99,9 @@ def test_running_sequences_share_a_prefix_and_a_write_into_a_shared_block_copies
     assert cache.cow_copies == 1 and cache.blocks(b)[0] == cache.blocks(a)[0]
     assert cache.blocks(b)[1] != cache.blocks(a)[1]
     copy, orig = cache.blocks(b)[1], cache.blocks(a)[1]
-    assert torch.equal(cache.k[:, copy], cache.k[:, orig])
-    cache.k[:, copy, :, 3] = 42.0  # b writes its own copy; a's block is untouched
-    assert torch.all(cache.k[:, orig] == 3.0)
+    assert torch.equal(cache.k[:, :, copy], cache.k[:, :, orig])
+    cache.k[:, :, copy, 3] = 42.0  # b writes its own copy; a's block is untouched
+    assert torch.all(cache.k[:, :, orig] == 3.0)
 
 
 def test_parked_blocks_are_evicted_least_recently_used_first_and_tail_before_head():

@@ -112,6 +112,7 @@ AVX512_TARGET inline __m512 reduce16(const __m512* v) {
 template <int HV>
 AVX512_TARGET NOINLINE void attend_avx(const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc,
                                        const float* kx, const float* vx, float* out) {
+  constexpr int HD = HV * 16;
   const int64_t n = nc + 1;
   __m512 qv[HV], o[HV];
   for (int h = 0; h < HV; ++h) {
@@ -123,16 +124,28 @@ AVX512_TARGET NOINLINE void attend_avx(const float* q, const Pages& K, const Pag
   alignas(64) float pb[16];
   for (int64_t j0 = 0; j0 < n; j0 += 16) {
     const int nb = static_cast<int>(std::min<int64_t>(16, n - j0));
+    // 16 cached keys in one block (the common case): one base pointer, no per-key lookups
+    const float* kb = j0 + 16 <= nc ? K.run(lo + j0, 16) : nullptr;
+    const float* vb = kb ? V.run(lo + j0, 16) : nullptr;
     __m512 part[16];
+    if (kb) {
 #pragma GCC unroll 16
-    for (int jj = 0; jj < 16; ++jj) {
-      if (jj < nb) {
-        const float* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
+      for (int jj = 0; jj < 16; ++jj) {
+        const float* kr = kb + jj * HD;
         __m512 t = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
         for (int h = 1; h < HV; ++h) t = _mm512_fmadd_ps(qv[h], _mm512_loadu_ps(kr + 16 * h), t);
         part[jj] = t;
-      } else {
-        part[jj] = _mm512_setzero_ps();
+      }
+    } else {
+      for (int jj = 0; jj < 16; ++jj) {
+        if (jj < nb) {
+          const float* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
+          __m512 t = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
+          for (int h = 1; h < HV; ++h) t = _mm512_fmadd_ps(qv[h], _mm512_loadu_ps(kr + 16 * h), t);
+          part[jj] = t;
+        } else {
+          part[jj] = _mm512_setzero_ps();
+        }
       }
     }
     const __mmask16 valid = static_cast<__mmask16>(nb == 16 ? 0xFFFFu : ((1u << nb) - 1u));
@@ -149,10 +162,17 @@ AVX512_TARGET NOINLINE void attend_avx(const float* q, const Pages& K, const Pag
     const __m512 p = _mm512_maskz_mov_ps(valid, exp_avx(_mm512_sub_ps(s, _mm512_set1_ps(mx))));
     l += _mm512_reduce_add_ps(p);
     _mm512_store_ps(pb, p);
-    for (int jj = 0; jj < nb; ++jj) {
-      const __m512 pj = _mm512_set1_ps(pb[jj]);
-      const float* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
-      for (int h = 0; h < HV; ++h) o[h] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * h), o[h]);
+    if (vb) {
+      for (int jj = 0; jj < 16; ++jj) {
+        const __m512 pj = _mm512_set1_ps(pb[jj]);
+        for (int h = 0; h < HV; ++h) o[h] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vb + jj * HD + 16 * h), o[h]);
+      }
+    } else {
+      for (int jj = 0; jj < nb; ++jj) {
+        const __m512 pj = _mm512_set1_ps(pb[jj]);
+        const float* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
+        for (int h = 0; h < HV; ++h) o[h] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * h), o[h]);
+      }
     }
   }
   const __m512 inv = _mm512_set1_ps(1.f / l);

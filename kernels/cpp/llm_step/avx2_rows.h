@@ -188,6 +188,7 @@ AVX2_TARGET inline __m256 reduce8(const __m256* v) {
 template <int HV>
 AVX2_TARGET NOINLINE void attend_avx2(const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc,
                                       const float* kx, const float* vx, float* out) {
+  constexpr int HD = HV * 8;
   const int64_t n = nc + 1;
   __m256 qv[HV], o[HV];
   for (int h = 0; h < HV; ++h) {
@@ -199,11 +200,13 @@ AVX2_TARGET NOINLINE void attend_avx2(const float* q, const Pages& K, const Page
   alignas(32) float sb[8], pb[8];
   for (int64_t j0 = 0; j0 < n; j0 += 8) {
     const int nb = static_cast<int>(std::min<int64_t>(8, n - j0));
+    const float* kb = j0 + 8 <= nc ? K.run(lo + j0, 8) : nullptr;  // 8 cached keys in one block
+    const float* vb = kb ? V.run(lo + j0, 8) : nullptr;
     __m256 part[8];
 #pragma GCC unroll 8
     for (int jj = 0; jj < 8; ++jj) {
       if (jj < nb) {
-        const float* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
+        const float* kr = kb ? kb + jj * HD : j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
         __m256 t = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
         for (int h = 1; h < HV; ++h) t = _mm256_fmadd_ps(qv[h], _mm256_loadu_ps(kr + 8 * h), t);
         part[jj] = t;
@@ -230,7 +233,7 @@ AVX2_TARGET NOINLINE void attend_avx2(const float* q, const Pages& K, const Page
     _mm256_store_ps(pb, p);
     for (int jj = 0; jj < nb; ++jj) {
       const __m256 pj = _mm256_set1_ps(pb[jj]);
-      const float* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
+      const float* vr = vb ? vb + jj * HD : j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
       for (int h = 0; h < HV; ++h) o[h] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * h), o[h]);
     }
   }

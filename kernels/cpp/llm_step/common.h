@@ -100,6 +100,13 @@ struct Pages {
   const float* row(int64_t j) const {
     return base + blocks[j >> shift] * stride + (j & ((int64_t{1} << shift) - 1)) * hd;
   }
+  // Rows j..j+n-1 when they lie in one block (then contiguous), else nullptr: attention takes a
+  // group of keys from one base pointer, as from a flat array, and looks rows up one by one only
+  // where a group straddles blocks.
+  const float* run(int64_t j, int64_t n) const {
+    const int64_t off = j & ((int64_t{1} << shift) - 1);
+    return off + n <= (int64_t{1} << shift) ? base + blocks[j >> shift] * stride + off * hd : nullptr;
+  }
 };
 
 }  // namespace

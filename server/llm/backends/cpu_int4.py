@@ -200,7 +200,7 @@ class CppLlamaStep:
         sample = ks.check_tensor(batch.sample_rows, "sample_rows", torch.int64)
         if sample.dim() != 1:
             raise ValueError("sample_rows: expected 1-D")
-        shape = (cfg.n_layers, cache.n_blocks, cfg.n_kv_heads, cache.block_size, cfg.head_dim)
+        shape = (cfg.n_layers, cfg.n_kv_heads, cache.n_blocks, cache.block_size, cfg.head_dim)
         ks.check_tensor(cache.k, "cache.k", torch.float32, shape)
         ks.check_tensor(cache.v, "cache.v", torch.float32, shape)
         slots = ks.check_tensor(self._row_slots(batch, t), "slots", torch.int64, (t,))
