@@ -175,7 +175,8 @@ def indirection(quick: bool) -> dict:
             tps[name].append(decode(c))
     med = {k: statistics.median(v) for k, v in tps.items()}
     return {"kernel_path": llm_step.isa(), "streams": n_seq, "context": ctx,
-            **{f"{k} tok/s": v for k, v in med.items()}, "interleaved_over_contiguous": med["interleaved blocks"] / med["contiguous blocks"]}
+            **{f"{k} tok/s": v for k, v in med.items()},
+            "interleaved_over_contiguous": med["interleaved blocks"] / med["contiguous blocks"]}
 
 
 def main(argv: list[str] | None = None) -> int:
