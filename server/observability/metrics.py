@@ -118,7 +118,7 @@ LLM_REQUESTS = Counter(
 LLM_RUNNING = Gauge("stackserve_llm_num_requests_running", "sequences holding a KV-cache slot", ["model"])
 LLM_WAITING = Gauge("stackserve_llm_num_requests_waiting", "requests queued for a KV-cache slot", ["model"])
 LLM_KV_USAGE = Gauge(
-    "stackserve_llm_kv_cache_usage_ratio", "share of KV-cache positions holding live tokens (0..1)", ["model"]
+    "stackserve_llm_kv_cache_usage_ratio", "share of KV-cache blocks held by running sequences (0..1)", ["model"]
 )
 #: Engine totals read with the gauges (``LLMEngine.counters``), as vLLM names them: speculative
 #: decoding's draft and accepted tokens, preemptions, prefix-cache query and hit tokens.
