@@ -77,7 +77,7 @@ def steady_decode(token_ts: dict[object, list[float]]) -> tuple[int, float]:
 # ---------------------------------------------------------------- our engine ----------------------
 def prefill_tps(forward, cfg, n_tokens: int, reps: int) -> list[float]:
     """pp: one prompt of n_tokens through one forward step (no chunking), tokens/s per repetition."""
-    cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, n_tokens + 8, cfg.head_dim)
+    cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, n_tokens + 8, cfg.head_dim, forward=forward)
     ids = torch.randint(100, 40000, (n_tokens,), generator=torch.Generator().manual_seed(0))
     batch = StepBatch(
         ids,
@@ -386,8 +386,7 @@ def quality(
         for s in range(0, len(ids) - 1, window):
             chunk = ids[s : s + window + 1]
             n = len(chunk) - 1
-            cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, window + 2, cfg.head_dim)
-            cache.allocate()
+            cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, window + 2, cfg.head_dim, forward=forward)
             b = StepBatch(
                 torch.tensor(chunk[:-1]),
                 torch.arange(n),

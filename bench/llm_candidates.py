@@ -120,7 +120,7 @@ def step_candidate(name: str, weights_desc: str, nbytes: int, forward, cfg) -> C
     from server.llm.kv_cache import PagedKVCache
     from server.llm.model import PrefillSegment, StepBatch
 
-    cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, PREFILL + 256, cfg.head_dim)
+    cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, PREFILL + 256, cfg.head_dim, forward=forward)
     state = {"len": 0}
 
     def prefill(ids: list[int]) -> int:

@@ -215,7 +215,8 @@ def generate_tok_s(model, cfg, n_tokens: int, n_seqs: int = 1) -> float:
     """Greedy generation of n_tokens per sequence after a 16-token prompt; tokens/s from wall time."""
     from server.llm.kv_cache import PagedKVCache
 
-    cache = PagedKVCache.with_slots(cfg.n_layers, n_seqs, cfg.n_kv_heads, len(PROMPT) + n_tokens + 1, cfg.head_dim)
+    cache = PagedKVCache.with_slots(cfg.n_layers, n_seqs, cfg.n_kv_heads, len(PROMPT) + n_tokens + 1, cfg.head_dim,
+                                     forward=model)
     nxt = []
     for s in range(n_seqs):
         prompt = PROMPT[s % len(PROMPT) :] + PROMPT[: s % len(PROMPT)]  # a different prompt per slot
@@ -231,7 +232,7 @@ def generate_tok_s(model, cfg, n_tokens: int, n_seqs: int = 1) -> float:
 def prefill_tok_s(model, cfg, n: int) -> float:
     from server.llm.kv_cache import PagedKVCache
 
-    cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, n, cfg.head_dim)
+    cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, n, cfg.head_dim, forward=model)
     tokens = (PROMPT * (n // len(PROMPT) + 1))[:n]
     t0 = time.perf_counter()
     model.forward(_prefill_batch(0, 0, tokens), cache)

@@ -145,7 +145,7 @@ def indirection(quick: bool) -> dict:
     n_seq, ctx, steps = 16, 512, 16 if quick else 32
 
     def cache(interleaved: bool) -> PagedKVCache:
-        c = PagedKVCache(cfg.n_layers, n_seq, cfg.n_kv_heads, ctx + steps + 16, cfg.head_dim)
+        c = PagedKVCache(cfg.n_layers, n_seq, cfg.n_kv_heads, ctx + steps + 16, cfg.head_dim, step.kv_dtype)
         slots = [c.allocate() for _ in range(n_seq)]
         if interleaved:  # streams grow together: block by block, round robin
             for end in range(16, ctx + steps + 16, 16):

@@ -185,8 +185,8 @@ int block_shift(int64_t bs, const char* name) {
 }
 
 // softmax(q . K^T) V over keys lo..lo+n-1 plus the query's own key kx / value vx [hd] (q already
-// scaled), as one attention head of a step computes it. K/V are either rows [n, hd] (blocks None)
-// or a paged pool [n_blocks, block, hd] read through `blocks`, the step's layout.
+// scaled), as one attention head of a step computes it, K/V stored as fp16 like the cache. K/V are
+// either rows [n, hd] (blocks None) or a paged pool [n_blocks, block, hd] read through `blocks`.
 py::array_t<float> rows_attend(const py::array& q, const py::array& K, const py::array& V, const py::array& kx,
                                const py::array& vx, const py::object& blocks, int64_t n, int64_t lo) {
   for (auto [a, name] : {std::pair{&q, "q"}, std::pair{&kx, "kx"}, std::pair{&vx, "vx"}})
@@ -194,8 +194,16 @@ py::array_t<float> rows_attend(const py::array& q, const py::array& K, const py:
   const int64_t hd = q.shape(0);
   if (hd < 1 || hd > 512) throw py::value_error("q: head dim must be in [1, 512]");
   if (kx.shape(0) != hd || vx.shape(0) != hd) throw py::value_error("kx, vx [hd] must match q [hd]");
+  const Isa isa = row_isa();
+  auto halves = [&](const py::array& a) {  // the cache's storage: fp16, rounded as the step rounds
+    std::vector<uint16_t> h(static_cast<size_t>(a.size()));
+    to_half(isa, cptr<float>(a), a.size(), h.data());
+    return h;
+  };
   std::vector<int64_t> contiguous;
-  Pages pk{}, pv{};
+  int64_t stride = 16 * hd;
+  int shift = 4;
+  const int64_t* bt = nullptr;
   if (blocks.is_none()) {
     check_array(K, py::dtype::of<float>(), 2, "K");
     check_array(V, py::dtype::of<float>(), 2, "V");
@@ -204,28 +212,36 @@ py::array_t<float> rows_attend(const py::array& q, const py::array& K, const py:
     if (K.shape(1) != hd || V.shape(0) != n || V.shape(1) != hd)
       throw py::value_error("K, V [n, hd] must match q [hd]");
     for (int64_t b = 0; b * 16 < n; ++b) contiguous.push_back(b);
-    pk = Pages{cptr<float>(K), contiguous.data(), 16 * hd, 4, hd};
-    pv = Pages{cptr<float>(V), contiguous.data(), 16 * hd, 4, hd};
+    bt = contiguous.data();
   } else {
     const auto table = blocks.cast<py::array>();
     check_array(table, py::dtype::of<int64_t>(), 1, "blocks");
     check_array(K, py::dtype::of<float>(), 3, "K");
     check_array(V, py::dtype::of<float>(), 3, "V");
     const int64_t nb = K.shape(0), bs = K.shape(1);
-    const int shift = block_shift(bs, "K");
+    shift = block_shift(bs, "K");
     if (K.shape(2) != hd || V.shape(0) != nb || V.shape(1) != bs || V.shape(2) != hd)
       throw py::value_error("K, V [n_blocks, block, hd] must match each other and q [hd]");
     if (n < 0 || lo < 0) throw py::value_error("n and lo must be >= 0");
     const int64_t need = n ? ((lo + n - 1) >> shift) + 1 : 0;
     if (table.shape(0) < need) throw py::value_error("blocks: too short for positions lo..lo+n-1");
-    const int64_t* bt = cptr<int64_t>(table);
+    bt = cptr<int64_t>(table);
     for (int64_t i = lo >> shift; i < need; ++i)
       if (bt[i] < 0 || bt[i] >= nb) throw py::value_error("blocks: entry out of range of the pool");
-    pk = Pages{cptr<float>(K), bt, bs * hd, shift, hd};
-    pv = Pages{cptr<float>(V), bt, bs * hd, shift, hd};
+    stride = bs * hd;
   }
+  const auto kh = halves(K), vh = halves(V), kxh = halves(kx), vxh = halves(vx);
+  const Pages pk{kh.data(), bt, stride, shift, hd}, pv{vh.data(), bt, stride, shift, hd};
   py::array_t<float> out(hd);
-  attend(row_isa(), cptr<float>(q), pk, pv, lo, n, cptr<float>(kx), cptr<float>(vx), hd, out.mutable_data());
+  attend(isa, cptr<float>(q), pk, pv, lo, n, kxh.data(), vxh.data(), hd, out.mutable_data());
+  return out;
+}
+
+// fp16 bits of float32 values as the KV cache stores them (tests: every path rounds alike).
+py::array_t<uint16_t> rows_to_half(const py::array& x) {
+  check_array(x, py::dtype::of<float>(), 1, "x");
+  py::array_t<uint16_t> out(x.shape(0));
+  to_half(row_isa(), cptr<float>(x), x.shape(0), out.mutable_data());
   return out;
 }
 
@@ -410,7 +426,7 @@ class Llama {
   }
 
   // The KV cache is a pool of blocks (server/llm/kv_cache.py): k_cache/v_cache hold
-  // [n_layers, n_kv_heads, n_blocks, block_size, head_dim] floats and row t of the step reads and
+  // [n_layers, n_kv_heads, n_blocks, block_size, head_dim] fp16 values and row t of the step reads and
   // writes the blocks listed in block_tables[slots[t]] (position p in entry p / block_size).
   void step(const py::array& token_ids, const py::array& positions, const py::array& slots,
             const py::array& sample_rows, uintptr_t k_cache, uintptr_t v_cache, const py::array& block_tables,
@@ -484,7 +500,7 @@ class Llama {
     const int nt = num_threads_ > 0 ? num_threads_ : g_num_threads.load();
     py::gil_scoped_release release;
     std::lock_guard<std::mutex> lock(mu_);
-    run(T, tok, pos, slt, R, srow, reinterpret_cast<float*>(k_cache), reinterpret_cast<float*>(v_cache),
+    run(T, tok, pos, slt, R, srow, reinterpret_cast<uint16_t*>(k_cache), reinterpret_cast<uint16_t*>(v_cache),
         KVLayout{bt, MB, n_blocks, block_size, shift}, max_pos, distinct_slots, out, nt);
   }
 
@@ -588,7 +604,8 @@ class Llama {
   };
 
   void run(int64_t T, const int64_t* tok, const int64_t* pos, const int64_t* slt, int64_t R, const int64_t* srow,
-           float* kc, float* vc, const KVLayout& kv, int64_t max_pos, bool distinct_slots, float* logits, int nt) {
+           uint16_t* kc, uint16_t* vc, const KVLayout& kv, int64_t max_pos, bool distinct_slots, float* logits,
+           int nt) {
     ensure_rope(max_pos + 1);
     const bool priv = std::max(T, R) <= kPrivateRows;
     ensure_workspace(std::max(T, R), priv ? nt + 1 : 1);
@@ -674,12 +691,13 @@ class Llama {
             const float* row = qkv + t * QKVN;
             const float* cs = ctab + pos[t] * half;
             const float* sn = stab + pos[t] * half;
-            float nb[512];
+            float nb[512], k[512];
             for (int64_t h = 0; h < NKV; ++h) {
               const int64_t blk = kv.tables[slt[t] * kv.MB + (pos[t] >> kv.shift)];
               const int64_t off = (((l * NKV + h) * kv.NB + blk) * kv.BS + (pos[t] & (kv.BS - 1))) * HD;
-              rope_head(head_in(row + (NH + h) * HD, Ly.k_norm, nb), cs, sn, half, 1.f, kc + off);
-              std::memcpy(vc + off, row + (NH + NKV + h) * HD, static_cast<size_t>(HD) * 4);
+              rope_head(head_in(row + (NH + h) * HD, Ly.k_norm, nb), cs, sn, half, 1.f, k);
+              to_half(isa, k, HD, kc + off);
+              to_half(isa, row + (NH + NKV + h) * HD, HD, vc + off);
             }
           });
           mark(tid, kRope);
@@ -690,20 +708,22 @@ class Llama {
           const float* cs = ctab + pos[t] * half;
           const float* sn = stab + pos[t] * half;
           float q[512], k[512], o[512], nb[512];
+          uint16_t kh[512], vh[512];  // this row's own K/V as the cache stores them (fp16)
           rope_head(head_in(row + h * HD, Ly.q_norm, nb), cs, sn, half, qscale, q);
           rope_head(head_in(row + (NH + kvh) * HD, Ly.k_norm, nb), cs, sn, half, 1.f, k);
-          const float* v = row + (NH + NKV + kvh) * HD;
+          to_half(isa, k, HD, kh);
+          to_half(isa, row + (NH + NKV + kvh) * HD, HD, vh);
           const int64_t base = (l * NKV + kvh) * kv.NB * kv.BS * HD;  // (layer, kv head, block 0)
           const int64_t* blocks = kv.tables + slt[t] * kv.MB;
           const Pages K{kc + base, blocks, kv.BS * HD, kv.shift, HD};
           const Pages V{vc + base, blocks, kv.BS * HD, kv.shift, HD};
           if (fused && h % group == 0) {  // the only writer of (block, kvh, offset); nobody reads it here
-            std::memcpy(const_cast<float*>(K.row(pos[t])), k, static_cast<size_t>(HD) * 4);
-            std::memcpy(const_cast<float*>(V.row(pos[t])), v, static_cast<size_t>(HD) * 4);
+            std::memcpy(const_cast<uint16_t*>(K.row(pos[t])), kh, static_cast<size_t>(HD) * 2);
+            std::memcpy(const_cast<uint16_t*>(V.row(pos[t])), vh, static_cast<size_t>(HD) * 2);
           }
           // A sliding layer sees keys at positions (pos - window, pos]: cache rows from `lo`.
           const int64_t lo = local ? std::max<int64_t>(0, pos[t] - window_ + 1) : 0;
-          attend(isa, q, K, V, lo, pos[t] - lo, k, v, HD, o);
+          attend(isa, q, K, V, lo, pos[t] - lo, kh, vh, HD, o);
           if (HD % QK == 0) {
             for (int64_t g = 0; g < HD / QK; ++g) {
               const int64_t col = h * HD + g * QK;
@@ -863,6 +883,7 @@ PYBIND11_MODULE(_llm_step, m) {
   m.def("rows_gelu_tanh_mul", &rows_gelu_tanh_mul, py::arg("gate"), py::arg("up"));
   m.def("rows_attend", &rows_attend, py::arg("q"), py::arg("K"), py::arg("V"), py::arg("kx"), py::arg("vx"),
         py::arg("blocks") = py::none(), py::arg("n") = -1, py::arg("lo") = 0);
+  m.def("rows_to_half", &rows_to_half, py::arg("x"));
 
   py::class_<PackedLinear>(m, "PackedLinear")
       .def("matmul", &PackedLinear::matmul, py::arg("x"), py::arg("num_threads") = 0,

@@ -25,7 +25,7 @@ from server.llm.admission import TtftEstimator
 from server.llm.backends import Forward, build_forward
 from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, WaitingQueueFullError
 from server.llm.gguf_weights import LlamaWeights, open_reader
-from server.llm.kv_cache import PagedKVCache
+from server.llm.kv_cache import PagedKVCache, kv_layout
 from server.llm.models import load_model_weights, model_gguf_path
 from server.llm.outputs import EngineStats, FinishReason, GenerationChunk, TokenLogprob
 from server.llm.params import SamplingParams
@@ -44,18 +44,6 @@ Sink = Callable[[GenerationChunk], None]
 class _Submission:
     req: Request
     sink: Sink
-
-
-def kv_layout(forward: Forward) -> tuple[torch.device | str, torch.dtype]:
-    """Device and dtype of the KV cache a forward writes: its owner's ``device`` and ``dtype``
-    (GPU backends keep KV on the GPU, in their activation dtype: the triton backend writes fp16
-    keys, which an fp32 cache refuses); CPU float32 for plain functions and owners without them."""
-    owner = getattr(forward, "__self__", None)
-    device = getattr(owner, "device", "cpu")
-    dtype = getattr(owner, "dtype", torch.float32)
-    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
-        dtype = torch.float32
-    return device, dtype
 
 
 class LLMEngine:

@@ -231,7 +231,8 @@ class Gemma3Model:
                 cache.write(layer, slots, pos, k[:n_dec], v[:n_dec])
                 kd, vd = cache.gather(layer, slots, masks.dec_len)
                 att = F.scaled_dot_product_attention(
-                    q[:n_dec].reshape(n_dec, nkv, nh // nkv, hd), kd, vd, attn_mask=masks.decode(sliding),
+                    q[:n_dec].reshape(n_dec, nkv, nh // nkv, hd), kd.to(q.dtype), vd.to(q.dtype),
+                    attn_mask=masks.decode(sliding),
                     scale=self.scale)  # fmt: skip
                 out[:n_dec] = att.reshape(n_dec, nh, hd)
             for i, seg in enumerate(batch.prefills):
@@ -241,8 +242,8 @@ class Gemma3Model:
                 cache.write(layer, slot.expand(seg.length), batch.positions[r0:r1], k[r0:r1], v[r0:r1])
                 ks, vs = cache.gather(layer, slot, end)
                 att = F.scaled_dot_product_attention(
-                    q[r0:r1].transpose(0, 1)[None], ks, vs, attn_mask=masks.prefill(i, sliding), scale=self.scale,
-                    enable_gqa=True)  # fmt: skip
+                    q[r0:r1].transpose(0, 1)[None], ks.to(q.dtype), vs.to(q.dtype),
+                    attn_mask=masks.prefill(i, sliding), scale=self.scale, enable_gqa=True)  # fmt: skip
                 out[r0:r1] = att[0].transpose(0, 1)
             x = x + self._rms(o_p(out.view(T, nh * hd)), post_attn)
             h = self._rms(x, ffn_norm)

@@ -37,9 +37,22 @@ def _zeros(shape: tuple[int, ...], dtype: torch.dtype, device: str | torch.devic
     """Zeros that take memory only where written: on the CPU, numpy's zeroed allocation is backed by
     the kernel's zero pages (calloc → mmap), which become resident when a block is first written,
     where ``torch.zeros`` writes every byte at once (737 MB resident at start for an idle server)."""
-    if torch.device(device).type == "cpu" and dtype == torch.float32:
-        return torch.from_numpy(np.zeros(shape, dtype=np.float32))
+    if torch.device(device).type == "cpu" and dtype in (torch.float32, torch.float16):
+        return torch.from_numpy(np.zeros(shape, dtype=np.float32 if dtype == torch.float32 else np.float16))
     return torch.zeros(shape, dtype=dtype, device=device)
+
+
+def kv_layout(forward: object) -> tuple[torch.device | str, torch.dtype]:
+    """Device and dtype of the KV cache a forward writes: its owner's ``device`` and ``kv_dtype``
+    or ``dtype`` (GPU backends keep KV on the GPU, in their activation dtype: the triton backend
+    writes fp16 keys, which an fp32 cache refuses; the C++ step stores fp16); CPU float32 for plain
+    functions and owners without them."""
+    owner = getattr(forward, "__self__", forward)  # a bound forward's model, or the model itself
+    device = getattr(owner, "device", "cpu")
+    dtype = getattr(owner, "kv_dtype", None) or getattr(owner, "dtype", torch.float32)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        dtype = torch.float32
+    return device, dtype
 
 
 class PagedKVCache:
@@ -92,9 +105,12 @@ class PagedKVCache:
     @classmethod
     def with_slots(cls, n_layers: int, n_slots: int, n_kv_heads: int, max_len: int, head_dim: int,
                    dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu",
-                   block_size: int = 16) -> PagedKVCache:
+                   block_size: int = 16, forward: object | None = None) -> PagedKVCache:
         """A cache whose slots 0..n_slots-1 are allocated with ``max_len`` positions each: for callers
-        that drive a forward directly, without the scheduler (benchmarks, model tests)."""
+        that drive a forward directly, without the scheduler (benchmarks, model tests). ``forward``:
+        take device and dtype from it, as the engine does (:func:`kv_layout`)."""
+        if forward is not None:
+            device, dtype = kv_layout(forward)
         cache = cls(n_layers, n_slots, n_kv_heads, max_len, head_dim, dtype, device, block_size=block_size)
         for _ in range(n_slots):
             cache.reserve(cache.allocate(), max_len)

@@ -83,7 +83,7 @@ def hf_model():
 def prefill(model: Gemma3Model, ids: list[int], cache: PagedKVCache | None = None) -> torch.Tensor:
     c = model.config
     n = len(ids)
-    cache = cache or PagedKVCache.with_slots(c.n_layers, 1, c.n_kv_heads, n + 8, c.head_dim)
+    cache = cache or PagedKVCache.with_slots(c.n_layers, 1, c.n_kv_heads, n + 8, c.head_dim, forward=model)
     batch = StepBatch(
         torch.tensor(ids),
         torch.arange(n),
@@ -181,9 +181,11 @@ def test_cpp_step_equals_the_pytorch_forward_on_the_same_kernels():
     quant = Gemma3Model(weights(), int8x2_linear)
     long = [2, *torch.randint(3, 200000, (619,), generator=torch.Generator().manual_seed(2)).tolist()]
     for ids in (FRANCE, long):
-        want = prefill(quant, ids)
         c = quant.config
-        cache = PagedKVCache.with_slots(c.n_layers, 2, c.n_kv_heads, len(ids) + 8, c.head_dim)
+        # the reference stores K/V as the C++ step does (fp16), so that only the kernels differ
+        want = prefill(quant, ids, PagedKVCache.with_slots(c.n_layers, 1, c.n_kv_heads, len(ids) + 8, c.head_dim,
+                                                           torch.float16))
+        cache = PagedKVCache.with_slots(c.n_layers, 2, c.n_kv_heads, len(ids) + 8, c.head_dim, forward=cpp_step())
         got = []
         for s0 in range(0, len(ids), 256):  # chunked prefill in slot 1: cached keys from earlier chunks
             n = min(256, len(ids) - s0)
@@ -199,9 +201,11 @@ def test_cpp_step_equals_the_pytorch_forward_on_the_same_kernels():
         got = torch.cat(got)
         diff = (got - want).abs()
         # Summation order and the activation quantization's rounding differ per ISA (VNNI, AMX or
-        # neither): a few logits of 262k drift by ~2e-2; a bug moves them by whole units.
-        assert float(diff.max()) < 6e-2, float(diff.max())
-        assert float(diff.mean()) < 2e-3, float(diff.mean())
+        # neither), and both sides round K/V to fp16, where a difference of 1e-4 before rounding
+        # becomes one fp16 step (5e-4 relative) after it: a few logits of 262k drift by ~5e-2, the
+        # mean by ~3e-3; a bug moves them by whole units.
+        assert float(diff.max()) < 1e-1, float(diff.max())
+        assert float(diff.mean()) < 5e-3, float(diff.mean())
         assert (got.argmax(-1) == want.argmax(-1)).float().mean() >= 0.98
 
 
@@ -214,7 +218,7 @@ def test_cpp_decode_steps_past_the_window_and_mixed_batches():
     full = prefill(step, ids)
     other = torch.randint(3, 200000, (40,), generator=torch.Generator().manual_seed(4))
     other_full = prefill(step, [2, *other.tolist()])
-    cache = PagedKVCache.with_slots(c.n_layers, 3, c.n_kv_heads, 560, c.head_dim)
+    cache = PagedKVCache.with_slots(c.n_layers, 3, c.n_kv_heads, 560, c.head_dim, forward=step)
     start = 500
     step.forward(StepBatch(torch.tensor(ids[:start]), torch.arange(start), torch.empty(0, dtype=torch.long), [],
                            [PrefillSegment(2, 0, start, 0)], torch.tensor([start - 1])), cache)  # fmt: skip

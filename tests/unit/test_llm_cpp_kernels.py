@@ -353,10 +353,11 @@ def _batch(decode: list[tuple[int, int, int]], prefills: list[tuple[int, int, li
     )
 
 
-def _cache(cfg, n_slots: int = N_SLOTS, max_len: int = MAX_LEN):
+def _cache(cfg, n_slots: int = N_SLOTS, max_len: int = MAX_LEN, dtype=torch.float16):
+    """A cache as the C++ step keeps it (fp16); the fp32 reference gets dtype=torch.float32."""
     from server.llm.kv_cache import PagedKVCache
 
-    return PagedKVCache.with_slots(cfg.n_layers, n_slots, cfg.n_kv_heads, max_len, cfg.head_dim)
+    return PagedKVCache.with_slots(cfg.n_layers, n_slots, cfg.n_kv_heads, max_len, cfg.head_dim, dtype)
 
 
 @pytest.fixture(scope="module")
@@ -371,7 +372,7 @@ def reference(weights):
     from server.llm.model import LlamaModel
 
     ref = LlamaModel(weights, lambda w: (lambda W: lambda x: torch.nn.functional.linear(x, W))(w.dequantize()))
-    cache = _cache(weights.config)
+    cache = _cache(weights.config, dtype=torch.float32)
     steps = []
 
     def run(name, batch):
@@ -427,7 +428,7 @@ def test_model_matches_reference(weights, model_act, reference, path):
     for slot, n in written:
         ours_kv, ref_kv = _sequence(cache, slot), _sequence(ref_cache, slot)
         for name, a, b in zip("kv", ours_kv, ref_kv, strict=True):
-            d = (a[..., :n, :] - b[..., :n, :]).abs().max().item()
+            d = (a[..., :n, :].float() - b[..., :n, :]).abs().max().item()
             scale = b[..., :n, :].abs().max().item()
             assert d <= BOUNDS[act][4] * scale, f"cache.{name} slot {slot}: max diff {d} vs max |value| {scale}"
             assert not a[..., n:, :].any(), "wrote past a sequence"
@@ -492,7 +493,7 @@ def test_step_validation(weights, ours):
     from server.llm.model import PrefillSegment
 
     cfg = weights.config
-    cache = PagedKVCache.with_slots(cfg.n_layers, 2, cfg.n_kv_heads, 8, cfg.head_dim)
+    cache = PagedKVCache.with_slots(cfg.n_layers, 2, cfg.n_kv_heads, 8, cfg.head_dim, torch.float16)
 
     def fails(match: str, batch, c=cache):
         with pytest.raises(ValueError, match=match):
@@ -504,7 +505,7 @@ def test_step_validation(weights, ours):
     fails("token_ids\\[0\\]=-1 is out of range", _batch([(0, 0, -1)], [], None))
     fails("sample_rows\\[0\\]=1 is out of range", _batch([(0, 0, 1)], [], [1]))
     fails("same cell \\(block, offset\\)", _batch([(0, 3, 1), (0, 3, 2)], [], None))
-    shared = PagedKVCache(cfg.n_layers, 2, cfg.n_kv_heads, 8, cfg.head_dim, block_size=8, n_blocks=2)
+    shared = PagedKVCache(cfg.n_layers, 2, cfg.n_kv_heads, 8, cfg.head_dim, torch.float16, block_size=8, n_blocks=2)
     shared.block_tables[:] = 0  # two sequences pointing at one block: their writes would collide
     fails("same cell \\(block, offset\\)", _batch([(0, 3, 1), (1, 3, 2)], [], None), shared)
     cache.block_tables[1, 0] = 10**6
@@ -530,12 +531,12 @@ def test_step_validation(weights, ours):
     fails(
         "cache.k: expected dtype",
         _batch([(0, 0, 1)], [], None),
-        PagedKVCache.with_slots(cfg.n_layers, 2, cfg.n_kv_heads, 8, 64, torch.float16),
+        PagedKVCache.with_slots(cfg.n_layers, 2, cfg.n_kv_heads, 8, 64, torch.float32),
     )
     fails(
         "cache.k: expected shape",
         _batch([(0, 0, 1)], [], None),
-        PagedKVCache.with_slots(cfg.n_layers + 1, 2, cfg.n_kv_heads, 8, 64),
+        PagedKVCache.with_slots(cfg.n_layers + 1, 2, cfg.n_kv_heads, 8, 64, torch.float16),
     )
     assert not cache.k.any() and not cache.v.any(), "a rejected step wrote the cache"
     # an empty step is fine

@@ -35,6 +35,11 @@ def on(path: str):
         yield
 
 
+def fp16(a: np.ndarray) -> np.ndarray:
+    """Values as the KV cache stores them: rounded to fp16 (nearest even), back in float32."""
+    return a.astype(np.float16).astype(np.float32)
+
+
 def rows(seed: int, m: int, k: int, nan: bool = False) -> np.ndarray:
     """Rows with magnitudes over 6 decades, an outlier block, and optionally NaN / inf entries."""
     g = np.random.default_rng(seed)
@@ -135,7 +140,7 @@ def test_attend_matches_reference(path, seed, n, hd, nan, spread):
         K[g.integers(0, n), g.integers(0, hd)] = np.nan
     with on(path):
         out = ext.rows_attend(q, K, V, kx, vx)
-    want = ref.attend(q, K, V, kx, vx)
+    want = ref.attend(q, *(fp16(a) for a in (K, V, kx, vx)))  # the cache stores K/V in fp16
     if nan and n:
         assert np.isnan(out).all()  # a NaN key poisons the head, never a silent drop
     else:
@@ -161,7 +166,26 @@ def test_paged_attend_reads_the_blocks_a_table_lists(path, seed, n, lo, bs, hd):
     kx, vx = g.normal(size=hd).astype(np.float32), g.normal(size=hd).astype(np.float32)
     with on(path):
         out = ext.rows_attend(q, Kp, Vp, kx, vx, blocks=table, n=n, lo=lo)
-    np.testing.assert_allclose(out, ref.attend(q, K.reshape(n, hd), V.reshape(n, hd), kx, vx), rtol=2e-4, atol=2e-5)
+    want = ref.attend(q, *(fp16(a) for a in (K.reshape(n, hd), V.reshape(n, hd), kx, vx)))
+    np.testing.assert_allclose(out, want, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@SETTINGS
+@given(bits=st.lists(st.integers(0, 2**32 - 1), min_size=0, max_size=70),
+       special=st.lists(st.sampled_from([0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65519.99, 65520.0, 1e-8,
+                                         2.0**-24, 2.0**-25, 3 * 2.0**-26, 6.1e-5, -1e30]), max_size=20))
+def test_fp16_storage_rounds_as_numpy(path, bits, special):
+    """The cache's float32 -> fp16 conversion (F16C on the vector paths, bit arithmetic on the scalar
+    one) gives numpy's round-to-nearest-even bits for every float: NaN, inf, overflow, subnormals."""
+    x = np.concatenate([np.array(bits, np.uint32).view(np.float32), np.array(special, np.float32)])
+    with on(path):
+        got = ext.rows_to_half(x)
+    with np.errstate(over="ignore", invalid="ignore"):
+        want = x.astype(np.float16).view(np.uint16)
+    nan = np.isnan(x)
+    assert np.array_equal(got[~nan], want[~nan])
+    assert np.isnan(got[nan].view(np.float16)).all()
 
 
 def test_paged_attend_rejects_tables_that_leave_the_pool():

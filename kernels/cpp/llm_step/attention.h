@@ -107,11 +107,23 @@ AVX512_TARGET inline __m512 reduce16(const __m512* v) {
                        _mm512_shuffle_f32x4(w[0], w[1], _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+AVX512_TARGET inline __m512 load_half16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+AVX512_TARGET NOINLINE void to_half_avx(const float* src, int64_t n, uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i),
+                        _mm512_cvtps_ph(_mm512_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; ++i) dst[i] = float_to_half(src[i]);
+}
+
 // Keys 0..nc-1 come from K/V (the cache, from position lo), key nc from kx/vx (this row's own key,
 // not read back from the cache so that decode rows can write the cache in the same phase).
 template <int HV>
 AVX512_TARGET NOINLINE void attend_avx(const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc,
-                                       const float* kx, const float* vx, float* out) {
+                                       const uint16_t* kx, const uint16_t* vx, float* out) {
   constexpr int HD = HV * 16;
   const int64_t n = nc + 1;
   __m512 qv[HV], o[HV];
@@ -125,23 +137,23 @@ AVX512_TARGET NOINLINE void attend_avx(const float* q, const Pages& K, const Pag
   for (int64_t j0 = 0; j0 < n; j0 += 16) {
     const int nb = static_cast<int>(std::min<int64_t>(16, n - j0));
     // 16 cached keys in one block (the common case): one base pointer, no per-key lookups
-    const float* kb = j0 + 16 <= nc ? K.run(lo + j0, 16) : nullptr;
-    const float* vb = kb ? V.run(lo + j0, 16) : nullptr;
+    const uint16_t* kb = j0 + 16 <= nc ? K.run(lo + j0, 16) : nullptr;
+    const uint16_t* vb = kb ? V.run(lo + j0, 16) : nullptr;
     __m512 part[16];
     if (kb) {
 #pragma GCC unroll 16
       for (int jj = 0; jj < 16; ++jj) {
-        const float* kr = kb + jj * HD;
-        __m512 t = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
-        for (int h = 1; h < HV; ++h) t = _mm512_fmadd_ps(qv[h], _mm512_loadu_ps(kr + 16 * h), t);
+        const uint16_t* kr = kb + jj * HD;
+        __m512 t = _mm512_mul_ps(qv[0], load_half16(kr));
+        for (int h = 1; h < HV; ++h) t = _mm512_fmadd_ps(qv[h], load_half16(kr + 16 * h), t);
         part[jj] = t;
       }
     } else {
       for (int jj = 0; jj < 16; ++jj) {
         if (jj < nb) {
-          const float* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
-          __m512 t = _mm512_mul_ps(qv[0], _mm512_loadu_ps(kr));
-          for (int h = 1; h < HV; ++h) t = _mm512_fmadd_ps(qv[h], _mm512_loadu_ps(kr + 16 * h), t);
+          const uint16_t* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
+          __m512 t = _mm512_mul_ps(qv[0], load_half16(kr));
+          for (int h = 1; h < HV; ++h) t = _mm512_fmadd_ps(qv[h], load_half16(kr + 16 * h), t);
           part[jj] = t;
         } else {
           part[jj] = _mm512_setzero_ps();
@@ -165,13 +177,13 @@ AVX512_TARGET NOINLINE void attend_avx(const float* q, const Pages& K, const Pag
     if (vb) {
       for (int jj = 0; jj < 16; ++jj) {
         const __m512 pj = _mm512_set1_ps(pb[jj]);
-        for (int h = 0; h < HV; ++h) o[h] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vb + jj * HD + 16 * h), o[h]);
+        for (int h = 0; h < HV; ++h) o[h] = _mm512_fmadd_ps(pj, load_half16(vb + jj * HD + 16 * h), o[h]);
       }
     } else {
       for (int jj = 0; jj < nb; ++jj) {
         const __m512 pj = _mm512_set1_ps(pb[jj]);
-        const float* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
-        for (int h = 0; h < HV; ++h) o[h] = _mm512_fmadd_ps(pj, _mm512_loadu_ps(vr + 16 * h), o[h]);
+        const uint16_t* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
+        for (int h = 0; h < HV; ++h) o[h] = _mm512_fmadd_ps(pj, load_half16(vr + 16 * h), o[h]);
       }
     }
   }
@@ -179,8 +191,8 @@ AVX512_TARGET NOINLINE void attend_avx(const float* q, const Pages& K, const Pag
   for (int h = 0; h < HV; ++h) _mm512_storeu_ps(out + 16 * h, _mm512_mul_ps(o[h], inv));
 }
 
-void attend_scalar(const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc, const float* kx,
-                   const float* vx, int hd, float* out) {
+void attend_scalar(const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc, const uint16_t* kx,
+                   const uint16_t* vx, int hd, float* out) {
   const int64_t n = nc + 1;
   float mx = -std::numeric_limits<float>::infinity();
   float l = 0.f;
@@ -191,9 +203,9 @@ void attend_scalar(const float* q, const Pages& K, const Pages& V, int64_t lo, i
     const int nb = static_cast<int>(std::min<int64_t>(16, n - j0));
     float bm = -std::numeric_limits<float>::infinity();
     for (int jj = 0; jj < nb; ++jj) {
-      const float* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
+      const uint16_t* kr = j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
       float t = 0.f;
-      for (int d = 0; d < hd; ++d) t += q[d] * kr[d];
+      for (int d = 0; d < hd; ++d) t += q[d] * half_to_float(kr[d]);
       s[jj] = t;
       bm = std::max(bm, t);
     }
@@ -204,8 +216,8 @@ void attend_scalar(const float* q, const Pages& K, const Pages& V, int64_t lo, i
     for (int jj = 0; jj < nb; ++jj) {
       const float p = std::exp(s[jj] - nm);
       ps += p;
-      const float* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
-      for (int d = 0; d < hd; ++d) o[d] += p * vr[d];
+      const uint16_t* vr = j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
+      for (int d = 0; d < hd; ++d) o[d] += p * half_to_float(vr[d]);
     }
     l = l * alpha + ps;
     mx = nm;

@@ -185,9 +185,21 @@ AVX2_TARGET inline __m256 reduce8(const __m256* v) {
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
+AVX2_TARGET inline __m256 load_half8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+AVX2_TARGET NOINLINE void to_half_avx2(const float* src, int64_t n, uint16_t* dst) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  for (; i < n; ++i) dst[i] = float_to_half(src[i]);
+}
+
 template <int HV>
 AVX2_TARGET NOINLINE void attend_avx2(const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc,
-                                      const float* kx, const float* vx, float* out) {
+                                      const uint16_t* kx, const uint16_t* vx, float* out) {
   constexpr int HD = HV * 8;
   const int64_t n = nc + 1;
   __m256 qv[HV], o[HV];
@@ -200,15 +212,15 @@ AVX2_TARGET NOINLINE void attend_avx2(const float* q, const Pages& K, const Page
   alignas(32) float sb[8], pb[8];
   for (int64_t j0 = 0; j0 < n; j0 += 8) {
     const int nb = static_cast<int>(std::min<int64_t>(8, n - j0));
-    const float* kb = j0 + 8 <= nc ? K.run(lo + j0, 8) : nullptr;  // 8 cached keys in one block
-    const float* vb = kb ? V.run(lo + j0, 8) : nullptr;
+    const uint16_t* kb = j0 + 8 <= nc ? K.run(lo + j0, 8) : nullptr;  // 8 cached keys in one block
+    const uint16_t* vb = kb ? V.run(lo + j0, 8) : nullptr;
     __m256 part[8];
 #pragma GCC unroll 8
     for (int jj = 0; jj < 8; ++jj) {
       if (jj < nb) {
-        const float* kr = kb ? kb + jj * HD : j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
-        __m256 t = _mm256_mul_ps(qv[0], _mm256_loadu_ps(kr));
-        for (int h = 1; h < HV; ++h) t = _mm256_fmadd_ps(qv[h], _mm256_loadu_ps(kr + 8 * h), t);
+        const uint16_t* kr = kb ? kb + jj * HD : j0 + jj < nc ? K.row(lo + j0 + jj) : kx;
+        __m256 t = _mm256_mul_ps(qv[0], load_half8(kr));
+        for (int h = 1; h < HV; ++h) t = _mm256_fmadd_ps(qv[h], load_half8(kr + 8 * h), t);
         part[jj] = t;
       } else {
         part[jj] = _mm256_setzero_ps();
@@ -233,8 +245,8 @@ AVX2_TARGET NOINLINE void attend_avx2(const float* q, const Pages& K, const Page
     _mm256_store_ps(pb, p);
     for (int jj = 0; jj < nb; ++jj) {
       const __m256 pj = _mm256_set1_ps(pb[jj]);
-      const float* vr = vb ? vb + jj * HD : j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
-      for (int h = 0; h < HV; ++h) o[h] = _mm256_fmadd_ps(pj, _mm256_loadu_ps(vr + 8 * h), o[h]);
+      const uint16_t* vr = vb ? vb + jj * HD : j0 + jj < nc ? V.row(lo + j0 + jj) : vx;
+      for (int h = 0; h < HV; ++h) o[h] = _mm256_fmadd_ps(pj, load_half8(vr + 8 * h), o[h]);
     }
   }
   const __m256 inv = _mm256_set1_ps(1.f / l);

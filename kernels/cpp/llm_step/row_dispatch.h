@@ -64,9 +64,19 @@ void gelu_tanh_mul(Isa isa, const float* gate, const float* up, int64_t f, float
     gelu_tanh_mul_scalar(gate, up, f, out);
 }
 
+// n floats to fp16 (round to nearest even), the KV cache's storage.
+void to_half(Isa isa, const float* src, int64_t n, uint16_t* dst) {
+  if (isa == Isa::kAvx512)
+    to_half_avx(src, n, dst);
+  else if (isa == Isa::kAvx2)
+    to_half_avx2(src, n, dst);
+  else
+    for (int64_t i = 0; i < n; ++i) dst[i] = float_to_half(src[i]);
+}
+
 // One query head over keys lo..lo+nc-1 of the pages K/V and its own key kx / value vx (see attend_avx).
-void attend(Isa isa, const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc, const float* kx,
-            const float* vx, int64_t hd, float* out) {
+void attend(Isa isa, const float* q, const Pages& K, const Pages& V, int64_t lo, int64_t nc, const uint16_t* kx,
+            const uint16_t* vx, int64_t hd, float* out) {
   if (isa == Isa::kAvx512) {
     if (hd == 64) return attend_avx<4>(q, K, V, lo, nc, kx, vx, out);
     if (hd == 128) return attend_avx<8>(q, K, V, lo, nc, kx, vx, out);

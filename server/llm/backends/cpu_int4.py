@@ -26,7 +26,12 @@ class CppLlamaStep:
     ``head_activations``: the same for the LM head (Q8_0); None: as ``activations``. Measured
     (50 prompts x 32 greedy tokens vs the fp32 forward): int8 everywhere 64% agreement, int8x2
     layers + int8 head 82%, int8 layers + int8x2 head 64%, int8x2 everywhere 100%.
+
+    The KV cache it reads and writes holds fp16 (``kv_dtype``; the engine sizes its cache by it):
+    attention streams K/V from memory, and 16 bits halve that traffic and the cache's size.
     """
+
+    kv_dtype = torch.float16
 
     def __init__(
         self,
@@ -201,8 +206,8 @@ class CppLlamaStep:
         if sample.dim() != 1:
             raise ValueError("sample_rows: expected 1-D")
         shape = (cfg.n_layers, cfg.n_kv_heads, cache.n_blocks, cache.block_size, cfg.head_dim)
-        ks.check_tensor(cache.k, "cache.k", torch.float32, shape)
-        ks.check_tensor(cache.v, "cache.v", torch.float32, shape)
+        ks.check_tensor(cache.k, "cache.k", self.kv_dtype, shape)
+        ks.check_tensor(cache.v, "cache.v", self.kv_dtype, shape)
         slots = ks.check_tensor(self._row_slots(batch, t), "slots", torch.int64, (t,))
         logits = torch.empty(int(sample.shape[0]), cfg.vocab_size, dtype=torch.float32)
         # Ranges (token ids, positions within the table, slots < table rows, the blocks a row reaches
