@@ -4,9 +4,10 @@ once, and the price of reading attention through block tables.
 Three measurements, the CPU printed:
 
 1. **Long context in the memory of short slots** (Gemma 3 270M, the packaged model with a 32k
-   context): ``max_model_len`` 8,192 with 16 sequences in a pool of 16 x 1,024 positions, the memory
-   a slot cache gives 16 x 1k contexts. One ~6,000-token prompt and 15 short ones (~200 tokens) run
-   at once; all must finish (preempting when the pool runs out, with the answers they give alone).
+   context): ``max_model_len`` 8,192 with 16 sequences in a pool of 16 x 1,024 positions (the
+   positions a slot cache gives 16 x 1k contexts; in fp16, half its fp32 bytes). One ~6,000-token
+   prompt and 15 short ones (~200 tokens) run at once; all must finish (preempting when the pool
+   runs out, with the answers they give alone).
 2. **A shared system prompt held once**: 16 concurrent requests that start with the same 512-token
    system prompt; peak blocks in use and TTFT with prefix caching on (blocks shared, indexed as they
    fill) vs off (each request holds and prefills its own copy).
@@ -87,7 +88,8 @@ def long_context(quick: bool) -> dict:
                                   "prefix_cache_entries": 0})
     eng = LLMEngine(cfg).start()
     try:
-        per_token = eng.cache.nbytes() / (eng.cache.n_blocks * eng.cache.block_size)
+        mc = eng.model_config  # the slot cache this replaced held fp32 K/V: 2 x layers x heads x dim x 4 B
+        per_token = 2 * mc.n_layers * mc.n_kv_heads * mc.head_dim * 4
         outs, ttft, wall, peak = _run_concurrently(eng, prompts, params)
         preempted = eng.scheduler.preemptions
         pool = eng.cache.nbytes()
@@ -199,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     lc = long_context(args.quick)
     console.print(markdown_table(
         ["Gemma 3, max_model_len 8,192, 16 sequences", "value"],
-        [["KV pool (16 x 1,024 positions)", f"{lc['pool_mib']:.0f} MiB"],
-         ["slot cache, 16 x 1k / 16 x 8k", f"{lc['slot_cache_16x1k_mib']:.0f} / {lc['slot_cache_16x8k_mib']:.0f} MiB"],
+        [["KV pool (16 x 1,024 positions, fp16)", f"{lc['pool_mib']:.0f} MiB"],
+         ["fp32 slot cache, 16 x 1k / 16 x 8k",
+          f"{lc['slot_cache_16x1k_mib']:.0f} / {lc['slot_cache_16x8k_mib']:.0f} MiB"],
          ["requests completed", f"{lc['completed']} / {lc['requests']} (one of {lc['long_prompt_tokens']} tokens)"],
          ["preemptions", lc["preemptions"]], ["peak pool usage", f"{lc['peak_usage']:.0%}"],
          ["long prompt TTFT / short TTFT p50", f"{lc['long_ttft_s']:.1f} s / {lc['short_ttft_p50_s']:.1f} s"],
