@@ -150,6 +150,11 @@ class Scheduler:
             chunks.append((s, n))
             budget -= n
         if not decodes and not chunks and not verifies:
+            if any(s.in_prefill for s in self.running):
+                # every running prompt waits for blocks another running prompt holds, and no stream
+                # decodes (whose growth would preempt): the least urgent gives its blocks up
+                self._preempt(max(self.running, key=_rank))
+                return self.schedule()
             return None
 
         ids: list[int] = []

@@ -245,3 +245,29 @@ def test_priority_is_range_checked():
     with pytest.raises(LLMRequestError) as err:
         SamplingParams(priority=10**6).validate()
     assert err.value.field == "priority"
+
+
+def test_prompts_that_hold_the_pool_between_them_do_not_deadlock():
+    """Two prompts mid-prefill, each needing a block the other (and a third owner) holds, and no
+    stream decoding whose growth would preempt: the scheduler preempts the later one and goes on."""
+    from server.llm.request import Request
+    from server.llm.scheduler import Scheduler
+    from tests.support.llm_fixtures import tokenizer
+
+    cache = PagedKVCache(1, 3, 1, 24, 2, block_size=4, n_blocks=10)
+    sched = Scheduler(cache, max_num_batched_tokens=8)
+    running = []
+    for i in range(2):
+        req = Request(f"r{i}", list(range(20)), SamplingParams(max_tokens=2), tokenizer(), 49152)
+        req.slot = cache.allocate()
+        assert cache.make_writable(req.slot, 0, 16)
+        req.n_cached = 16
+        sched.running.append(req)
+        sched.by_slot[req.slot] = req
+        running.append(req)
+    assert cache.make_writable(cache.allocate(), 0, 8)  # another owner takes the last two blocks
+    step = sched.schedule()
+    assert step is not None and sched.preemptions == 1 and running[1].preemptions == 1
+    # r0 finishes its prompt in the blocks r1 gave up; r1 starts over with what budget is left
+    assert [(r.request_id, n) for r, n in step.prefill_chunks] == [("r0", 4), ("r1", 4)]
+    assert [seg.start for seg in step.batch.prefills] == [16, 0]
