@@ -333,16 +333,16 @@ def rag_grpc_cells(server: RunningServer, plan: Plan, steps: Steps) -> list[Cell
 
 
 def rag_inprocess_cells(settings: Settings, plan: Plan, steps: Steps) -> list[Cell]:
-    """The peer: the same store and embedder searched in this process (``RagEngine``, as the gateway
+    """The peer: the same store and embedder searched in this process (``RetrievalWorkload``, as the gateway
     runs it without Ray), after the server stopped."""
-    from server.rag.engine import RagEngine
+    from server.rag.retrieval_workload import RetrievalWorkload
 
     steps.note("retrieval in-process: loading the embedder and the store (the server is stopped)")
     cfg = settings.model_copy(update={"rag": settings.rag.model_copy(update={"store_dir": str(rag_store(settings))})})
     queries = rag_questions()
 
     async def run(conc: int) -> dict[str, Any]:
-        engine = await RagEngine(cfg).start()
+        engine = await RetrievalWorkload(cfg).start()
         return await search_closed_loop(lambda q: engine.search(q, RAG_K), queries, conc, plan.duration)
 
     cells = []

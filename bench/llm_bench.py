@@ -47,9 +47,9 @@ from server.llm.backends import build_forward, fp32_linear
 from server.llm.engine import LLMEngine
 from server.llm.gguf_weights import load_weights
 from server.llm.kv_cache import PagedKVCache
-from server.llm.model import LlamaModel, PrefillSegment, StepBatch
-from server.llm.models import MODELS, load_model_weights, model_gguf_path
+from server.llm.llama import LlamaModel, PrefillSegment, StepBatch
 from server.llm.params import SamplingParams
+from server.llm.registry import MODELS, load_model_weights, model_gguf_path
 
 console = Console(stderr=True)
 THREADS = 2

@@ -7,7 +7,7 @@ Why: which CPU path to serve with is measured here rather than assumed. Candidat
   activations per call); (c) int4 ``MatMulNBits`` from ORT's quantizer (block 32, asymmetric;
   head int8), when ``onnxruntime.quantization.matmul_nbits_quantizer`` imports (needs ``onnx_ir``);
   (c') ``MatMulNBits`` holding the GGUF's own Q4_1 / Q8_0 blocks (exact weights, float zero points);
-* our PyTorch forward (server/llm/model.py ``LlamaModel``): (d) linears as
+* our PyTorch forward (server/llm/llama.py ``LlamaModel``): (d) linears as
   ``aten._weight_int8pack_mm`` (int8 per output channel of the dequantized weights); (e) fp32;
 * (f) our C++ step (``build_forward("cpu-int4")``), when ``kernels.llm_step`` is built.
 
@@ -118,7 +118,7 @@ def onnx_files(weights, work: Path, want_int4: bool, want_gguf: bool) -> dict[st
 
 def step_candidate(name: str, weights_desc: str, nbytes: int, forward, cfg) -> Candidate:
     from server.llm.kv_cache import PagedKVCache
-    from server.llm.model import PrefillSegment, StepBatch
+    from server.llm.llama import PrefillSegment, StepBatch
 
     cache = PagedKVCache.with_slots(cfg.n_layers, 1, cfg.n_kv_heads, PREFILL + 256, cfg.head_dim, forward=forward)
     state = {"len": 0}
@@ -146,7 +146,7 @@ def step_candidate(name: str, weights_desc: str, nbytes: int, forward, cfg) -> C
 
 
 def torch_candidates(weights) -> list[Candidate]:
-    from server.llm.model import LlamaModel
+    from server.llm.llama import LlamaModel
 
     cfg = weights.config
     emb_bytes = weights.embedding.qweight.nbytes + weights.embedding.scales.nbytes  # embed() lookup table

@@ -153,7 +153,7 @@ def amx_prefill(backend: str, rounds: int, tokens: int = 256) -> dict | None:
     from kernels import llm_step
     from server.config import LLMConfig
     from server.llm.engine import LLMEngine
-    from server.llm.model import PrefillSegment, StepBatch
+    from server.llm.llama import PrefillSegment, StepBatch
 
     if backend != "cpu-int4" or not llm_step.has_amx():
         return None

@@ -184,7 +184,7 @@ def _time_once(fn: Callable[[], object]) -> float:
 
 
 def _decode_batch(slots: list[int], positions: list[int], tokens: list[int]):
-    from server.llm.model import StepBatch
+    from server.llm.llama import StepBatch
 
     n = len(slots)
     return StepBatch(
@@ -198,7 +198,7 @@ def _decode_batch(slots: list[int], positions: list[int], tokens: list[int]):
 
 
 def _prefill_batch(slot: int, start: int, tokens: list[int], sample_last: bool = True):
-    from server.llm.model import PrefillSegment, StepBatch
+    from server.llm.llama import PrefillSegment, StepBatch
 
     n = len(tokens)
     return StepBatch(
@@ -271,7 +271,7 @@ def llamacpp_contender(path: Path, threads: int):
 def bench_model(weights, rounds: int, threads: int, with_llamacpp: bool, with_torch: bool) -> dict[str, Any]:
     from kernels import llm_step
     from server.llm.backends.cpu_int4 import CppLlamaStep
-    from server.llm.model import LlamaModel
+    from server.llm.llama import LlamaModel
 
     cfg = weights.config
     ours = CppLlamaStep(weights, num_threads=threads)

@@ -139,7 +139,7 @@ def indirection(quick: bool) -> dict:
     from server.llm.backends.cpu_int4 import CppLlamaStep
     from server.llm.gguf_weights import load_weights
     from server.llm.kv_cache import PagedKVCache
-    from server.llm.model import StepBatch
+    from server.llm.llama import StepBatch
 
     w = load_weights()
     cfg = w.config

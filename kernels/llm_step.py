@@ -3,7 +3,7 @@
 Why: running SmolLM2-135M in PyTorch eager costs ~7 ms per token in per-op overhead alone (30 layers
 x ~20 ops), more than its arithmetic. :class:`server.llm.backends.cpu_int4.CppLlamaStep` has the
 signature and semantics of
-:meth:`server.llm.model.LlamaModel.forward` but makes a single call into C++, which runs every layer
+:meth:`server.llm.llama.LlamaModel.forward` but makes a single call into C++, which runs every layer
 with quantized matmuls (GGUF Q4_1 / Q8_0 weights x int8 activations, AVX-512 VNNI, OpenMP) and
 fp32 attention, writing the KV cache in place.
 
@@ -246,7 +246,7 @@ def matmul_q8(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor) -> t
 
 
 def make_linear(w: Int4Weight | Int8Weight):
-    """A ``LinearBackend`` for :class:`server.llm.model.LlamaModel` (2-D float32 input)."""
+    """A ``LinearBackend`` for :class:`server.llm.llama.LlamaModel` (2-D float32 input)."""
     if isinstance(w, Int4Weight):
         return pack_q4(w.qweight, w.scales, w.mins)
     if isinstance(w, Int8Weight):

@@ -210,10 +210,10 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     import torch
     from rich.progress import Progress
 
-    from server.rag.backends import open_store
     from server.rag.documents import UnsupportedFileError, load_paths, pydoc_corpus
     from server.rag.embedder import Embedder
     from server.rag.ingest import ingest
+    from server.rag.store_from_config import open_store
 
     console = _console(stderr=True)
     settings = _settings(args)
@@ -249,10 +249,10 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from server.rag.backends import open_store
     from server.rag.embedder import Embedder
     from server.rag.filters import ChunkFilter
     from server.rag.retriever import EmptyStoreError, Retriever
+    from server.rag.store_from_config import open_store
 
     settings = _settings(args)
     try:

@@ -24,7 +24,7 @@ from server.gateway.llm_endpoint import LLMEndpoint, LocalLLMEndpoint, RayLLMEnd
 from server.gateway.server import Gateway, start_gateway
 from server.llm.serving import EngineInfo, LLMJob, Piece
 from server.rag.embedder import Embedder
-from server.rag.engine import RagEngine
+from server.rag.retrieval_workload import RetrievalWorkload
 from server.ray_head import PrivateRayHead
 
 log = logging.getLogger("stackserve.runtime")
@@ -349,7 +349,7 @@ def llm_in_gateway(settings: Settings, attachment: RayAttachment) -> bool:
 
 
 def local_embedder(settings: Settings) -> Embedder:
-    """The query/chunk embedder in this process, as RagEngine loads it without Ray."""
+    """The query/chunk embedder in this process, as RetrievalWorkload loads it without Ray."""
     from server.rag.embedder import Embedder
 
     return Embedder(None, 8192, settings.rag.embedder.precision)
@@ -363,10 +363,10 @@ def local_llm_endpoint(settings: Settings, model: str | None = None) -> LocalLLM
     return LocalLLMEndpoint(LLMEngine(cfg).start(), cfg.model_name)
 
 
-def rag_engine(settings: Settings, embedder: RayEmbedder | None = None) -> RagEngine | None:
+def retrieval_workload(settings: Settings, embedder: RayEmbedder | None = None) -> RetrievalWorkload | None:
     """Search runs in the gateway process (the index is in memory, or in PostgreSQL); embedding runs
     here too without Ray, or in the Embedder deployment's replicas (``embedder``) on Ray."""
-    return RagEngine(settings, embedder) if settings.rag.enabled else None
+    return RetrievalWorkload(settings, embedder) if settings.rag.enabled else None
 
 
 def needs_ray(settings: Settings) -> bool:
@@ -393,7 +393,7 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
             except Exception as exc:
                 log.error("the LLM engine failed to start: %s", exc)
         anomaly = local_anomaly_endpoint(settings) if settings.anomaly.enabled else None
-        gateway = await start_gateway(settings, anomaly, llm, rag_engine(settings), extra_llm_endpoints=extra)
+        gateway = await start_gateway(settings, anomaly, llm, retrieval_workload(settings), extra_llm_endpoints=extra)
         try:
             yield gateway
         finally:
@@ -403,7 +403,7 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
     llm_endpoint = _LateLLMEndpoint() if settings.llm.enabled else None
     extra_endpoints = {model: _LateLLMEndpoint() for model in extra_models}
     embedder = RayEmbedder(asyncio.get_running_loop()) if settings.rag.enabled else None
-    gateway = await start_gateway(settings, endpoint, llm_endpoint, rag_engine(settings, embedder),
+    gateway = await start_gateway(settings, endpoint, llm_endpoint, retrieval_workload(settings, embedder),
                                   extra_llm_endpoints=list(extra_endpoints.values()))  # fmt: skip
     attachment = RayAttachment(owns_cluster=False)
     try:

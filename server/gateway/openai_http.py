@@ -54,7 +54,7 @@ from server.security.access_policy import AccessPolicy
 from server.security.api_keys import key_from_headers
 
 if TYPE_CHECKING:
-    from server.rag.engine import RagEngine
+    from server.rag.retrieval_workload import RetrievalWorkload
 
 MAX_REQUEST_ID_LEN = 128
 
@@ -107,7 +107,9 @@ class _Call:
 class OpenAIFrontend:
     """Builds the FastAPI app over one ``LLMRouter`` (chat and completions share ``_serve``)."""
 
-    def __init__(self, llm: LLMRouter, rag: RagEngine | None = None, policy: AccessPolicy | None = None) -> None:
+    def __init__(
+        self, llm: LLMRouter, rag: RetrievalWorkload | None = None, policy: AccessPolicy | None = None
+    ) -> None:
         self.llm = llm
         self.rag = rag  # /v1/embeddings uses its retriever's embedder
         self.policy = policy if policy is not None and policy.enabled else None
@@ -411,7 +413,7 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_openai(llm: LLMRouter, host: str, port: int, rag: RagEngine | None = None,
+def serve_openai(llm: LLMRouter, host: str, port: int, rag: RetrievalWorkload | None = None,
                  policy: AccessPolicy | None = None, tls_options: dict[str, Any] | None = None,
                  ) -> tuple[_Server, socket.socket]:
     """The server (start it with ``server.serve(sockets=[sock])``) and its bound socket.

@@ -1,5 +1,5 @@
-"""RetrieverService: parse (server/protocol/retriever_validation.py), delegate to the RagEngine
-(server/rag/engine.py), answer. Nothing of retrieval itself lives here."""
+"""RetrieverService: parse (server/protocol/retriever_validation.py), delegate to the RetrievalWorkload
+(server/rag/retrieval_workload.py), answer. Nothing of retrieval itself lives here."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import grpc
 from server.gen.stackserve.v1 import retriever_pb2 as pb
 from server.protocol import errors
 from server.protocol.retriever_validation import check_unique, parse_document, parse_search
-from server.rag.engine import RagEngine
 from server.rag.ingest import IngestReport
+from server.rag.retrieval_workload import RetrievalWorkload
 from server.rag.retriever import EmptyStoreError, Hit
 
 
@@ -34,7 +34,7 @@ def _report(r: IngestReport) -> pb.IngestReport:
 
 
 class RetrieverService:
-    def __init__(self, engine: RagEngine) -> None:
+    def __init__(self, engine: RetrievalWorkload) -> None:
         self.engine = engine
 
     def _ready(self) -> None:

@@ -35,11 +35,13 @@ from server.observability.logs import ACCESS, RotatingFile, install_hash_key, lo
 from server.observability.metrics import serve_metrics
 from server.protocol.registration import add_service
 from server.rag.chat import ChatPipeline
-from server.rag.engine import RagEngine
+from server.rag.retrieval_workload import RetrievalWorkload
 from server.security import keyed_hash, tls
 from server.security.access_policy import AccessPolicy
+from server.slo import exporter as slo_exporter
 from server.slo import tracker as slo
-from server.slo.setup import build_tracker
+from server.slo.cost import hourly_cost
+from server.slo.objectives import load_slo_file
 from server.slo.tracker import SloTracker
 
 log = logging.getLogger("stackserve.gateway")
@@ -209,7 +211,7 @@ class _ChatWiring:
     """The chat pipeline once its parts are up: retrieval (embedder + store), the input rails
     (exemplars embedded once), and the LLM (its info loaded)."""
 
-    def __init__(self, rag: RagEngine, llm: LLMRouter | None) -> None:
+    def __init__(self, rag: RetrievalWorkload, llm: LLMRouter | None) -> None:
         self.rag = rag
         self.llm = llm
         self.pipeline: ChatPipeline | None = None
@@ -229,7 +231,7 @@ class _ChatWiring:
                                      lambda: llm.info.max_model_len if llm.info is not None else 512)
 
 
-async def _warm_up_retriever(engine: RagEngine, chat: _ChatWiring, health: health_aio.HealthServicer) -> None:
+async def _warm_up_retriever(engine: RetrievalWorkload, chat: _ChatWiring, health: health_aio.HealthServicer) -> None:
     """Load the embedder and the store, then report RetrieverService SERVING (logged on failure);
     then the chat rails, and ChatService SERVING once the LLM is too."""
     try:
@@ -260,9 +262,19 @@ async def _chat_serving(chat: _ChatWiring, retriever_warmup: asyncio.Task, healt
     monitor.started(CHAT_SERVICE.full_name)
 
 
+def _slo_tracker(settings: Settings) -> SloTracker | None:
+    """The SLO tracker from the objectives file and the deployments' prices, its series registered;
+    None when ``slo.enabled`` is off. A bad SLO file fails the start with the file and the field."""
+    if not settings.slo.enabled:
+        return None
+    objectives = load_slo_file(settings.slo.file)
+    slo_exporter.register()
+    return SloTracker(objectives, hourly_cost(settings, objectives.prices))
+
+
 async def start_gateway(
     settings: Settings, endpoint: AnomalyEndpoint | None, llm_endpoint: LLMEndpoint | None = None,
-    rag: RagEngine | None = None,
+    rag: RetrievalWorkload | None = None,
     extra_llm_endpoints: Sequence[LLMEndpoint] = (),
 ) -> Gateway:
     """Start the gateway; health says NOT_SERVING until the endpoint's models are loaded.
@@ -313,7 +325,7 @@ async def start_gateway(
     if chat is not None and llm is not None:
         add_service(server, CHAT_SERVICE, ChatService(chat, settings), cfg.max_message_bytes)
         services.append(CHAT_SERVICE.full_name)
-    slo_tracker = build_tracker(settings)
+    slo_tracker = _slo_tracker(settings)
     if settings.tracing.exporter != "none":
         tracing.configure(settings.tracing.exporter, settings.tracing.otlp_endpoint, settings.tracing.service_name)
     health = health_aio.HealthServicer()

@@ -26,9 +26,9 @@ from server.llm.backends import Forward, build_forward
 from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, WaitingQueueFullError
 from server.llm.gguf_weights import LlamaWeights, open_reader
 from server.llm.kv_cache import PagedKVCache, kv_layout
-from server.llm.models import load_model_weights, model_gguf_path
 from server.llm.outputs import EngineStats, FinishReason, GenerationChunk, TokenLogprob
 from server.llm.params import SamplingParams
+from server.llm.registry import load_model_weights, model_gguf_path
 from server.llm.request import Request
 from server.llm.sampler import sample, sample_row
 from server.llm.scheduler import Scheduler

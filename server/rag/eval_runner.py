@@ -95,11 +95,11 @@ async def ask_all(items: list[EvalItem], backend: str, k: int, store: Path,
 
     from server.llm.engine import LLMEngine
     from server.llm.serving import AsyncEngine
-    from server.rag.engine import RagEngine
+    from server.rag.retrieval_workload import RetrievalWorkload
 
     settings = load_settings(None, rag={"store_dir": str(store)}, llm={"backend": backend,
                                                                         "max_model_len": max_model_len})
-    rag = await RagEngine(settings).start()
+    rag = await RetrievalWorkload(settings).start()
     assert rag.retriever is not None
     embed = rag.retriever.embedder.encode
     rails = InputRails(embed)

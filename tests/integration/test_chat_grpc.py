@@ -14,7 +14,7 @@ from server.client import AsyncChatClient, AsyncRetrieverClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.gen.stackserve.v1 import retriever_pb2 as rpb
-from server.rag.engine import RagEngine
+from server.rag.retrieval_workload import RetrievalWorkload
 from server.runtime import local_anomaly_endpoint
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import async_wait_until
@@ -43,7 +43,7 @@ def test_ask_answers_refuses_and_abstains(trained, settings, tmp_path, shared_ll
                         rag={"store_dir": str(tmp_path / "rag"), "chunk_min_tokens": 5, "chunk_max_tokens": 80})
 
     async def main():
-        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), shared_llm, RagEngine(cfg))
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), shared_llm, RetrievalWorkload(cfg))
         try:
             await gw.wait_ready(180)
             addr = f"127.0.0.1:{gw.port}"

@@ -18,11 +18,11 @@ import pytest
 from pydantic import ValidationError
 
 from server.config import RagConfig, Settings
-from server.rag.backends import open_store
 from server.rag.filters import ChunkFilter, MetadataColumns, Range, sql_where
 from server.rag.ingest import ingest
 from server.rag.retriever import EmptyStoreError, Retriever
 from server.rag.store import Chunk, ChunkStore, DocumentRecord, RetrievalStore
+from server.rag.store_from_config import open_store
 from server.rag.vector_index import exact_topk
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from server.client import AsyncRetrieverClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.gen.stackserve.v1 import retriever_pb2 as rpb
-from server.rag.engine import RagEngine
+from server.rag.retrieval_workload import RetrievalWorkload
 from server.runtime import local_anomaly_endpoint
 
 pytestmark = pytest.mark.integration
@@ -33,7 +33,7 @@ def test_ingest_search_filters_and_errors(trained, settings, tmp_path):
                         rag={"store_dir": str(tmp_path / "rag"), "chunk_min_tokens": 5, "chunk_max_tokens": 60})
 
     async def main():
-        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), None, RagEngine(cfg))
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), None, RetrievalWorkload(cfg))
         try:
             await gw.wait_ready(120)
             async with AsyncRetrieverClient(f"127.0.0.1:{gw.port}") as c:

@@ -12,7 +12,7 @@ import torch
 
 from server.llm.gemma3 import Gemma3Model, default_gemma3_path, load_gemma3
 from server.llm.kv_cache import PagedKVCache
-from server.llm.model import PrefillSegment, StepBatch
+from server.llm.llama import PrefillSegment, StepBatch
 from tests.support import compiled
 
 FRANCE = [2, 818, 5279, 529, 7001, 563]  # "<bos>The capital of France is" in Gemma's vocabulary

@@ -11,7 +11,7 @@ import torch
 
 from server.llm.backends import fp32_linear
 from server.llm.kv_cache import PagedKVCache
-from server.llm.model import LlamaModel, PrefillSegment, StepBatch
+from server.llm.llama import LlamaModel, PrefillSegment, StepBatch
 from tests.support.llm_fixtures import PROMPTS, hf_model, tokenizer, weights
 
 LLAMA_CPP_IDS = Path(__file__).resolve().parents[1] / "data" / "llama_cpp_token_ids.json"

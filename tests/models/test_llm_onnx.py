@@ -17,7 +17,7 @@ from bench.candidates.onnx_runtime_step import OrtLlamaStep
 from server.llm.backends import BackendUnavailableError, build_forward, fp32_linear, onnx_export, tensorrt
 from server.llm.gguf_weights import LlamaWeights
 from server.llm.kv_cache import PagedKVCache
-from server.llm.model import LlamaModel, PrefillSegment, StepBatch
+from server.llm.llama import LlamaModel, PrefillSegment, StepBatch
 from tests.support.llm_fixtures import weights
 
 pytestmark = pytest.mark.slow

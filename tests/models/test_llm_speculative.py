@@ -149,7 +149,7 @@ def test_logprobs_match_the_forward_and_speculation(engines):
     forward of the prompt for the first token) and is the same whether speculation verified it."""
     import torch
 
-    from server.llm.model import PrefillSegment, StepBatch
+    from server.llm.llama import PrefillSegment, StepBatch
 
     plain, spec = engines
     prompt = plain.chat_prompt([{"role": "user", "content": QUOTE}])

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from server.llm.gguf_file import GGUFFile, GGUFFormatError
-from server.llm.models import MODELS, model_gguf_path
+from server.llm.registry import MODELS, model_gguf_path
 from tests.support.hypothesis_profiles import examples
 
 

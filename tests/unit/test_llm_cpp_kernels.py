@@ -334,7 +334,7 @@ def model_act(request, ours, ours_int8):
 
 def _batch(decode: list[tuple[int, int, int]], prefills: list[tuple[int, int, list[int]]], sample: list[int] | None):
     """decode: (slot, position, token); prefills: (slot, start, tokens). Sample: all rows if None."""
-    from server.llm.model import PrefillSegment, StepBatch
+    from server.llm.llama import PrefillSegment, StepBatch
 
     ids = [t for _, _, t in decode]
     pos = [p for _, p, _ in decode]
@@ -369,7 +369,7 @@ def reference(weights):
     then a mixed batch: 2 decode rows + slot 3's second chunk (start 7); (d) 5 decode rows at once,
     one of them at position 0 of an empty slot.
     """
-    from server.llm.model import LlamaModel
+    from server.llm.llama import LlamaModel
 
     ref = LlamaModel(weights, lambda w: (lambda W: lambda x: torch.nn.functional.linear(x, W))(w.dequantize()))
     cache = _cache(weights.config, dtype=torch.float32)
@@ -490,7 +490,7 @@ def test_backends_give_identical_results(weights, ours):
 
 def test_step_validation(weights, ours):
     from server.llm.kv_cache import PagedKVCache
-    from server.llm.model import PrefillSegment
+    from server.llm.llama import PrefillSegment
 
     cfg = weights.config
     cache = PagedKVCache.with_slots(cfg.n_layers, 2, cfg.n_kv_heads, 8, cfg.head_dim, torch.float16)

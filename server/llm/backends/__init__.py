@@ -4,7 +4,7 @@ Chosen by ``llm.backend`` in config (docs/design/llm.md has the measurements beh
 
 * ``cpu-int4`` — our C++ step (kernels/cpp/llm_step.cpp): the GGUF's Q4_1 weights as they are,
   int8 activations, AVX-512 VNNI dot products, the whole step in one native call.
-* ``torch-fp32`` — the PyTorch forward (server/llm/model.py) on dequantized weights: the reference.
+* ``torch-fp32`` — the PyTorch forward (server/llm/llama.py) on dequantized weights: the reference.
 * ``triton`` — the PyTorch forward with Triton dequantize-matmul kernels (GPU; TRITON_INTERPRET=1
   runs them on the CPU, for tests only).
 * ``tensorrt`` — needs ``tensorrt`` importable; see server/llm/backends/tensorrt.py.
@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from server.llm.errors import BackendUnavailableError
 from server.llm.gguf_weights import LlamaWeights
 from server.llm.kv_cache import PagedKVCache
-from server.llm.model import LlamaModel, StepBatch
+from server.llm.llama import LlamaModel, StepBatch
 
 Forward = Callable[[StepBatch, PagedKVCache], torch.Tensor]
 

@@ -15,7 +15,7 @@ from kernels.quant_reference import GROUP, Int4Weight, Int8Weight
 from server.llm.gemma3 import Gemma3Config, Gemma3Weights
 from server.llm.gguf_weights import LlamaConfig, LlamaWeights
 from server.llm.kv_cache import PagedKVCache
-from server.llm.model import StepBatch
+from server.llm.llama import StepBatch
 
 
 class CppLlamaStep:

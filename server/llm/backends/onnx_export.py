@@ -17,7 +17,7 @@ input / output            dtype      shape
 B, T and P are dynamic axes. New token t of row b sits at cache index P + t; it attends to cache
 index j when ``j <= P + t`` and ``attention_mask[b, j] == 1``.
 
-``OnnxLlamaStep`` is a small dedicated ``nn.Module`` whose math matches ``server/llm/model.py``:
+``OnnxLlamaStep`` is a small dedicated ``nn.Module`` whose math matches ``server/llm/llama.py``:
 RMSNorm, HF rotate_half RoPE (cos/sin tables computed in float64 like ours, stored as constants
 and gathered by ``position_ids``), grouped-query attention (9 query heads over 3 KV heads, as a
 broadcast MatMul rather than a repeat), SiLU-gated MLP and the LM head tied to the embedding.

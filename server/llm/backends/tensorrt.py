@@ -52,7 +52,7 @@ import torch
 
 from server.llm.errors import BackendUnavailableError
 from server.llm.gguf_weights import LlamaConfig, LlamaWeights
-from server.llm.model import StepBatch
+from server.llm.llama import StepBatch
 
 PRECISIONS = ("fp16", "int8", "fp8")
 OPSET = 19  # DequantizeLinear with fp16 scales and float8 weights needs opset >= 19

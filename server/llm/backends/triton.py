@@ -19,7 +19,7 @@ import torch
 
 from kernels.quant_reference import Int4Weight
 from server.llm.gguf_weights import LlamaWeights
-from server.llm.model import LlamaModel
+from server.llm.llama import LlamaModel
 
 
 class TritonUnavailableError(RuntimeError):

@@ -28,7 +28,7 @@ from server.llm.backends import fp32_linear
 from server.llm.backends.triton import triton_model
 from server.llm.engine import LLMEngine
 from server.llm.gguf_weights import LayerWeights, LlamaConfig, LlamaWeights, default_gguf_path
-from server.llm.model import LlamaModel
+from server.llm.llama import LlamaModel
 from server.llm.params import SamplingParams
 from tests.support.llm_fixtures import engine_config
 

@@ -15,7 +15,7 @@ from server.llm.backends import fp32_linear
 from server.llm.backends.triton import triton_model
 from server.llm.gguf_weights import LlamaWeights, load_weights
 from server.llm.kv_cache import PagedKVCache
-from server.llm.model import LlamaModel, PrefillSegment, StepBatch
+from server.llm.llama import LlamaModel, PrefillSegment, StepBatch
 
 n_layers = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 full = load_weights()

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from server.config import Settings
-from server.rag.backends import open_store
 from server.rag.documents import Document
 from server.rag.embedder import Embedder, TextEmbedder
 from server.rag.filters import ChunkFilter
 from server.rag.ingest import IngestReport, ingest
 from server.rag.retriever import Hit, Retriever
+from server.rag.store_from_config import open_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +31,7 @@ class SearchResult:
     search_s: float
 
 
-class RagEngine:
+class RetrievalWorkload:
     def __init__(self, settings: Settings, embedder: TextEmbedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder  # None: an Embedder in this process, loaded at start
@@ -39,7 +39,7 @@ class RagEngine:
         self.retriever: Retriever | None = None
         self._ingest_lock = asyncio.Lock()
 
-    async def start(self) -> RagEngine:
+    async def start(self) -> RetrievalWorkload:
         """Load (or wait for) the embedder, then the store's current generation (off the event loop)."""
         embedder = self._embedder
         if embedder is None:

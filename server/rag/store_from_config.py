@@ -1,5 +1,7 @@
 """The retrieval store named in config (``rag.backend``): the one place that chooses it, for the
-RagEngine (gateway) and the ``stackserve ingest`` / ``search`` commands alike."""
+gateway's retrieval workload and the ``stackserve ingest`` / ``search`` commands alike. Its own
+module because it joins the two stores (server/rag/store.py, server/rag/pgvector_store.py), and the
+second is built on the first."""
 
 from __future__ import annotations
 
