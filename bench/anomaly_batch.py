@@ -70,7 +70,7 @@ def grpc_path(settings, path: Path) -> float:
     from server.anomaly.scorer import load_scorer
     from server.client import AsyncAnomalyClient
     from server.gateway.server import start_gateway
-    from server.runtime import local_anomaly_endpoint
+    from server.placement import local_anomaly_endpoint
 
     async def run() -> float:
         columns = list(load_scorer(settings).model(MODEL).card.feature_names)  # not timed: setup
@@ -105,7 +105,7 @@ def main() -> None:
 
     from server.anomaly.training import train_default
     from server.config import load_settings
-    from server.runtime import connect_ray, disconnect_ray
+    from server.ray_cluster import connect_ray, disconnect_ray
 
     console.print(machine_line())
     with tempfile.TemporaryDirectory() as tmp:

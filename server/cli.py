@@ -90,8 +90,8 @@ def _serving_log_level() -> str:
 
 # ----- serve ------------------------------------------------------------------
 async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> None:
+    from server.lifecycle import running_server
     from server.observability.logs import configure_logging
-    from server.runtime import running_server
 
     configure_logging(_serving_log_level())
     stop = asyncio.Event()
@@ -151,7 +151,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.anomaly.enabled and not _check_models(settings, args.train_if_missing):
         return 2
     from server.eventloop import run_async
-    from server.runtime import needs_ray
+    from server.placement import needs_ray
 
     run_async(_serve(settings, use_ray=not args.no_ray and needs_ray(settings), ready_file=args.ready_file))
     return 0
@@ -685,7 +685,7 @@ def cmd_health(args: argparse.Namespace) -> int:
 def _score_batch(args: argparse.Namespace) -> int:
     """``score --batch``: Ray Data over files and folders (server/anomaly/batch_scoring.py)."""
     from server.anomaly.batch_scoring import BatchInputError, describe, plan_batch, score_files
-    from server.runtime import connect_ray, disconnect_ray
+    from server.ray_cluster import connect_ray, disconnect_ray
 
     if args.output == "-":
         print("stackserve score --batch: --output must name a folder for the Parquet files", file=sys.stderr)

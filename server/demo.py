@@ -203,8 +203,8 @@ async def print_metrics(metrics_url: str) -> None:
 
 async def _demo(settings: Settings, use_ray: bool) -> list[str]:
     """Run every workload; returns what failed (empty when all worked)."""
+    from server.lifecycle import running_server
     from server.observability.logs import ACCESS
-    from server.runtime import running_server
 
     access_path = settings.data_dir / "access.log"
     ACCESS.stream = open(access_path, "a")  # noqa: SIM115 - closed at the end of the demo

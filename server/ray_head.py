@@ -26,7 +26,7 @@ from pathlib import Path
 
 from server.launcher import free_port
 
-log = logging.getLogger("stackserve.runtime")
+log = logging.getLogger("stackserve.ray_cluster")
 _PR_SET_PDEATHSIG = 1
 
 

@@ -274,7 +274,7 @@ def test_ray_serve_grpc_proxy_baseline_serves_the_same_deployment(server, shuttl
 
 
 def test_ray_replica_logs_are_json_lines(server):
-    """Replica logs are JSON lines, as the gateway's are (server/runtime.py REPLICA_LOGGING): a bad
+    """Replica logs are JSON lines, as the gateway's are (server/serve_apps.py REPLICA_LOGGING): a bad
     request sent straight to the replica through Ray's proxy makes it log the failed call."""
     import glob
     import json

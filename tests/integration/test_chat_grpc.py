@@ -14,8 +14,8 @@ from server.client import AsyncChatClient, AsyncRetrieverClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.gen.stackserve.v1 import retriever_pb2 as rpb
+from server.placement import local_anomaly_endpoint
 from server.rag.retrieval_workload import RetrievalWorkload
-from server.runtime import local_anomaly_endpoint
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import async_wait_until
 

@@ -21,7 +21,7 @@ from server.client import AnomalyClient, score_request
 from server.config import load_settings
 from server.gateway.ray_errors import ReplicaLostError
 from server.gateway.server import start_gateway
-from server.runtime import local_anomaly_endpoint
+from server.placement import local_anomaly_endpoint
 from tests.support.hypothesis_profiles import examples
 from tests.support.waiting import WaitTimeout, wait_until
 

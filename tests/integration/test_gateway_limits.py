@@ -15,7 +15,7 @@ import pytest
 from server.client import AsyncAnomalyClient, score_request
 from server.config import load_settings
 from server.gateway.server import start_gateway
-from server.runtime import local_anomaly_endpoint
+from server.placement import local_anomaly_endpoint
 from tests.support.waiting import poll_async
 
 pytestmark = pytest.mark.integration

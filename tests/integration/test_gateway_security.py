@@ -28,7 +28,7 @@ from server.client import AnomalyClient, LLMClient
 from server.client_channel import ChannelSecurity
 from server.config import load_settings
 from server.gateway.server import start_gateway
-from server.runtime import local_anomaly_endpoint
+from server.placement import local_anomaly_endpoint
 from server.security.api_keys import key_digest, new_key
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import wait_until

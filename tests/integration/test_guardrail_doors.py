@@ -25,7 +25,7 @@ from server.gateway.server import start_gateway
 from server.guardrails.llm_doors import REFUSAL
 from server.llm.outputs import FinishReason
 from server.llm.serving import LLMJob, Piece
-from server.runtime import local_anomaly_endpoint
+from server.placement import local_anomaly_endpoint
 from server.security.api_keys import key_digest, new_key
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 

@@ -13,7 +13,8 @@ import pytest
 
 from server.client import LLMClient
 from server.config import load_settings
-from server.runtime import running_server, settings_for_model
+from server.lifecycle import running_server
+from server.serve_apps import settings_for_model
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from server.client import AnomalyClient, LLMClient, score_request
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.launcher import free_port
-from server.runtime import local_anomaly_endpoint
+from server.placement import local_anomaly_endpoint
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import WaitTimeout, wait_until
 

@@ -12,8 +12,8 @@ from server.client import AsyncRetrieverClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.gen.stackserve.v1 import retriever_pb2 as rpb
+from server.placement import local_anomaly_endpoint
 from server.rag.retrieval_workload import RetrievalWorkload
-from server.runtime import local_anomaly_endpoint
 
 pytestmark = pytest.mark.integration
 

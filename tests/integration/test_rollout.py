@@ -27,7 +27,7 @@ from server.anomaly.data import load_shuttle
 from server.client import AnomalyClient, AsyncAnomalyClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
-from server.runtime import local_anomaly_endpoint
+from server.placement import local_anomaly_endpoint
 from tests.support.waiting import WaitTimeout, poll_async, wait_until
 
 pytestmark = pytest.mark.integration

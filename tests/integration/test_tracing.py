@@ -15,7 +15,7 @@ from server.client import LLMClient
 from server.config import load_settings
 from server.gateway.server import start_gateway
 from server.observability import tracing
-from server.runtime import local_anomaly_endpoint
+from server.placement import local_anomaly_endpoint
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 
 pytestmark = pytest.mark.integration

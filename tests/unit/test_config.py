@@ -61,7 +61,8 @@ def test_rollout_and_fault_injection_from_env_and_example(tmp_path, monkeypatch)
 
 
 def test_llm_placement_auto_is_the_gateway_only_on_a_ray_instance_this_server_owns():
-    from server.runtime import RayAttachment, llm_in_gateway
+    from server.placement import llm_in_gateway
+    from server.ray_cluster import RayAttachment
 
     def placed(placement: str, owns: bool) -> bool:
         return llm_in_gateway(Settings(llm={"placement": placement}), RayAttachment(owns_cluster=owns))

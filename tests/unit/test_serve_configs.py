@@ -11,7 +11,7 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from server.runtime import EMBEDDER_APP, LLM_APP
+from server.serve_apps import EMBEDDER_APP, LLM_APP
 
 CONFIGS = sorted((Path(__file__).parents[2] / "deployments" / "configs").glob("*.yaml"))
 SERVE_CONFIGS = [p for p in CONFIGS if "applications" in (yaml.safe_load(p.read_text()) or {})]
