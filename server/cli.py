@@ -372,7 +372,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
     from server.anomaly import registry
     from server.anomaly.data import read_table
-    from server.anomaly.drift_report import compare, html_report
+    from server.drift.batch_report import compare, html_report
 
     settings = _settings(args)
     client = registry.connect(settings)

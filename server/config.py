@@ -191,7 +191,7 @@ class RolloutConfig(_Section):
 
 
 class DriftConfig(_Section):
-    """Streaming drift monitoring in the gateway (server/anomaly/drift_monitor.py)."""
+    """Streaming drift monitoring in the gateway (server/drift/monitor.py)."""
 
     enabled: bool = True
     window_events: int = Field(4096, gt=0, description="recent events kept per model (fixed memory)")

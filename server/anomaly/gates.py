@@ -7,7 +7,7 @@
 - the holdout is disjoint from everything either model saw: with the built-in data, the rows
   outside both runs' logged train and validation splits (threshold selection included); or the
   user's own labelled file (``--holdout``), which no run indexes into;
-- drift: the serving monitor's own verdict (``drift_report.compare``) must stay quiet on
+- drift: the serving monitor's own verdict (``server/drift/batch_report.py`` ``compare``) must stay quiet on
   unshifted resamples of the holdout (false-alarm rate) and fire on synthetic shifts of a
   stated size (detection rate); a new category must raise categorical PSI past the alert line.
 """
@@ -24,10 +24,10 @@ import pandas as pd
 from sklearn.metrics import f1_score
 
 from kernels.drift import psi_categorical
-from server.anomaly.drift_report import compare
 from server.anomaly.model import ServableModel
 from server.anomaly.reference import ReferenceProfile
 from server.config import DriftConfig
+from server.drift.batch_report import compare
 
 MIN_HOLDOUT_ROWS = 200
 

@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from server.anomaly.catalog import CatalogEntry
-from server.anomaly.drift_watch import DriftWatch
 from server.anomaly.features import new_stream_state, stream_matrix_pending
 from server.anomaly.scorer import AnomalyScorer, ScoreResult
 from server.batching import BatchQueueFullError, Coalescer
 from server.batching.coalescer import BatchStats
 from server.config import Settings
+from server.drift.loop import DriftLoop
 from server.gateway.anomaly_endpoint import AnomalyEndpoint
 from server.gateway.request_context import current_request_id
 from server.observability import metrics
@@ -59,7 +59,7 @@ class AnomalyScoring:
         self.endpoint = endpoint
         self.catalog: dict[str, CatalogEntry] = {}
         self.streams: dict[str, StreamFeatureState] = {}
-        self.drift = DriftWatch(settings.drift)
+        self.drift = DriftLoop(settings.drift)
         self.rollout: RolloutTraffic | None = None
         # the gateway's own copy of the models (attach_local), and the keys it may score: those
         # whose version matches what the endpoint serves

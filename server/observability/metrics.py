@@ -71,7 +71,7 @@ FEATURE_KS = Gauge(
 FEATURE_KS_P = Gauge("stackserve_feature_drift_ks_pvalue", "two-sample KS p-value", ["model", "feature"])
 SCORE_PSI = Gauge("stackserve_score_drift_psi", "PSI of recent scores against validation scores", ["model"])
 SCORE_KS_P = Gauge("stackserve_score_drift_ks_pvalue", "KS p-value of recent scores vs validation scores", ["model"])
-DRIFT_STATUS = Gauge("stackserve_drift_status", "0 ok, 1 warn, 2 alert (server/anomaly/drift_monitor.py)", ["model"])
+DRIFT_STATUS = Gauge("stackserve_drift_status", "0 ok, 1 warn, 2 alert (server/drift/monitor.py)", ["model"])
 DRIFT_WINDOW = Gauge("stackserve_drift_window_events", "events in the drift window", ["model"])
 
 ROLLOUT_STATE = Gauge(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.anomaly.drift_monitor import DriftMonitor, DriftStatus
 from server.anomaly.reference import ReferenceProfile
+from server.drift.monitor import DriftMonitor, DriftStatus
 
 NAMES = ["a", "b", "c"]
 

@@ -3,7 +3,7 @@
 ``observe`` runs on the event loop for every scored batch and only copies rows into the monitor's
 ring buffer; ``run`` recomputes every model's report every ``drift.interval_s`` in a worker thread
 (PSI/KS over thousands of rows would stall every in-flight request) and publishes it
-(server/observability/drift.py: gauges, and one log event when a model's status rises).
+(server/drift/publish.py: gauges, and one log event when a model's status rises).
 """
 
 from __future__ import annotations
@@ -14,13 +14,14 @@ import logging
 import numpy as np
 
 from server.anomaly.catalog import CatalogEntry
-from server.anomaly.drift_monitor import DriftMonitor, DriftStatus
 from server.config import DriftConfig
+from server.drift.monitor import DriftMonitor, DriftStatus
+from server.drift.publish import publish
 
 log = logging.getLogger("stackserve.drift")
 
 
-class DriftWatch:
+class DriftLoop:
     def __init__(self, cfg: DriftConfig) -> None:
         self.cfg = cfg
         self.monitors: dict[str, DriftMonitor] = {}
@@ -43,8 +44,6 @@ class DriftWatch:
 
     async def run(self) -> None:
         """Evaluate and publish every interval, until cancelled."""
-        from server.observability.drift import publish
-
         while True:
             await asyncio.sleep(self.cfg.interval_s)
             for name, monitor in list(self.monitors.items()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from server.anomaly.drift_monitor import DriftReport, DriftStatus
+from server.drift.monitor import DriftReport, DriftStatus
 from server.observability import metrics
 from server.observability.logs import log_event
 
