@@ -632,7 +632,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m bench.harness``: the options of ``stackserve bench`` (server/cli.py defines them once)."""
+    """``python -m bench.harness``: the options of ``stackserve bench`` (server/cli/bench.py defines them once)."""
     from server.cli import build_parser
 
     return run(build_parser().parse_args(["bench", *(sys.argv[1:] if argv is None else argv)]))

@@ -8,9 +8,9 @@ exercised the way users exercise it. Features go over the wire as packed float32
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 import grpc
 import numpy as np
@@ -110,9 +110,20 @@ def _status_name(response: health_pb2.HealthCheckResponse) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
 
 
+T = TypeVar("T")
+#: What a unary call returns: the value on a blocking client, an awaitable of it on an asyncio one.
+Result = T | Awaitable[T]
+Stream = Iterator[T] | AsyncIterator[T]
+
+
 class _Client:
     """What every client has: one channel to ``address`` (message size limits both ways), the
-    service's stub and the health stub on it. Subclasses name the stub and the channel kind."""
+    service's stub and the health stub on it. Subclasses name the stub and the channel kind.
+
+    One core for both kinds: each service's methods are written once (``_AnomalyCalls`` and the
+    like) and hand the stub's answer to ``_result`` (unary) or ``_stream`` (server streams), which
+    the blocking client implements by returning the value and the asyncio client by awaiting it.
+    """
 
     _stub_class: ClassVar[Callable[[Any], Any]]
     _channel_class: ClassVar[Callable[..., Any]]
@@ -129,6 +140,23 @@ class _Client:
         self.stub = self._stub_class(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
 
+    def _result(self, answer: Any, shape: Callable[[Any], T]) -> Result[T]:
+        raise NotImplementedError
+
+    def _stream(self, call: Any, shape: Callable[[Any], T]) -> Stream[T]:
+        raise NotImplementedError
+
+    def _health(self, service: str, timeout: float) -> Result[str]:
+        return self._result(self.health_stub.Check(_health_request(service), timeout=timeout), _status_name)
+
+    def health(self, timeout: float = 5.0) -> Result[str]:
+        """This client's service's health status (SERVING, NOT_SERVING, ...)."""
+        return self._health(self._service, timeout)
+
+
+def _same(x: T) -> T:
+    return x
+
 
 class _SyncClient(_Client):
     """Blocking channel; ``with Client(addr) as c:`` closes it."""
@@ -144,15 +172,14 @@ class _SyncClient(_Client):
     def close(self) -> None:
         self.channel.close()
 
-    def _health(self, service: str, timeout: float) -> str:
-        return _status_name(self.health_stub.Check(_health_request(service), timeout=timeout))
+    def _result(self, answer: Any, shape: Callable[[Any], T]) -> T:
+        return shape(answer)
+
+    def _stream(self, call: Any, shape: Callable[[Any], T]) -> Iterator[T]:
+        return (shape(r) for r in call)
 
     def _wait_ready(self, service: str, timeout: float, what: str) -> None:
         wait_serving(lambda: self._health(service, timeout=2.0), timeout, what)
-
-    def health(self, timeout: float = 5.0) -> str:
-        """This client's service's health status (SERVING, NOT_SERVING, ...)."""
-        return self._health(self._service, timeout)
 
     def wait_ready(self, timeout: float | None = None) -> None:
         """Block until the service reports SERVING (polls with a deadline, no fixed sleeps)."""
@@ -173,15 +200,16 @@ class _AsyncClient(_Client):
     async def close(self) -> None:
         await self.channel.close()
 
-    async def _health(self, service: str, timeout: float) -> str:
-        return _status_name(await self.health_stub.Check(_health_request(service), timeout=timeout))
+    async def _result(self, answer: Awaitable[Any], shape: Callable[[Any], T]) -> T:
+        return shape(await answer)
 
-    async def health(self, timeout: float = 5.0) -> str:
-        return await self._health(self._service, timeout)
+    async def _stream(self, call: AsyncIterator[Any], shape: Callable[[Any], T]) -> AsyncIterator[T]:
+        async for r in call:
+            yield shape(r)
 
 
-class AnomalyClient(_SyncClient):
-    """Blocking client. ``with AnomalyClient(addr) as c: c.score(X)``."""
+class _AnomalyCalls(_Client):
+    """AnomalyService, for ``AnomalyClient`` and ``AsyncAnomalyClient``."""
 
     _stub_class = pb_grpc.AnomalyServiceStub
     _service = ANOMALY_SERVICE
@@ -193,63 +221,43 @@ class AnomalyClient(_SyncClient):
         entity_keys: Sequence[str] | None = None,
         timeout: float | None = 30.0,
         request_id: str | None = None,
-    ) -> Scores:
-        return Scores.from_proto(
-            self.stub.Score(score_request(X, model, entity_keys), timeout=timeout, metadata=_metadata(request_id))
-        )
+    ) -> Result[Scores]:
+        call = self.stub.Score(score_request(X, model, entity_keys), timeout=timeout, metadata=_metadata(request_id))
+        return self._result(call, Scores.from_proto)
+
+    def score_request(self, request: pb.ScoreRequest, timeout: float | None = 30.0) -> Result[pb.ScoreResponse]:
+        """A prepared request, the raw response (load generators build requests once)."""
+        return self._result(self.stub.Score(request, timeout=timeout), _same)
 
     def score_stream(
         self, batches: Iterable[tuple[np.ndarray, Sequence[str] | None]], model: str = "", timeout: float | None = None
-    ) -> Iterator[Scores]:
+    ) -> Stream[Scores]:
         """Send (matrix, entity_keys) batches in order; yields one Scores per batch, in order."""
         requests = (score_request(X, model, keys) for X, keys in batches)
-        for r in self.stub.ScoreStream(requests, timeout=timeout):
-            yield Scores.from_proto(r)
+        return self._stream(self.stub.ScoreStream(requests, timeout=timeout), Scores.from_proto)
 
-    def list_models(self, timeout: float = 10.0) -> list[pb.ModelInfo]:
-        return list(self.stub.ListModels(pb.ListModelsRequest(), timeout=timeout).models)
+    def list_models(self, timeout: float = 10.0) -> Result[list[pb.ModelInfo]]:
+        return self._result(self.stub.ListModels(pb.ListModelsRequest(), timeout=timeout), lambda r: list(r.models))
 
-    def rollout(self, timeout: float = 10.0) -> pb.RolloutStatus:
+    def rollout(self, timeout: float = 10.0) -> Result[pb.RolloutStatus]:
         """The server's challenger rollout: state, per-arm numbers, reason."""
-        return self.stub.GetRollout(pb.GetRolloutRequest(), timeout=timeout)
+        return self._result(self.stub.GetRollout(pb.GetRolloutRequest(), timeout=timeout), _same)
 
-    def health(self, service: str = "", timeout: float = 5.0) -> str:
+    def health(self, service: str = "", timeout: float = 5.0) -> Result[str]:
+        """The server's overall health (``service`` empty) or one service's."""
         return self._health(service, timeout)
+
+
+class AnomalyClient(_AnomalyCalls, _SyncClient):
+    """Blocking client. ``with AnomalyClient(addr) as c: c.score(X)``."""
 
     def wait_ready(self, timeout: float = 120.0, service: str = ANOMALY_SERVICE) -> None:
         """Block until health reports SERVING (polls with a deadline, no fixed sleeps)."""
         self._wait_ready(service, timeout, "server")
 
 
-class AsyncAnomalyClient(_AsyncClient):
+class AsyncAnomalyClient(_AnomalyCalls, _AsyncClient):
     """asyncio client: ``async with AsyncAnomalyClient(addr) as c: await c.score(X)``."""
-
-    _stub_class = pb_grpc.AnomalyServiceStub
-    _service = ANOMALY_SERVICE
-
-    async def score(
-        self, X: np.ndarray, model: str = "", entity_keys: Sequence[str] | None = None, timeout: float | None = 30.0
-    ) -> Scores:
-        return Scores.from_proto(await self.stub.Score(score_request(X, model, entity_keys), timeout=timeout))
-
-    async def score_request(self, request: pb.ScoreRequest, timeout: float | None = 30.0) -> pb.ScoreResponse:
-        return await self.stub.Score(request, timeout=timeout)
-
-    async def score_stream(
-        self, batches: Iterable[tuple[np.ndarray, Sequence[str] | None]], model: str = ""
-    ) -> AsyncIterator[Scores]:
-        call = self.stub.ScoreStream(score_request(X, model, keys) for X, keys in batches)
-        async for r in call:
-            yield Scores.from_proto(r)
-
-    async def list_models(self, timeout: float = 10.0) -> list[pb.ModelInfo]:
-        return list((await self.stub.ListModels(pb.ListModelsRequest(), timeout=timeout)).models)
-
-    async def rollout(self, timeout: float = 10.0) -> pb.RolloutStatus:
-        return await self.stub.GetRollout(pb.GetRolloutRequest(), timeout=timeout)
-
-    async def health(self, service: str = "", timeout: float = 5.0) -> str:
-        return await self._health(service, timeout)
 
 
 # ----- LLM ------------------------------------------------------------------------
@@ -305,12 +313,10 @@ def chat_request(messages: Messages, model: str = "", **sampling: Any) -> llm_pb
     return llm_pb.ChatRequest(messages=out, model=model, sampling=sampling_options(**sampling))
 
 
-class LLMClient(_SyncClient):
-    """Blocking LLM client. ``for r in c.generate("Hi", max_tokens=16): print(r.text, end="")``.
-
-    Streams are gRPC response iterators: ``cancel()`` on the returned object (or dropping it)
-    cancels the call, which aborts generation on the server.
-    """
+class _LLMCalls(_Client):
+    """LLMService, for ``LLMClient`` and ``AsyncLLMClient``. Streams are the gRPC calls themselves:
+    iterate them (``for`` / ``async for``); ``cancel()`` on one (or dropping it) cancels the call,
+    which aborts generation on the server."""
 
     _stub_class = llm_grpc.LLMServiceStub
     _service = LLM_SERVICE
@@ -323,7 +329,8 @@ class LLMClient(_SyncClient):
         timeout: float | None = None,
         request_id: str | None = None,
         **sampling: Any,
-    ) -> Iterator[llm_pb.GenerateResponse]:
+    ) -> Any:
+        """The streaming call (a response iterator, or a ``grpc.aio.UnaryStreamCall``)."""
         return self.stub.Generate(
             generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
@@ -335,13 +342,11 @@ class LLMClient(_SyncClient):
         timeout: float | None = None,
         request_id: str | None = None,
         **sampling: Any,
-    ) -> Iterator[llm_pb.GenerateResponse]:
+    ) -> Any:
+        """The streaming call, as ``generate``; the server applies the model's chat template."""
         return self.stub.Chat(
             chat_request(messages, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
         )
-
-    def list_models(self, timeout: float = 10.0) -> list[llm_pb.LLMModel]:
-        return list(self.stub.ListModels(llm_pb.ListLLMModelsRequest(), timeout=timeout).models)
 
     def complete(
         self,
@@ -350,56 +355,22 @@ class LLMClient(_SyncClient):
         timeout: float | None = None,
         request_id: str | None = None,
         **sampling: Any,
-    ) -> llm_pb.CompleteResponse:
-        return self.stub.Complete(
-            generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
-        )
+    ) -> Result[llm_pb.CompleteResponse]:
+        call = self.stub.Complete(generate_request(prompt, model, **sampling), timeout=timeout,
+                                  metadata=_metadata(request_id))
+        return self._result(call, _same)
+
+    def list_models(self, timeout: float = 10.0) -> Result[list[llm_pb.LLMModel]]:
+        call = self.stub.ListModels(llm_pb.ListLLMModelsRequest(), timeout=timeout)
+        return self._result(call, lambda r: list(r.models))
 
 
+class LLMClient(_LLMCalls, _SyncClient):
+    """Blocking LLM client. ``for r in c.generate("Hi", max_tokens=16): print(r.text, end="")``."""
 
-class AsyncLLMClient(_AsyncClient):
+
+class AsyncLLMClient(_LLMCalls, _AsyncClient):
     """asyncio LLM client: ``async for r in c.generate("Hi", max_tokens=16): ...``."""
-
-    _stub_class = llm_grpc.LLMServiceStub
-    _service = LLM_SERVICE
-    _ready_timeout_s = 300.0
-
-    def generate(
-        self,
-        prompt: str | Sequence[int],
-        model: str = "",
-        timeout: float | None = None,
-        request_id: str | None = None,
-        **sampling: Any,
-    ) -> grpc.aio.UnaryStreamCall:
-        """The call: iterate it (``async for``), or ``cancel()`` it."""
-        return self.stub.Generate(
-            generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
-        )
-
-    def chat(
-        self,
-        messages: Messages,
-        model: str = "",
-        timeout: float | None = None,
-        request_id: str | None = None,
-        **sampling: Any,
-    ) -> grpc.aio.UnaryStreamCall:
-        return self.stub.Chat(
-            chat_request(messages, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
-        )
-
-    async def complete(
-        self,
-        prompt: str | Sequence[int],
-        model: str = "",
-        timeout: float | None = None,
-        request_id: str | None = None,
-        **sampling: Any,
-    ) -> llm_pb.CompleteResponse:
-        return await self.stub.Complete(
-            generate_request(prompt, model, **sampling), timeout=timeout, metadata=_metadata(request_id)
-        )
 
 
 def search_request(query: str, k: int = 5, equals: Mapping[str, str] | None = None,
@@ -417,29 +388,28 @@ def search_request(query: str, k: int = 5, equals: Mapping[str, str] | None = No
     return rpb.SearchRequest(query=query, k=k, filter=f)
 
 
-class RetrieverClient(_SyncClient):
-    """Blocking client for RetrieverService: ``search`` and a streamed ``ingest``."""
+class _RetrieverCalls(_Client):
+    """RetrieverService, for ``RetrieverClient`` and ``AsyncRetrieverClient``: ``search`` and a
+    streamed ``ingest``."""
 
     _stub_class = r_grpc.RetrieverServiceStub
     _service = RETRIEVER_SERVICE
 
-    def search(self, query: str, k: int = 5, timeout: float | None = 30.0, **filters: Any) -> rpb.SearchResponse:
-        return self.stub.Search(search_request(query, k, **filters), timeout=timeout)
+    def search(
+        self, query: str, k: int = 5, timeout: float | None = 30.0, **filters: Any
+    ) -> Result[rpb.SearchResponse]:
+        return self._result(self.stub.Search(search_request(query, k, **filters), timeout=timeout), _same)
 
-    def ingest(self, documents: Iterable[rpb.Document], timeout: float | None = 600.0) -> rpb.IngestReport:
-        return self.stub.Ingest(iter(documents), timeout=timeout)
+    def ingest(self, documents: Iterable[rpb.Document], timeout: float | None = 600.0) -> Result[rpb.IngestReport]:
+        return self._result(self.stub.Ingest(iter(documents), timeout=timeout), _same)
 
 
+class RetrieverClient(_RetrieverCalls, _SyncClient):
+    """Blocking client for RetrieverService."""
 
-class AsyncRetrieverClient(_AsyncClient):
-    _stub_class = r_grpc.RetrieverServiceStub
-    _service = RETRIEVER_SERVICE
 
-    async def search(self, query: str, k: int = 5, timeout: float | None = 30.0, **filters: Any) -> rpb.SearchResponse:
-        return await self.stub.Search(search_request(query, k, **filters), timeout=timeout)
-
-    async def ingest(self, documents: Iterable[rpb.Document], timeout: float | None = 600.0) -> rpb.IngestReport:
-        return await self.stub.Ingest(iter(documents), timeout=timeout)
+class AsyncRetrieverClient(_RetrieverCalls, _AsyncClient):
+    """asyncio client for RetrieverService."""
 
 
 def ask_request(question: str, k: int = 0, max_tokens: int = 0, **filters: Any) -> chat_pb.AskRequest:
@@ -447,24 +417,22 @@ def ask_request(question: str, k: int = 0, max_tokens: int = 0, **filters: Any) 
     return chat_pb.AskRequest(question=question, k=k, max_tokens=max_tokens, filter=f)
 
 
-class ChatClient(_SyncClient):
-    """Blocking client for ChatService: ``ask`` yields draft pieces, then the final message."""
+class _ChatCalls(_Client):
+    """ChatService, for ``ChatClient`` and ``AsyncChatClient``: ``ask`` streams draft pieces, then
+    the final message (iterate the call with ``for`` / ``async for``)."""
 
     _stub_class = chat_grpc.ChatServiceStub
     _service = CHAT_SERVICE
     _ready_timeout_s = 300.0
 
     def ask(self, question: str, k: int = 0, max_tokens: int = 0, timeout: float | None = 120.0,
-            **filters: Any) -> Iterator[chat_pb.AskResponse]:
-        yield from self.stub.Ask(ask_request(question, k, max_tokens, **filters), timeout=timeout)
-
-
-
-class AsyncChatClient(_AsyncClient):
-    _stub_class = chat_grpc.ChatServiceStub
-    _service = CHAT_SERVICE
-    _ready_timeout_s = 300.0
-
-    def ask(self, question: str, k: int = 0, max_tokens: int = 0, timeout: float | None = 120.0,
-            **filters: Any) -> AsyncIterator[chat_pb.AskResponse]:
+            **filters: Any) -> Stream[chat_pb.AskResponse]:
         return self.stub.Ask(ask_request(question, k, max_tokens, **filters), timeout=timeout)
+
+
+class ChatClient(_ChatCalls, _SyncClient):
+    """Blocking client for ChatService."""
+
+
+class AsyncChatClient(_ChatCalls, _AsyncClient):
+    """asyncio client for ChatService."""

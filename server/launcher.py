@@ -3,7 +3,7 @@
 The server is started exactly as a user starts it (``python -m server.cli serve``), on free
 ports (``--port 0 --metrics-port 0``), in a session of its own (so the Ray processes it starts
 share its process group and nothing reaches the caller's terminal), with stdout and stderr in a
-log file. Readiness is the ``--ready-file`` contract of ``server/cli.py``: once every
+log file. Readiness is the ``--ready-file`` contract of ``server/cli/serve.py``: once every
 application is SERVING the server writes the bound addresses there as JSON (``grpc``,
 ``metrics``, ``models``, ``llm``), atomically (a temporary file renamed into place).
 

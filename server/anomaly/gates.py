@@ -26,7 +26,7 @@ from sklearn.metrics import f1_score
 from kernels.drift import psi_categorical
 from server.anomaly.model import ServableModel
 from server.anomaly.reference import ReferenceProfile
-from server.config import DriftConfig
+from server.config import DriftConfig, Settings
 from server.drift.batch_report import compare
 
 MIN_HOLDOUT_ROWS = 200
@@ -222,3 +222,88 @@ def drift_gates(
         GateResult("drift: new category (5% of rows) raises categorical PSI", new_cat_psi >= cfg.psi_alert,
                    f"PSI {new_cat_psi:.3f}", f">= {cfg.psi_alert}"),
     ]
+
+
+@dataclass(slots=True)
+class GateRun:
+    """The gates of one challenger against the champion, on one holdout."""
+
+    champion_version: str
+    challenger_version: str
+    alias: str
+    source: str  # where the holdout came from
+    rows: int
+    anomalies: int
+    results: list[GateResult]
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+
+def run_gates(
+    settings: Settings,
+    model: str,
+    challenger: str | None = None,
+    train: bool = False,
+    holdout_path: str | None = None,
+    label: str = "anomaly",
+    fmt: str | None = None,
+    max_f1_drop: float = 0.01,
+    max_latency_ratio: float = 1.2,
+    max_brier_ratio: float = 1.5,
+) -> GateRun:
+    """``stackserve gate``: regression, probability (random forests), latency and drift gates of the
+    ``challenger`` version of ``model`` against its champion. ``train`` first trains a champion and a
+    retrained challenger (next estimator seed, same split) into the store. The holdout is the
+    built-in data's rows neither run saw, or the user's labelled file (``holdout_path``, ``label``).
+    Anything the user must fix raises GateInputError with the reason."""
+    from server.anomaly import registry
+    from server.anomaly.data import load_shuttle, read_table
+    from server.anomaly.training import train_family
+
+    if not train and not challenger:
+        raise GateInputError("give --challenger VERSION, or --train")
+    if train and holdout_path:
+        raise GateInputError("--train trains on the built-in data; it takes no --holdout")
+    client = registry.connect(settings)
+    family = model.removeprefix(f"{settings.training.name_prefix}-")
+    if train:
+        if family not in ("rf", "iforest"):
+            raise GateInputError("--train: choose a shuttle-rf or shuttle-iforest model")
+        df = load_shuttle()
+        train_family(df, family, model, "anomaly", None, settings)
+        settings.training.seed += 1  # the estimator's seed only: the split stays (training.split_seed)
+        try:
+            challenger = train_family(df, family, model, "anomaly", None, settings).version
+        finally:
+            settings.training.seed -= 1
+    try:
+        champion = registry.load_servable(client, model, settings.anomaly.alias)
+        chall = registry.load_servable(client, model, version=challenger)
+    except registry.ModelNotFoundError as exc:
+        raise GateInputError(str(exc)) from exc
+    if champion.card.version == chall.card.version:
+        raise GateInputError(f"the challenger v{chall.card.version} is the champion itself")
+    if any(m.card.stream is not None or m.reference is None for m in (champion, chall)):
+        raise GateInputError("needs raw-feature models trained with a reference profile")
+    features = list(champion.card.feature_names)
+    if list(chall.card.feature_names) != features:
+        raise GateInputError(f"the challenger takes {list(chall.card.feature_names)}, the champion {features}")
+    try:
+        if holdout_path:
+            holdout, source = read_table(holdout_path, fmt), holdout_path
+        else:
+            holdout = unseen_holdout(client, [champion.card.run_id, chall.card.run_id], load_shuttle())
+            label, source = "anomaly", "Shuttle rows neither run saw"
+        X, y = check_holdout(holdout, features, label)
+    except (FileNotFoundError, ValueError) as exc:  # GateInputError is a ValueError
+        raise GateInputError(str(exc)) from exc
+    results = [
+        regression_gate(champion, chall, X, y, max_f1_drop),
+        *filter(None, [probability_gate(champion, chall, X, y, max_brier_ratio)]),
+        latency_gate(champion, chall, X, max_ratio=max_latency_ratio),
+        *drift_gates(chall.reference, holdout[features], settings.drift),
+    ]
+    return GateRun(str(champion.card.version), str(chall.card.version), settings.anomaly.alias, source, len(y),
+                   int(y.sum()), results)
