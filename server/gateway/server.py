@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -14,9 +14,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
-from server.anomaly.scorer import AnomalyScorer, load_scorer
-from server.config import Settings
-from server.gateway.anomaly_endpoint import AnomalyEndpoint, LocalAnomalyEndpoint, RayAnomalyEndpoint
+from server.config import GatewayConfig, Settings
+from server.gateway.anomaly_endpoint import AnomalyEndpoint
 from server.gateway.anomaly_service import AnomalyService
 from server.gateway.chat_service import ChatService
 from server.gateway.health_monitor import HealthMonitor
@@ -27,14 +26,22 @@ from server.gateway.llm_router import LLMRouter
 from server.gateway.llm_service import LLMService
 from server.gateway.openai_http import serve_openai
 from server.gateway.retriever_service import RetrieverService
-from server.gen.stackserve.v1 import anomaly_pb2, chat_pb2, llm_pb2, retriever_pb2
-from server.guardrails.input_rails import InputRails
+from server.gateway.warmup import (
+    ANOMALY_SERVICE,
+    CHAT_SERVICE,
+    LLM_SERVICE,
+    RETRIEVER_SERVICE,
+    ChatWiring,
+    chat_serving,
+    warm_up_anomaly,
+    warm_up_llms,
+    warm_up_retriever,
+)
 from server.guardrails.llm_doors import LLMGuard
 from server.observability import tracing
 from server.observability.logs import ACCESS, RotatingFile, install_hash_key, log_event
 from server.observability.metrics import serve_metrics
 from server.protocol.registration import add_service
-from server.rag.chat import ChatPipeline
 from server.rag.retrieval_workload import RetrievalWorkload
 from server.security import keyed_hash, tls
 from server.security.access_policy import AccessPolicy
@@ -45,10 +52,6 @@ from server.slo.objectives import load_slo_file
 from server.slo.tracker import SloTracker
 
 log = logging.getLogger("stackserve.gateway")
-ANOMALY_SERVICE = anomaly_pb2.DESCRIPTOR.services_by_name["AnomalyService"]
-LLM_SERVICE = llm_pb2.DESCRIPTOR.services_by_name["LLMService"]
-RETRIEVER_SERVICE = retriever_pb2.DESCRIPTOR.services_by_name["RetrieverService"]
-CHAT_SERVICE = chat_pb2.DESCRIPTOR.services_by_name["ChatService"]
 
 
 @dataclass(slots=True)
@@ -108,160 +111,6 @@ class Gateway:
             self.metrics_server.shutdown()  # type: ignore[attr-defined]
 
 
-async def _warm_up(anomaly: AnomalyService, endpoint: AnomalyEndpoint, health: health_aio.HealthServicer,
-                   timeout: float, monitor: HealthMonitor) -> None:
-    """Poll the endpoint until its models are loaded, then report SERVING (with the gateway's own
-    copy of the models loaded meanwhile, when small requests are scored in the gateway)."""
-    local = asyncio.create_task(_local_scorer(anomaly.settings, endpoint))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = 0.1
-    while True:
-        try:
-            infos = await endpoint.models()
-            break
-        except Exception as exc:
-            if loop.time() > deadline:
-                log.error("endpoint did not become ready in %.0fs: %s", timeout, exc)
-                raise
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-    anomaly.load_catalog(infos)
-    scorer = await local
-    if scorer is not None:
-        anomaly.scoring.attach_local(scorer, infos)
-    name = ANOMALY_SERVICE.full_name
-    await health.set(name, health_pb2.HealthCheckResponse.SERVING)
-    await health.set("", health_pb2.HealthCheckResponse.SERVING)
-    monitor.started(name)
-    log_event("stackserve.gateway", "ready", models=[i["name"] for i in infos])
-
-
-async def _local_scorer(settings: Settings, endpoint: AnomalyEndpoint) -> AnomalyScorer | None:
-    """The scorer for in-gateway scoring: the in-process endpoint's own, or for a Ray endpoint the
-    same models loaded here (the same loader as the replicas'). None when turned off, for any
-    other endpoint (a wrapper in a test holds calls on purpose), or when loading failed (logged:
-    every request then goes to the endpoint)."""
-    if settings.anomaly.in_gateway_max_events == 0:
-        return None
-    if isinstance(endpoint, LocalAnomalyEndpoint):
-        return endpoint.scorer
-    if not isinstance(endpoint, RayAnomalyEndpoint):
-        return None
-    try:
-        return await asyncio.to_thread(load_scorer, settings)
-    except Exception as exc:
-        log.error("in-gateway scoring is off: the models did not load here: %s", exc)
-        return None
-
-
-async def _warm_up_llms(router: LLMRouter, health: health_aio.HealthServicer, timeout: float,
-                        monitor: HealthMonitor, overall: bool = False) -> None:
-    """Every model's warm-up at once; LLMService is SERVING once the default model is, and once the
-    LLM doors' guardrails are loaded when a policy needs them (fail closed: no rails, no service)."""
-    guard = router.default.guard
-    if guard is not None:
-        try:
-            await guard.start()
-        except Exception as exc:
-            log.error("the LLM guardrails failed to load; LLMService stays NOT_SERVING: %s", exc)
-            return
-    await asyncio.gather(*(_warm_up_llm(s, health if i == 0 else None, timeout, monitor, overall and i == 0)
-                           for i, s in enumerate(router.services)))  # fmt: skip
-
-
-async def _warm_up_llm(llm: LLMService, health: health_aio.HealthServicer | None, timeout: float,
-                       monitor: HealthMonitor, overall: bool = False) -> None:
-    """Poll the LLM endpoint's ``info()`` until it answers, then report LLMService SERVING (when
-    ``health`` is given: the default model; the others just start taking requests).
-
-    Never raises: an LLM that fails to load leaves LLMService NOT_SERVING (its calls get
-    UNAVAILABLE) while the other services keep serving. An endpoint with a ``failed`` exception
-    set (the deployment could not start) ends the wait at once.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    delay = 0.1
-    while True:
-        failed = getattr(llm.endpoint, "failed", None)
-        if failed is not None:
-            log.error("LLM deployment failed to start; LLMService stays NOT_SERVING: %s", failed)
-            return
-        try:
-            info = await llm.endpoint.info()
-            break
-        except Exception as exc:
-            if loop.time() > deadline:
-                log.error("LLM endpoint did not become ready in %.0fs; LLMService stays NOT_SERVING: %s",
-                          timeout, exc)
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
-    llm.load_info(info)
-    if health is not None:
-        await health.set(LLM_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
-        if overall:  # no AnomalyService: the server is up when its default model is
-            await health.set("", health_pb2.HealthCheckResponse.SERVING)
-        monitor.started(LLM_SERVICE.full_name)
-    log_event("stackserve.gateway", "llm ready", model=info.model, backend=info.backend,
-              max_model_len=info.max_model_len)
-
-
-class _ChatWiring:
-    """The chat pipeline once its parts are up: retrieval (embedder + store), the input rails
-    (exemplars embedded once), and the LLM (its info loaded)."""
-
-    def __init__(self, rag: RetrievalWorkload, llm: LLMRouter | None) -> None:
-        self.rag = rag
-        self.llm = llm
-        self.pipeline: ChatPipeline | None = None
-
-    def __call__(self) -> ChatPipeline | None:
-        if self.pipeline is not None and self.llm is not None and self.llm.ready:
-            return self.pipeline
-        return None
-
-    async def start(self) -> None:
-        if self.llm is None or self.rag.retriever is None:
-            return
-        embed = self.rag.retriever.embedder.encode
-        rails = await asyncio.to_thread(InputRails, embed)
-        llm = self.llm
-        self.pipeline = ChatPipeline(self.rag, rails, llm.endpoint.generate,
-                                     lambda: llm.info.max_model_len if llm.info is not None else 512)
-
-
-async def _warm_up_retriever(engine: RetrievalWorkload, chat: _ChatWiring, health: health_aio.HealthServicer) -> None:
-    """Load the embedder and the store, then report RetrieverService SERVING (logged on failure);
-    then the chat rails, and ChatService SERVING once the LLM is too."""
-    try:
-        await engine.start()
-    except Exception as exc:
-        log.error("the retriever failed to start; RetrieverService stays NOT_SERVING: %s", exc)
-        return
-    await health.set(RETRIEVER_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
-    log_event("stackserve.gateway", "retriever ready", chunks=engine.retriever.size if engine.retriever else 0)
-    if chat.llm is None:
-        return
-    try:
-        await chat.start()
-    except Exception as exc:
-        log.error("the chat guardrails failed to load; ChatService stays NOT_SERVING: %s", exc)
-
-
-async def _chat_serving(chat: _ChatWiring, retriever_warmup: asyncio.Task, health: health_aio.HealthServicer,
-                        monitor: HealthMonitor) -> None:
-    """ChatService SERVING once retrieval, its rails and the LLM are all up (not part of
-    ``wait_ready``: an LLM that never loads leaves chat NOT_SERVING, the rest serving)."""
-    await asyncio.shield(retriever_warmup)
-    while chat() is None:
-        if chat.pipeline is None or getattr(chat.llm.endpoint if chat.llm else None, "failed", None) is not None:
-            return
-        await asyncio.sleep(0.5)
-    await health.set(CHAT_SERVICE.full_name, health_pb2.HealthCheckResponse.SERVING)
-    monitor.started(CHAT_SERVICE.full_name)
-
-
 def _slo_tracker(settings: Settings) -> SloTracker | None:
     """The SLO tracker from the objectives file and the deployments' prices, its series registered;
     None when ``slo.enabled`` is off. A bad SLO file fails the start with the file and the field."""
@@ -270,6 +119,95 @@ def _slo_tracker(settings: Settings) -> SloTracker | None:
     objectives = load_slo_file(settings.slo.file)
     slo_exporter.register()
     return SloTracker(objectives, hourly_cost(settings, objectives.prices))
+
+
+@dataclass(slots=True)
+class _Services:
+    """The servicers a gateway registers, and their full names (health and reflection list them)."""
+
+    anomaly: AnomalyService | None = None
+    llm: LLMRouter | None = None
+    retriever: RetrieverService | None = None
+    chat: ChatWiring | None = None
+    names: list[str] = field(default_factory=list)
+
+
+def _grpc_server(settings: Settings, policy: AccessPolicy) -> grpc.aio.Server:
+    """grpc.aio server with our message limits and interceptors (auth inside observability, so
+    refused calls are counted and logged like the rest)."""
+    cfg, security = settings.gateway, settings.security
+    options = [
+        # Our handlers refuse bodies over max_message_bytes (RESOURCE_EXHAUSTED, logged and counted);
+        # gRPC core's own limit sits above it, so only a body 4x over is refused before any code of ours.
+        ("grpc.max_receive_message_length", core_receive_limit(cfg.max_message_bytes)),
+        ("grpc.max_send_message_length", cfg.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+    install_hash_key(keyed_hash.load_or_create(security.hash_key_file or settings.data_dir / "hash.key"))
+    interceptors: list[grpc.aio.ServerInterceptor] = [ObservabilityInterceptor()]
+    if policy.enabled:
+        interceptors.append(AuthInterceptor(policy))
+    return grpc.aio.server(interceptors=interceptors, options=options,
+                           maximum_concurrent_rpcs=cfg.max_concurrent_rpcs)
+
+
+def _register_services(
+    server: grpc.aio.Server, settings: Settings, endpoint: AnomalyEndpoint | None, llm_endpoint: LLMEndpoint | None,
+    extra_llm_endpoints: Sequence[LLMEndpoint], rag: RetrievalWorkload | None,
+) -> _Services:
+    """A servicer per workload given; a workload not given is not registered (UNIMPLEMENTED)."""
+    limit = settings.gateway.max_message_bytes
+    out = _Services()
+
+    def add(descriptor, servicer) -> None:
+        add_service(server, descriptor, servicer, limit)
+        out.names.append(descriptor.full_name)
+
+    if endpoint is not None:
+        out.anomaly = AnomalyService(settings, endpoint)
+        add(ANOMALY_SERVICE, out.anomaly)
+    if llm_endpoint is not None:  # the default model first; llm.also_serve's after it
+        out.llm = LLMRouter([LLMService(settings, e) for e in (llm_endpoint, *extra_llm_endpoints)])
+        guard = LLMGuard(settings)  # one set of rails for every model's doors
+        for service in out.llm.services:
+            service.guard = guard
+        add(LLM_SERVICE, out.llm)
+    if rag is not None:
+        out.retriever, out.chat = RetrieverService(rag), ChatWiring(rag, out.llm)
+        add(RETRIEVER_SERVICE, out.retriever)
+        if out.llm is not None:
+            add(CHAT_SERVICE, ChatService(out.chat, settings))
+    return out
+
+
+async def _health_and_reflection(server: grpc.aio.Server, names: list[str]) -> health_aio.HealthServicer:
+    """Standard health (every service NOT_SERVING until warmed up) and server reflection."""
+    health = health_aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    for service in ("", *names):
+        await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
+    health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
+    reflection.enable_server_reflection((*names, health_name, reflection.SERVICE_NAME), server)
+    return health
+
+
+def _bind(server: grpc.aio.Server, settings: Settings) -> int:
+    cfg = settings.gateway
+    credentials = tls.grpc_credentials(settings.security.tls)
+    address = f"{cfg.host}:{cfg.port}"
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"cannot bind gRPC port {cfg.host}:{cfg.port}")
+    return port
+
+
+def _start_metrics(settings: Settings) -> tuple[Any, int]:
+    """The Prometheus endpoint (TLS, and client certificates, when ``security.tls.metrics``)."""
+    cfg, tls_cfg = settings.gateway, settings.security.tls
+    if tls_cfg.metrics:
+        return serve_metrics(cfg.host, cfg.metrics_port, str(tls_cfg.cert), str(tls_cfg.key),
+                             str(tls_cfg.client_ca) if tls_cfg.client_ca else None)
+    return serve_metrics(cfg.host, cfg.metrics_port)
 
 
 async def start_gateway(
@@ -282,79 +220,49 @@ async def start_gateway(
     AnomalyService is served when ``endpoint`` is given (``anomaly.enabled``), LLMService when
     ``llm_endpoint`` is (``llm.enabled``), RetrieverService when ``rag`` is; a service not given is
     not registered (UNIMPLEMENTED). The server's overall health follows AnomalyService, or the
-    default LLM where there is no AnomalyService.
+    default LLM where there is no AnomalyService. Steps: the gRPC server, the services, health and
+    reflection, the SLO tracker and tracing, bind and start, the access log and /metrics, then the
+    background tasks (warm-ups, health probes, drift, rollout, LLM stats) and the OpenAI API.
     """
-    cfg = settings.gateway
-    options = [
-        # Our handlers refuse bodies over max_message_bytes (RESOURCE_EXHAUSTED, logged and counted);
-        # gRPC core's own limit sits above it, so only a body 4x over is refused before any code of ours.
-        ("grpc.max_receive_message_length", core_receive_limit(cfg.max_message_bytes)),
-        ("grpc.max_send_message_length", cfg.max_message_bytes),
-        ("grpc.so_reuseport", 0),
-    ]
-    security = settings.security
+    cfg, security = settings.gateway, settings.security
     policy = AccessPolicy(security)
-    install_hash_key(keyed_hash.load_or_create(security.hash_key_file or settings.data_dir / "hash.key"))
-    interceptors: list[grpc.aio.ServerInterceptor] = [ObservabilityInterceptor()]
-    if policy.enabled:  # inside observability: refused calls are counted and logged like the rest
-        interceptors.append(AuthInterceptor(policy))
-    server = grpc.aio.server(
-        interceptors=interceptors,
-        options=options,
-        maximum_concurrent_rpcs=cfg.max_concurrent_rpcs,
-    )
-    anomaly = AnomalyService(settings, endpoint) if endpoint is not None else None
-    services: list[str] = []
-    if anomaly is not None:
-        add_service(server, ANOMALY_SERVICE, anomaly, cfg.max_message_bytes)
-        services.append(ANOMALY_SERVICE.full_name)
-    llm = None
-    if llm_endpoint is not None:  # the default model first; llm.also_serve's after it
-        llm = LLMRouter([LLMService(settings, e) for e in (llm_endpoint, *extra_llm_endpoints)])
-        guard = LLMGuard(settings)  # one set of rails for every model's doors
-        for service in llm.services:
-            service.guard = guard
-    if llm is not None:
-        add_service(server, LLM_SERVICE, llm, cfg.max_message_bytes)
-        services.append(LLM_SERVICE.full_name)
-    retriever = RetrieverService(rag) if rag is not None else None
-    chat = _ChatWiring(rag, llm) if rag is not None else None
-    if retriever is not None:
-        add_service(server, RETRIEVER_SERVICE, retriever, cfg.max_message_bytes)
-        services.append(RETRIEVER_SERVICE.full_name)
-    if chat is not None and llm is not None:
-        add_service(server, CHAT_SERVICE, ChatService(chat, settings), cfg.max_message_bytes)
-        services.append(CHAT_SERVICE.full_name)
+    server = _grpc_server(settings, policy)
+    sv = _register_services(server, settings, endpoint, llm_endpoint, extra_llm_endpoints, rag)
     slo_tracker = _slo_tracker(settings)
     if settings.tracing.exporter != "none":
         tracing.configure(settings.tracing.exporter, settings.tracing.otlp_endpoint, settings.tracing.service_name)
-    health = health_aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health, server)
-    for service in ("", *services):
-        await health.set(service, health_pb2.HealthCheckResponse.NOT_SERVING)
-    health_name = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
-    reflection.enable_server_reflection((*services, health_name, reflection.SERVICE_NAME), server)
-    credentials = tls.grpc_credentials(security.tls)
-    address = f"{cfg.host}:{cfg.port}"
-    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot bind gRPC port {cfg.host}:{cfg.port}")
+    health = await _health_and_reflection(server, sv.names)
+    port = _bind(server, settings)
     await server.start()
     if security.access_log_file is not None:
         ACCESS.stream = RotatingFile(security.access_log_file, security.access_log_max_bytes,
                                      security.access_log_backups)
     slo.install(slo_tracker)
-    tls_cfg = security.tls
-    metrics_server, metrics_port = (
-        serve_metrics(cfg.host, cfg.metrics_port, str(tls_cfg.cert), str(tls_cfg.key),
-                      str(tls_cfg.client_ca) if tls_cfg.client_ca else None)
-        if tls_cfg.metrics else serve_metrics(cfg.host, cfg.metrics_port)
-    )
+    metrics_server, metrics_port = _start_metrics(settings)
+    gateway = _start_background(server, port, metrics_server, metrics_port, sv, endpoint, rag, health, cfg)
+    gateway.slo = slo_tracker
+    log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
+    if sv.llm is not None and cfg.openai_port is not None:
+        http, sock = serve_openai(sv.llm, cfg.host, cfg.openai_port, rag, policy, tls.uvicorn_options(security.tls))
+        gateway.openai_server, gateway.openai_port = http, sock.getsockname()[1]
+        gateway.openai_task = asyncio.create_task(http.serve(sockets=[sock]))
+        log_event("stackserve.gateway", "openai api listening", port=gateway.openai_port)
+    return gateway
+
+
+def _start_background(
+    server: grpc.aio.Server, port: int, metrics_server: Any, metrics_port: int, sv: _Services,
+    endpoint: AnomalyEndpoint | None, rag: RetrievalWorkload | None, health: health_aio.HealthServicer,
+    cfg: GatewayConfig,
+) -> Gateway:
+    """The gateway's background tasks: warm-ups that flip health to SERVING, the health monitor's
+    probes, the drift loop, the rollout controller, the access-log flusher, the LLM stats loop."""
+    anomaly, llm, chat = sv.anomaly, sv.llm, sv.chat
     monitor = HealthMonitor(health, cfg.health_probe_interval_s, cfg.health_probe_timeout_s)
     warmup = drift = rollout = None
     if anomaly is not None and endpoint is not None:
         monitor.watch(ANOMALY_SERVICE.full_name, endpoint.models, also=("",))
-        warmup = asyncio.create_task(_warm_up(anomaly, endpoint, health, cfg.warmup_timeout_s, monitor))
+        warmup = asyncio.create_task(warm_up_anomaly(anomaly, endpoint, health, cfg.warmup_timeout_s, monitor))
         drift = asyncio.create_task(anomaly.scoring.drift.run())
         rollout = asyncio.create_task(anomaly.scoring.run_rollout())
     if llm is not None:
@@ -363,26 +271,19 @@ async def start_gateway(
     flusher = asyncio.create_task(_flush_access_log())
     llm_warmup = llm_stats = None
     if llm is not None:
-        llm_warmup = asyncio.create_task(_warm_up_llms(llm, health, cfg.warmup_timeout_s, monitor,
+        llm_warmup = asyncio.create_task(warm_up_llms(llm, health, cfg.warmup_timeout_s, monitor,
                                                        overall=anomaly is None))
         llm_stats = asyncio.create_task(llm.run_stats_loop())
     rag_warmup = chat_task = None
     if rag is not None and chat is not None:
-        rag_warmup = asyncio.create_task(_warm_up_retriever(rag, chat, health))
+        rag_warmup = asyncio.create_task(warm_up_retriever(rag, chat, health))
         if llm is not None:
-            chat_task = asyncio.create_task(_chat_serving(chat, rag_warmup, health, monitor))
-    log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
+            chat_task = asyncio.create_task(chat_serving(chat, rag_warmup, health, monitor))
     gateway = Gateway(
         server, port, metrics_port, anomaly, health, metrics_server, warmup, flusher, drift, rollout,
-        llm, llm_warmup, llm_stats, retriever, rag_warmup, chat_task,
+        llm, llm_warmup, llm_stats, sv.retriever, rag_warmup, chat_task,
     )
-    gateway.slo = slo_tracker
     gateway.health_task = asyncio.create_task(monitor.run())
-    if llm is not None and cfg.openai_port is not None:
-        http, sock = serve_openai(llm, cfg.host, cfg.openai_port, rag, policy, tls.uvicorn_options(security.tls))
-        gateway.openai_server, gateway.openai_port = http, sock.getsockname()[1]
-        gateway.openai_task = asyncio.create_task(http.serve(sockets=[sock]))
-        log_event("stackserve.gateway", "openai api listening", port=gateway.openai_port)
     return gateway
 
 

@@ -42,7 +42,7 @@ from server.llm.params import SamplingParams
 from server.llm.serving import LLMJob, Piece
 from server.rag.filters import ChunkFilter
 from server.rag.pii import redact
-from server.rag.retrieval_workload import RetrievalWorkload
+from server.rag.retrieval_workload import RetrievalWorkload, SearchResult
 from server.rag.retriever import Hit
 
 PROMPTS = Path(__file__).with_name("prompts")
@@ -146,6 +146,59 @@ def fit_sources(hits: list[Hit], context_tokens: int, max_tokens: int, question:
     return kept
 
 
+@dataclass(slots=True)
+class _Draft:
+    """One Ask's draft across restarts: the sources in its prompt, its text, when it was asked for
+    and when its first text came, and the streaming rails that judged it."""
+
+    hits: list[Hit]
+    t_call: float
+    text: str = ""
+    t_first: float | None = None
+    stream_rails: StreamingRails[Piece] | None = None
+    output_guarded: bool = False
+    abstained: bool = False  # the sources left were too few or too weak to draft from
+
+
+class _ChunkRail:
+    """The chunk rail (instructions hidden in retrieved text), run beside prefill rather than before
+    it: nothing the model writes leaves before the rail has passed every chunk in its prompt, and a
+    flagged chunk aborts the draft, which restarts without it (rare: only attacks pay for it)."""
+
+    def __init__(self, pipeline: ChatPipeline, hits: list[Hit], policy: GuardrailPolicy, outcome: AskOutcome) -> None:
+        self.retrieved = hits
+        self.outcome = outcome
+        self._check: asyncio.Future | None = (
+            asyncio.ensure_future(asyncio.to_thread(pipeline._check_chunks, [h.chunk.text for h in hits],
+                                                    policy.mode == "shadow"))
+            if policy.mode != "off" else None
+        )
+
+    @property
+    def pending(self) -> bool:
+        return self._check is not None
+
+    async def passed(self, in_prompt: list[Hit]) -> bool:
+        """Await the rail once; False when it dropped a chunk of ``in_prompt``."""
+        if self._check is None:
+            return True
+        t_wait = time.perf_counter()
+        verdicts = await self._check
+        self._check = None
+        self.outcome.verdicts += [v for v in verdicts if v.action is not Action.ALLOW]
+        # every chunk verdict carries the time since the rail started: the longest is the rail's time
+        self.outcome.timings["guard"] += max((v.seconds for v in verdicts), default=0.0)
+        self.outcome.timings["guard_ttft"] += time.perf_counter() - t_wait  # only what the stream waited
+        kept = [h for h, v in zip(self.retrieved, verdicts, strict=True) if v.action is Action.ALLOW or v.shadow]
+        dropped = {h.chunk.id for h in self.retrieved} - {h.chunk.id for h in kept}
+        self.retrieved = kept
+        return not any(h.chunk.id in dropped for h in in_prompt)
+
+    def cancel(self) -> None:
+        if self._check is not None:
+            self._check.cancel()
+
+
 class ChatPipeline:
     def __init__(self, rag: RetrievalWorkload, rails: InputRails, generate: Generate, context_tokens: Callable[[], int],
                  cfg: ChatConfig = ChatConfig()) -> None:
@@ -164,12 +217,37 @@ class ChatPipeline:
                   request_id: str, timeout_s: float | None, outcome: AskOutcome,
                   policy: GuardrailPolicy | None = None) -> AsyncIterator[str]:
         """Yield draft text pieces; fills ``outcome`` (read it once the iterator ends). ``policy``:
-        the request's guardrail policy (``guardrails.chat`` or its tenant's; None: the default)."""
+        the request's guardrail policy (``guardrails.chat`` or its tenant's; None: the default).
+
+        The steps: the input rails beside retrieval (refuse, or abstain on weak evidence); the chunk
+        rail beside prefill; drafts, restarted without a chunk the rail drops, released through the
+        streaming rails; then grounding, or an extractive answer, or abstention."""
         t0 = time.perf_counter()
         policy = policy or self.cfg.policy
-        guarding = policy.mode != "off"
-        shadow = policy.mode == "shadow"
-        k = k or self.cfg.k
+        try:
+            screened = await self._screen(question, k or self.cfg.k, where, policy, outcome)
+            if screened is None:
+                return
+            question_clean, result = screened
+            draft = _Draft(hits=result.hits, t_call=time.perf_counter())
+            rail = _ChunkRail(self, result.hits, policy, outcome)
+            try:
+                async for text in self._drafts(question_clean, draft, rail, policy, max_tokens, request_id,
+                                               timeout_s, outcome, t0):
+                    yield text
+            finally:
+                rail.cancel()
+            if draft.abstained:
+                outcome.answer, outcome.outcome = ABSTAIN, "abstained"
+                return
+            await self._conclude(draft, result.query_vec, policy, outcome)
+        finally:
+            outcome.timings["total"] = time.perf_counter() - t0
+
+    async def _screen(self, question: str, k: int, where: ChunkFilter | None, policy: GuardrailPolicy,
+                      outcome: AskOutcome) -> tuple[str, SearchResult] | None:
+        """The input rails beside retrieval: (the question the model will see, the search result), or
+        None with the outcome set when the rails refuse or the evidence is too weak."""
         ends: dict[str, float] = {}
 
         async def finished(name: str, work):
@@ -188,128 +266,103 @@ class ChatPipeline:
                                guard_ttft=max(0.0, ends["rails"] - ends["search"]))
         if any(v.blocks for v in verdicts):
             outcome.answer, outcome.outcome = REFUSE, "refused"
-            outcome.timings["total"] = time.perf_counter() - t0
-            return
-        hits = result.hits
-        if not hits or hits[0].score < self.cfg.min_evidence:
+            return None
+        if not result.hits or result.hits[0].score < self.cfg.min_evidence:
             outcome.answer, outcome.outcome = ABSTAIN, "abstained"
-            outcome.timings["total"] = time.perf_counter() - t0
-            return
-        # The chunk rail (instructions hidden in retrieved text) runs beside prefill, not before it:
-        # nothing the model writes leaves before the rail has passed every chunk in its prompt, and a
-        # flagged chunk aborts the draft, which restarts without it (rare: only attacks pay for it).
-        chunk_check: asyncio.Future | None = asyncio.ensure_future(
-            asyncio.to_thread(self._check_chunks, [h.chunk.text for h in hits], shadow)) if guarding else None
-        retrieved = hits
+            return None
+        return clean_question, result
+
+    async def _drafts(self, question: str, draft: _Draft, rail: _ChunkRail, policy: GuardrailPolicy,
+                      max_tokens: int | None, request_id: str, timeout_s: float | None, outcome: AskOutcome,
+                      t0: float) -> AsyncIterator[str]:
+        """Draft until one completes with every source of its prompt passed by the chunk rail; a
+        dropped source restarts the draft without it (``draft.abstained`` when too little is left)."""
         n_out = max_tokens or self.cfg.max_tokens
-        draft, t_call, t_first = "", time.perf_counter(), None
-
-        async def chunk_rail_passed() -> bool:
-            """Await the chunk rail once; False when it dropped a chunk the prompt holds."""
-            nonlocal chunk_check, retrieved
-            if chunk_check is None:
-                return True
-            t_wait = time.perf_counter()
-            chunk_verdicts = await chunk_check
-            chunk_check = None
-            outcome.verdicts += [v for v in chunk_verdicts if v.action is not Action.ALLOW]
-            # every chunk verdict carries the time since the rail started: the longest is the rail's time
-            outcome.timings["guard"] += max((v.seconds for v in chunk_verdicts), default=0.0)
-            outcome.timings["guard_ttft"] += time.perf_counter() - t_wait  # only what the stream waited
-            kept = [h for h, v in zip(retrieved, chunk_verdicts, strict=True)
-                    if v.action is Action.ALLOW or v.shadow]
-            dropped = {h.chunk.id for h in retrieved} - {h.chunk.id for h in kept}
-            retrieved = kept
-            return not any(h.chunk.id in dropped for h in hits)
-
+        stream_cfg = StreamRailConfig(policy.first_window, policy.window, shadow=policy.mode == "shadow")
+        output_guarded = policy.mode != "off" and policy.output
         attempt = 0
-        stream_cfg = StreamRailConfig(policy.first_window, policy.window, shadow=shadow)
-        stream_rails: StreamingRails[Piece] = StreamingRails(self.rails.classifier, stream_cfg)
-        output_guarded = guarding and policy.output
+        while True:
+            if not rail.retrieved or rail.retrieved[0].score < self.cfg.min_evidence:
+                draft.abstained = True
+                return
+            draft.hits = fit_sources(rail.retrieved, self.context_tokens(), n_out, question)
+            if not draft.hits:
+                draft.abstained = True
+                return
+            system, user = render_prompt(question, draft.hits)
+            params = SamplingParams(max_tokens=n_out, temperature=0.0, repetition_penalty=1.1).validate()
+            job = LLMJob("chat", params, True, messages=(("system", system), ("user", user)))
+            draft.t_call, draft.text, restart = time.perf_counter(), "", [False]
+            # a restarted draft is a new engine request: the aborted one may still be winding down
+            rid = request_id if attempt == 0 else f"{request_id}.restart{attempt}"
+            attempt += 1
+            draft.stream_rails = StreamingRails(self.rails.classifier, stream_cfg)
+            pieces = self._engine_pieces(job, rid, timeout_s, rail, draft.hits, restart)
+            # nothing is sent before the streaming rails judged it (server/guardrails/streaming.py)
+            released = (guarded(pieces, lambda p: p.text, draft.stream_rails, lambda p: max(1, len(p.token_ids)))
+                        if output_guarded else pieces)
+            async for piece in released:
+                if piece.text:
+                    if draft.t_first is None:
+                        draft.t_first = time.perf_counter()
+                        outcome.timings["guard_ttft"] += draft.stream_rails.seconds
+                        outcome.timings["first_token"] = draft.t_first - t0
+                    draft.text += piece.text
+                    yield piece.text
+            if restart[0]:
+                continue
+            if not await rail.passed(draft.hits):  # no text came (an empty draft): the sources still had to pass
+                continue
+            draft.output_guarded = output_guarded
+            return
+
+    async def _engine_pieces(self, job: LLMJob, rid: str, timeout_s: float | None, rail: _ChunkRail,
+                             in_prompt: list[Hit], restart: list[bool]) -> AsyncIterator[Piece]:
+        """The engine's pieces, stopped (``restart[0]`` set) when the chunk rail drops a source of
+        the prompt; an unasked-for finish raises GenerationFailedError."""
+        stream = self.generate(job, timeout_s, rid)
         try:
-            while True:
-                if not retrieved or retrieved[0].score < self.cfg.min_evidence:
-                    outcome.answer, outcome.outcome = ABSTAIN, "abstained"
-                    outcome.timings["total"] = time.perf_counter() - t0
+            async for piece in stream:
+                if piece.text and rail.pending and not await rail.passed(in_prompt):
+                    restart[0] = True
                     return
-                hits = fit_sources(retrieved, self.context_tokens(), n_out, clean_question)
-                if not hits:
-                    outcome.answer, outcome.outcome = ABSTAIN, "abstained"
-                    outcome.timings["total"] = time.perf_counter() - t0
-                    return
-                system, user = render_prompt(clean_question, hits)
-                params = SamplingParams(max_tokens=n_out, temperature=0.0, repetition_penalty=1.1).validate()
-                job = LLMJob("chat", params, True, messages=(("system", system), ("user", user)))
-                t_call, restart = time.perf_counter(), False
-                # a restarted draft is a new engine request: the aborted one may still be winding down
-                rid = request_id if attempt == 0 else f"{request_id}.restart{attempt}"
-                attempt += 1
-                stream_rails = StreamingRails(self.rails.classifier, stream_cfg)
-
-                async def engine_pieces(job=job, rid=rid) -> AsyncIterator[Piece]:
-                    """The engine's pieces, stopped when the chunk rail drops a source of the prompt."""
-                    nonlocal restart
-                    stream = self.generate(job, timeout_s, rid)
-                    try:
-                        async for piece in stream:
-                            if piece.text and chunk_check is not None and not await chunk_rail_passed():
-                                restart = True
-                                return
-                            reason = piece.finish_reason
-                            if reason is not None and not reason.asked_for and reason is not FinishReason.CANCELLED:
-                                raise GenerationFailedError(f"generation ended: {reason}: {piece.error}")
-                            yield piece
-                    finally:
-                        await stream.aclose()  # closing the stream aborts the request in the engine
-
-                # nothing is sent before the streaming rails judged it (server/guardrails/streaming.py)
-                released = (guarded(engine_pieces(), lambda p: p.text, stream_rails, lambda p: max(1, len(p.token_ids)))
-                            if output_guarded else engine_pieces())
-                async for piece in released:
-                    if piece.text:
-                        if t_first is None:
-                            t_first = time.perf_counter()
-                            outcome.timings["guard_ttft"] += stream_rails.seconds
-                            outcome.timings["first_token"] = t_first - t0
-                        draft += piece.text
-                        yield piece.text
-                if restart:
-                    draft = ""
-                    continue
-                if not await chunk_rail_passed():
-                    restart = True  # no text came (an empty draft): the sources still had to pass
-                    draft = ""
-                    continue
-                break
+                reason = piece.finish_reason
+                if reason is not None and not reason.asked_for and reason is not FinishReason.CANCELLED:
+                    raise GenerationFailedError(f"generation ended: {reason}: {piece.error}")
+                yield piece
         finally:
-            if chunk_check is not None:
-                chunk_check.cancel()
+            await stream.aclose()  # closing the stream aborts the request in the engine
+
+    async def _conclude(self, draft: _Draft, query_vec: np.ndarray, policy: GuardrailPolicy,
+                        outcome: AskOutcome) -> None:
+        """The answer: the grounded draft; else, with sources trusted enough, sentences extracted
+        from them; else abstention."""
         t_end = time.perf_counter()
-        outcome.timings.update(prefill=(t_first or t_end) - t_call, decode=t_end - (t_first or t_end))
-        withheld = stream_rails.stopped
-        outcome.verdicts += stream_rails.verdicts() if output_guarded else []
-        outcome.timings["guard"] += stream_rails.seconds
-        if withheld is None and draft.strip() and draft.strip() != ABSTAIN:
-            ground = await asyncio.to_thread(grounding, draft, [h.chunk.text for h in hits], self.embed,
+        outcome.timings.update(prefill=(draft.t_first or t_end) - draft.t_call,
+                               decode=t_end - (draft.t_first or t_end))
+        rails = draft.stream_rails
+        withheld = rails.stopped if rails is not None else None
+        if rails is not None:
+            outcome.verdicts += rails.verdicts() if draft.output_guarded else []
+            outcome.timings["guard"] += rails.seconds
+        hits, text = draft.hits, draft.text
+        if withheld is None and text.strip() and text.strip() != ABSTAIN:
+            ground = await asyncio.to_thread(grounding, text, [h.chunk.text for h in hits], self.embed,
                                              self.cfg.grounding)
             outcome.verdicts.append(ground)
             outcome.timings["guard"] += ground.seconds
             if ground.action is Action.ALLOW:
-                outcome.answer, outcome.outcome = draft.strip(), "answered"
-                outcome.citations = _cited(draft, hits)
-                outcome.timings["total"] = time.perf_counter() - t0
+                outcome.answer, outcome.outcome = text.strip(), "answered"
+                outcome.citations = _cited(text, hits)
                 return
         if hits[0].score < self.cfg.trust_evidence:
             outcome.answer, outcome.outcome = ABSTAIN, "abstained"
-            outcome.timings["total"] = time.perf_counter() - t0
             return
-        answer, cited = await asyncio.to_thread(extractive_answer, result.query_vec, hits, self.embed,
+        answer, cited = await asyncio.to_thread(extractive_answer, query_vec, hits, self.embed,
                                                 self.cfg.extractive_sentences,
                                                 functools.partial(flagged_sentences, self.rails.classifier)
-                                                if guarding else None)
+                                                if policy.mode != "off" else None)
         outcome.answer, outcome.outcome, outcome.citations = answer, "extractive" if cited else "abstained", cited
-        outcome.timings["total"] = time.perf_counter() - t0
-
 
     def _check_message(self, question: str, policy: GuardrailPolicy) -> tuple[str, list[Verdict]]:
         """The input rails under ``policy``: (the question as the model will see it, verdicts)."""

@@ -43,15 +43,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from server.rag.filters import ChunkFilter, sql_where
+from server.rag.pg_connections import ConnectionPool, psycopg, redact_dsn, register_vector, require_driver, sql
 from server.rag.store import Chunk, DocumentRecord, StoreCorruptError, StoreState, WriteResult
 from server.rag.vector_index import EXACT_BELOW
-
-try:  # the optional `pgvector` extra: this module imports without it and says what is missing when used
-    import psycopg
-    from pgvector.psycopg import register_vector
-    from psycopg import sql
-except ImportError:  # pragma: no cover - exercised only where the extra is not installed
-    psycopg = None
 
 if TYPE_CHECKING:
     from server.config import RagConfig
@@ -69,23 +63,6 @@ _COLUMNS = "id, text, source, title, section, tags, ingested_at, content_hash"
 
 class StoreConflictError(RuntimeError):
     """Another writer changed the store after this ingest read it: run the ingest again."""
-
-
-def _require_driver() -> None:
-    if psycopg is None:
-        raise RuntimeError("rag.backend 'pgvector' needs psycopg and pgvector: pip install 'stackserve[pgvector]'")
-
-
-def redact_dsn(dsn: str) -> str:
-    """The DSN as a key=value string with any password replaced by ``***`` (safe to print or log)."""
-    _require_driver()
-    try:
-        params = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
-        return "<unparseable DSN>"
-    if params.get("password"):
-        params["password"] = "***"
-    return psycopg.conninfo.make_conninfo(**params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,45 +89,11 @@ def _array(v: Any) -> np.ndarray:
     return np.asarray(v.to_numpy() if hasattr(v, "to_numpy") else v, dtype=np.float32)
 
 
-class _Pool:
-    """A few idle reader connections kept for reuse (searches run in worker threads); a broken or
-    busy connection is closed rather than handed out again."""
-
-    def __init__(self, connect, keep: int) -> None:
-        self._connect = connect
-        self._keep = keep
-        self._idle: list[Any] = []
-        self._lock = threading.Lock()
-
-    @contextmanager
-    def connection(self) -> Iterator[Any]:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._connect()
-        try:
-            yield conn
-        finally:
-            healthy = not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
-            with self._lock:
-                if healthy and len(self._idle) < self._keep:
-                    self._idle.append(conn)
-                    conn = None
-            if conn is not None:
-                conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-
 class PgVectorStore:
     """A ``ChunkStore`` in PostgreSQL + pgvector (see the module docstring for the contract)."""
 
     def __init__(self, dsn: str, table_prefix: str, exact_below: int = EXACT_BELOW, pool_size: int = 4) -> None:
-        _require_driver()
+        require_driver()
         if not re.fullmatch(PREFIX_PATTERN, table_prefix):
             raise ValueError(f"table prefix {table_prefix!r} must match {PREFIX_PATTERN}")
         self._dsn = dsn
@@ -162,7 +105,7 @@ class PgVectorStore:
         self._hnsw = f"{table_prefix}_chunks_embedding_hnsw"
         digest = hashlib.sha256(f"stackserve.rag:{table_prefix}".encode()).digest()
         self._lock_key = int.from_bytes(digest[:8], "big", signed=True)
-        self._pool = _Pool(self._connect_reader, pool_size)
+        self._pool = ConnectionPool(self._connect_reader, pool_size)
         self._counter_lock = threading.Lock()
         self.exact_reruns = 0  # index scans that came back short and were rerun exactly
 

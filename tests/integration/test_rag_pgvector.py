@@ -417,6 +417,6 @@ def test_config_selects_the_backend_and_keeps_the_password_out():
     for text in (repr(settings), repr(settings.rag), str(settings.rag), store.describe(), repr(store)):
         assert "s3cret" not in text
     assert "db.example" in store.describe() and "***" in store.describe()
-    from server.rag.pgvector_store import redact_dsn
+    from server.rag.pg_connections import redact_dsn
 
     assert "s3cret" not in redact_dsn("host=db user=rag password=s3cret dbname=rag")
