@@ -11,11 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-from google.protobuf.unknown_fields import UnknownFieldSet
 
 from server.anomaly.catalog import CatalogEntry
 from server.protocol.errors import clip, invalid, not_found
-from server.protocol.registration import DecodeFailure, decode_error
+from server.protocol.registration import check_decoded
 
 MAX_ENTITY_KEY_BYTES = 256
 
@@ -33,14 +32,7 @@ def parse_score_request(
     default_model: str,
     default_stream_model: str,
 ) -> ParsedScoreRequest:
-    if isinstance(request, DecodeFailure):
-        raise decode_error(request)
-    unknown = UnknownFieldSet(request)
-    if len(unknown):
-        numbers = sorted({f.field_number for f in unknown})
-        raise invalid(
-            "request", f"unknown field number(s) {numbers} in {request.DESCRIPTOR.full_name}; check the client's proto"
-        )
+    check_decoded(request)
     keys = list(request.entity_keys)
     name = request.model or (default_stream_model if keys else default_model)
     entry = catalog.get(name)

@@ -12,14 +12,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from google.protobuf.unknown_fields import UnknownFieldSet
-
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.llm.errors import LLMRequestError
 from server.llm.params import SamplingParams
 from server.llm.serving import EngineInfo, LLMJob
 from server.protocol.errors import clip, invalid, not_found
-from server.protocol.registration import DecodeFailure, decode_error
+from server.protocol.registration import check_decoded
 
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 256
@@ -28,14 +26,7 @@ SAMPLING_FIELDS = ("max_tokens", "temperature", "top_k", "top_p", "repetition_pe
 
 
 def _check_envelope(request: Any, descriptor: Any, info: EngineInfo) -> None:
-    if isinstance(request, DecodeFailure):
-        raise decode_error(request)
-    unknown = UnknownFieldSet(request)
-    if len(unknown):
-        numbers = sorted({f.field_number for f in unknown})
-        raise invalid(
-            "request", f"unknown field number(s) {numbers} in {request.DESCRIPTOR.full_name}; check the client's proto"
-        )
+    check_decoded(request)
     if request.model and request.model != info.model:
         raise not_found("model", f"unknown model {clip(request.model)!r}; serving [{info.model!r}]")
 

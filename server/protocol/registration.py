@@ -15,6 +15,7 @@ import grpc
 from google.protobuf import message_factory
 from google.protobuf.descriptor import Descriptor, ServiceDescriptor
 from google.protobuf.message import DecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
 
 from server.protocol.errors import ServingError, exhausted, invalid
 
@@ -39,6 +40,19 @@ def decode_error(failure: DecodeFailure, where: str = "request") -> ServingError
         name = bad if where == "request" else f"{where}.{bad}"
         return invalid(name, "is not valid UTF-8 (string fields must be UTF-8 text)")
     return invalid(where, f"body is not a valid {failure.type_name}: {failure.reason}")
+
+
+def check_decoded(request: Any) -> None:
+    """A body that did not parse (``decode_error``), or one with fields this server's proto does not
+    have (an older server than the client's proto: refused, never silently dropped)."""
+    if isinstance(request, DecodeFailure):
+        raise decode_error(request)
+    unknown = UnknownFieldSet(request)
+    if len(unknown):
+        numbers = sorted({f.field_number for f in unknown})
+        raise invalid(
+            "request", f"unknown field number(s) {numbers} in {request.DESCRIPTOR.full_name}; check the client's proto"
+        )
 
 
 def _safe_deserializer(cls: type, max_bytes: int | None = None) -> Any:
