@@ -87,7 +87,6 @@ def prefill_tps(forward, cfg, n_tokens: int, reps: int) -> list[float]:
         [PrefillSegment(0, 0, n_tokens, 0)],
         torch.tensor([n_tokens - 1]),
     )
-    cache.allocate()
     forward(batch, cache)  # warm-up
     out = []
     for _ in range(reps):
