@@ -37,6 +37,7 @@ from bench.loadgen import (
     summarize_open_loop,
 )
 from server import cli
+from server.cli import bench as bench_commands
 from server.config import Settings
 from server.slo.objectives import Objective, Prices, SloFile, load_slo_file
 
@@ -364,9 +365,9 @@ def test_stackserve_bench_forwards_its_options_to_the_harness():
     argv = ["bench", "--quick", "--gate", "--workloads", "anomaly", "--duration", "1", "--out", "o",
             "--data-dir", "D"]
     args = cli.build_parser().parse_args(argv)
-    assert args.func is cli.cmd_bench
-    again = cli.build_parser().parse_args(["bench", *cli._bench_argv(args)])
+    assert args.func is bench_commands.cmd_bench
+    again = cli.build_parser().parse_args(["bench", *bench_commands._bench_argv(args)])
     keys = ("quick", "gate", "workloads", "duration", "out", "data_dir", "config", "log_level")
     assert {k: getattr(again, k) for k in keys} == {k: getattr(args, k) for k in keys}
     plain = cli.build_parser().parse_args(["bench"])
-    assert cli._bench_argv(plain) == ["--workloads", "anomaly,llm,rag"]
+    assert bench_commands._bench_argv(plain) == ["--workloads", "anomaly,llm,rag"]

@@ -7,6 +7,10 @@ import logging
 import pytest
 
 from server import cli
+from server.cli import anomaly as anomaly_commands
+from server.cli import common
+from server.cli import llm as llm_commands
+from server.cli import serve as serve_commands
 
 
 @pytest.fixture(autouse=True)
@@ -25,8 +29,10 @@ def ran(monkeypatch):
         seen["args"] = args
         return 0
 
-    for name in ("cmd_health", "cmd_score", "cmd_generate", "cmd_chat", "cmd_rollout_status", "cmd_models_list"):
-        monkeypatch.setattr(cli, name, record)
+    for module, name in ((serve_commands, "cmd_health"), (anomaly_commands, "cmd_score"),
+                         (llm_commands, "cmd_generate"), (llm_commands, "cmd_chat"),
+                         (anomaly_commands, "cmd_rollout_status"), (anomaly_commands, "cmd_models_list")):
+        monkeypatch.setattr(module, name, record)
     return seen
 
 
@@ -41,7 +47,7 @@ def ran(monkeypatch):
 )
 def test_global_options_before_or_after_the_subcommand(argv):
     args = cli.build_parser().parse_args(argv)
-    assert (args.data_dir, args.config, args.func) == ("D", "C", cli.cmd_train_anomaly)
+    assert (args.data_dir, args.config, args.func) == ("D", "C", anomaly_commands.cmd_train_anomaly)
 
 
 def test_global_options_default_to_none_and_the_later_one_wins():
@@ -95,7 +101,7 @@ def test_version(capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["--version"])
     assert exc.value.code == 0
-    assert capsys.readouterr().out.strip() == f"stackserve {cli._version()}"
+    assert capsys.readouterr().out.strip() == f"stackserve {common.version_string()}"
 
 
 @pytest.fixture
@@ -116,7 +122,7 @@ def test_log_level_sets_logging(argv, ran):
     assert cli.main(argv) == 0
     assert logging.getLogger("stackserve").level == logging.DEBUG
     assert logging.getLogger().level == logging.DEBUG
-    assert cli._serving_log_level() == "DEBUG"
+    assert common.serving_log_level() == "DEBUG"
 
 
 def test_log_level_rejects_unknown_names(capsys):
