@@ -77,7 +77,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # server/cli/bench.py -> the checkout
     if not (root / "bench" / "harness.py").is_file():
         print(f"stackserve bench: needs a source checkout (no bench/harness.py under {root})", file=sys.stderr)
         return 2
