@@ -4,13 +4,17 @@ endpoints used when a model runs beside the gateway (and by tests without Ray)."
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from server.config import Settings
 from server.gateway.anomaly_endpoint import LocalAnomalyEndpoint
 from server.gateway.embedder_endpoint import RayEmbedder
 from server.gateway.llm_endpoint import LocalLLMEndpoint
-from server.rag.embedder import Embedder
-from server.rag.retrieval_workload import RetrievalWorkload
 from server.ray_cluster import RayAttachment
+
+if TYPE_CHECKING:  # both load torch: only the configurations that embed here pay for it
+    from server.rag.embedder import Embedder
+    from server.rag.retrieval_workload import RetrievalWorkload
 
 
 def local_anomaly_endpoint(settings: Settings) -> LocalAnomalyEndpoint:
@@ -49,7 +53,11 @@ def local_llm_endpoint(settings: Settings, model: str | None = None) -> LocalLLM
 def retrieval_workload(settings: Settings, embedder: RayEmbedder | None = None) -> RetrievalWorkload | None:
     """Search runs in the gateway process (the index is in memory, or in PostgreSQL); embedding runs
     here too without Ray, or in the Embedder deployment's replicas (``embedder``) on Ray."""
-    return RetrievalWorkload(settings, embedder) if settings.rag.enabled else None
+    if not settings.rag.enabled:
+        return None
+    from server.rag.retrieval_workload import RetrievalWorkload
+
+    return RetrievalWorkload(settings, embedder)
 
 
 def needs_ray(settings: Settings) -> bool:

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from kernels.quant_reference import Int8Weight
-from server.llm.gguf_weights import QuantWeight, f32_vector, fuse_rows, open_reader, quant_weight, tensors_by_name
+from server.llm.gguf_weights import GGUFTensors, QuantWeight, open_reader
 from server.llm.kv_cache import PagedKVCache
 from server.llm.llama import StepBatch
 
@@ -129,29 +129,21 @@ def load_gemma3(path: str | Path) -> Gemma3Weights:
     path = Path(path)
     reader = open_reader(str(path))
     cfg = read_gemma3_config(reader)
-    tensors = tensors_by_name(reader)
-
-    def vec(name: str) -> torch.Tensor:
-        return f32_vector(tensors[name])
-
+    t = GGUFTensors(reader)
     layers = []
     for i in range(cfg.n_layers):
         b = f"blk.{i}."
         layers.append(Gemma3Layer(
-            attn_norm=vec(b + "attn_norm.weight"), q_norm=vec(b + "attn_q_norm.weight"),
-            k_norm=vec(b + "attn_k_norm.weight"), post_attn_norm=vec(b + "post_attention_norm.weight"),
-            ffn_norm=vec(b + "ffn_norm.weight"), post_ffn_norm=vec(b + "post_ffw_norm.weight"),
-            qkv=fuse_rows([quant_weight(tensors[b + n]) for n in ("attn_q.weight", "attn_k.weight", "attn_v.weight")]),
-            o=quant_weight(tensors[b + "attn_output.weight"]),
-            gate_up=fuse_rows([quant_weight(tensors[b + n]) for n in ("ffn_gate.weight", "ffn_up.weight")]),
-            down=quant_weight(tensors[b + "ffn_down.weight"]),
+            attn_norm=t.vec(b + "attn_norm.weight"), q_norm=t.vec(b + "attn_q_norm.weight"),
+            k_norm=t.vec(b + "attn_k_norm.weight"), post_attn_norm=t.vec(b + "post_attention_norm.weight"),
+            ffn_norm=t.vec(b + "ffn_norm.weight"), post_ffn_norm=t.vec(b + "post_ffw_norm.weight"),
+            qkv=t.fused(b + "attn_q.weight", b + "attn_k.weight", b + "attn_v.weight"),
+            o=t.quant(b + "attn_output.weight"),
+            gate_up=t.fused(b + "ffn_gate.weight", b + "ffn_up.weight"),
+            down=t.quant(b + "ffn_down.weight"),
         ))  # fmt: skip
-    emb = quant_weight(tensors["token_embd.weight"])
-    if not isinstance(emb, Int8Weight):
-        raise ValueError("Gemma 3: the token embedding must be Q8_0, Q5_0, Q6_K or F32")
-    if "output.weight" in tensors:
-        raise ValueError("Gemma 3 with an untied LM head is not supported")
-    return Gemma3Weights(cfg, emb, layers, vec("output_norm.weight"), path)
+    emb = t.tied_embedding("Gemma 3")
+    return Gemma3Weights(cfg, emb, layers, t.vec("output_norm.weight"), path)
 
 
 class Gemma3Model:

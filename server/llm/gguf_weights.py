@@ -181,14 +181,33 @@ def fuse_rows(ws: list[QuantWeight]) -> QuantWeight:
     raise ValueError("cannot fuse weights of different formats")
 
 
-def tensors_by_name(reader) -> dict:
-    """The file's tensors by GGUF name (both architectures' loaders read them this way)."""
-    return {t.name: t for t in reader.tensors}
+class GGUFTensors:
+    """A file's tensors by GGUF name, read the way both architectures' loaders need them: norm
+    vectors as owned float32, matmul weights in our quantized layouts, the embedding checked."""
 
+    def __init__(self, reader) -> None:
+        self._by_name = {t.name: t for t in reader.tensors}
 
-def f32_vector(tensor) -> torch.Tensor:
-    """A float tensor of the file (norm weights) as an owned float32 torch tensor."""
-    return torch.from_numpy(np.asarray(tensor.data, dtype=np.float32).copy())
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def vec(self, name: str) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(self._by_name[name].data, dtype=np.float32).copy())
+
+    def quant(self, name: str) -> QuantWeight:
+        return quant_weight(self._by_name[name])
+
+    def fused(self, *names: str) -> QuantWeight:
+        return fuse_rows([self.quant(n) for n in names])
+
+    def tied_embedding(self, arch: str) -> Int8Weight:
+        """The token embedding, also the LM head: both loaders accept only a tied, 8-bit one."""
+        emb = self.quant("token_embd.weight")
+        if not isinstance(emb, Int8Weight):
+            raise ValueError(f"{arch}: the token embedding must be Q8_0, Q5_0, Q6_K or F32")
+        if "output.weight" in self:
+            raise ValueError(f"{arch} with an untied LM head is not supported")
+        return emb
 
 
 def load_weights(path: str | Path | None = None) -> LlamaWeights:
@@ -198,31 +217,24 @@ def load_weights(path: str | Path | None = None) -> LlamaWeights:
         raise FileNotFoundError(f"GGUF file {path} does not exist")
     reader = open_reader(str(path))
     cfg = read_config(reader)
-    tensors = tensors_by_name(reader)
-
-    def vec(name: str) -> torch.Tensor:
-        return f32_vector(tensors[name])
-
+    t = GGUFTensors(reader)
     layers = []
     for i in range(cfg.n_layers):
         b = f"blk.{i}."
-        q = _unpermute_rows(quant_weight(tensors[b + "attn_q.weight"]), cfg.n_heads)
-        k = _unpermute_rows(quant_weight(tensors[b + "attn_k.weight"]), cfg.n_kv_heads)
-        v = quant_weight(tensors[b + "attn_v.weight"])
         layers.append(
             LayerWeights(
-                attn_norm=vec(b + "attn_norm.weight"),
-                ffn_norm=vec(b + "ffn_norm.weight"),
-                qkv=fuse_rows([q, k, v]),
-                o=quant_weight(tensors[b + "attn_output.weight"]),
-                gate_up=fuse_rows([quant_weight(tensors[b + n]) for n in ("ffn_gate.weight", "ffn_up.weight")]),
-                down=quant_weight(tensors[b + "ffn_down.weight"]),
+                attn_norm=t.vec(b + "attn_norm.weight"),
+                ffn_norm=t.vec(b + "ffn_norm.weight"),
+                qkv=fuse_rows([
+                    _unpermute_rows(t.quant(b + "attn_q.weight"), cfg.n_heads),
+                    _unpermute_rows(t.quant(b + "attn_k.weight"), cfg.n_kv_heads),
+                    t.quant(b + "attn_v.weight"),
+                ]),
+                o=t.quant(b + "attn_output.weight"),
+                gate_up=t.fused(b + "ffn_gate.weight", b + "ffn_up.weight"),
+                down=t.quant(b + "ffn_down.weight"),
             )
         )
-    emb = quant_weight(tensors["token_embd.weight"])
-    if not isinstance(emb, Int8Weight):
-        raise ValueError("token embedding must be Q8_0/F32")
-    if "output.weight" in tensors:
-        raise ValueError("untied LM head is not supported yet")
-    return LlamaWeights(config=cfg, embedding=emb, layers=layers, final_norm=vec("output_norm.weight"), path=path)
+    emb = t.tied_embedding("Llama")
+    return LlamaWeights(config=cfg, embedding=emb, layers=layers, final_norm=t.vec("output_norm.weight"), path=path)
 

@@ -98,7 +98,8 @@ class PagedKVCache:
         self._refs = [0] * self.n_blocks
         self._in_use = 0  # blocks with a reference
         self._empty = list(range(self.n_blocks))  # a heap: lowest block first
-        self._free_seqs = list(range(n_slots - 1, -1, -1))  # a stack: lowest slot first
+        self._free_seqs = list(range(n_slots))  # a heap: the lowest free slot goes first
+        self._allocated = [False] * n_slots
         self.prefix = PrefixCache(block_size) if prefix_caching else None
         self.cow_copies = 0  # blocks copied because a write hit a shared one
 
@@ -144,13 +145,14 @@ class PagedKVCache:
     def allocate(self) -> int:
         if not self._free_seqs:
             raise RuntimeError("no free KV-cache slot")
-        slot = self._free_seqs.pop()
+        slot = heapq.heappop(self._free_seqs)
+        self._allocated[slot] = True
         self.lengths[slot] = 0
         return slot
 
     def free(self, slot: int) -> None:
         """Release ``slot`` and its blocks (indexed ones stay parked for prefix reuse)."""
-        if not 0 <= slot < self.n_slots or slot in self._free_seqs:
+        if not 0 <= slot < self.n_slots or not self._allocated[slot]:
             raise ValueError(f"slot {slot} is not allocated")
         for b in reversed(self._blocks[slot]):  # tail first: eviction takes a chain's tail before its head
             self._unref(b)
@@ -159,8 +161,8 @@ class PagedKVCache:
         self.lengths[slot] = 0
         if self.prefix is not None:
             self.prefix.forget_sequence(slot)
-        self._free_seqs.append(slot)
-        self._free_seqs.sort(reverse=True)
+        self._allocated[slot] = False
+        heapq.heappush(self._free_seqs, slot)
 
     # ---- blocks
     def _shared(self, b: int) -> bool:

@@ -40,6 +40,12 @@ class PrefixCache:
         self.queried_tokens = 0  # prompt tokens looked up (vLLM: prefix_cache_queries)
         self.hit_tokens = 0  # of those, served from cached blocks (vLLM: prefix_cache_hits)
 
+    def count_admission(self, prompt_tokens: int, hit_tokens: int) -> None:
+        """Counted once per admitted request, not per lookup: an admission retried for want of
+        blocks would otherwise count its prompt twice."""
+        self.queried_tokens += prompt_tokens
+        self.hit_tokens += hit_tokens
+
     @property
     def parked(self) -> int:
         return len(self._parked)

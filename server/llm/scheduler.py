@@ -142,8 +142,7 @@ class Scheduler:
                 s.slot, s.n_cached = -1, 0
                 break
             if self.cache.prefix is not None:
-                self.cache.prefix.queried_tokens += len(prompt)
-                self.cache.prefix.hit_tokens += s.n_cached
+                self.cache.prefix.count_admission(len(prompt), s.n_cached)
             self.waiting.remove(s)
             self.by_slot[slot] = s
             self.running.append(s)

@@ -169,7 +169,7 @@ class _ChunkRail:
         self.retrieved = hits
         self.outcome = outcome
         self._check: asyncio.Future | None = (
-            asyncio.ensure_future(asyncio.to_thread(pipeline._check_chunks, [h.chunk.text for h in hits],
+            asyncio.ensure_future(asyncio.to_thread(pipeline.check_chunks, [h.chunk.text for h in hits],
                                                     policy.mode == "shadow"))
             if policy.mode != "off" else None
         )
@@ -373,7 +373,7 @@ class ChatPipeline:
             verdicts = [dataclasses.replace(v, shadow=v.action is Action.BLOCK) for v in verdicts]
         return (clean if policy.redact_pii else question), verdicts
 
-    def _check_chunks(self, texts: list[str], shadow: bool) -> list[Verdict]:
+    def check_chunks(self, texts: list[str], shadow: bool) -> list[Verdict]:
         verdicts = self.rails.check_chunks(texts)
         return [dataclasses.replace(v, shadow=v.action is Action.DROP) for v in verdicts] if shadow else verdicts
 
