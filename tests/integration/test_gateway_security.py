@@ -3,12 +3,10 @@ this process, with a throwaway CA; what the logs and metrics hold afterwards."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import http.client
 import ipaddress
 import ssl
-import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -27,9 +25,8 @@ from cryptography.x509.oid import NameOID
 from server.client import AnomalyClient, LLMClient
 from server.client_channel import ChannelSecurity
 from server.config import load_settings
-from server.gateway.server import start_gateway
-from server.placement import local_anomaly_endpoint
 from server.security.api_keys import key_digest, new_key
+from tests.support.in_process_gateway import Gateway
 from tests.support.llm_fixtures import LLM_TEST_CONFIG
 from tests.support.waiting import wait_until
 
@@ -78,29 +75,6 @@ def pki(tmp_path_factory) -> dict[str, Path]:
     rogue_key = ec.generate_private_key(ec.SECP256R1())
     _write(d / "rogue", _cert("rogue", rogue_key), rogue_key)  # self-signed: not from our CA
     return {n: d / n for n in ("ca", "server", "client", "rogue")}
-
-
-class Gateway:
-    """The secured gateway on its own event loop thread (the sync clients block)."""
-
-    def __init__(self, cfg, llm) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.gw = self.run(self._start(cfg, llm), 240)
-
-    async def _start(self, cfg, llm):
-        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), llm, None)
-        await gw.wait_ready(180)
-        return gw
-
-    def run(self, coro, timeout: float = 60):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def close(self) -> None:
-        self.run(self.gw.stop(), 60)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
 
 
 @pytest.fixture(scope="module")
