@@ -12,8 +12,11 @@ application is SERVING the server writes the bound addresses there as JSON (``gr
 
 Stopping sends one signal to the server process (SIGTERM, as a supervisor does; SIGINT, as
 Ctrl-C does), gives it ``timeout`` seconds to shut down, then kills its whole process group;
-whatever it left behind in its group is killed too. Only the standard library is used: the
-benchmarks and tests import this without pulling in the server.
+whatever it left behind in its group is killed too. The server dies with whatever launched it:
+it watches a lifeline pipe whose other end only the launching process holds
+(``server/process_guard.py``), so a benchmark killed by a timeout does not leave a server and its
+Ray head running. Only the standard library is used: the benchmarks and tests import this without
+pulling in the server.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from server.process_guard import LIFELINE_ENV, lifeline
 
 #: A log excerpt in an error message: the end of the file, where a traceback is.
 LOG_TAIL_CHARS = 5000
@@ -57,6 +62,12 @@ class RunningServer:
     log_path: Path
     info: dict[str, Any] = field(default_factory=dict)  #: the ready file as written (models, llm, ...)
     ray_grpc_address: str | None = None  #: Ray Serve's own gRPC proxy, when started with ``ray_grpc_port``
+    lifeline_fd: int = -1  #: our end of the server's lifeline: the server stops when it closes
+
+    def _cut_lifeline(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.lifeline_fd)
+        self.lifeline_fd = -1
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -80,6 +91,7 @@ class RunningServer:
                 _kill_group(self.process.pid)
                 self.process.wait()
         _kill_group(self.process.pid)
+        self._cut_lifeline()
         return self.process.returncode
 
     def __enter__(self) -> Self:
@@ -118,37 +130,51 @@ def start_server(
     name: str = "server",
     ray_grpc_port: int | None = None,
     ready_timeout: float = 300.0,
+    command: Sequence[str] | None = None,
+    cwd: Path | None = None,
 ) -> RunningServer:
     """Start ``stackserve serve [args]`` and return once it has written its ready file.
 
     ``args`` go after ``serve`` and win over the defaults (``--port 0 --metrics-port 0``).
     ``workdir`` holds ``<name>.log`` (stdout + stderr) and ``<name>.ready.json``; ``env`` is laid
     over this process's environment (see ``server_env``). ``ray_grpc_port`` also starts Ray Serve's
-    own gRPC proxy there (``--ray-grpc-port``). Raises ``ServerStartError`` (the server killed,
-    with the end of its log) when it exits first or is not ready within ``ready_timeout`` s.
+    own gRPC proxy there (``--ray-grpc-port``). ``command`` is the program that takes ``serve``
+    (default: this interpreter's ``-m server.cli``; an installed ``.../bin/stackserve`` runs the
+    server as a wheel install does), ``cwd`` its working directory (default: this process's).
+    Raises ``ServerStartError`` (the server killed, with the end of its log) when it exits first or
+    is not ready within ``ready_timeout`` s.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     ready = workdir / f"{name}.ready.json"
     log_path = workdir / f"{name}.log"
     ready.unlink(missing_ok=True)
-    cmd = [sys.executable, "-m", "server.cli", "serve", "--port", "0", "--metrics-port", "0", "--openai-port", "0",
-           "--ready-file", str(ready)]  # fmt: skip
+    program = list(command) if command is not None else [sys.executable, "-m", "server.cli"]
+    cmd = [*program, "serve", "--port", "0", "--metrics-port", "0", "--openai-port", "0", "--ready-file", str(ready)]
     if ray_grpc_port is not None:
         cmd += ["--ray-grpc-port", str(ray_grpc_port)]
     cmd += list(args)
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            cmd, env=server_env(env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )  # fmt: skip
+    watched, held = lifeline()
+    try:
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                cmd, env={**server_env(env), LIFELINE_ENV: str(watched)}, cwd=cwd, stdout=log,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True, pass_fds=(watched,),
+            )  # fmt: skip
+    except BaseException:
+        os.close(held)
+        raise
+    finally:
+        os.close(watched)
     deadline = time.monotonic() + ready_timeout
     while not ready.exists():
         if process.poll() is not None:
             _kill_group(process.pid)
+            os.close(held)
             raise ServerStartError(_failure(f"server exited with {process.returncode}", log_path))
         if time.monotonic() > deadline:
             _kill_group(process.pid)
             process.wait()
+            os.close(held)
             raise ServerStartError(_failure(f"server not ready within {ready_timeout:.0f}s", log_path))
         time.sleep(0.2)
     info = json.loads(ready.read_text())
@@ -159,6 +185,7 @@ def start_server(
         log_path=log_path,
         info=info,
         ray_grpc_address=None if ray_grpc_port is None else f"127.0.0.1:{ray_grpc_port}",
+        lifeline_fd=held,
     )
 
 

@@ -19,6 +19,10 @@ from server.cli.common import (
 )
 from server.config import Settings
 
+#: seconds a server whose launcher died has for its graceful stop (drain, Serve, the Ray head) before
+#: it is killed: the stop takes 10-40 s on a loaded 2-core machine
+LIFELINE_GRACE_S = 90.0
+
 
 async def _serve(settings: Settings, use_ray: bool, ready_file: Path | None) -> None:
     from server.lifecycle import running_server
@@ -78,7 +82,11 @@ def _check_models(settings: Settings, train_if_missing: bool) -> bool:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from server.process_guard import exit_with_starter
+
     settings = cli_settings(args)
+    # started by server/launcher.py: stop with it (SIGTERM's drain, then SIGKILL past its grace)
+    exit_with_starter(LIFELINE_GRACE_S)
     if settings.anomaly.enabled and not _check_models(settings, args.train_if_missing):
         return 2
     from server.eventloop import run_async

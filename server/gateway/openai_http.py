@@ -77,11 +77,23 @@ def _sse(payload: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
 
+#: The routes this API serves: the only values the path takes as a metric label or log field.
+ROUTES = frozenset({"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize",
+                    "/detokenize"})
+OTHER_ROUTE = "other"
+
+
+def route_label(path: str) -> str:
+    """A refused request to a path we do not serve (a scanner probing URLs) is counted as ``other``:
+    one series per probed URL would grow Prometheus' memory without bound."""
+    return path if path in ROUTES else OTHER_ROUTE
+
+
 class _Call:
     """One HTTP request's bookkeeping: request id, access-log fields, the log line and the counter."""
 
     def __init__(self, path: str, request_id: str, tenant: str | None = None) -> None:
-        self.path = path
+        self.path = route_label(path)
         self.request_id = request_id
         self.tenant = tenant
         self.started = time.perf_counter()
