@@ -470,6 +470,11 @@ class TenantConfig(_Section):
     )
     requests_per_s: float | None = Field(None, gt=0, description="token-bucket refill rate; null = unlimited")
     burst: int = Field(20, gt=0, description="token-bucket size: requests allowed at once after a quiet spell")
+    tokens_per_minute: int | None = Field(
+        None, gt=0, description="LLM tokens (prompt + completion, LLM and chat services) per minute, a bucket of "
+        "this size refilled evenly; a generation reserves its max_tokens at admission and settles at the end; "
+        "null = unlimited",
+    )
     guardrails: GuardrailPolicy | None = Field(
         None, description="this tenant's policy on every door (chat and LLM); null = the model's or door's")
 
@@ -509,6 +514,22 @@ class TlsConfig(_Section):
         return self.cert is not None
 
 
+class LimitsStoreConfig(_Section):
+    """Where the tenants' buckets live: in Redis, shared by every gateway replica, or in each process."""
+
+    redis_url: str | None = Field(
+        None, pattern=r"^(redis|rediss|unix)://",
+        description="e.g. redis://redis:6379/0: one bucket per tenant for all gateways (each replica "
+        "alone would grant the full rate); null = per-process buckets",
+    )
+    key_prefix: str = Field("stackserve:limits:", description="prefix of the bucket keys (a shared Redis)")
+    timeout_s: float = Field(0.05, gt=0, description="bound on one store call; past it the local bucket decides")
+    recheck_s: float = Field(
+        1.0, gt=0, description="after a failed store call, requests use the local bucket this long before "
+        "the store is tried again (a down store costs no latency per request)",
+    )
+
+
 class SecurityConfig(_Section):
     """Who may call (API keys per tenant), over what (TLS), and what the logs may hold."""
 
@@ -516,6 +537,7 @@ class SecurityConfig(_Section):
         default_factory=list, description="empty: no API key is asked for (loopback default)"
     )
     tls: TlsConfig = Field(default_factory=TlsConfig)
+    limits_store: LimitsStoreConfig = Field(default_factory=LimitsStoreConfig)
     hash_key_file: Path | None = Field(
         None, description="secret keying the prompt/response hashes in the logs; default data_dir/hash.key, "
         "made (mode 0600) on first start; STACKSERVE_HASH_KEY (hex) wins"

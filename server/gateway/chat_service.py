@@ -1,9 +1,12 @@
 """ChatService: parse (server/protocol/chat_validation.py), run the chat pipeline
 (server/rag/chat.py), stream its draft and the final message. Verdict counts and per-rail latency
-go to Prometheus (``stackserve_guardrail_*``)."""
+go to Prometheus (``stackserve_guardrail_*``). A tenant with a token budget reserves the answer's
+``max_tokens`` first and is charged the prompt and completion tokens of every draft it took."""
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import itertools
 import time
 from collections.abc import AsyncIterator
@@ -17,11 +20,13 @@ from server.gateway.request_context import access_fields, current_request_id, ne
 from server.gen.stackserve.v1 import chat_pb2 as pb
 from server.guardrails.llm_doors import record as record_verdicts
 from server.guardrails.policy import resolve
+from server.llm.serving import LLMJob, Piece
 from server.observability import metrics
 from server.protocol import errors
 from server.protocol.chat_validation import parse_ask
 from server.rag.chat import AskOutcome, ChatPipeline, GenerationFailedError
 from server.rag.retriever import EmptyStoreError
+from server.security.shared_limits import TOKEN_BUDGET, RateLimited
 from server.slo import tracker as slo
 
 DEADLINE_MARGIN_S = 0.05
@@ -53,11 +58,15 @@ class ChatService:
     async def Ask(self, request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[pb.AskResponse]:
         outcome = AskOutcome()
         started = time.perf_counter()
+        budget, reserved, used = TOKEN_BUDGET.get(), 0, [0]
         try:
             pipeline: ChatPipeline | None = self._pipeline()
             if pipeline is None:
                 raise errors.unavailable("retrieval or the LLM is still loading; retry shortly")
             params = parse_ask(request)
+            if budget is not None:
+                reserved = await budget.claim(params.max_tokens or pipeline.cfg.max_tokens)
+                pipeline = _metered(pipeline, used)
             remaining = context.time_remaining()
             if remaining is not None and remaining <= DEADLINE_MARGIN_S:
                 raise errors.deadline("the deadline passed before the question was read")
@@ -66,9 +75,11 @@ class ChatService:
             try:
                 policy = (resolve(self._settings, "chat", access_fields().get("tenant"))
                           if self._settings is not None else None)
-                async for text in pipeline.ask(params.question, params.k, params.where, params.max_tokens, rid,
-                                               timeout, outcome, policy):
-                    yield pb.AskResponse(text=text)
+                # closed here when the client leaves: its engine request aborts now and its tokens are counted
+                async with contextlib.aclosing(pipeline.ask(params.question, params.k, params.where,
+                                                            params.max_tokens, rid, timeout, outcome, policy)) as texts:
+                    async for text in texts:
+                        yield pb.AskResponse(text=text)
             except EmptyStoreError as exc:
                 raise errors.ServingError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
             except GenerationFailedError as exc:
@@ -78,8 +89,12 @@ class ChatService:
             except Exception as exc:
                 raise endpoint_error_status(exc) from exc
         except errors.ServingError as err:
-            slo.record_failure("chat", err.code.name, started)
+            if not isinstance(err, RateLimited):  # the tenant's own budget: not the server's failure
+                slo.record_failure("chat", err.code.name, started)
             await errors.abort(context, err)
+        finally:
+            if budget is not None and reserved:
+                budget.settle(reserved, used[0])
         record_verdicts(outcome.verdicts)
         metrics.CHAT_OUTCOMES.labels(outcome.outcome).inc()
         final = _final(outcome)
@@ -87,3 +102,24 @@ class ChatService:
         # an answer that was not streamed (abstained, refused, extractive) arrives whole: that is its first token
         slo.record("chat", failed=False, latency_s=elapsed, ttft_s=outcome.timings.get("first_token", elapsed))
         yield final
+
+
+def _metered(pipeline: ChatPipeline, used: list[int]) -> ChatPipeline:
+    """A view of the shared pipeline for one request whose engine requests (a restarted draft is
+    one more) add their prompt and completion tokens to ``used[0]``."""
+    generate = pipeline.generate
+
+    async def counted(job: LLMJob, timeout_s: float | None, rid: str) -> AsyncIterator[Piece]:
+        stream, prompt = generate(job, timeout_s, rid), 0
+        try:
+            async for piece in stream:
+                prompt = max(prompt, piece.prompt_tokens)
+                used[0] += len(piece.token_ids)
+                yield piece
+        finally:
+            used[0] += prompt
+            await stream.aclose()  # as the pipeline closes it: the engine aborts the request
+
+    view = copy.copy(pipeline)
+    view.generate = counted
+    return view

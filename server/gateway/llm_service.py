@@ -39,6 +39,7 @@ from server.observability.logs import payload_hash, payload_hasher
 from server.protocol import errors
 from server.protocol.errors import ServingError
 from server.protocol.llm_validation import parse_chat, parse_generate
+from server.security.shared_limits import TOKEN_BUDGET
 from server.slo import tracker as slo
 
 log = logging.getLogger("stackserve.gateway")
@@ -238,24 +239,23 @@ class LLMService:
     ) -> AsyncIterator[tuple[Piece, _Progress]]:
         """Pieces from the endpoint with metrics and the access-log fields recorded; raises ServingError.
 
-        ``_Progress.tokens`` already counts the piece it is yielded with.
+        ``_Progress.tokens`` already counts the piece it is yielded with. A tenant with a token budget
+        reserves ``max_tokens`` before anything runs (RESOURCE_EXHAUSTED when its budget cannot) and
+        settles with the prompt and completion tokens used, however the stream ends.
         """
         assert self.info is not None and self._series is not None
         series = self._series
         p = _Progress(time.perf_counter(), time.time())
         fields = access_fields()
         fields.update(model=series.model, prompt_hash=_prompt_hash(job))
-        rid = current_request_id() or new_request_id()
-        engine_id = f"{rid}.{next(self._seq)}"  # unique in the engine even if a client reuses x-request-id
-        policy = self.guard.policy(fields.get("tenant"), series.model) if self.guard is not None else None
-        if policy is None:
-            source = self.endpoint.generate(job, self._timeout(context), engine_id)
-        else:  # the prompt judged before the engine sees it, the output released in judged windows
-            assert self.guard is not None
-            job, refusal = await self.guard.admit(job, policy)
-            source = (_only(refusal) if refusal is not None
-                      else self.guard.output(self.endpoint.generate(job, self._timeout(context), engine_id), policy))
-        stream = source.__aiter__()
+        budget = TOKEN_BUDGET.get()
+        reserved = await budget.claim(job.params.max_tokens) if budget is not None else 0
+        try:
+            stream = (await self._source(job, context, fields)).__aiter__()
+        except BaseException:
+            if budget is not None:
+                budget.settle(reserved, 0)
+            raise
         outcome: str | None = None  # the requests_total label; "" = not counted (rejected as invalid)
         try:
             while True:
@@ -306,6 +306,23 @@ class LLMService:
                 ttft_ms=None if p.ttft is None else round(p.ttft * 1e3, 3),
                 response_hash=p.text_hash.hexdigest(),  # same hash as payload_hash(full text)
             )
+            if budget is not None:
+                budget.settle(reserved, p.prompt_tokens + p.tokens)
+
+    async def _source(self, job: LLMJob, context: grpc.aio.ServicerContext, fields: dict) -> AsyncIterator[Piece]:
+        """The engine's pieces for ``job``, through the guardrails when a policy applies."""
+        assert self._series is not None
+        rid = current_request_id() or new_request_id()
+        engine_id = f"{rid}.{next(self._seq)}"  # unique in the engine even if a client reuses x-request-id
+        policy = self.guard.policy(fields.get("tenant"), self._series.model) if self.guard is not None else None
+        if policy is None:
+            return self.endpoint.generate(job, self._timeout(context), engine_id)
+        # the prompt judged before the engine sees it, the output released in judged windows
+        assert self.guard is not None
+        job, refusal = await self.guard.admit(job, policy)
+        if refusal is not None:
+            return _only(refusal)
+        return self.guard.output(self.endpoint.generate(job, self._timeout(context), engine_id), policy)
 
     async def _responses(
         self, job: LLMJob, rpc: str, context: grpc.aio.ServicerContext

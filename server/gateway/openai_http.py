@@ -9,7 +9,8 @@ same validation and limits, the same engine stream, the same ``stackserve_llm_*`
 label ``chat.completions`` / ``completions``), the same access-log line with hashes instead of
 text, and the same abort in the engine when the client goes away. Errors are OpenAI-shaped
 (``{"error": {"message", "type", "param", "code"}}``) with the HTTP status of the gRPC code (400,
-404, 429, 503, 504).
+404, 429, 503, 504); a tenant's rate or token limit's 429 carries ``Retry-After`` (and
+``retry-after-ms``, which the OpenAI clients read).
 
 Why in the gateway rather than a Ray Serve ingress: the engine runs in the gateway's process on one
 machine (``llm.placement``), and a second front door in another process would put a crossing back
@@ -52,6 +53,7 @@ from server.protocol.openai_embeddings import EMBEDDING_MODEL, EmbeddingRequest,
 from server.protocol.tokenize_api import DetokenizeRequest, TokenizeRequest
 from server.security.access_policy import AccessPolicy
 from server.security.api_keys import key_from_headers
+from server.security.shared_limits import TOKEN_BUDGET, RateLimited, TokenBudget, ceil_seconds
 
 if TYPE_CHECKING:
     from server.rag.retrieval_workload import RetrievalWorkload
@@ -92,6 +94,8 @@ def route_label(path: str) -> str:
 class _Call:
     """One HTTP request's bookkeeping: request id, access-log fields, the log line and the counter."""
 
+    budget: TokenBudget | None = None  # the tenant's LLM token budget, claimed by this call's generations
+
     def __init__(self, path: str, request_id: str, tenant: str | None = None) -> None:
         self.path = route_label(path)
         self.request_id = request_id
@@ -103,6 +107,7 @@ class _Call:
     def scope(self) -> Iterator[None]:
         # a dict, not None: the tasks of n > 1 choices copy this context and must fill the same fields
         tokens = REQUEST_ID.set(self.request_id), ACCESS_FIELDS.set({"tenant": self.tenant} if self.tenant else {})
+        budget = TOKEN_BUDGET.set(self.budget)
         try:
             yield
         finally:
@@ -110,6 +115,13 @@ class _Call:
                 REQUEST_ID.reset(tokens[0])
             with contextlib.suppress(ValueError):
                 ACCESS_FIELDS.reset(tokens[1])
+            with contextlib.suppress(ValueError):
+                TOKEN_BUDGET.reset(budget)
+
+    def release(self) -> None:
+        """The call is over: the tokens it reserved and did not use go back to the tenant's budget."""
+        if self.budget is not None:
+            self.budget.release()
 
     def done(self, status: int) -> None:
         HTTP_REQUESTS.labels(self.path, str(status)).inc()
@@ -143,12 +155,13 @@ class OpenAIFrontend:
         the LLM's. A refusal is an OpenAI-shaped 401/403/429, logged and counted like any call."""
         service = "retriever" if request.url.path == "/v1/embeddings" else "llm"
         try:
-            tenant = self.policy.admit(key_from_headers(request.headers.items()), service)  # type: ignore[union-attr]
+            tenant = await self.policy.admit(key_from_headers(request.headers.items()), service)  # type: ignore[union-attr]
         except ServingError as err:
             call, headers = _open_call(request, request.url.path)
             with call.scope():
                 return self._refused(call, err, headers)
         request.state.tenant = tenant.name if tenant is not None else None
+        request.state.budget = tenant.token_budget() if tenant is not None else None
         return await call_next(request)
 
     async def models(self) -> Response:
@@ -233,6 +246,8 @@ class OpenAIFrontend:
             try:
                 req = parse_body(schema, await _json_body(request))
                 jobs = [self.llm.job(parse, proto) for proto in req.choice_protos()]
+                if call.budget is not None:  # before the first byte: a stream over budget is a 429 too
+                    await call.budget.reserve(sum(job.params.max_tokens for job in jobs))
             except ServingError as err:
                 return self._refused(call, err, headers)
             rpc = path.replace("/", ".")
@@ -243,6 +258,8 @@ class OpenAIFrontend:
                 results = await _all(self._collect(job, rpc) for job in jobs)
             except ServingError as err:
                 return self._refused(call, err, headers)
+            finally:
+                call.release()
             call.done(200)
         choices = []
         for i, (text, finish, _, lps) in enumerate(results):
@@ -266,6 +283,9 @@ class OpenAIFrontend:
         response = _error(err)
         call.done(response.status_code)
         response.headers.update(headers)
+        if isinstance(err, RateLimited):
+            response.headers["retry-after"] = str(ceil_seconds(err.retry_after_s))
+            response.headers["retry-after-ms"] = str(max(1, round(err.retry_after_s * 1000)))
         return response
 
     async def _collect(self, job: LLMJob, rpc: str) -> tuple[str, str, tuple[int, int], list[TokenLogprob]]:
@@ -327,6 +347,7 @@ class OpenAIFrontend:
                 status, body = error_body(err)
                 yield _sse(body)
             finally:
+                call.release()
                 call.done(status)
 
 
@@ -381,6 +402,7 @@ def _open_call(request: Request, path: str) -> tuple[_Call, dict[str, str]]:
     rid = request.headers.get("x-request-id", "")
     tenant = getattr(request.state, "tenant", None)  # set by the access policy, when on
     call = _Call(path, rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id(), tenant)
+    call.budget = getattr(request.state, "budget", None)
     return call, {"x-request-id": call.request_id}
 
 

@@ -77,6 +77,7 @@ class Gateway:
     openai_server: Any = None
     openai_task: asyncio.Task | None = None
     health_task: asyncio.Task | None = None
+    policy: AccessPolicy | None = None  # its limits store's connections close at stop
 
     async def wait_ready(self, timeout: float) -> None:
         """Until every service has finished warming up (the LLM's may end NOT_SERVING: see its log)."""
@@ -100,6 +101,8 @@ class Gateway:
             await self.anomaly.close()
         if self.llm is not None:
             await self.llm.close()
+        if self.policy is not None:
+            await self.policy.close()
         self.log_flusher.cancel()
         ACCESS.flush()
         if isinstance(ACCESS.stream, RotatingFile):
@@ -240,7 +243,7 @@ async def start_gateway(
     slo.install(slo_tracker)
     metrics_server, metrics_port = _start_metrics(settings)
     gateway = _start_background(server, port, metrics_server, metrics_port, sv, endpoint, rag, health, cfg)
-    gateway.slo = slo_tracker
+    gateway.slo, gateway.policy = slo_tracker, policy
     log_event("stackserve.gateway", "listening", grpc_port=port, metrics_port=metrics_port)
     if sv.llm is not None and cfg.openai_port is not None:
         http, sock = serve_openai(sv.llm, cfg.host, cfg.openai_port, rag, policy, tls.uvicorn_options(security.tls))

@@ -152,6 +152,11 @@ GUARDRAIL_SECONDS = Histogram(
 CHAT_OUTCOMES = Counter(
     "stackserve_chat_answers_total", "ChatService answers: answered | extractive | abstained | refused", ["outcome"]
 )
+RATE_LIMIT_STORE_FALLBACKS = Counter(
+    "stackserve_rate_limit_store_fallbacks_total",
+    "tenant limit decisions made by this gateway's own bucket because the shared store "
+    "(security.limits_store) did not answer",
+)
 
 
 def serve_metrics(host: str, port: int, certfile: str | None = None, keyfile: str | None = None,

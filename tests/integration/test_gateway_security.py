@@ -24,10 +24,8 @@ from cryptography.x509.oid import NameOID
 
 from server.client import AnomalyClient, LLMClient
 from server.client_channel import ChannelSecurity
-from server.config import load_settings
 from server.security.api_keys import key_digest, new_key
-from tests.support.in_process_gateway import Gateway
-from tests.support.llm_fixtures import LLM_TEST_CONFIG
+from tests.support.in_process_gateway import Gateway, gateway_settings
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -81,10 +79,8 @@ def pki(tmp_path_factory) -> dict[str, Path]:
 def secured(trained, settings, pki, tmp_path_factory, shared_llm):
     keys = {"alpha": new_key(), "beta": new_key()}
     log = tmp_path_factory.mktemp("logs") / "access.log"
-    cfg = load_settings(
-        None, data_dir=str(settings.data_dir),
-        gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
-        llm=LLM_TEST_CONFIG, rag={"enabled": False},
+    cfg = gateway_settings(
+        settings.data_dir,
         security={
             "tenants": [
                 {"name": "alpha", "key_sha256": [key_digest(keys["alpha"])]},

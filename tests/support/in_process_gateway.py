@@ -31,3 +31,13 @@ class Gateway:
         self.run(self.gw.stop(), 60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+
+
+def gateway_settings(data_dir, **overrides):
+    """Settings for an in-process gateway: free ports (gRPC, metrics, the OpenAI API), the test LLM,
+    no retrieval; ``overrides`` (``security=...``) on top."""
+    from server.config import load_settings
+    from tests.support.llm_fixtures import LLM_TEST_CONFIG
+
+    return load_settings(None, data_dir=str(data_dir), gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
+                         llm=LLM_TEST_CONFIG, rag={"enabled": False}, **overrides)

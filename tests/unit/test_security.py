@@ -3,6 +3,7 @@ the rotating access log, the config's checks and the clipping of echoed input.""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import stat
@@ -33,6 +34,10 @@ def policy(**beta: object) -> tuple[AccessPolicy, str, str]:
     return AccessPolicy(cfg), alpha_key, beta_key
 
 
+def admit(p: AccessPolicy, key: str | None, service: str):
+    return asyncio.run(p.admit(key, service))
+
+
 def refusal(fn) -> Refusal:
     with pytest.raises(Refusal) as err:
         fn()
@@ -58,15 +63,15 @@ def test_key_from_headers_takes_bearer_or_x_api_key():
 def test_policy_authenticates_authorizes_and_names_no_key():
     p, alpha, beta = policy()
     assert p.enabled
-    assert p.admit(None, "grpc.health.v1.Health") is None  # probes carry no key
-    no_key = refusal(lambda: p.admit(None, "stackserve.v1.LLMService"))
+    assert admit(p, None, "grpc.health.v1.Health") is None  # probes carry no key
+    no_key = refusal(lambda: admit(p, None, "stackserve.v1.LLMService"))
     assert no_key.code is grpc.StatusCode.UNAUTHENTICATED
-    wrong = refusal(lambda: p.admit(alpha + "x", "stackserve.v1.LLMService"))
+    wrong = refusal(lambda: admit(p, alpha + "x", "stackserve.v1.LLMService"))
     assert wrong.code is grpc.StatusCode.UNAUTHENTICATED and alpha not in wrong.details
-    assert p.admit(alpha, "stackserve.v1.LLMService").name == "alpha"
-    assert p.admit(alpha, "grpc.reflection.v1alpha.ServerReflection").name == "alpha"
-    assert p.admit(beta, "anomaly").name == "beta"  # digests are case-insensitive in the config
-    denied = refusal(lambda: p.admit(beta, "stackserve.v1.ChatService"))
+    assert admit(p, alpha, "stackserve.v1.LLMService").name == "alpha"
+    assert admit(p, alpha, "grpc.reflection.v1alpha.ServerReflection").name == "alpha"
+    assert admit(p, beta, "anomaly").name == "beta"  # digests are case-insensitive in the config
+    denied = refusal(lambda: admit(p, beta, "stackserve.v1.ChatService"))
     assert denied.code is grpc.StatusCode.PERMISSION_DENIED and "chat" in denied.details
     assert not AccessPolicy(SecurityConfig()).enabled
 
@@ -84,10 +89,49 @@ def test_rate_limit_refuses_past_the_burst_and_refills():
 
 def test_policy_rate_limit_is_per_tenant_and_resource_exhausted():
     p, alpha, beta = policy(requests_per_s=0.001, burst=2)
-    assert p.admit(beta, "anomaly") and p.admit(beta, "anomaly")
-    over = refusal(lambda: p.admit(beta, "anomaly"))
+    assert admit(p, beta, "anomaly") and admit(p, beta, "anomaly")
+    over = refusal(lambda: admit(p, beta, "anomaly"))
     assert over.code is grpc.StatusCode.RESOURCE_EXHAUSTED and "rate limit" in over.details
-    assert all(p.admit(alpha, "anomaly") for _ in range(50))  # alpha has no limit
+    assert "'beta'" in over.details and "requests/s" in over.details and beta not in over.details
+    assert over.retry_after_s > 100  # one token per 1000 s
+    assert all(admit(p, alpha, "anomaly") for _ in range(50))  # alpha has no limit
+    assert p.store is None  # no redis_url: this process's buckets, as before
+
+
+def test_token_bucket_charges_after_the_fact_into_debt_and_gives_back():
+    now = [0.0]
+    bucket = TokenBucket(10.0, 100, clock=lambda: now[0])
+    assert bucket.take(60) and not bucket.take(60)  # a reservation the balance cannot hold takes nothing
+    assert bucket.retry_after_s(60) == pytest.approx(2.0)
+    bucket.charge(90)  # used more than reserved: the balance owes 50
+    assert bucket.tokens == pytest.approx(-50) and not bucket.take(1)
+    bucket.charge(-500)  # a refund never fills past the capacity
+    assert bucket.tokens == 100
+
+
+def test_token_budget_reserves_claims_settles_and_releases():
+    from server.security.shared_limits import TOKEN_BUDGET, RateLimited
+
+    alpha_key = new_key()
+    p = AccessPolicy(SecurityConfig(tenants=[
+        {"name": "alpha", "key_sha256": [key_digest(alpha_key)], "tokens_per_minute": 600}]))
+    tenant = admit(p, alpha_key, "llm")
+    assert tenant.requests is None and tenant.tokens.capacity == 600 and tenant.tokens.rate == 10.0
+    assert TOKEN_BUDGET.get() is None
+
+    async def run() -> None:
+        budget = tenant.token_budget()
+        assert await budget.reserve(1000) == 600  # capped at the budget: a request it could never admit
+        assert await budget.claim(200) == 200 and budget.held == 400  # from the call's reservation
+        budget.settle(200, 150)  # 50 of the 200 unused: back
+        budget.release()  # the 400 no generation claimed: back
+        assert tenant.tokens.local.tokens == pytest.approx(450, abs=1)
+        with pytest.raises(RateLimited) as err:
+            await budget.claim(500)
+        assert "'alpha'" in err.value.details and "600 tokens per minute" in err.value.details
+        assert err.value.code is grpc.StatusCode.RESOURCE_EXHAUSTED and err.value.retry_after_s > 4
+
+    asyncio.run(run())
 
 
 @pytest.mark.parametrize("bad", [
@@ -99,6 +143,9 @@ def test_policy_rate_limit_is_per_tenant_and_resource_exhausted():
     {"tenants": [{"name": "a", "key_sha256": ["0" * 64]}, {"name": "b", "key_sha256": ["0" * 64]}]},
     {"tls": {"cert": "/x.pem"}},
     {"tls": {"client_ca": "/ca.pem"}},
+    {"tenants": [{"name": "a", "key_sha256": ["0" * 64], "tokens_per_minute": 0}]},
+    {"limits_store": {"redis_url": "http://redis:6379"}},
+    {"limits_store": {"timeout_s": 0}},
 ])
 def test_security_config_refuses_mistakes(bad):
     with pytest.raises(ValidationError):
@@ -157,6 +204,16 @@ def test_echoed_input_is_clipped_so_a_status_fits_its_trailer(name):
 def test_settings_have_security_off_by_default():
     s = Settings()
     assert s.security.tenants == [] and not s.security.tls.enabled and s.security.access_log_file is None
+    assert s.security.limits_store.redis_url is None  # per-process limits unless a store is named
+
+
+def test_limits_store_from_env_with_its_password_kept_out_of_logs(monkeypatch):
+    from server.security.shared_limits import redacted
+
+    monkeypatch.setenv("STACKSERVE__SECURITY__LIMITS_STORE__REDIS_URL", "redis://:s3cret@redis:6379/2")
+    store = Settings().security.limits_store
+    assert store.redis_url == "redis://:s3cret@redis:6379/2" and store.timeout_s == 0.05
+    assert redacted(store.redis_url) == "redis://redis:6379/2"
 
 
 @pytest.mark.parametrize(("tls", "field"), [

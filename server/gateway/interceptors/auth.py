@@ -3,7 +3,8 @@
 Runs inside the observability interceptor, so a refused call is counted and logged (one line, with
 its code) like any other. The refusal is decided when the call arrives, before its body is read: an
 unauthenticated client cannot make the gateway parse anything. An accepted call's access-log line
-names the tenant (never the key).
+names the tenant (never the key), and its LLM generations draw on the tenant's token budget
+(``TOKEN_BUDGET``, set for the call's task).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from server.gateway.request_context import access_fields
 from server.protocol.errors import ServingError
 from server.security.access_policy import AccessPolicy, Tenant
 from server.security.api_keys import key_from_headers
+from server.security.shared_limits import TOKEN_BUDGET
 
 
 def _refusal(err: ServingError) -> grpc.RpcMethodHandler:
@@ -28,19 +30,25 @@ def _refusal(err: ServingError) -> grpc.RpcMethodHandler:
     return grpc.stream_stream_rpc_method_handler(refuse)
 
 
-def _with_tenant(handler: grpc.RpcMethodHandler, tenant: str) -> grpc.RpcMethodHandler:
-    """The handler, recording the tenant in the call's access-log fields first."""
+def _with_tenant(handler: grpc.RpcMethodHandler, tenant: Tenant) -> grpc.RpcMethodHandler:
+    """The handler, recording the tenant in the call's access-log fields and opening the call's
+    claim on its token budget first (each call runs in a task of its own: neither leaks)."""
+
+    def enter() -> None:
+        access_fields()["tenant"] = tenant.name
+        if tenant.tokens is not None:
+            TOKEN_BUDGET.set(tenant.token_budget())
 
     def unary_of(inner: Unary) -> Unary:
         async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            access_fields()["tenant"] = tenant
+            enter()
             return await inner(request, context)
 
         return unary_unary
 
     def streaming_of(inner: Streaming) -> Streaming:
         async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            access_fields()["tenant"] = tenant
+            enter()
             async for response in inner(request, context):
                 yield response
 
@@ -75,7 +83,7 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
             return None  # no such method: UNIMPLEMENTED whoever asks (the outer interceptor answers)
         service = details.method.lstrip("/").partition("/")[0]
         try:
-            tenant: Tenant | None = self.policy.admit(key_from_headers(details.invocation_metadata), service)
+            tenant: Tenant | None = await self.policy.admit(key_from_headers(details.invocation_metadata), service)
         except ServingError as err:
             return self._refusal(err)
         if tenant is None:
@@ -83,5 +91,5 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):
         key = (details.method, id(handler), tenant.name)
         wrapped = self._cache.get(key)
         if wrapped is None:
-            wrapped = self._cache[key] = _with_tenant(handler, tenant.name)
+            wrapped = self._cache[key] = _with_tenant(handler, tenant)
         return wrapped
