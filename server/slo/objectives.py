@@ -105,12 +105,13 @@ class SloFile(BaseModel):
 
 
 def default_slo_path() -> Path:
-    """The repository's deployments/configs/slo.yaml (read as a file, not imported)."""
+    """deployments/configs/slo.yaml beside the server package (read as a file, not imported): the checkout's,
+    or in an installed wheel the ``deployments`` package's data file (pyproject's package-data)."""
     return Path(__file__).resolve().parents[2] / "deployments" / "configs" / "slo.yaml"
 
 
 def load_slo_file(path: str | Path | None = None) -> SloFile:
-    """The SLO file at ``path`` (default: the repository's), validated; errors name the file."""
+    """The SLO file at ``path`` (default: ``default_slo_path()``), validated; errors name the file."""
     p = Path(path) if path else default_slo_path()
     try:
         raw = yaml.safe_load(p.read_text()) or {}
