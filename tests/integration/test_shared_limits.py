@@ -307,3 +307,59 @@ def test_gateway_keeps_answering_when_the_store_goes_away(tpm_gateway, store):
         assert counted() >= before + 2  # the LLM call's reservation and the Score call's token, decided here
     finally:
         store.start()
+
+
+def test_chat_answers_draw_on_the_token_budget(trained, settings, store, shared_llm, tmp_path):
+    """ChatService: each answer reserves its max_tokens and is charged every draft's prompt and
+    completion; past the budget, RESOURCE_EXHAUSTED naming tokens per minute."""
+    from server.client import AsyncChatClient, AsyncRetrieverClient
+    from server.gateway.server import start_gateway
+    from server.gen.stackserve.v1 import retriever_pb2 as rpb
+    from server.placement import local_anomaly_endpoint
+    from server.rag.retrieval_workload import RetrievalWorkload
+    from tests.support.waiting import async_wait_until
+
+    key, prefix, budget = new_key(), f"t-chat-{time.time_ns()}:", 600
+    cfg = gateway_settings(
+        settings.data_dir,
+        rag={"store_dir": str(tmp_path / "rag"), "chunk_min_tokens": 5, "chunk_max_tokens": 80},
+        security={"tenants": [{"name": "asker", "key_sha256": [key_digest(key)], "tokens_per_minute": budget}],
+                  "limits_store": {"redis_url": store.url, "key_prefix": prefix, "timeout_s": 0.5}},
+    )
+    doc = rpb.Document(source="boats.md", format="md", text=(
+        "# Sailing\n\nA sloop is a sailboat with one mast and two sails.\n\n"
+        "## Knots\n\nThe bowline knot makes a fixed loop at the end of a rope. Sailors tie it to moor a boat.\n"))
+
+    async def main() -> list:
+        gw = await start_gateway(cfg, local_anomaly_endpoint(cfg), shared_llm, RetrievalWorkload(cfg))
+        try:
+            await gw.wait_ready(180)
+            addr, sec = f"127.0.0.1:{gw.port}", ChannelSecurity(key)
+            async with AsyncRetrieverClient(addr, security=sec) as r, AsyncChatClient(addr, security=sec) as c:
+                await r.ingest([doc])
+
+                async def serving() -> bool:
+                    return await c.health() == "SERVING"
+
+                await async_wait_until(serving, 60, "chat health SERVING", interval=0.2)
+                outcomes: list = []
+                for _ in range(8):
+                    try:
+                        msgs = [m async for m in c.ask("What does the bowline knot make?", max_tokens=40)]
+                        outcomes.append((msgs[-1].outcome, _balance(store, f"{prefix}asker:tokens")))
+                    except grpc.RpcError as exc:
+                        outcomes.append(exc)
+                        break
+                return outcomes
+        finally:
+            await gw.stop()
+
+    outcomes = asyncio.run(main())
+    print(f"chat, {budget} tokens per minute: {outcomes[:-1]}, then {outcomes[-1]!r:.200}")
+    first_outcome, first_balance = outcomes[0]
+    assert first_outcome in ("answered", "extractive")
+    # the prompt (instructions and sources) was charged besides the reservation's 40
+    assert first_balance < budget - 40 - 20, outcomes
+    err = outcomes[-1]
+    assert isinstance(err, grpc.RpcError) and err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, outcomes
+    assert "'asker'" in err.details() and f"{budget} tokens per minute" in err.details()

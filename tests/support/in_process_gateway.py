@@ -35,9 +35,10 @@ class Gateway:
 
 def gateway_settings(data_dir, **overrides):
     """Settings for an in-process gateway: free ports (gRPC, metrics, the OpenAI API), the test LLM,
-    no retrieval; ``overrides`` (``security=...``) on top."""
+    no retrieval unless ``rag=`` is given; ``overrides`` (``security=...``) on top."""
     from server.config import load_settings
     from tests.support.llm_fixtures import LLM_TEST_CONFIG
 
+    overrides = {"rag": {"enabled": False}, **overrides}
     return load_settings(None, data_dir=str(data_dir), gateway={"port": 0, "metrics_port": 0, "openai_port": 0},
-                         llm=LLM_TEST_CONFIG, rag={"enabled": False}, **overrides)
+                         llm=LLM_TEST_CONFIG, **overrides)
