@@ -18,7 +18,7 @@ $(PY):
 	python3 -m venv $(VENV)
 
 $(STAMP): $(PY) $(BUILD_INPUTS)
-	$(PIP) install -q -U pip "setuptools>=70" wheel
+	$(PIP) install -q -U pip "setuptools>=77" wheel
 	# torch first, pinned: the CPU build lies on local disk; an unpinned torch pulls a CUDA build.
 	$(PIP) install -q "torch==2.13.0"
 	$(PIP) install -q "cython>=3.0" "pybind11>=2.12" "numpy>=2.0" "grpcio-tools==1.85.1"

@@ -7,8 +7,10 @@ route to the same deployment; that proxy is the baseline our gateway is measured
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from ray import serve
@@ -28,6 +30,9 @@ class AnomalyScorerDeployment:
 
         self.settings = Settings.model_validate_json(settings_json)
         self.scorer = load_scorer(self.settings)  # champions, plus a rollout challenger as NAME@vN
+        # a batch of up to 64 requests' events takes milliseconds to tens of ms to score: in a thread of
+        # its own, so the replica's loop keeps taking calls, health checks and Serve's control messages
+        self._scoring = ThreadPoolExecutor(1, thread_name_prefix="anomaly-score")
         self.catalog = {i["name"]: CatalogEntry.from_info(i) for i in self.scorer.info() if not i["challenger_of"]}
         self.batch_size = Histogram(
             "stackserve_replica_batch_calls",
@@ -57,7 +62,7 @@ class AnomalyScorerDeployment:
     async def _batched(self, items: list[tuple[str, np.ndarray]]) -> list[ScoreResult]:
         self.batch_size.observe(len(items))
         self.batch_events.observe(sum(x.shape[0] for _, x in items))
-        return self.scorer.score_many(items)
+        return await asyncio.get_running_loop().run_in_executor(self._scoring, self.scorer.score_many, items)
 
     async def Score(self, request):
         """Baseline path for Ray Serve's own gRPC proxy: validate, score, answer (no coalescing)."""

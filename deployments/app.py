@@ -22,8 +22,8 @@ def build_anomaly_app(settings: Settings) -> Application:
     options: dict = {
         "ray_actor_options": {
             "num_cpus": cfg.num_cpus,
-            # Our replica code is async and never blocks; running it on the replica's
-            # own loop (not a separate user-code thread) saves two thread hand-offs per call.
+            # The replica's code only queues calls (the batch is scored in the replica's own scoring
+            # thread): on the replica's loop, not a user-code thread, it saves two hand-offs per call.
             "runtime_env": {"env_vars": {"RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0"}},
         },
         "max_ongoing_requests": cfg.max_ongoing_requests,

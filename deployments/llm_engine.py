@@ -60,9 +60,13 @@ class LLMEngineDeployment:
             log.info("request refused: %s", exc, extra={"fields": {"request_id": request_id}})
             yield Piece.refused(exc)
 
+    async def health(self) -> None:
+        """The gateway's probe: raises when the engine is stopped or wedged (not only when dead)."""
+        await self.served.health()
+
     def check_health(self) -> None:
-        if not self.engine.is_running:
-            raise RuntimeError("the LLM engine loop is not running")
+        """Serve's probe: a wedged engine fails it too, so Serve replaces the replica."""
+        self.engine.check_progress()
 
     def __del__(self) -> None:
         engine = getattr(self, "engine", None)

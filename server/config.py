@@ -141,6 +141,13 @@ class AnomalyServingConfig(_Section):
         "process (a tree ensemble scores one event in microseconds; a crossing into Ray costs ~3 ms); larger "
         "requests are coalesced and scored by the Ray deployment's replicas, the scale-out path; 0: always Ray",
     )
+    in_gateway_inline_budget_ms: float = Field(
+        1.0,
+        ge=0,
+        description="a gateway-scored request is scored on the event loop itself only when its measured cost "
+        "(events x this model's running time per event) is below this; above, in the gateway's scoring thread, "
+        "so no request holds the loop that every other call waits on",
+    )
     batching: ReplicaBatchingConfig = Field(default_factory=ReplicaBatchingConfig)
     fault_injection: FaultInjectionConfig = Field(default_factory=FaultInjectionConfig)
 
@@ -335,6 +342,10 @@ class LLMConfig(_Section):
     )
     stats_interval_s: float = Field(
         1.0, gt=0, description="how often the gateway reads the engine's running/waiting/KV-cache gauges"
+    )
+    max_step_stall_s: float = Field(
+        60.0, gt=0, description="an engine whose loop has not come round for this long while work waits is "
+        "wedged: its health is NOT_SERVING (the longest step, a full prefill chunk on a slow CPU, takes seconds)",
     )
 
     @model_validator(mode="after")

@@ -227,7 +227,7 @@ async def _demo(settings: Settings, use_ray: bool) -> list[str]:
                 except (DemoFailure, grpc.aio.AioRpcError, OSError) as exc:
                     console.print(f"[red]{what} failed: {exc}")
                     failures.append(f"{what}: {exc}")
-    ACCESS.flush()
+    ACCESS.sync()
     ACCESS.stream.close()
     ACCESS.stream = None
     return failures

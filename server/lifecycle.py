@@ -68,6 +68,9 @@ class _LateLLMEndpoint:
     async def counters(self) -> dict[str, int]:
         return await self._ready().counters()
 
+    async def health(self) -> None:
+        await self._ready().health()
+
     def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         return self._ready().generate(job, timeout_s, request_id)
 
@@ -136,7 +139,8 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
                     log.info("LLM engine in the gateway process (llm.placement=%s)", settings.llm.placement)
                     llm_endpoint.target = await asyncio.to_thread(local_llm_endpoint, settings)
                 else:
-                    llm_endpoint.target = RayLLMEndpoint(await asyncio.to_thread(start_llm_app, settings, attachment))
+                    llm_endpoint.target = RayLLMEndpoint(await asyncio.to_thread(start_llm_app, settings, attachment),
+                                                         settings.llm.default_timeout_s)
             except Exception as exc:
                 log.error("the LLM application failed to deploy: %s", exc)
                 llm_endpoint.failed = exc
@@ -145,7 +149,8 @@ async def running_server(settings: Settings, use_ray: bool = True) -> AsyncItera
                 if llm_in_gateway(settings, attachment):
                     late.target = await asyncio.to_thread(local_llm_endpoint, settings, model)
                 else:
-                    late.target = RayLLMEndpoint(await asyncio.to_thread(start_llm_app, settings, attachment, model))
+                    late.target = RayLLMEndpoint(await asyncio.to_thread(start_llm_app, settings, attachment, model),
+                                                 settings.llm.default_timeout_s)
             except Exception as exc:
                 log.error("the LLM application of %s failed to deploy: %s", model, exc)
                 late.failed = exc

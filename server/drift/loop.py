@@ -17,6 +17,7 @@ from server.anomaly.catalog import CatalogEntry
 from server.config import DriftConfig
 from server.drift.monitor import DriftMonitor, DriftStatus
 from server.drift.publish import publish
+from server.executors import HOUSEKEEPING, run_in
 
 log = logging.getLogger("stackserve.drift")
 
@@ -48,7 +49,7 @@ class DriftLoop:
             await asyncio.sleep(self.cfg.interval_s)
             for name, monitor in list(self.monitors.items()):
                 try:
-                    report = await asyncio.to_thread(monitor.evaluate)
+                    report = await run_in(HOUSEKEEPING, monitor.evaluate)
                 except Exception:  # a broken window must not stop monitoring of the others
                     log.exception("drift evaluation failed for %s", name)
                     continue

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from server.batching import BatchQueueFullError, Coalescer
 from server.batching.coalescer import BatchStats
 from server.config import Settings
 from server.drift.loop import DriftLoop
+from server.executors import SCORING, run_in
 from server.gateway.anomaly_endpoint import AnomalyEndpoint
 from server.gateway.request_context import current_request_id
 from server.observability import metrics
@@ -66,6 +68,8 @@ class AnomalyScoring:
         self.local: AnomalyScorer | None = None
         self.local_keys: frozenset[str] = frozenset()
         self.local_max_rows = settings.anomaly.in_gateway_max_events
+        self.inline_budget_s = settings.anomaly.in_gateway_inline_budget_ms / 1000
+        self._row_cost_s: dict[str, float] = {}  # measured seconds per event, by key (a moving average)
         co = settings.coalescing
         self.coalescer: Coalescer[ScoreResult] | None = (
             Coalescer(
@@ -199,8 +203,7 @@ class AnomalyScoring:
         if local is not None and X.shape[0] <= self.local_max_rows and key in self.local_keys:
             if timeout <= 0:
                 raise TimeoutError("deadline passed before the events were scored")
-            # inline: microseconds of kernel time, less than any hop to another task would cost
-            result = local.score(key, X)
+            result = await self._score_here(local, key, X)
             metrics.ANOMALY_IN_GATEWAY.labels(key).inc(X.shape[0])
             return result
         try:
@@ -213,6 +216,20 @@ class AnomalyScoring:
         finally:
             if self.coalescer is not None:
                 metrics.QUEUE_EVENTS.set(self.coalescer.queued_rows)
+
+    async def _score_here(self, local: AnomalyScorer, key: str, X: np.ndarray) -> ScoreResult:
+        """Inline on the loop when the measured cost is under the budget (microseconds of kernel
+        time cost less than any hop to a thread); else in the gateway's scoring thread. A model
+        not yet measured is measured in the thread."""
+        per_row = self._row_cost_s.get(key)
+        started = time.perf_counter()
+        if per_row is not None and per_row * X.shape[0] <= self.inline_budget_s:
+            result = local.score(key, X)
+        else:
+            result = await run_in(SCORING, local.score, key, X)
+        took = (time.perf_counter() - started) / max(1, X.shape[0])
+        self._row_cost_s[key] = took if per_row is None else 0.9 * per_row + 0.1 * took
+        return result
 
     async def score(self, parsed: ParsedScoreRequest, X: np.ndarray, timeout: float) -> ScoreResult:
         name = parsed.model.name

@@ -20,6 +20,7 @@ import grpc
 from server.anomaly.scorer import ScoreResult
 from server.batching import OverloadError, RequestTooLargeError
 from server.config import Settings
+from server.executors import HOUSEKEEPING, run_in
 from server.gateway.anomaly_endpoint import AnomalyEndpoint
 from server.gateway.anomaly_scoring import AnomalyScoring
 from server.gateway.failures import failure_status
@@ -205,7 +206,7 @@ class AnomalyService:
         if traffic is None:
             return pb.RolloutStatus(active=False, model=self.settings.rollout.model)
         rollout = traffic.controller
-        snap: RolloutSnapshot = await asyncio.to_thread(rollout.snapshot)
+        snap: RolloutSnapshot = await run_in(HOUSEKEEPING, rollout.snapshot)
         return pb.RolloutStatus(
             active=True,
             model=rollout.model,

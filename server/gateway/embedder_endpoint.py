@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from server.gateway.ray_errors import from_ray
+from server.executors import RETRIEVAL, run_in
+from server.gateway.ray_errors import CONTROL_TIMEOUT_S, ReplicaTimeoutError, bounded
 from server.rag.embedder import BertConfig, TextEmbedder, load_tokenizer, model_dir
 
 
@@ -60,23 +61,17 @@ class RayEmbedder:
             return
         if self.handle is None:
             raise EmbedderStartError(f"the Embedder application failed to deploy: {self.failed}")
-        try:
-            info = await self.handle.info.remote()
-        except Exception as exc:
-            raise from_ray(exc) from exc
+        info = await bounded(self.handle.info.remote(), CONTROL_TIMEOUT_S, "Embedder.info")
         if info["dim"] != self.dim:
             raise EmbedderStartError(f"the Embedder deployment returns {info['dim']}-d vectors, "
                                      f"this gateway's model {self.dim}-d")
 
     async def aencode(self, texts: list[str]) -> np.ndarray:
         if self.local is not None:
-            return await asyncio.to_thread(self.local.encode, list(texts))
+            return await run_in(RETRIEVAL, self.local.encode, list(texts))
         if self.handle is None:
             await asyncio.wait_for(self.wait_ready(), self.timeout_s)
-        try:
-            return await self.handle.encode.remote(list(texts))
-        except Exception as exc:
-            raise from_ray(exc) from exc
+        return await bounded(self.handle.encode.remote(list(texts)), self.timeout_s, "Embedder.encode")
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """From a worker thread (never the event loop's own: that would wait on itself).
@@ -95,7 +90,12 @@ class RayEmbedder:
             raise RuntimeError("RayEmbedder.encode called on the event loop: use aencode")
         if not self.loop.is_running():
             raise RuntimeError("the gateway's event loop is not running")
-        return asyncio.run_coroutine_threadsafe(self.aencode(texts), self.loop).result()
+        future = asyncio.run_coroutine_threadsafe(self.aencode(texts), self.loop)
+        try:  # aencode is bounded by timeout_s; this bound covers a loop that never ran it
+            return future.result(self.timeout_s + 1.0)
+        except TimeoutError:
+            future.cancel()
+            raise ReplicaTimeoutError(f"Embedder.encode: no answer within {self.timeout_s:.1f} s") from None
 
     def token_counts(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self.tokenizer.encode_batch(texts)]

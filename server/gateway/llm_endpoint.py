@@ -14,7 +14,7 @@ import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from server.gateway.ray_errors import from_ray
+from server.gateway.ray_errors import CONTROL_TIMEOUT_S, STREAM_SLACK_S, bounded, bounded_stream, from_ray
 from server.llm.serving import AsyncEngine, EngineInfo, LLMJob, Piece
 from server.observability import tracing
 
@@ -38,6 +38,10 @@ class LLMEndpoint(Protocol):
 
     async def detokenize(self, ids: list[int]) -> str: ...
 
+    async def health(self) -> None:
+        """Raises when the engine does not make progress (the gateway's health probe)."""
+        ...
+
 
 class LocalLLMEndpoint(AsyncEngine):
     """An engine in this process (its loop thread does the compute): tests, ``serve --no-ray``."""
@@ -50,8 +54,10 @@ class LocalLLMEndpoint(AsyncEngine):
 class RayLLMEndpoint:
     """Calls the LLMEngine deployment through a Ray Serve DeploymentHandle."""
 
-    def __init__(self, handle: Any):
+    def __init__(self, handle: Any, default_timeout_s: float = 30.0, control_timeout_s: float = CONTROL_TIMEOUT_S):
         self.handle = handle
+        self.control_timeout_s = control_timeout_s
+        self.default_timeout_s = default_timeout_s  # a stream's bound when the caller sets no deadline
         self._streaming: tuple[Any, Any] | None = None
 
     def _stream_handle(self) -> Any:
@@ -59,44 +65,37 @@ class RayLLMEndpoint:
             self._streaming = (self.handle, self.handle.options(stream=True))
         return self._streaming[1]
 
+    async def _control(self, method: str, *args: Any) -> Any:
+        call = getattr(self.handle, method).remote(*args)
+        return await bounded(call, self.control_timeout_s, f"LLMEngine.{method}")
+
     async def info(self) -> EngineInfo:
-        try:
-            return await self.handle.info.remote()
-        except Exception as exc:
-            raise from_ray(exc) from exc
+        return await self._control("info")
 
     async def stats(self) -> tuple[int, int, float]:
-        try:
-            return tuple(await self.handle.stats.remote())  # type: ignore[return-value]
-        except Exception as exc:
-            raise from_ray(exc) from exc
+        return tuple(await self._control("stats"))  # type: ignore[return-value]
 
     async def counters(self) -> dict[str, int]:
-        try:
-            return dict(await self.handle.counters.remote())
-        except Exception as exc:
-            raise from_ray(exc) from exc
+        return dict(await self._control("counters"))
 
     async def tokenize(self, job: LLMJob) -> list[int]:
-        try:
-            return list(await self.handle.tokenize.remote(job))
-        except Exception as exc:
-            raise from_ray(exc) from exc
+        return list(await self._control("tokenize", job))
 
     async def detokenize(self, ids: list[int]) -> str:
-        try:
-            return str(await self.handle.detokenize.remote(ids))
-        except Exception as exc:
-            raise from_ray(exc) from exc
+        return str(await self._control("detokenize", ids))
+
+    async def health(self) -> None:
+        await self._control("health")
 
     async def generate(self, job: LLMJob, timeout_s: float | None, request_id: str) -> AsyncIterator[Piece]:
         """Stream pieces; leaving early (cancel, deadline, error) cancels the replica's generator.
         Ray's exceptions leave as ours (server/gateway/ray_errors.py)."""
         gen = self._stream_handle().generate.remote(traced(job), timeout_s, request_id)
         finished = False
+        bound = (timeout_s if timeout_s is not None else self.default_timeout_s) + STREAM_SLACK_S
         try:
             try:
-                async for piece in gen:
+                async for piece in bounded_stream(gen, bound, "LLMEngine.generate"):
                     if piece.refusal is not None:
                         finished = True
                         raise piece.refusal

@@ -27,7 +27,7 @@ import grpc
 from server.config import Settings
 from server.gateway.failures import failure_status
 from server.gateway.llm_endpoint import LLMEndpoint
-from server.gateway.ray_errors import ReplicaBusyError, ReplicaLostError
+from server.gateway.ray_errors import ReplicaBusyError, ReplicaLostError, ReplicaTimeoutError
 from server.gateway.request_context import access_fields, current_request_id, new_request_id
 from server.gen.stackserve.v1 import llm_pb2 as pb
 from server.guardrails.llm_doors import LLMGuard
@@ -121,6 +121,8 @@ def endpoint_error_status(exc: BaseException) -> ServingError:
         return errors.exhausted(f"LLM engine queue is full: {exc}")
     if isinstance(exc, ReplicaBusyError):
         return errors.exhausted("the LLM replicas' queues are full; retry later")
+    if isinstance(exc, ReplicaTimeoutError):
+        return failure_status("the LLM replica did not answer in time", exc, grpc.StatusCode.DEADLINE_EXCEEDED)
     if isinstance(exc, (EngineStoppedError, ReplicaLostError)):
         return failure_status("the LLM replica serving this request is not running; retry", exc)
     return failure_status("the LLM endpoint failed", exc)

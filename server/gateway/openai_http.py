@@ -31,6 +31,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from server.executors import RETRIEVAL, run_in
 from server.gateway.llm_router import LLMRouter
 from server.gateway.llm_service import endpoint_error_status
 from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
@@ -419,7 +420,7 @@ async def _embed(embedder: Any, texts: list[str]) -> Any:
     aencode = getattr(embedder, "aencode", None)
     if aencode is not None:
         return await aencode(texts)
-    return await asyncio.to_thread(embedder.encode, texts)
+    return await run_in(RETRIEVAL, embedder.encode, texts)
 
 
 def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:

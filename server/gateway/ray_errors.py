@@ -10,7 +10,19 @@ Ray is imported only when there is something to translate (the in-process endpoi
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable
+from typing import TypeVar
+
 from server.batching import OverloadError
+
+T = TypeVar("T")
+#: how long a control call (info, stats, counters, health, tokenize) may take: these answer from
+#: memory, so a replica that does not answer within it is wedged or gone
+CONTROL_TIMEOUT_S = 10.0
+#: what a stream may take beyond the deadline the engine itself enforces: the engine's own deadline
+#: answer (a DEADLINE finish) should arrive first; this bound is for a replica that never answers
+STREAM_SLACK_S = 5.0
 
 
 class ReplicaBusyError(OverloadError):
@@ -19,6 +31,40 @@ class ReplicaBusyError(OverloadError):
 
 class ReplicaLostError(RuntimeError):
     """No replica could take or finish the call: deployment unavailable, replica died (→ UNAVAILABLE)."""
+
+
+class ReplicaTimeoutError(TimeoutError):
+    """A replica took the call and did not answer in time: hung, not dead (→ DEADLINE_EXCEEDED for a
+    request, NOT_SERVING for a health probe). Ray handle calls have no timeout of their own."""
+
+
+async def bounded(call: Awaitable[T], timeout_s: float, what: str) -> T:
+    """``call`` (a handle's ``.remote()``), translated by ``from_ray`` and bounded by ``timeout_s``."""
+    try:
+        return await asyncio.wait_for(call, timeout_s)
+    except TimeoutError:
+        raise ReplicaTimeoutError(f"{what}: no answer from the replica within {timeout_s:.1f} s") from None
+    except Exception as exc:
+        raise from_ray(exc) from exc
+
+
+async def bounded_stream(stream: AsyncIterator[T], timeout_s: float, what: str) -> AsyncIterator[T]:
+    """The items of ``stream`` while the whole of it takes at most ``timeout_s``: each wait for the
+    next item gets what is left (a timeout around the generator would fire inside the consumer)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    it = aiter(stream)
+    while True:
+        left = deadline - loop.time()
+        if left <= 0:
+            raise ReplicaTimeoutError(f"{what}: the replica's stream ran past {timeout_s:.1f} s")
+        try:
+            item = await asyncio.wait_for(anext(it), left)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise ReplicaTimeoutError(f"{what}: no piece from the replica within {timeout_s:.1f} s") from None
+        yield item
 
 
 def unwrap(exc: BaseException) -> BaseException:

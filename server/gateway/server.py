@@ -40,6 +40,7 @@ from server.gateway.warmup import (
 from server.guardrails.llm_doors import LLMGuard
 from server.observability import tracing
 from server.observability.logs import ACCESS, RotatingFile, install_hash_key, log_event
+from server.observability.loop_lag import LoopLagProbe
 from server.observability.metrics import serve_metrics
 from server.protocol.registration import add_service
 from server.rag.retrieval_workload import RetrievalWorkload
@@ -77,6 +78,7 @@ class Gateway:
     openai_server: Any = None
     openai_task: asyncio.Task | None = None
     health_task: asyncio.Task | None = None
+    loop_lag: LoopLagProbe = field(default_factory=LoopLagProbe)  # what held this loop, and for how long
     policy: AccessPolicy | None = None  # its limits store's connections close at stop
 
     async def wait_ready(self, timeout: float) -> None:
@@ -87,6 +89,7 @@ class Gateway:
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls, let running ones finish within ``grace``, then close."""
         await self.health.enter_graceful_shutdown()
+        self.loop_lag.stop()
         for task in (self.warmup_task, self.health_task, self.drift_task, self.rollout_task, self.llm_warmup_task,
                      self.llm_stats_task, self.retriever_warmup_task, self.chat_task):
             if task is not None:
@@ -104,7 +107,7 @@ class Gateway:
         if self.policy is not None:
             await self.policy.close()
         self.log_flusher.cancel()
-        ACCESS.flush()
+        await asyncio.to_thread(ACCESS.sync)  # the writer thread has written every line
         if isinstance(ACCESS.stream, RotatingFile):
             ACCESS.stream.close()
             ACCESS.stream = None
@@ -269,7 +272,7 @@ def _start_background(
         drift = asyncio.create_task(anomaly.scoring.drift.run())
         rollout = asyncio.create_task(anomaly.scoring.run_rollout())
     if llm is not None:
-        monitor.watch(LLM_SERVICE.full_name, llm.default.endpoint.info, also=("",) if anomaly is None else ())
+        monitor.watch(LLM_SERVICE.full_name, llm.default.endpoint.health, also=("",) if anomaly is None else ())
         monitor.require(CHAT_SERVICE.full_name, LLM_SERVICE.full_name)
     flusher = asyncio.create_task(_flush_access_log())
     llm_warmup = llm_stats = None
@@ -287,6 +290,7 @@ def _start_background(
         llm, llm_warmup, llm_stats, sv.retriever, rag_warmup, chat_task,
     )
     gateway.health_task = asyncio.create_task(monitor.run())
+    gateway.loop_lag.start()
     return gateway
 
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 import numpy as np
 
 from server.config import GuardrailPolicy, Settings
+from server.executors import RAILS, run_in
 from server.guardrails.input_rails import InputRailConfig, InputRails
 from server.guardrails.policy import llm_doors_guarded, resolve
 from server.guardrails.streaming import StreamingRails, StreamRailConfig, guarded
@@ -85,7 +86,7 @@ class LLMGuard:
             job = _redacted(job)
         if not policy.input:
             return job, None
-        _, verdicts = await asyncio.to_thread(self.rails.check_message, prompt_text(job))
+        _, verdicts = await run_in(RAILS, self.rails.check_message, prompt_text(job))
         shadow = policy.mode == "shadow"
         verdicts = [replace(v, shadow=shadow and v.action is Action.BLOCK) for v in verdicts if v.rail != "pii"]
         record(verdicts)

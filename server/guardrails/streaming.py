@@ -18,13 +18,13 @@ and everything is released.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from server.executors import RAILS, run_in
 from server.guardrails.classifier import RiskClassifier
 from server.guardrails.output_rails import split_sentences, toxicity
 from server.guardrails.verdict import Action, Verdict
@@ -147,14 +147,14 @@ async def guarded(pieces: AsyncIterator[T], text_of: Callable[[T], str], rails: 
                 rails.held.append((piece, "", 0))
                 continue
             if rails.push(piece, text, size_of(piece)):
-                verdict = await asyncio.to_thread(rails.judge)
+                verdict = await run_in(RAILS, rails.judge)
                 if verdict is not None:
                     rails.stopped = verdict
                     return
                 for item in rails.release():
                     yield item
         if rails.held:
-            verdict = await asyncio.to_thread(rails.judge)
+            verdict = await run_in(RAILS, rails.judge)
             if verdict is not None:
                 rails.stopped = verdict
                 return

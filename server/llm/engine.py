@@ -23,7 +23,13 @@ import torch
 from server.config import LLMConfig
 from server.llm.admission import TtftEstimator
 from server.llm.backends import Forward, build_forward
-from server.llm.errors import ContextLengthError, EngineStoppedError, LLMRequestError, WaitingQueueFullError
+from server.llm.errors import (
+    ContextLengthError,
+    EngineStalledError,
+    EngineStoppedError,
+    LLMRequestError,
+    WaitingQueueFullError,
+)
 from server.llm.gguf_weights import LlamaWeights, open_reader
 from server.llm.kv_cache import PagedKVCache, kv_layout
 from server.llm.outputs import EngineStats, FinishReason, GenerationChunk, TokenLogprob
@@ -94,6 +100,7 @@ class LLMEngine:
         self.stats = EngineStats()
         self.ttft = TtftEstimator()  # admission by expected time to first token (llm.max_expected_ttft_s)
         self.steps = 0
+        self.last_progress = time.monotonic()  # the loop's last turn: a step done, or an idle wait over
 
     def _pool_blocks(self, cfg: LLMConfig) -> int:
         """KV blocks: ``kv_cache_tokens`` when set, else a full context per sequence plus one per
@@ -243,6 +250,19 @@ class LLMEngine:
     def is_running(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and not self._stop
 
+    def check_progress(self) -> None:
+        """Raises ``EngineStalledError`` when the loop thread is gone, or has not come round for
+        ``max_step_stall_s`` (a wedged step) while requests wait: a live thread is not a working engine."""
+        if not self.is_running:
+            raise EngineStoppedError("the LLM engine loop is not running")
+        stalled = time.monotonic() - self.last_progress
+        if stalled > self.config.max_step_stall_s:
+            with self._lock:
+                queued = len(self._inbox)
+            if queued or self.scheduler.running or self.scheduler.waiting:
+                raise EngineStalledError(f"the LLM engine has made no progress for {stalled:.0f} s "
+                                         f"(limit {self.config.max_step_stall_s:.0f} s) with requests waiting")
+
     def counters(self) -> dict[str, int]:
         """Totals since start (read from another thread: plain int reads, no lock needed):
         speculative draft tokens verified and accepted, preemptions, prefix-cache query and hit tokens."""
@@ -288,11 +308,13 @@ class LLMEngine:
                 if not self.scheduler.has_work():
                     self._wake.wait(timeout=0.5)
                     self._wake.clear()
+                    self.last_progress = time.monotonic()
                     continue
                 self.step()
             except Exception as exc:  # a failed step must not hang every caller
                 log.exception("engine step failed")
                 self._fail_all(exc)
+            self.last_progress = time.monotonic()
         self._fail_all(EngineStoppedError("engine stopped"))
 
     def _intake(self) -> None:

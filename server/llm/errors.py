@@ -27,5 +27,9 @@ class EngineStoppedError(RuntimeError):
     """The engine loop is not running (→ UNAVAILABLE)."""
 
 
+class EngineStalledError(EngineStoppedError):
+    """The engine's loop is alive but stuck (a wedged step): not serving, as a stopped one."""
+
+
 class BackendUnavailableError(RuntimeError):
     """The configured compute backend cannot run on this machine (the message says why)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from server.llm.errors import ContextLengthError, LLMRequestError
+from server.llm.errors import ContextLengthError, EngineStalledError, LLMRequestError
 from server.llm.outputs import FinishReason, TokenLogprob
 from server.llm.params import SamplingParams
 from server.observability import tracing
@@ -207,6 +207,10 @@ def _prepare(engine: LLMEngine, job: LLMJob) -> tuple[list[int], Any]:
     return ids, params
 
 
+#: seconds past a request's deadline before its stream gives up on the engine (see ``stream_job``)
+STALL_SLACK_S = 5.0
+
+
 async def stream_job(
     engine: LLMEngine, job: LLMJob, timeout_s: float | None, request_id: str | None, steps: StepTracker
 ) -> AsyncIterator[Piece]:
@@ -222,9 +226,16 @@ async def stream_job(
         ids, params, lambda c: loop.call_soon_threadsafe(queue.put_nowait, c), request_id, timeout_s
     )
     done = False
+    # the engine ends a request at its deadline itself; this bound is for an engine that cannot (a
+    # wedged step): the caller gets EngineStalledError (UNAVAILABLE) instead of waiting forever
+    bound = loop.time() + (timeout_s if timeout_s is not None else engine.config.default_timeout_s) + STALL_SLACK_S
     try:
         while not done:
-            chunks = [await queue.get()]
+            try:
+                first = await asyncio.wait_for(queue.get(), max(0.0, bound - loop.time()))
+            except TimeoutError:
+                raise EngineStalledError("the LLM engine produced nothing before the request's deadline") from None
+            chunks = [first]
             while not queue.empty():
                 chunks.append(queue.get_nowait())
             piece = _merge(chunks, engine, steps)
@@ -256,6 +267,10 @@ class AsyncEngine:
     async def counters(self) -> dict[str, int]:
         """The engine's totals since start (``LLMEngine.counters``)."""
         return self.engine.counters()
+
+    async def health(self) -> None:
+        """Raises unless the engine makes progress (``LLMEngine.check_progress``)."""
+        self.engine.check_progress()
 
     async def tokenize(self, job: LLMJob) -> list[int]:
         """The prompt's token ids as a generation would run them (``/tokenize``), off the event loop:

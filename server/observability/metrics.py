@@ -30,6 +30,12 @@ GRPC_BUDGET = Counter(
     ["method", "met"],
 )
 GRPC_IN_FLIGHT = Gauge("stackserve_grpc_requests_in_flight", "gRPC calls being served", ["method"])
+EVENT_LOOP_LAG = Histogram(
+    "stackserve_event_loop_lag_seconds",
+    "how much later than asked the event loop ran a 10 ms timer: time something held the loop",
+    ["loop"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 
 BATCH_EVENTS = Histogram(
     "stackserve_gateway_batch_events",

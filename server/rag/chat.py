@@ -32,6 +32,7 @@ import jinja2
 import numpy as np
 
 from server.config import GuardrailPolicy
+from server.executors import RAILS, RETRIEVAL, run_in
 from server.guardrails.classifier import RiskClassifier
 from server.guardrails.input_rails import CHUNK_RULES, INJECTION_RULES, InputRails
 from server.guardrails.output_rails import GroundingConfig, grounding, split_sentences
@@ -169,7 +170,7 @@ class _ChunkRail:
         self.retrieved = hits
         self.outcome = outcome
         self._check: asyncio.Future | None = (
-            asyncio.ensure_future(asyncio.to_thread(pipeline.check_chunks, [h.chunk.text for h in hits],
+            asyncio.ensure_future(run_in(RAILS, pipeline.check_chunks, [h.chunk.text for h in hits],
                                                     policy.mode == "shadow"))
             if policy.mode != "off" else None
         )
@@ -255,7 +256,7 @@ class ChatPipeline:
             ends[name] = time.perf_counter()
             return out
 
-        guard = finished("rails", asyncio.to_thread(self._check_message, question, policy))
+        guard = finished("rails", run_in(RAILS, self._check_message, question, policy))
         search = finished("search", self.rag.search(question, k, where))
         (clean_question, verdicts), result = await asyncio.gather(guard, search)
         outcome.verdicts += verdicts
@@ -347,7 +348,7 @@ class ChatPipeline:
             outcome.timings["guard"] += rails.seconds
         hits, text = draft.hits, draft.text
         if withheld is None and text.strip() and text.strip() != ABSTAIN:
-            ground = await asyncio.to_thread(grounding, text, [h.chunk.text for h in hits], self.embed,
+            ground = await run_in(RAILS, grounding, text, [h.chunk.text for h in hits], self.embed,
                                              self.cfg.grounding)
             outcome.verdicts.append(ground)
             outcome.timings["guard"] += ground.seconds
@@ -358,7 +359,7 @@ class ChatPipeline:
         if hits[0].score < self.cfg.trust_evidence:
             outcome.answer, outcome.outcome = ABSTAIN, "abstained"
             return
-        answer, cited = await asyncio.to_thread(extractive_answer, query_vec, hits, self.embed,
+        answer, cited = await run_in(RETRIEVAL, extractive_answer, query_vec, hits, self.embed,
                                                 self.cfg.extractive_sentences,
                                                 functools.partial(flagged_sentences, self.rails.classifier)
                                                 if policy.mode != "off" else None)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from server.config import Settings
+from server.executors import RETRIEVAL, run_in
 from server.rag.documents import Document
 from server.rag.embedder import Embedder, TextEmbedder
 from server.rag.filters import ChunkFilter
@@ -61,12 +62,12 @@ class RetrievalWorkload:
         return SearchResult(hits, q[0], t1 - t0, time.perf_counter() - t1)
 
     async def search(self, query: str, k: int, where: ChunkFilter | None = None) -> SearchResult:
-        return await asyncio.to_thread(self._search, query, k, where)
+        return await run_in(RETRIEVAL, self._search, query, k, where)
 
     async def ingest(self, documents: list[Document]) -> IngestReport:
         assert self.retriever is not None
         retriever = self.retriever
         async with self._ingest_lock:
-            report = await asyncio.to_thread(ingest, documents, self.store, retriever.embedder, self.settings.rag)
-            await asyncio.to_thread(retriever.reload)
+            report = await run_in(RETRIEVAL, ingest, documents, self.store, retriever.embedder, self.settings.rag)
+            await run_in(RETRIEVAL, retriever.reload)
         return report

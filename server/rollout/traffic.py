@@ -22,6 +22,7 @@ from server.anomaly.catalog import CatalogEntry
 from server.anomaly.scorer import ScoreResult
 from server.batching import OverloadError, RequestTooLargeError
 from server.config import RolloutConfig
+from server.executors import HOUSEKEEPING, run_in
 from server.observability import metrics
 from server.rollout import challenger_key
 from server.rollout.controller import ROLLOUT_LOGGER, RolloutController, RolloutState
@@ -155,7 +156,7 @@ class RolloutTraffic:
             if rollout.state != RolloutState.RUNNING:
                 continue
             try:
-                snap = await asyncio.to_thread(rollout.evaluate)
+                snap = await run_in(HOUSEKEEPING, rollout.evaluate)
             except Exception:  # keep evaluating; a broken window must not stop the loop
                 log.exception("rollout evaluation failed for %s", rollout.model)
                 continue

@@ -220,10 +220,10 @@ def test_step_tracker_reports_each_step_once():
 
 
 def test_access_log_carries_llm_fields_without_text(capsys):
-    ACCESS.flush()
+    ACCESS.sync()
     access_log("/stackserve.v1.LLMService/Generate", "OK", 0.0, "rid-1",
                {"prompt_hash": "abcd", "prompt_tokens": 3, "completion_tokens": 5, "finish_reason": "stop"})
-    ACCESS.flush()
+    ACCESS.sync()
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert line["request_id"] == "rid-1" and line["prompt_hash"] == "abcd"
     assert (line["prompt_tokens"], line["completion_tokens"], line["finish_reason"]) == (3, 5, "stop")

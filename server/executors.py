@@ -1,0 +1,41 @@
+"""The gateway's worker threads, one sized pool per kind of blocking work.
+
+``asyncio.to_thread`` runs everything in the loop's default executor: on 2 cores, 6 threads shared by
+the input rails, FAISS searches, grounding, drift evaluation and rollout snapshots. One replica that
+hangs (an embedder call waiting on a stuck Ray replica, say) then holds those threads and every other
+kind of work queues behind it. Each kind gets its own pool here, so a stuck retrieval cannot starve
+the rails or the drift loop, and a pool's size is the concurrency that kind of work may have.
+
+- ``RAILS``: input and output rails, the chunk rail, grounding (embedding calls and small models);
+- ``RETRIEVAL``: query embedding and FAISS search, ingestion;
+- ``HOUSEKEEPING``: drift evaluation, rollout snapshots and verdicts (periodic, never urgent);
+- ``SCORING``: anomaly requests the gateway scores itself that cost more than its inline budget
+  (one thread: the tree kernels spread a large batch over the cores themselves).
+
+Like ``asyncio.to_thread``, ``run_in`` carries the caller's context (request id, access-log fields)
+into the thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+RAILS = ThreadPoolExecutor(4, thread_name_prefix="rails")
+RETRIEVAL = ThreadPoolExecutor(4, thread_name_prefix="retrieval")
+HOUSEKEEPING = ThreadPoolExecutor(2, thread_name_prefix="housekeeping")
+SCORING = ThreadPoolExecutor(1, thread_name_prefix="gateway-score")
+
+
+async def run_in(pool: ThreadPoolExecutor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """``fn(*args, **kwargs)`` in ``pool``, with this task's contextvars."""
+    ctx = contextvars.copy_context()
+    call = functools.partial(ctx.run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(pool, call)
