@@ -65,7 +65,7 @@ def test_rayservice_groups_schedule_and_request_resources():
 
 
 def test_gateway_probes_health_and_drains_within_the_grace():
-    deployment, service = docs("gateway.yaml")
+    deployment, service = docs("gateway.yaml")[:2]  # then the limits store (its own test)
     spec = deployment["spec"]["template"]["spec"]
     (c,) = spec["containers"]
     assert spec["terminationGracePeriodSeconds"] == 30
@@ -88,3 +88,18 @@ def test_dockerfiles_pass_hadolint(dockerfile):
     out = subprocess.run([hadolint, "--no-color", "--config", str(dockerfile.parent / ".hadolint.yaml"),
                           str(dockerfile)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_gateway_replicas_share_their_tenants_limits_through_the_redis_service():
+    gateway = next(d for d in docs("gateway.yaml") if d["kind"] == "Deployment" and d["metadata"]["name"]
+                   == "stackserve-gateway")
+    env = {e["name"]: e.get("value") for e in gateway["spec"]["template"]["spec"]["containers"][0]["env"]}
+    url = env["STACKSERVE__SECURITY__LIMITS_STORE__REDIS_URL"]
+    assert gateway["spec"]["replicas"] > 1 and url.startswith("redis://")
+    host, port = url.removeprefix("redis://").split("/")[0].split(":")
+    service = next(d for d in docs("gateway.yaml") if d["kind"] == "Service" and d["metadata"]["name"] == host)
+    assert int(port) in [p["port"] for p in service["spec"]["ports"]]
+    from server.config import load_settings
+
+    settings = load_settings(None, security={"limits_store": {"redis_url": url}})  # the value validates
+    assert settings.security.limits_store.redis_url == url
