@@ -23,6 +23,8 @@ def cmd_keys_new(args: argparse.Namespace) -> int:
     print(f"      services: [{', '.join(json.dumps(x) for x in args.services)}]")  # "*" unquoted is YAML syntax
     if args.requests_per_s is not None:
         print(f"      requests_per_s: {args.requests_per_s}")
+    if args.tokens_per_minute is not None:
+        print(f"      tokens_per_minute: {args.tokens_per_minute}")
     return 0
 
 
@@ -31,5 +33,6 @@ def add_keys(sub: Subparsers) -> None:
     kn = add_command(ks, "new", help="make an API key and print the config lines (its hash) that admit it")
     kn.add_argument("--tenant", required=True)
     kn.add_argument("--services", nargs="+", default=["*"], choices=["*", "anomaly", "llm", "retriever", "chat"])
-    kn.add_argument("--requests-per-s", type=float)
+    kn.add_argument("--requests-per-s", type=float, help="the tenant's request rate limit")
+    kn.add_argument("--tokens-per-minute", type=int, help="the tenant's LLM token budget (prompt + completion)")
     kn.set_defaults(func=cmd_keys_new)

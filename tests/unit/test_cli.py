@@ -134,3 +134,20 @@ def test_log_level_rejects_unknown_names(capsys):
 def test_health_against_nothing_fails_fast(capsys):
     assert cli.main(["health", "--address", "127.0.0.1:1", "--timeout", "2"]) == 1
     assert "UNAVAILABLE" in capsys.readouterr().err
+
+
+def test_keys_new_prints_config_that_admits_the_key_with_its_limits(capsys):
+    import yaml
+
+    from server.config import load_settings
+    from server.security.api_keys import key_digest
+
+    assert cli.main(["keys", "new", "--tenant", "acme", "--services", "llm", "chat", "--requests-per-s", "5",
+                     "--tokens-per-minute", "20000"]) == 0
+    first, _, config = capsys.readouterr().out.partition("\n")
+    key = first.rsplit(" ", 1)[1]
+    settings = load_settings(None, security=yaml.safe_load(config)["security"])
+    (tenant,) = settings.security.tenants
+    assert (tenant.name, tenant.services, tenant.requests_per_s, tenant.tokens_per_minute) == (
+        "acme", ["llm", "chat"], 5.0, 20000)
+    assert tenant.key_sha256 == [key_digest(key)]
