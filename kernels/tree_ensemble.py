@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kernels.cpu_budget import usable_cpus
 from kernels.tree_ensemble_format import (
     _ARRAY_FIELDS,
     KINDS,
@@ -90,14 +91,12 @@ class PackedForest:
 
 
 def _default_threads() -> int:
-    """Threads for large batches: ``STACKSERVE_KERNEL_THREADS`` or the CPUs this process may use."""
+    """Threads for large batches: ``STACKSERVE_KERNEL_THREADS`` or the CPUs this process may use
+    (affinity and cgroup quota: ``kernels/cpu_budget.py``)."""
     env = os.environ.get("STACKSERVE_KERNEL_THREADS")
     if env:
         return max(1, int(env))
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return usable_cpus()
 
 
 #: A batch is split over threads when it needs at least this many node steps (rows times the sum

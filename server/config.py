@@ -324,7 +324,10 @@ class LLMConfig(_Section):
         "objective (deployments/configs/slo.yaml) to keep accepted requests within it; null = off",
     )
     default_max_tokens: int = Field(128, gt=0)
-    num_threads: int = Field(2, gt=0, description="compute threads of the engine")
+    num_threads: int = Field(
+        0, ge=0, description="compute threads of the engine; 0 = the CPUs this process may use (affinity, cgroup "
+        "quota: server/thread_budget.py)",
+    )
     placement: Placement = Field(
         "auto",
         description="where the engine runs under `serve` with Ray: gateway = in the gateway's process (tokens "

@@ -25,11 +25,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from kernels.cpu_budget import usable_cpus
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
-RAILS = ThreadPoolExecutor(4, thread_name_prefix="rails")
-RETRIEVAL = ThreadPoolExecutor(4, thread_name_prefix="retrieval")
+# two each at least: a rail or a search waits on an embedder call as often as it computes
+RAILS = ThreadPoolExecutor(max(2, usable_cpus()), thread_name_prefix="rails")
+RETRIEVAL = ThreadPoolExecutor(max(2, usable_cpus()), thread_name_prefix="retrieval")
 HOUSEKEEPING = ThreadPoolExecutor(2, thread_name_prefix="housekeeping")
 SCORING = ThreadPoolExecutor(1, thread_name_prefix="gateway-score")
 

@@ -83,8 +83,12 @@ def _check_models(settings: Settings, train_if_missing: bool) -> bool:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.process_guard import exit_with_starter
+    from server.thread_budget import apply_environment
 
+    budget = apply_environment()  # before torch, numba and FAISS are imported: they read their sizes once
     settings = cli_settings(args)
+    if budget is not None:
+        print(f"stackserve: thread budget {budget.as_dict()}", file=sys.stderr, flush=True)
     # started by server/launcher.py: stop with it (SIGTERM's drain, then SIGKILL past its grace)
     exit_with_starter(LIFELINE_GRACE_S)
     if settings.anomaly.enabled and not _check_models(settings, args.train_if_missing):

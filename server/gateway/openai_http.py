@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -32,13 +31,11 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from server.executors import RETRIEVAL, run_in
+from server.gateway.http_calls import HttpCall, open_call
 from server.gateway.llm_router import LLMRouter
 from server.gateway.llm_service import endpoint_error_status
-from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
 from server.llm.outputs import TokenLogprob
 from server.llm.serving import EngineInfo, LLMJob
-from server.observability.logs import access_log
-from server.observability.metrics import HTTP_REQUESTS
 from server.protocol import errors
 from server.protocol.errors import ServingError
 from server.protocol.llm_validation import parse_chat, parse_generate
@@ -54,13 +51,10 @@ from server.protocol.openai_embeddings import EMBEDDING_MODEL, EmbeddingRequest,
 from server.protocol.tokenize_api import DetokenizeRequest, TokenizeRequest
 from server.security.access_policy import AccessPolicy
 from server.security.api_keys import key_from_headers
-from server.security.shared_limits import TOKEN_BUDGET, RateLimited, TokenBudget, ceil_seconds
+from server.security.shared_limits import RateLimited, ceil_seconds
 
 if TYPE_CHECKING:
     from server.rag.retrieval_workload import RetrievalWorkload
-
-MAX_REQUEST_ID_LEN = 128
-
 
 class _NoDeadline:
     """What LLMRouter asks of a gRPC context, for an HTTP request: OpenAI clients send no deadline,
@@ -78,55 +72,6 @@ def _error(err: ServingError) -> JSONResponse:
 
 def _sse(payload: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
-
-
-#: The routes this API serves: the only values the path takes as a metric label or log field.
-ROUTES = frozenset({"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/tokenize",
-                    "/detokenize"})
-OTHER_ROUTE = "other"
-
-
-def route_label(path: str) -> str:
-    """A refused request to a path we do not serve (a scanner probing URLs) is counted as ``other``:
-    one series per probed URL would grow Prometheus' memory without bound."""
-    return path if path in ROUTES else OTHER_ROUTE
-
-
-class _Call:
-    """One HTTP request's bookkeeping: request id, access-log fields, the log line and the counter."""
-
-    budget: TokenBudget | None = None  # the tenant's LLM token budget, claimed by this call's generations
-
-    def __init__(self, path: str, request_id: str, tenant: str | None = None) -> None:
-        self.path = route_label(path)
-        self.request_id = request_id
-        self.tenant = tenant
-        self.started = time.perf_counter()
-        self.created = int(time.time())
-
-    @contextlib.contextmanager
-    def scope(self) -> Iterator[None]:
-        # a dict, not None: the tasks of n > 1 choices copy this context and must fill the same fields
-        tokens = REQUEST_ID.set(self.request_id), ACCESS_FIELDS.set({"tenant": self.tenant} if self.tenant else {})
-        budget = TOKEN_BUDGET.set(self.budget)
-        try:
-            yield
-        finally:
-            with contextlib.suppress(ValueError):
-                REQUEST_ID.reset(tokens[0])
-            with contextlib.suppress(ValueError):
-                ACCESS_FIELDS.reset(tokens[1])
-            with contextlib.suppress(ValueError):
-                TOKEN_BUDGET.reset(budget)
-
-    def release(self) -> None:
-        """The call is over: the tokens it reserved and did not use go back to the tenant's budget."""
-        if self.budget is not None:
-            self.budget.release()
-
-    def done(self, status: int) -> None:
-        HTTP_REQUESTS.labels(self.path, str(status)).inc()
-        access_log(f"POST {self.path}", str(status), self.started, self.request_id, ACCESS_FIELDS.get())
 
 
 class OpenAIFrontend:
@@ -158,7 +103,7 @@ class OpenAIFrontend:
         try:
             tenant = await self.policy.admit(key_from_headers(request.headers.items()), service)  # type: ignore[union-attr]
         except ServingError as err:
-            call, headers = _open_call(request, request.url.path)
+            call, headers = open_call(request, request.url.path)
             with call.scope():
                 return self._refused(call, err, headers)
         request.state.tenant = tenant.name if tenant is not None else None
@@ -177,7 +122,7 @@ class OpenAIFrontend:
         return JSONResponse({"object": "list", "data": data})
 
     async def embeddings(self, request: Request) -> Response:
-        call, headers = _open_call(request, "/v1/embeddings")
+        call, headers = open_call(request, "/v1/embeddings")
         with call.scope():
             try:
                 req = parse_body(EmbeddingRequest, await _json_body(request))
@@ -215,7 +160,7 @@ class OpenAIFrontend:
                         run: Callable[[Any, Any, EngineInfo], Awaitable[dict[str, Any]]]) -> Response:
         """A unary call on the endpoint of the body's ``model``: parsed, run, answered as JSON; the
         endpoint's exceptions become the statuses a generation would get."""
-        call, headers = _open_call(request, path)
+        call, headers = open_call(request, path)
         with call.scope():
             try:
                 req = parse_body(schema, await _json_body(request))
@@ -241,7 +186,7 @@ class OpenAIFrontend:
 
     async def _serve(self, request: Request, path: str, schema: type, parse: Callable[[Any, EngineInfo], LLMJob],
                      ) -> Response:
-        call, headers = _open_call(request, f"/v1/{path}")
+        call, headers = open_call(request, f"/v1/{path}")
         completion = path == "completions"
         with call.scope():
             try:
@@ -280,7 +225,7 @@ class OpenAIFrontend:
                              "model": model, "choices": choices, "usage": usage}, headers=headers)
 
     @staticmethod
-    def _refused(call: _Call, err: ServingError, headers: dict[str, str]) -> JSONResponse:
+    def _refused(call: HttpCall, err: ServingError, headers: dict[str, str]) -> JSONResponse:
         response = _error(err)
         call.done(response.status_code)
         response.headers.update(headers)
@@ -302,7 +247,7 @@ class OpenAIFrontend:
                 finish, prompt_tokens = str(piece.finish_reason), piece.prompt_tokens
         return "".join(texts), finish, (prompt_tokens, tokens), logprobs
 
-    async def _events(self, call: _Call, jobs: list[LLMJob], rpc: str, req: Any,
+    async def _events(self, call: HttpCall, jobs: list[LLMJob], rpc: str, req: Any,
                       completion: bool) -> AsyncIterator[bytes]:
         """SSE chunks of every choice as they come, each with its index; usage (if asked) after the
         last choice ends. An error after the first byte can only travel as an event (the status is sent)."""
@@ -395,16 +340,6 @@ async def _merged(streams: list[AsyncIterator[Any]]) -> AsyncIterator[tuple[Any,
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _open_call(request: Request, path: str) -> tuple[_Call, dict[str, str]]:
-    """The call's record (the client's x-request-id when sane, else a new one) and the response
-    headers that echo its id."""
-    rid = request.headers.get("x-request-id", "")
-    tenant = getattr(request.state, "tenant", None)  # set by the access policy, when on
-    call = _Call(path, rid if 0 < len(rid) <= MAX_REQUEST_ID_LEN else new_request_id(), tenant)
-    call.budget = getattr(request.state, "budget", None)
-    return call, {"x-request-id": call.request_id}
 
 
 async def _json_body(request: Request) -> Any:

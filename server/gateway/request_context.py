@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextvars
 import uuid
 
+#: a client's x-request-id longer than this is replaced by our own (it goes into every log line)
+MAX_REQUEST_ID_LEN = 128
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("stackserve_request_id", default="")
 # Extra fields a handler adds to its call's access-log line (token counts, a prompt hash);
 # None for calls that add none, so the anomaly hot path pays nothing beyond one lookup.

@@ -23,6 +23,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+from server.llm.errors import WaitingQueueFullError
+
+if TYPE_CHECKING:
+    from server.llm.request import Request
 
 ALPHA = 0.2  # weight of the newest step in the moving averages
 
@@ -60,6 +66,24 @@ class TtftEstimator:
             prefilled = max(prefilled, heapq.heappop(slots)) + prompt * self.s_per_prefill_token
             heapq.heappush(slots, prefilled + max_tokens * step)
         return max(prefilled, heapq.heappop(slots)) + prompt_len * self.s_per_prefill_token
+
+
+def refuse_if_late(estimator: TtftEstimator, limit: float | None, prompt_len: int, waiting: Sequence[Request],
+                   running: Sequence[Request], free_slots: int, pending: int) -> None:
+    """Raise ``WaitingQueueFullError`` (RESOURCE_EXHAUSTED) when the expected time to first token of a
+    ``prompt_len``-token prompt behind ``waiting`` is over ``limit`` (``llm.max_expected_ttft_s``;
+    None: admit). Reads the scheduler's lists as of the last step: an estimate, not a promise."""
+    if limit is None:
+        return
+    expected = estimator.expected_ttft_s(
+        prompt_len, [(max(0, r.prefill_len - r.n_cached), r.params.max_tokens) for r in waiting], free_slots,
+        [max(0, r.params.max_tokens - len(r.output_ids)) for r in running],
+    )
+    if expected is not None and expected > limit:
+        raise WaitingQueueFullError(
+            f"expected time to first token {expected:.2f} s is over llm.max_expected_ttft_s={limit:g} "
+            f"({pending} requests waiting)"
+        )
 
 
 def ewma(old: float | None, new: float) -> float:

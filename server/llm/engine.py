@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from server.config import LLMConfig
-from server.llm.admission import TtftEstimator
+from server.llm.admission import TtftEstimator, refuse_if_late
 from server.llm.backends import Forward, build_forward
 from server.llm.errors import (
     ContextLengthError,
@@ -36,11 +36,12 @@ from server.llm.outputs import EngineStats, FinishReason, GenerationChunk, Token
 from server.llm.params import SamplingParams
 from server.llm.registry import load_model_weights, model_gguf_path
 from server.llm.request import Request
-from server.llm.sampler import sample, sample_row
+from server.llm.sampler import sample, sample_row, token_logprob
 from server.llm.scheduler import Scheduler
 from server.llm.step_budget import PrefillBudget
 from server.llm.structured import StructuredDecoding
 from server.llm.tokenizer import ChatMessage, GGUFTokenizer
+from server.thread_budget import llm_threads
 
 log = logging.getLogger(__name__)
 Sink = Callable[[GenerationChunk], None]
@@ -67,10 +68,11 @@ class LLMEngine:
         # grammar-constrained decoding for response formats; its tokenizer is built on first use
         self.structured = StructuredDecoding(self.tokenizer.to_json(), mc.vocab_size, self.tokenizer.eos_id)
         self.max_model_len = min(cfg.max_model_len, mc.context_length)
-        torch.set_num_threads(cfg.num_threads)
+        self.num_threads = llm_threads(cfg.num_threads)
+        torch.set_num_threads(self.num_threads)
         if forward is None:
             self.forward, self.backend_name = build_forward(
-                cfg.backend, self.weights, cfg.num_threads, cfg.activation_precision, config=cfg
+                cfg.backend, self.weights, self.num_threads, cfg.activation_precision, config=cfg
             )
         else:
             self.forward, self.backend_name = forward, "custom"
@@ -187,20 +189,9 @@ class LLMEngine:
     def _admit_by_ttft(self, prompt_len: int, pending: int) -> None:
         """Refuse when the expected time to first token passes ``max_expected_ttft_s`` (under the
         lock; reads the scheduler's lists as of the last step: an estimate, not a promise)."""
-        limit = self.config.max_expected_ttft_s
-        if limit is None:
-            return
-        waiting = [*self.scheduler.waiting, *(sub.req for sub in self._inbox)]
-        running = [max(0, r.params.max_tokens - len(r.output_ids)) for r in list(self.scheduler.running)]
-        expected = self.ttft.expected_ttft_s(
-            prompt_len, [(max(0, r.prefill_len - r.n_cached), r.params.max_tokens) for r in waiting],
-            self.cache.free_slots, running,
-        )
-        if expected is not None and expected > limit:
-            raise WaitingQueueFullError(
-                f"expected time to first token {expected:.2f} s is over llm.max_expected_ttft_s={limit:g} "
-                f"({pending} requests waiting)"
-            )
+        refuse_if_late(self.ttft, self.config.max_expected_ttft_s, prompt_len,
+                       [*self.scheduler.waiting, *(sub.req for sub in self._inbox)], list(self.scheduler.running),
+                       self.cache.free_slots, pending)
 
     def abort(self, request_id: str, reason: FinishReason = FinishReason.CANCELLED) -> None:
         with self._lock:
@@ -301,7 +292,7 @@ class LLMEngine:
         self._thread = None
 
     def _run(self) -> None:
-        torch.set_num_threads(self.config.num_threads)
+        torch.set_num_threads(self.num_threads)
         while not self._stop:
             try:
                 self._intake()
@@ -442,17 +433,7 @@ class LLMEngine:
             self._emit(self._sinks.get(req.request_id), req, text, toks, [now] * len(toks), lp)
 
     def _logprob(self, row: torch.Tensor, token: int, top: int) -> TokenLogprob:
-        """The sampled token's log-probability under the raw logits (before penalties, temperature
-        and grammar masks, as vLLM reports them by default), with the ``top`` likeliest tokens'."""
-        lp = torch.log_softmax(row.float(), dim=-1)
-        best: list[tuple[int, float, bytes]] = []
-        if top:
-            values, ids = torch.topk(lp, top)
-            best = [(i, v, self._token_bytes(i)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
-        return TokenLogprob(token, float(lp[token]), self._token_bytes(token), best)
-
-    def _token_bytes(self, token: int) -> bytes:
-        return self.tokenizer.token_bytes([token], skip_special=False)
+        return token_logprob(row, token, top, lambda t: self.tokenizer.token_bytes([t], skip_special=False))
 
     def _fail_all(self, exc: BaseException) -> None:
         for sub in self._take_inbox():

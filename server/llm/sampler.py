@@ -10,11 +10,12 @@ format has its logits masked by its grammar first (server/llm/structured.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
 
+from server.llm.outputs import TokenLogprob
 from server.llm.params import SamplingParams
 
 if TYPE_CHECKING:
@@ -127,3 +128,14 @@ def sample(logits: torch.Tensor, states: Sequence[RowState]) -> list[int]:
     for i, s in enumerate(states):
         s.observe(out[i])
     return out
+
+
+def token_logprob(row: torch.Tensor, token: int, top: int, token_bytes: Callable[[int], bytes]) -> TokenLogprob:
+    """The sampled token's log-probability under the raw logits (before penalties, temperature and
+    grammar masks, as vLLM reports them by default), with the ``top`` likeliest tokens'."""
+    lp = torch.log_softmax(row.float(), dim=-1)
+    best: list[tuple[int, float, bytes]] = []
+    if top:
+        values, ids = torch.topk(lp, top)
+        best = [(i, v, token_bytes(i)) for i, v in zip(ids.tolist(), values.tolist(), strict=True)]
+    return TokenLogprob(token, float(lp[token]), token_bytes(token), best)

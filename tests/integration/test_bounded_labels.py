@@ -17,7 +17,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from server.config import load_settings
-from server.gateway.openai_http import OTHER_ROUTE, ROUTES, OpenAIFrontend
+from server.gateway.http_calls import OTHER_ROUTE, ROUTES
+from server.gateway.openai_http import OpenAIFrontend
 from server.observability.logs import ACCESS
 from server.security.api_keys import key_digest, new_key
 from tests.support.in_process_gateway import Gateway

@@ -22,13 +22,12 @@ from typing import Any
 import grpc
 
 from server.gateway.interceptors.rewrap import Streaming, Unary, rewrap
-from server.gateway.request_context import ACCESS_FIELDS, REQUEST_ID, new_request_id
+from server.gateway.request_context import ACCESS_FIELDS, MAX_REQUEST_ID_LEN, REQUEST_ID, new_request_id
 from server.observability import tracing
 from server.observability.logs import access_log
 from server.observability.metrics import GRPC_BUDGET, GRPC_IN_FLIGHT, GRPC_LATENCY, GRPC_REQUESTS
 
 log = logging.getLogger("stackserve.gateway")
-MAX_REQUEST_ID_LEN = 128
 
 
 def _code_of(context: grpc.aio.ServicerContext, exc: BaseException | None) -> str:
