@@ -8,9 +8,10 @@ their latency. This bench measures both on the same server build and the same se
 1. unloaded latency (one client, one request at a time);
 2. the sustainable rate (a closed loop at the concurrency the server is sized for);
 3. an open loop (Poisson arrivals, timed from when each was due) at ``--overload`` x that rate,
-   once on a server with admission off and once with the limits taken from the SLO file
-   (deployments/configs/slo.yaml): the anomaly queue delay at half the latency objective, the
-   LLM's expected time to first token at the TTFT objective.
+   on three servers: admission off; absolute limits taken from the SLO file
+   (deployments/configs/slo.yaml: the anomaly queue delay at half the latency objective, the LLM's
+   expected time to first token at the TTFT objective); and the defaults (admission relative to
+   each request's own unloaded latency: ``coalescing.admission_factor``, ``llm.admission``).
 
 Reported per workload and server: accepted requests' p95 (TTFT p95 for the LLM) against the
 unloaded value and the objective, the shed share, and goodput (accepted requests that met the SLO
@@ -63,9 +64,18 @@ def slo_limits() -> dict[str, float]:
             "llm_ttft_p95_ms": ttft_ms, "max_expected_ttft_s": ttft_ms / 1000}
 
 
-def server_env(admission: bool, limits: dict[str, float]) -> dict[str, str]:
+MODES = ("off", "slo", "default")
+LABELS = {"off": "admission off", "slo": "SLO limits (absolute)", "default": "default (relative, per class)"}
+
+
+def server_env(admission: str, limits: dict[str, float]) -> dict[str, str]:
+    """``off``: no admission; ``slo``: absolute limits from the SLO file (the old opt-in);
+    ``default``: the defaults (relative admission per request and class, on)."""
     env = {"STACKSERVE__RAG__ENABLED": "false", "STACKSERVE__ROLLOUT__MODEL": ""}
-    if admission:
+    if admission != "default":
+        env["STACKSERVE__COALESCING__ADMISSION"] = "false"
+        env["STACKSERVE__LLM__ADMISSION__ENABLED"] = "false"
+    if admission == "slo":
         env["STACKSERVE__COALESCING__MAX_QUEUE_DELAY_MS"] = str(limits["max_queue_delay_ms"])
         env["STACKSERVE__LLM__MAX_EXPECTED_TTFT_S"] = str(limits["max_expected_ttft_s"])
     return env
@@ -101,7 +111,7 @@ def shed_share(r: dict[str, Any]) -> float:
     return r["errors"] / max(1, r["scheduled"])
 
 
-def run_server(admission: bool, limits: dict[str, float], requests: list, args: argparse.Namespace,
+def run_server(admission: str, limits: dict[str, float], requests: list, args: argparse.Namespace,
                rates: dict[str, float], workdir: Path) -> dict[str, Any]:
     """One server: (when not yet known) the unloaded latencies and sustainable rates, then the overload."""
     out: dict[str, Any] = {"admission": admission}
@@ -124,11 +134,11 @@ def run_server(admission: bool, limits: dict[str, float], requests: list, args: 
             out["llm_closed"] = {k: v for k, v in llm_closed.items() if not isinstance(v, list)}
         rng = np.random.default_rng(7)
         a_rate = args.overload * rates["anomaly"]
-        console.print(f"anomaly: open loop at {a_rate:.0f} req/s (admission {'on' if admission else 'off'})")
+        console.print(f"anomaly: open loop at {a_rate:.0f} req/s (admission: {admission})")
         schedule = poisson_schedule(a_rate, args.seconds, rng)
         out["anomaly_overload"] = asyncio.run(anomaly_open_loop(server.address, (), requests, schedule, 30.0))
         l_rate = args.overload * rates["llm"]
-        console.print(f"llm: open loop at {l_rate:.2f} req/s (admission {'on' if admission else 'off'})")
+        console.print(f"llm: open loop at {l_rate:.2f} req/s (admission: {admission})")
         schedule = poisson_schedule(l_rate, args.llm_seconds, rng)
         out["llm_overload"] = asyncio.run(llm_load(server.address, "open", schedule, args.max_tokens))
     return out
@@ -140,7 +150,7 @@ def rows(runs: list[dict[str, Any]], base: dict[str, Any], limits: dict[str, flo
     a_unloaded = base["anomaly_unloaded"]["p95_ms"]
     l_unloaded = base["llm_unloaded"]["p95_ms"]
     for r in runs:
-        label = "SLO admission" if r["admission"] else "admission off"
+        label = LABELS[r["admission"]]
         a = r["anomaly_overload"]
         lat = np.asarray(a["latencies_ms"])
         good = int((lat <= limits["anomaly_p95_ms"]).sum())
@@ -168,7 +178,7 @@ def plot(runs: list[dict[str, Any]], limits: dict[str, float]) -> None:
         return
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
     for r in runs:
-        label = "SLO admission" if r["admission"] else "admission off"
+        label = LABELS[r["admission"]]
         for a, values in ((ax[0], r["anomaly_overload"]["latencies_ms"]), (ax[1], r["llm_overload"]["ttft_ms"])):
             v = np.sort(np.asarray(values, dtype=float))
             if v.size:
@@ -206,8 +216,8 @@ def main() -> int:
     rates: dict[str, float] = {}
     runs = []
     with tempfile.TemporaryDirectory() as d:
-        for admission in (False, True):
-            workdir = Path(d) / ("on" if admission else "off")
+        for admission in MODES:
+            workdir = Path(d) / admission
             workdir.mkdir()
             runs.append(run_server(admission, limits, requests, args, rates, workdir))
     base = runs[0]

@@ -72,7 +72,17 @@ class CoalescingConfig(_Section):
     max_queue_events: int = Field(200_000, gt=0, description="beyond this, RESOURCE_EXHAUSTED")
     max_queue_delay_ms: float | None = Field(
         None, gt=0, description="refuse (RESOURCE_EXHAUSTED) a request whose expected queueing, from the events "
-        "queued ahead and the measured dispatch rate, is over this; set it from the latency objective; null = off",
+        "queued ahead, the measured dispatch rate and the gateway's loop lag, is over this (an absolute cap); "
+        "null = none",
+    )
+    admission: bool = Field(
+        True, description="admission by expected latency, relative to each request's own (admission_factor)")
+    admission_factor: float = Field(
+        2.0, gt=1, description="refuse a request whose expected latency (queueing + its own events at the "
+        "measured rate) is over this x its unloaded latency, so accepted requests keep theirs",
+    )
+    admission_floor_ms: float = Field(
+        5.0, ge=0, description="never refuse for an expected queueing under this (half the 10 ms latency objective)"
     )
     max_inflight_batches: int = Field(
         1,
@@ -255,6 +265,26 @@ class RayConfig(_Section):
     )
 
 
+class LLMAdmissionConfig(_Section):
+    """Admission by expected time to first token, per request class, on by default.
+
+    A request is refused at once (RESOURCE_EXHAUSTED) when the queue ahead of it would make its first
+    token come later than ``factor`` x its own unloaded time to first token (its prefill plus one
+    step, at the engine's measured speed; at least ``floor_s``): so what is accepted keeps its latency
+    within that factor. Only once more requests are running and waiting than the engine decodes
+    together (``max_num_seqs``): a client with that many requests in flight (a benchmark at fixed
+    concurrency) queues, as on any server. Classes: interactive (chat, completions), rag (chats
+    grounded in retrieved text: prompts of ~800 tokens), batch (priority > 0: never refused here).
+    """
+
+    enabled: bool = True
+    interactive_factor: float = Field(2.0, gt=1, description="interactive: expected TTFT over this x unloaded")
+    rag_factor: float = Field(3.0, gt=1, description="rag: expected TTFT over this x unloaded")
+    floor_s: float = Field(0.5, ge=0, description="never refuse a request expected within this")
+    beyond_batch_only: bool = Field(
+        True, description="refuse only while running + waiting requests are at least max_num_seqs")
+
+
 class LLMConfig(_Section):
     """The quantized LLM engine (server/llm) and its Serve deployment."""
 
@@ -323,6 +353,7 @@ class LLMConfig(_Section):
         "from the queue ahead of it and the engine's measured speed, is over this; set it to the TTFT "
         "objective (deployments/configs/slo.yaml) to keep accepted requests within it; null = off",
     )
+    admission: LLMAdmissionConfig = Field(default_factory=LLMAdmissionConfig)
     default_max_tokens: int = Field(128, gt=0)
     num_threads: int = Field(
         0, ge=0, description="compute threads of the engine; 0 = the CPUs this process may use (affinity, cgroup "

@@ -25,6 +25,8 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from server.observability.loop_lag import recent_lag_s
+
 R = TypeVar("R")
 
 # dispatch(key, concatenated rows, per-item row counts, per-item tags) -> one result per item
@@ -73,6 +75,8 @@ class Coalescer(Generic[R]):
         max_inflight: int = 4,
         on_batch: Callable[[str, BatchStats], None] | None = None,
         max_queue_delay_s: float | None = None,
+        admission_factor: float | None = None,
+        admission_floor_s: float = 0.0,
     ):
         if max_batch_rows < 1 or max_queue_rows < 1 or max_inflight < 1 or max_wait_s < 0:
             raise ValueError("coalescer limits must be positive")
@@ -93,6 +97,12 @@ class Coalescer(Generic[R]):
         # Admission by expected queueing time (not only by rows): the rows ahead divided by the rate
         # batches have been dispatched at (a moving average of rows/s over completed calls).
         self.max_queue_delay_s = max_queue_delay_s
+        # relative admission: the expected time until a request's rows are dispatched (the queue
+        # ahead and its own rows, at the measured rate) may be at most ``factor`` x its own rows' time,
+        # and at least ``admission_floor_s``: what is accepted keeps its latency within about
+        # ``factor`` x unloaded, small requests and large alike
+        self.admission_factor = admission_factor
+        self.admission_floor_s = admission_floor_s
         self.rows_per_s: float | None = None
 
     @property
@@ -113,9 +123,10 @@ class Coalescer(Generic[R]):
                 f"queue holds {self._queued_rows} events, limit {self.max_queue_rows}; retry later"
             )
         wait = self.expected_wait_s(n)
-        if wait is not None and self.max_queue_delay_s is not None and wait > self.max_queue_delay_s:
+        limit = self.wait_limit_s(n)
+        if wait is not None and limit is not None and wait > limit:
             raise BatchQueueFullError(
-                f"expected queueing {wait * 1e3:.0f} ms is over the limit of {self.max_queue_delay_s * 1e3:.0f} ms "
+                f"expected queueing {wait * 1e3:.0f} ms is over this request's limit of {limit * 1e3:.0f} ms "
                 f"({self._queued_rows} events queued); retry later"
             )
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -138,12 +149,22 @@ class Coalescer(Generic[R]):
             if timer is not None:
                 timer.cancel()
 
+    def wait_limit_s(self, n: int) -> float | None:
+        """The longest expected wait ``n`` new rows are admitted with (None: no limit)."""
+        limits = [self.max_queue_delay_s] if self.max_queue_delay_s is not None else []
+        if self.admission_factor is not None and self.rows_per_s is not None:
+            own = n / self.rows_per_s
+            limits.append(max(self.admission_floor_s, self.admission_factor * own))
+        return min(limits) if limits else None
+
     def expected_wait_s(self, n: int = 0) -> float | None:
         """Seconds until ``n`` new rows would be dispatched at the measured rate, when there is a queue;
         None before the first call has been timed or while nothing waits (a lone request goes at once)."""
         if self.rows_per_s is None or self._queued_rows == 0:
             return None
-        return (self._queued_rows + n) / self.rows_per_s
+        # plus the time a request waits for the event loop before its handler runs: under overload
+        # that wait grows first, and an estimate without it admitted requests that then missed
+        return (self._queued_rows + n) / self.rows_per_s + recent_lag_s()
 
     def _wakeup(self, key: str) -> asyncio.Event:
         if key not in self._wakeups:

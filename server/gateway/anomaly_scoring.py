@@ -80,6 +80,8 @@ class AnomalyScoring:
                 max_inflight=_inflight_limit(settings),
                 on_batch=self._record_batch,
                 max_queue_delay_s=None if co.max_queue_delay_ms is None else co.max_queue_delay_ms / 1000,
+                admission_factor=co.admission_factor if co.admission else None,
+                admission_floor_s=co.admission_floor_ms / 1000,
             )
             if co.enabled
             else None

@@ -3,7 +3,9 @@
 A row count (``max_waiting``) bounds memory, not latency: 64 chats admitted on 2 cores all waited,
 TTFT p95 11.9 s. Here each new request's TTFT is estimated from what is ahead of it and how fast the
 engine has been going, and refused (RESOURCE_EXHAUSTED, so the client backs off or goes elsewhere)
-when it exceeds ``llm.max_expected_ttft_s``: those accepted keep their latency.
+when it exceeds the request class's limit (``llm.admission``: a factor of the request's own unloaded
+TTFT, once the engine is full; ``llm.max_expected_ttft_s``: an absolute cap): those accepted keep
+their latency.
 
 The estimate replays the queue on the KV slots: every running sequence holds its slot for its
 remaining ``max_tokens`` decode steps; each request ahead, in order, takes the first slot to free
@@ -28,6 +30,7 @@ from typing import TYPE_CHECKING
 from server.llm.errors import WaitingQueueFullError
 
 if TYPE_CHECKING:
+    from server.config import LLMConfig
     from server.llm.request import Request
 
 ALPHA = 0.2  # weight of the newest step in the moving averages
@@ -50,6 +53,12 @@ class TtftEstimator:
             # remaining tokens then take that long each (decode-only steps alone read 2-3x too fast)
             self.s_per_decode_step = ewma(self.s_per_decode_step, step_s)
 
+    def unloaded_ttft_s(self, prompt_len: int) -> float | None:
+        """The first token of a ``prompt_len``-token prompt on an idle engine: its prefill and a step."""
+        if self.s_per_prefill_token is None:
+            return None
+        return prompt_len * self.s_per_prefill_token + (self.s_per_decode_step or 0.0)
+
     def expected_ttft_s(self, prompt_len: int, waiting: Sequence[tuple[int, int]], free_slots: int,
                         running_remaining: Iterable[int]) -> float | None:
         """``waiting``: (prompt tokens still to prefill, max_tokens) of each request ahead, in order.
@@ -68,11 +77,27 @@ class TtftEstimator:
         return max(prefilled, heapq.heappop(slots)) + prompt_len * self.s_per_prefill_token
 
 
-def refuse_if_late(estimator: TtftEstimator, limit: float | None, prompt_len: int, waiting: Sequence[Request],
-                   running: Sequence[Request], free_slots: int, pending: int) -> None:
+def limit_s(cfg: LLMConfig, request_class: str, unloaded_s: float | None, busy: bool) -> float | None:
+    """The expected TTFT over which a request of ``request_class`` is refused (None: admit): the
+    class's factor x its own unloaded TTFT (``llm.admission``, while ``busy``) and the absolute
+    ``llm.max_expected_ttft_s``, whichever is lower. Batch requests are never refused here."""
+    if request_class == "batch":
+        return None
+    limits = [cfg.max_expected_ttft_s] if cfg.max_expected_ttft_s is not None else []
+    a = cfg.admission
+    if a.enabled and unloaded_s is not None and (busy or not a.beyond_batch_only):
+        factor = a.rag_factor if request_class == "rag" else a.interactive_factor
+        limits.append(max(a.floor_s, factor * unloaded_s))
+    return min(limits) if limits else None
+
+
+def refuse_if_late(estimator: TtftEstimator, cfg: LLMConfig, request_class: str, prompt_len: int,
+                   waiting: Sequence[Request], running: Sequence[Request], free_slots: int) -> None:
     """Raise ``WaitingQueueFullError`` (RESOURCE_EXHAUSTED) when the expected time to first token of a
-    ``prompt_len``-token prompt behind ``waiting`` is over ``limit`` (``llm.max_expected_ttft_s``;
-    None: admit). Reads the scheduler's lists as of the last step: an estimate, not a promise."""
+    ``prompt_len``-token prompt behind ``waiting`` is over the class's limit (``limit_s``). Reads the
+    scheduler's lists as of the last step: an estimate, not a promise."""
+    busy = len(waiting) + len(running) >= cfg.max_num_seqs
+    limit = limit_s(cfg, request_class, estimator.unloaded_ttft_s(prompt_len), busy)
     if limit is None:
         return
     expected = estimator.expected_ttft_s(
@@ -81,8 +106,8 @@ def refuse_if_late(estimator: TtftEstimator, limit: float | None, prompt_len: in
     )
     if expected is not None and expected > limit:
         raise WaitingQueueFullError(
-            f"expected time to first token {expected:.2f} s is over llm.max_expected_ttft_s={limit:g} "
-            f"({pending} requests waiting)"
+            f"expected time to first token {expected:.2f} s is over this {request_class} request's limit of "
+            f"{limit:.2f} s (llm.admission; {len(waiting)} requests waiting, {len(running)} running)"
         )
 
 

@@ -181,17 +181,17 @@ class LLMEngine:
                     f"{pending} requests waiting for {self.cache.free_slots} free slots "
                     f"(max_waiting={self.config.max_waiting})"
                 )
-            self._admit_by_ttft(len(prompt_ids), pending)
+            self._admit_by_ttft(len(prompt_ids), params)
             self._inbox.append(_Submission(req, sink))
         self._wake.set()
         return rid
 
-    def _admit_by_ttft(self, prompt_len: int, pending: int) -> None:
-        """Refuse when the expected time to first token passes ``max_expected_ttft_s`` (under the
-        lock; reads the scheduler's lists as of the last step: an estimate, not a promise)."""
-        refuse_if_late(self.ttft, self.config.max_expected_ttft_s, prompt_len,
+    def _admit_by_ttft(self, prompt_len: int, params: SamplingParams) -> None:
+        """Refuse when the expected time to first token passes the request class's limit (under the
+        lock: server/llm/admission.py)."""
+        refuse_if_late(self.ttft, self.config, params.admission_class, prompt_len,
                        [*self.scheduler.waiting, *(sub.req for sub in self._inbox)], list(self.scheduler.running),
-                       self.cache.free_slots, pending)
+                       self.cache.free_slots)
 
     def abort(self, request_id: str, reason: FinishReason = FinishReason.CANCELLED) -> None:
         with self._lock:

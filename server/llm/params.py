@@ -40,6 +40,15 @@ class SamplingParams:
     # log-probabilities of each sampled token (and of the top_logprobs likeliest), from the raw logits
     logprobs: bool = False
     top_logprobs: int = 0
+    # the admission class (llm.admission): "rag" for retrieval-augmented chats (their prompts are long:
+    # a 1 s objective for short chats must not refuse them); "" = by priority, > 0 batch, else interactive
+    request_class: str = ""
+
+    @property
+    def admission_class(self) -> str:
+        if self.request_class:
+            return self.request_class
+        return "batch" if self.priority > 0 else "interactive"
 
     @property
     def penalized(self) -> bool:

@@ -23,6 +23,14 @@ from dataclasses import dataclass, field
 from server.observability.metrics import EVENT_LOOP_LAG
 
 log = logging.getLogger("stackserve.loop_lag")
+_RUNNING: LoopLagProbe | None = None  # the gateway's probe, while it runs
+
+
+def recent_lag_s() -> float:
+    """How long a call arriving now waits for the gateway's loop (0 with no probe running): the part
+    of a request's latency spent before its handler, which admission estimates must count."""
+    probe = _RUNNING
+    return probe.recent_lag_s if probe is not None else 0.0
 
 
 @dataclass
@@ -33,12 +41,15 @@ class LoopLagProbe:
     interval_s: float = 0.01
     max_lag_s: float = 0.0
     samples: int = 0
+    recent_lag_s: float = 0.0  # moving average: what a request arriving now waits before its handler runs
     report_after_s: float = 0.05
     _task: asyncio.Task | None = None
     _tick: float = field(default_factory=time.perf_counter)
     _stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> asyncio.Task:
+        global _RUNNING
+        _RUNNING = self
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"loop-lag-{self.name}")
         loop_thread = threading.get_ident()
         threading.Thread(target=self._watch, args=(loop_thread,), name=f"loop-watch-{self.name}", daemon=True).start()
@@ -48,6 +59,9 @@ class LoopLagProbe:
         self.max_lag_s, self.samples = 0.0, 0
 
     def stop(self) -> None:
+        global _RUNNING
+        if _RUNNING is self:
+            _RUNNING = None
         self._stopped.set()
         if self._task is not None:
             self._task.cancel()
@@ -73,6 +87,7 @@ class LoopLagProbe:
             await asyncio.sleep(self.interval_s)
             lag = max(0.0, time.perf_counter() - asked - self.interval_s)
             histogram.observe(lag)
+            self.recent_lag_s = 0.8 * self.recent_lag_s + 0.2 * lag
             self.samples += 1
             if lag > self.max_lag_s:
                 self.max_lag_s = lag

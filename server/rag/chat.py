@@ -291,7 +291,8 @@ class ChatPipeline:
                 draft.abstained = True
                 return
             system, user = render_prompt(question, draft.hits)
-            params = SamplingParams(max_tokens=n_out, temperature=0.0, repetition_penalty=1.1).validate()
+            params = SamplingParams(max_tokens=n_out, temperature=0.0, repetition_penalty=1.1,
+                                    request_class="rag").validate()
             job = LLMJob("chat", params, True, messages=(("system", system), ("user", user)))
             draft.t_call, draft.text, restart = time.perf_counter(), "", [False]
             # a restarted draft is a new engine request: the aborted one may still be winding down

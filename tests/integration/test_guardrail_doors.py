@@ -58,6 +58,9 @@ class ScriptedOrReal:
     async def counters(self):
         return await self.inner.counters()
 
+    async def health(self):
+        return await self.inner.health()
+
     async def close(self) -> None:
         await self.inner.close()
 

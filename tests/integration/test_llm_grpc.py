@@ -251,17 +251,19 @@ def test_deadline_exceeded_frees_the_slot(server, llm):
 
 
 def test_full_waiting_queue_is_resource_exhausted(server, llm):
-    """4 slots busy + 2 waiting (max_waiting): the next request is shed, not queued."""
+    """4 slots busy + 2 waiting (max_waiting): the next request is shed, not queued. The queued ones
+    are batch requests (priority 1): an interactive one behind 4 long streams would be refused by
+    admission (llm.admission) before it could wait; max_waiting bounds every class."""
     slots, waiting = LLM_TEST_CONFIG["max_num_seqs"], LLM_TEST_CONFIG["max_waiting"]
     calls = []
     try:
         for _ in range(slots):
             calls.append(llm.generate("Count to a thousand:", timeout=120, **LONG))
             next(calls[-1])  # its first token: it holds a slot
-        calls += [llm.generate("Count to a thousand:", timeout=120, **LONG) for _ in range(waiting)]
+        calls += [llm.generate("Count to a thousand:", timeout=120, priority=1, **LONG) for _ in range(waiting)]
         wait_until(lambda: value(scrape(server.metrics_url), "stackserve_llm_num_requests_waiting") == waiting,
                    30, f"{waiting} requests waiting")
-        err = rpc_error(lambda: llm.complete("One more", max_tokens=2, timeout=30))
+        err = rpc_error(lambda: llm.complete("One more", max_tokens=2, timeout=30, priority=1))
         assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, err.details()
         assert "queue is full" in err.details()
     finally:

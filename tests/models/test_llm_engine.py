@@ -178,7 +178,7 @@ def test_admission_by_expected_ttft_refuses_what_the_queue_cannot_serve_in_time(
         sinks: list = []
         eng.submit(eng.encode_prompt("a b c"), p, sinks.append)  # holds the only slot for 240 steps
         wait_until(lambda: len(eng.scheduler.running) == 1, 30, "the first request running", interval=0.005)
-        with pytest.raises(WaitingQueueFullError, match=r"max_expected_ttft_s=0\.2"):
+        with pytest.raises(WaitingQueueFullError, match=r"interactive request's limit of 0\.20 s"):
             eng.submit(eng.encode_prompt("a b c"), p, sinks.append)  # waits ~240 decode steps for the slot
     finally:
         eng.shutdown()

@@ -57,3 +57,28 @@ def test_estimate_is_nonnegative_and_grows_with_the_queue(steps, prompt, waiting
     assert base >= 0
     assert est.expected_ttft_s(prompt, [*waiting, (1000, 64)], free, remaining) >= base
     assert est.expected_ttft_s(prompt, waiting, free + 1, remaining) <= base + 1e-9
+
+
+def test_each_class_gets_its_own_limit_and_only_once_the_engine_is_full():
+    from server.config import LLMConfig
+    from server.llm.admission import limit_s
+
+    cfg = LLMConfig()  # admission on: interactive 2x, rag 3x, floor 0.5 s, beyond the batch only
+    assert limit_s(cfg, "interactive", 1.0, busy=True) == 2.0
+    assert limit_s(cfg, "rag", 1.0, busy=True) == 3.0  # a long RAG prompt is not held to a chat's limit
+    assert limit_s(cfg, "interactive", 0.1, busy=True) == 0.5  # the floor
+    assert limit_s(cfg, "batch", 1.0, busy=True) is None  # priority > 0: never refused by expected TTFT
+    assert limit_s(cfg, "interactive", 1.0, busy=False) is None  # a client within max_num_seqs queues
+    assert limit_s(cfg, "interactive", None, busy=True) is None  # nothing measured yet: admit
+    capped = cfg.model_copy(update={"max_expected_ttft_s": 1.5})
+    assert limit_s(capped, "rag", 1.0, busy=True) == 1.5 and limit_s(capped, "interactive", 1.0, busy=False) == 1.5
+    off = cfg.model_copy(update={"admission": cfg.admission.model_copy(update={"enabled": False})})
+    assert limit_s(off, "interactive", 1.0, busy=True) is None
+
+
+def test_the_class_comes_from_the_request():
+    from server.llm.params import SamplingParams
+
+    assert SamplingParams().admission_class == "interactive"
+    assert SamplingParams(priority=2).admission_class == "batch"
+    assert SamplingParams(request_class="rag").admission_class == "rag"
