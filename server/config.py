@@ -82,7 +82,8 @@ class CoalescingConfig(_Section):
         "measured rate) is over this x its unloaded latency, so accepted requests keep theirs",
     )
     admission_floor_ms: float = Field(
-        5.0, ge=0, description="never refuse for an expected queueing under this (half the 10 ms latency objective)"
+        5.0, ge=0, description="slack added to every request's limit (half the 10 ms latency objective): a "
+        "small request is never refused for an expected queueing under it"
     )
     max_inflight_batches: int = Field(
         1,
@@ -280,7 +281,7 @@ class LLMAdmissionConfig(_Section):
     enabled: bool = True
     interactive_factor: float = Field(2.0, gt=1, description="interactive: expected TTFT over this x unloaded")
     rag_factor: float = Field(3.0, gt=1, description="rag: expected TTFT over this x unloaded")
-    floor_s: float = Field(0.5, ge=0, description="never refuse a request expected within this")
+    floor_s: float = Field(0.25, ge=0, description="never refuse a request expected within this")
     beyond_batch_only: bool = Field(
         True, description="refuse only while running + waiting requests are at least max_num_seqs")
 

@@ -98,12 +98,15 @@ class Coalescer(Generic[R]):
         # batches have been dispatched at (a moving average of rows/s over completed calls).
         self.max_queue_delay_s = max_queue_delay_s
         # relative admission: the expected time until a request's rows are dispatched (the queue
-        # ahead and its own rows, at the measured rate) may be at most ``factor`` x its own rows' time,
-        # and at least ``admission_floor_s``: what is accepted keeps its latency within about
-        # ``factor`` x unloaded, small requests and large alike
+        # ahead and its own rows, at the measured rate) may be at most ``factor`` x its own rows' time
+        # at the fastest recent rate, plus ``admission_floor_s`` of slack (two equal requests at once
+        # are both admitted): what is accepted keeps its latency within about ``factor`` x unloaded
         self.admission_factor = admission_factor
         self.admission_floor_s = admission_floor_s
         self.rows_per_s: float | None = None
+        # the fastest recent rate (decaying slowly): a request's own *unloaded* time, which overload
+        # (a slower measured rate) must not stretch into a looser limit
+        self.peak_rows_per_s: float | None = None
 
     @property
     def queued_rows(self) -> int:
@@ -152,9 +155,9 @@ class Coalescer(Generic[R]):
     def wait_limit_s(self, n: int) -> float | None:
         """The longest expected wait ``n`` new rows are admitted with (None: no limit)."""
         limits = [self.max_queue_delay_s] if self.max_queue_delay_s is not None else []
-        if self.admission_factor is not None and self.rows_per_s is not None:
-            own = n / self.rows_per_s
-            limits.append(max(self.admission_floor_s, self.admission_factor * own))
+        if self.admission_factor is not None and self.peak_rows_per_s is not None:
+            own = n / self.peak_rows_per_s
+            limits.append(self.admission_factor * own + self.admission_floor_s)
         return min(limits) if limits else None
 
     def expected_wait_s(self, n: int = 0) -> float | None:
@@ -234,6 +237,8 @@ class Coalescer(Generic[R]):
             if elapsed > 0:
                 rate = rows.shape[0] / elapsed * max(1, self._running)  # calls in flight run side by side
                 self.rows_per_s = rate if self.rows_per_s is None else 0.8 * self.rows_per_s + 0.2 * rate
+                peak = self.peak_rows_per_s
+                self.peak_rows_per_s = self.rows_per_s if peak is None else max(0.995 * peak, self.rows_per_s)
             if len(results) != len(batch):
                 raise RuntimeError(f"dispatch returned {len(results)} results for {len(batch)} requests")
             for item, result in zip(batch, results, strict=True):

@@ -63,10 +63,10 @@ def test_each_class_gets_its_own_limit_and_only_once_the_engine_is_full():
     from server.config import LLMConfig
     from server.llm.admission import limit_s
 
-    cfg = LLMConfig()  # admission on: interactive 2x, rag 3x, floor 0.5 s, beyond the batch only
+    cfg = LLMConfig()  # admission on: interactive 2x, rag 3x, floor 0.25 s, beyond the batch only
     assert limit_s(cfg, "interactive", 1.0, busy=True) == 2.0
     assert limit_s(cfg, "rag", 1.0, busy=True) == 3.0  # a long RAG prompt is not held to a chat's limit
-    assert limit_s(cfg, "interactive", 0.1, busy=True) == 0.5  # the floor
+    assert limit_s(cfg, "interactive", 0.1, busy=True) == 0.25  # the floor
     assert limit_s(cfg, "batch", 1.0, busy=True) is None  # priority > 0: never refused by expected TTFT
     assert limit_s(cfg, "interactive", 1.0, busy=False) is None  # a client within max_num_seqs queues
     assert limit_s(cfg, "interactive", None, busy=True) is None  # nothing measured yet: admit
