@@ -64,17 +64,19 @@ def slo_limits() -> dict[str, float]:
             "llm_ttft_p95_ms": ttft_ms, "max_expected_ttft_s": ttft_ms / 1000}
 
 
-MODES = ("off", "slo", "default")
-LABELS = {"off": "admission off", "slo": "SLO limits (absolute)", "default": "default (relative, per class)"}
+MODES = ("off", "slo", "relative")
+LABELS = {"off": "admission off", "slo": "SLO limits (absolute)", "relative": "relative, per class"}
 
 
 def server_env(admission: str, limits: dict[str, float]) -> dict[str, str]:
     """``off``: no admission; ``slo``: absolute limits from the SLO file (the old opt-in);
-    ``default``: the defaults (relative admission per request and class, on)."""
+    ``relative``: admission relative to each request (the LLM's default; the anomaly one turned on)."""
     env = {"STACKSERVE__RAG__ENABLED": "false", "STACKSERVE__ROLLOUT__MODEL": ""}
-    if admission != "default":
+    if admission != "relative":
         env["STACKSERVE__COALESCING__ADMISSION"] = "false"
         env["STACKSERVE__LLM__ADMISSION__ENABLED"] = "false"
+    else:  # the relative anomaly admission is built but off by default (docs/design/anomaly.md says why)
+        env["STACKSERVE__COALESCING__ADMISSION"] = "true"
     if admission == "slo":
         env["STACKSERVE__COALESCING__MAX_QUEUE_DELAY_MS"] = str(limits["max_queue_delay_ms"])
         env["STACKSERVE__LLM__MAX_EXPECTED_TTFT_S"] = str(limits["max_expected_ttft_s"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import MutableMapping
 from dataclasses import asdict, dataclass
 
 from kernels.cpu_budget import usable_cpus
@@ -65,15 +66,17 @@ def llm_threads(configured: int) -> int:
     return plan().llm_step if enabled() else 2
 
 
-def apply_environment(budget: ThreadBudget | None = None) -> ThreadBudget | None:
-    """Set the sizes libraries read once from the environment; an explicit setting is respected.
-    Returns the budget applied (None when turned off)."""
+def apply_environment(budget: ThreadBudget | None = None,
+                      env: MutableMapping[str, str] | None = None) -> ThreadBudget | None:
+    """Set the sizes libraries read once from the environment (``env``: this process's, by default);
+    an explicit setting is respected. Returns the budget applied (None when turned off)."""
     if not enabled():
         return None
+    env = os.environ if env is None else env
     budget = budget or plan()
     for name in _ENV_POOLS:
-        os.environ.setdefault(name, str(budget.numba if name == "NUMBA_NUM_THREADS" else budget.openmp))
-    os.environ.setdefault("STACKSERVE_KERNEL_THREADS", str(budget.tree))
+        env.setdefault(name, str(budget.numba if name == "NUMBA_NUM_THREADS" else budget.openmp))
+    env.setdefault("STACKSERVE_KERNEL_THREADS", str(budget.tree))
     if "numba" in sys.modules or "torch" in sys.modules:
         log.debug("thread budget applied after numba/torch were imported: their defaults may stand")
     return budget
