@@ -613,6 +613,20 @@ class SloConfig(_Section):
     gpu_type: str = Field("nvidia-h200", description="the GPU a GPU backend runs on, priced by slo prices.gpu_hour")
 
 
+class PipelineConfig(_Section):
+    """The data platform under the anomaly path (server/pipeline, docs/design/pipeline.md)."""
+
+    dir: Path | None = Field(None, description="the pipeline's tables, spec and state; default data_dir/pipeline")
+    retyped_fraction: float = Field(
+        0.5, gt=0, le=1, description="a batch whose column has more than this share of values not of its type is "
+        "a schema break (the whole batch is quarantined); below it, only those rows are")
+    window: int = Field(32, ge=1, description="`pipeline init`: events per entity in the default feature view's window")
+    alpha: float = Field(0.1, gt=0, le=1, description="`pipeline init`: the default feature view's EWMA weight")
+    pii_policy: Literal["hash", "redact"] = Field(
+        "hash", description="`pipeline init`: how --pii columns are masked (HMAC-SHA256 with the hash key, "
+        "or redacted)")
+
+
 class Settings(BaseSettings):
     """Root of the configuration tree."""
 
@@ -633,6 +647,16 @@ class Settings(BaseSettings):
     tracing: TracingConfig = Field(default_factory=TracingConfig)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+
+    @property
+    def pipeline_dir(self) -> Path:
+        return self.pipeline.dir or self.data_dir / "pipeline"
+
+    @property
+    def hash_key_file(self) -> Path:
+        """The keyed-hash secret (log hashes, PII masking): security.hash_key_file, else data_dir/hash.key."""
+        return self.security.hash_key_file or self.data_dir / "hash.key"
 
     @property
     def rag_store_dir(self) -> Path:

@@ -1,4 +1,4 @@
-"""`stackserve` command line: serve, train, score, generate, chat, models, drift, gate, rollout, health, demo.
+"""`stackserve` command line: serve, train, score, generate, chat, models, drift, gate, rollout, pipeline, health, demo.
 
 Heavy imports (ray, mlflow, sklearn) happen inside the commands that need them,
 so `stackserve --help` and `stackserve health` start in well under a second.
@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from server.cli import anomaly, bench, keys, llm, rag, serve
+from server.cli import anomaly, bench, keys, llm, pipeline, rag, serve
 from server.cli.common import configure_cli_logging, gateway_address, global_options, version_string
 
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     # in the order `stackserve --help` lists them
     for add in (serve.add_serve, anomaly.add_train, anomaly.add_score, llm.add_generate_chat, anomaly.add_models,
                 anomaly.add_drift, anomaly.add_gate, anomaly.add_rollout, bench.add_slo, bench.add_bench,
-                rag.add_ingest, rag.add_search, serve.add_health, keys.add_keys, serve.add_demo):
+                rag.add_ingest, rag.add_search, pipeline.add_pipeline, serve.add_health, keys.add_keys, serve.add_demo):
         add(sub)
     return p
 
