@@ -314,6 +314,13 @@ class LLMConfig(_Section):
             "term (faster, ~64% greedy agreement with fp32); see docs/design/llm.md"
         ),
     )
+    decode_step: Literal["eager", "static", "compiled", "cuda-graph"] = Field(
+        "eager",
+        description="torch-fp32 and triton backends: decode-only steps through the eager forward, or the static step "
+        "(server/llm/static_step.py; fixed shapes per batch bucket) run eagerly, compiled with torch.compile "
+        "(reduce-overhead on a GPU), or captured in CUDA graphs. eager by default: on the CPU the compiled step "
+        "measured 0.90x (batch 1) and 0.39x (batch 16) the eager forward (docs/design/llm.md)",
+    )
     max_num_seqs: int = Field(16, gt=0, description="sequences decoded together (rows of the KV block table)")
     max_model_len: int = Field(1024, gt=1, description="context per sequence (prompt + output)")
     kv_cache_tokens: int | None = Field(
@@ -449,6 +456,10 @@ class RagConfig(_Section):
     flat_below: int = Field(50_000, gt=0, description="exact search below this many chunks, HNSW above")
     ivf_above: int = Field(500_000, gt=0, description="IVF instead of HNSW from this many chunks (faster build)")
     target_recall: float = Field(0.95, gt=0, le=1, description="HNSW recall@10 vs exact, tuned at build time")
+    index_device: Literal["auto", "cpu", "gpu"] = Field(
+        "auto", description="faiss: flat/IVF index on the GPU when faiss sees one (auto), never (cpu), or required "
+        "(gpu: the retrieval workload refuses to start without a faiss-gpu build and a CUDA GPU)",
+    )
     embed_batch_size: int = Field(64, gt=0)
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
 
@@ -456,6 +467,8 @@ class RagConfig(_Section):
     def _sizes(self) -> RagConfig:
         if self.chunk_min_tokens >= self.chunk_max_tokens:
             raise ValueError("chunk_min_tokens must be below chunk_max_tokens")
+        if self.backend == "pgvector" and self.index_device == "gpu":
+            raise ValueError("rag.index_device=gpu applies to the faiss backend; pgvector searches in PostgreSQL")
         if self.backend == "pgvector" and not (self.postgres_dsn or "").strip():
             raise ValueError("rag.postgres_dsn is required when rag.backend is 'pgvector' (a libpq DSN or URI, "
                              "e.g. postgresql://rag@db.example:5432/rag; env STACKSERVE__RAG__POSTGRES_DSN)")

@@ -238,3 +238,18 @@ def load_weights(path: str | Path | None = None) -> LlamaWeights:
     emb = t.tied_embedding("Llama")
     return LlamaWeights(config=cfg, embedding=emb, layers=layers, final_norm=t.vec("output_norm.weight"), path=path)
 
+
+
+def truncate_weights(weights: LlamaWeights, n_layers: int, vocab_size: int) -> LlamaWeights:
+    """The first ``n_layers`` layers and ``vocab_size`` tokens of ``weights`` (the layers shared, the
+    embedding rows copied): a real model small enough for slow paths (Triton's interpreter, torch.compile on two
+    cores) and for carrying to a GPU machine (bench/gpu_check.py). Logits of the kept tokens are
+    those of a real, shallower model, so greedy parity between two backends is still a real test."""
+    cfg = weights.config
+    if not (1 <= n_layers <= cfg.n_layers and 1 <= vocab_size <= cfg.vocab_size):
+        raise ValueError(f"truncate to 1..{cfg.n_layers} layers and 1..{cfg.vocab_size} tokens, "
+                         f"got {n_layers} and {vocab_size}")
+    small = LlamaConfig(**{**{f: getattr(cfg, f) for f in cfg.__slots__}, "n_layers": n_layers,
+                           "vocab_size": vocab_size})
+    emb = Int8Weight(weights.embedding.qweight[:vocab_size].clone(), weights.embedding.scales[:vocab_size].clone())
+    return LlamaWeights(small, emb, weights.layers[:n_layers], weights.final_norm, weights.path)

@@ -108,7 +108,6 @@ class LlamaModel:
         self._rope_tables(int(batch.positions.max()) + 1 if T else 1)
         cos = self._cos.index_select(0, batch.positions)[:, None, :]
         sin = self._sin.index_select(0, batch.positions)[:, None, :]
-        half = hd // 2
         x = self.embed(batch.token_ids)
 
         if n_dec:  # decode rows attend over their own positions 0..pos (a boolean mask per row)
@@ -118,12 +117,7 @@ class LlamaModel:
         for layer, (attn_norm, qkv_proj, o_proj, ffn_norm, gate_up, down) in enumerate(self.layers):
             h = self._rms(x, attn_norm, cfg.rms_eps)
             qkv = qkv_proj(h).view(T, nh + 2 * nkv, hd)
-            qk = qkv[:, : nh + nkv]
-            if self._rotary is not None:
-                qk = self._rotary(qk, batch.positions)
-            else:
-                rot = torch.cat([-qk[..., half:], qk[..., :half]], dim=-1)
-                qk = qk * cos + rot * sin
+            qk = self.rotate(qkv[:, : nh + nkv], batch.positions, cos, sin)
             q = qk[:, :nh]
             k = qk[:, nh:]
             v = qkv[:, nh + nkv :]
@@ -131,11 +125,7 @@ class LlamaModel:
             if n_dec:
                 cache.write(layer, batch.decode_slots, dec_pos, k[:n_dec], v[:n_dec])
                 kd, vd = cache.gather(layer, batch.decode_slots, dec_len)
-                att = F.scaled_dot_product_attention(
-                    q[:n_dec].reshape(n_dec, nkv, nh // nkv, hd), kd.to(x.dtype), vd.to(x.dtype), attn_mask=dec_mask,
-                    scale=self.scale,
-                )
-                out[:n_dec] = att.reshape(n_dec, nh, hd)
+                out[:n_dec] = self.decode_attention(q[:n_dec], kd, vd, dec_mask)
             for seg in batch.prefills:
                 r0, r1 = seg.row, seg.row + seg.length
                 end = seg.start + seg.length
@@ -153,12 +143,41 @@ class LlamaModel:
                     )
                 out[r0:r1] = att[0].transpose(0, 1)
             x = x + o_proj(out.view(T, nh * hd))
-            h = self._rms(x, ffn_norm, cfg.rms_eps)
-            gu = gate_up(h)
-            x = x + down(F.silu(gu[:, : cfg.ffn]) * gu[:, cfg.ffn :])
-        x = x.index_select(0, batch.sample_rows)
-        x = self._rms(x, self.final_norm, cfg.rms_eps)
-        return self.lm_head(x).float().cpu()
+            x = self.mlp(x, ffn_norm, gate_up, down)
+        return self.head(x.index_select(0, batch.sample_rows)).float().cpu()
+
+    # The pieces below are shared with the static decode step (server/llm/static_step.py), which runs
+    # them on fixed shapes so that one step can be compiled / captured per batch-size bucket.
+    def rotate(self, qk: torch.Tensor, positions: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        """RoPE on the query and key heads ``[T, heads, hd]`` (HF's rotate_half order); ``cos``/``sin``
+        are this step's rows of the tables, ``[T, 1, hd]``, used when no rotary kernel was plugged in."""
+        if self._rotary is not None:
+            return self._rotary(qk, positions)
+        half = self.config.head_dim // 2
+        rot = torch.cat([-qk[..., half:], qk[..., :half]], dim=-1)
+        return qk * cos + rot * sin
+
+    def decode_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """One query token per row: ``q`` [n, heads, hd] against its cached ``k``/``v``
+        [n, kv_heads, L, hd] under ``mask`` [n, 1, 1, L] (True = attend). A row's query heads are laid
+        out as the query length of its KV-head group, so grouped-query attention needs no repeat."""
+        cfg = self.config
+        n = q.shape[0]
+        att = F.scaled_dot_product_attention(
+            q.reshape(n, cfg.n_kv_heads, cfg.n_heads // cfg.n_kv_heads, cfg.head_dim), k.to(q.dtype),
+            v.to(q.dtype), attn_mask=mask, scale=self.scale,
+        )
+        return att.reshape(n, cfg.n_heads, cfg.head_dim)
+
+    def mlp(self, x: torch.Tensor, ffn_norm: torch.Tensor, gate_up: Linear, down: Linear) -> torch.Tensor:
+        """The residual stream after one SwiGLU feed-forward block."""
+        ffn = self.config.ffn
+        gu = gate_up(self._rms(x, ffn_norm, self.config.rms_eps))
+        return x + down(F.silu(gu[:, :ffn]) * gu[:, ffn:])
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        """Final norm and LM head over the rows to sample."""
+        return self.lm_head(self._rms(x, self.final_norm, self.config.rms_eps))
 
 
 def _to_device(b: StepBatch, dev: torch.device) -> StepBatch:

@@ -162,8 +162,11 @@ def _fsync_tree(path: Path) -> None:
 class RetrievalStore:
     """The embedded store: generations of SQLite + FAISS files under ``root``."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, use_gpu: bool | None = None) -> None:
+        """use_gpu: flat and IVF indexes on the GPU (True: required, see ``require_faiss_gpu``;
+        None: when faiss sees one; False: never), for the indexes it builds and loads."""
         self.root = Path(root)
+        self.use_gpu = use_gpu
 
     def describe(self) -> str:
         return str(self.root)
@@ -197,7 +200,7 @@ class RetrievalStore:
             if c.content_hash in embedded:
                 vectors[i] = embedded[c.content_hash]
         index = VectorIndex.build(vectors, flat_below=cfg.flat_below, target_recall=cfg.target_recall,
-                                  ivf_above=cfg.ivf_above)
+                                  ivf_above=cfg.ivf_above, use_gpu=self.use_gpu)
         self.save(chunks, documents, index)
         return WriteResult(index.stats.kind, index.stats.recall_at_10, len(chunks))
 
@@ -268,7 +271,8 @@ class RetrievalStore:
                     p.unlink(missing_ok=True)
 
     def load(self, use_gpu: bool | None = None) -> tuple[list[Chunk], list[DocumentRecord], VectorIndex] | None:
-        """The current generation, or None when nothing was saved yet."""
+        """The current generation, or None when nothing was saved yet (use_gpu: None = the store's)."""
+        use_gpu = self.use_gpu if use_gpu is None else use_gpu
         gen = self.current()
         if gen is None:
             return None

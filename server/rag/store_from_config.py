@@ -11,11 +11,16 @@ from server.rag.store import ChunkStore, RetrievalStore
 
 def open_store(settings: Settings) -> ChunkStore:
     """``faiss``: generations of SQLite + FAISS files under ``rag_store_dir``; ``pgvector``: tables in
-    PostgreSQL at ``rag.postgres_dsn`` (psycopg is imported only then: the extra is optional)."""
+    PostgreSQL at ``rag.postgres_dsn`` (psycopg is imported only then: the extra is optional).
+    ``rag.index_device: gpu`` fails here when faiss cannot place a GPU index (FaissGpuUnavailableError)."""
     rag = settings.rag
     if rag.backend == "pgvector":
         from server.rag.pgvector_store import PgVectorStore
 
         assert rag.postgres_dsn is not None  # RagConfig refuses pgvector without one
         return PgVectorStore(rag.postgres_dsn, rag.postgres_table_prefix)
-    return RetrievalStore(settings.rag_store_dir)
+    if rag.index_device == "gpu":
+        from server.rag.vector_index import require_faiss_gpu
+
+        require_faiss_gpu()  # at start, with what is missing: not at the first index build
+    return RetrievalStore(settings.rag_store_dir, use_gpu={"auto": None, "cpu": False, "gpu": True}[rag.index_device])

@@ -51,6 +51,27 @@ def gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+class FaissGpuUnavailableError(RuntimeError):
+    """The GPU index was asked for (``rag.index_device: gpu``) but faiss cannot place one."""
+
+
+def require_faiss_gpu() -> None:
+    """Fail now, with what is missing and what to set instead, when a GPU index cannot be built:
+    at start, not at the first index build or load (the faiss-gpu wheels are large and are not
+    installed on our CI machines or on the lent GPU machines, which can fetch nothing)."""
+    faiss = _faiss()
+    if not hasattr(faiss, "StandardGpuResources"):
+        missing = f"the installed faiss {getattr(faiss, '__version__', '?')} has no GPU support (faiss-cpu build)"
+    elif faiss.get_num_gpus() < 1:
+        missing = "faiss has GPU support but sees no CUDA GPU"
+    else:
+        return
+    raise FaissGpuUnavailableError(
+        f"rag.index_device=gpu needs a faiss-gpu build and a CUDA GPU: {missing}. Install faiss-gpu "
+        "(the `gpu` extra) on a GPU machine, or set rag.index_device to auto (GPU when faiss sees one) or cpu"
+    )
+
+
 def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, ids: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
     """The reference: top-k by inner product over ``vectors`` (rows ``ids`` only, if given).
@@ -135,6 +156,8 @@ class VectorIndex:
         the CPU: FAISS has no GPU HNSW. The tuned ``nprobe`` travels with the index."""
         if self.stats.kind == "hnsw" or not (use_gpu if use_gpu is not None else gpu_available()):
             return
+        if use_gpu:
+            require_faiss_gpu()
         faiss = _faiss()
         self.index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), 0, self.index)
         if self.stats.kind == "ivf":

@@ -47,7 +47,7 @@ def build_forward(
     if isinstance(weights, Gemma3Weights):
         return _gemma3_forward(name, weights, num_threads, activation_precision)
     if name == "torch-fp32":
-        return LlamaModel(weights, fp32_linear).forward, name
+        return decode_step_forward(LlamaModel(weights, fp32_linear), config), name
     if name == "cpu-int4":
         from kernels import llm_step
         from server.llm.backends.cpu_int4 import CppLlamaStep
@@ -59,14 +59,28 @@ def build_forward(
             return CppLlamaStep(weights).forward, name
         return CppLlamaStep(weights, activations=activation_precision).forward, name
     if name == "triton":
-        from server.llm.backends.triton import triton_forward
+        from server.llm.backends.triton import triton_model
 
-        return triton_forward(weights), name
+        return decode_step_forward(triton_model(weights), config), name
     if name == "tensorrt":
         from server.llm.backends.tensorrt import tensorrt_forward
 
         return tensorrt_forward(weights, config=config), name
     raise BackendUnavailableError(f"unknown backend {name!r}")
+
+
+def decode_step_forward(model: LlamaModel, config=None) -> Forward:
+    """``model.forward``, or the static decode step in front of it as ``llm.decode_step`` asks
+    (server/llm/static_step.py): ``static`` eager, ``compiled`` (torch.compile; reduce-overhead,
+    i.e. CUDA graphs, on a GPU), ``cuda-graph`` (captured without compiling)."""
+    mode = getattr(config, "decode_step", "eager") if config is not None else "eager"
+    if mode == "eager":
+        return model.forward
+    from server.llm.static_step import StaticDecodeForward
+
+    compile_mode = {"static": None, "cuda-graph": "cuda-graph",
+                    "compiled": "reduce-overhead" if model.device.type == "cuda" else "default"}[mode]
+    return StaticDecodeForward(model, compile_mode, max_batch=config.max_num_seqs).forward
 
 
 def _gemma3_forward(name: str, weights, num_threads: int, activation_precision: str | None) -> tuple[Forward, str]:

@@ -13,17 +13,14 @@ import torch
 
 from server.llm.backends import fp32_linear
 from server.llm.backends.triton import triton_model
-from server.llm.gguf_weights import LlamaWeights, load_weights
+from server.llm.gguf_weights import load_weights, truncate_weights
 from server.llm.kv_cache import PagedKVCache
 from server.llm.llama import LlamaModel, PrefillSegment, StepBatch
 
 n_layers = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 full = load_weights()
 cfg = full.config
-vocab = 2048  # the interpreter pays per output column: keep the head small
-small_cfg = type(cfg)(**{**{f: getattr(cfg, f) for f in cfg.__slots__}, "n_layers": n_layers, "vocab_size": vocab})
-emb = type(full.embedding)(full.embedding.qweight[:vocab].contiguous(), full.embedding.scales[:vocab].contiguous())
-w = LlamaWeights(small_cfg, emb, full.layers[:n_layers], full.final_norm, full.path)
+w = truncate_weights(full, n_layers, 2048)  # the interpreter pays per output column: keep the head small
 ids = [1, 504, 1575, 282]
 
 
