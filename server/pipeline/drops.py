@@ -57,5 +57,6 @@ def read_drop(path: Path) -> pd.DataFrame:
     for col in df.columns:
         series = df[col]
         mask = series.isna() & ~series.map(lambda v: isinstance(v, float))  # a float NaN is data ("nan")
-        out[str(col)] = [None if m else _as_text(v) for v, m in zip(series.tolist(), mask.tolist(), strict=True)]
+        out[str(col)] = pd.Series([None if m else _as_text(v) for v, m in zip(series.tolist(), mask.tolist(),
+                                                                                strict=True)], dtype=object)
     return out

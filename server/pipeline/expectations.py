@@ -77,8 +77,9 @@ def build_suite(spec: PipelineSpec, min_ts_us: int | None, max_ts_us: int | None
         if col.type != "string":
             add(E.ExpectColumnValuesToMatchRegex(column=raw_column(col.name), regex=TYPE_PATTERNS[col.type]),
                 col.name)
-        if not col.nullable:
-            add(E.ExpectColumnValuesToNotBeNull(column=col.name), col.name)
+        if not col.nullable:  # on the raw text: a value of the wrong type fails the type check only
+            add(E.ExpectColumnValuesToNotBeNull(column=col.name if col.type == "string" else raw_column(col.name)),
+                col.name)
         if col.type in ("int", "float"):
             lo = col.min if col.min is not None else -FLOAT_LIMIT
             hi = col.max if col.max is not None else FLOAT_LIMIT

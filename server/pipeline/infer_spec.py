@@ -14,9 +14,9 @@ import pandas as pd
 from server.pipeline.spec import ColumnSpec, ColumnType, FeatureViewSpec, MaskPolicy, PipelineSpec
 
 INT_RE = r"^[+-]?\d+$"
-FLOAT_RE = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+FLOAT_RE = r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$"
 BOOL_RE = r"^(?i:true|false)$"
-TIMESTAMP_RE = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+TIMESTAMP_RE = r"^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?)?(?:Z|[+-]\d{2}:?\d{2})?$"
 #: The raw-text pattern each type must match: the row-level type check in the expectations.
 TYPE_PATTERNS: dict[ColumnType, str] = {
     "int": INT_RE, "float": FLOAT_RE, "bool": BOOL_RE, "timestamp": TIMESTAMP_RE, "string": r"",

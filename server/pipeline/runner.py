@@ -148,18 +148,25 @@ def gold_stage(layout: Layout, spec: PipelineSpec, metrics: PipelineMetrics, rep
         report.gold_rows[version.table] = rows
 
 
-def run(layout: Layout, spec: PipelineSpec, key: bytes, retyped_fraction: float = 0.5,
-        progress: Progress = lambda _: None) -> RunReport:
-    """Process whatever is new through silver and gold."""
+@contextmanager
+def _session(layout: Layout) -> Iterator[tuple[RunReport, PipelineMetrics]]:
+    """A run under the lock, with the counters of earlier runs loaded and saved at the end."""
     t0 = time.perf_counter()
     report = RunReport(run_id=uuid.uuid4().hex)
     with run_lock(layout):
         metrics = PipelineMetrics()
         metrics.load(layout.metrics)
-        silver_stage(layout, spec, key, metrics, report, retyped_fraction, progress)
-        gold_stage(layout, spec, metrics, report, progress)
+        yield report, metrics
         metrics.save(layout.metrics)
     report.seconds = time.perf_counter() - t0
+
+
+def run(layout: Layout, spec: PipelineSpec, key: bytes, retyped_fraction: float = 0.5,
+        progress: Progress = lambda _: None) -> RunReport:
+    """Process whatever is new through silver and gold."""
+    with _session(layout) as (report, metrics):
+        silver_stage(layout, spec, key, metrics, report, retyped_fraction, progress)
+        gold_stage(layout, spec, metrics, report, progress)
     return report
 
 
@@ -181,11 +188,7 @@ def backfill(layout: Layout, spec: PipelineSpec, key: bytes, start: str, end: st
     lo, hi = parse_time(start), parse_time(end)
     if hi <= lo:
         raise ValueError(f"--from ({start}) must be before --to ({end})")
-    t0 = time.perf_counter()
-    report = RunReport(run_id=uuid.uuid4().hex)
-    with run_lock(layout):
-        metrics = PipelineMetrics()
-        metrics.load(layout.metrics)
+    with _session(layout) as (report, metrics):
         silver_stage(layout, spec, key, metrics, report, retyped_fraction, progress)
         head = tables.version(layout.bronze)
         if head is not None and head >= 1:
@@ -205,8 +208,6 @@ def backfill(layout: Layout, spec: PipelineSpec, key: bytes, start: str, end: st
             checkpoints.record(layout, f"backfill:{start}..{end}", head, tables.version(layout.silver) or 0, None,
                                out.rows_in, ns, nq, report.run_id)
         gold_stage(layout, spec, metrics, report, progress)
-        metrics.save(layout.metrics)
-    report.seconds = time.perf_counter() - t0
     return report
 
 
