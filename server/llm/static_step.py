@@ -96,7 +96,7 @@ class StaticDecodeStep:
         """(batch bucket, context blocks) for ``n_rows`` decode rows whose longest sequence holds
         ``max_length`` positions after this step."""
         c = self.cache
-        need = max(MIN_CTX_BLOCKS, math.ceil(max_length / c.block_size))
+        need = min(max(MIN_CTX_BLOCKS, math.ceil(max_length / c.block_size)), c.max_blocks)
         return next_bucket(n_rows, self.max_batch), next_bucket(need, c.max_blocks)
 
     def ctx_index(self, n_blocks: int) -> torch.Tensor:

@@ -5,6 +5,7 @@ A GPU machine gives about 15 minutes; a script that dies on a typo there wastes 
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -54,6 +55,25 @@ def test_dry_run_stops_where_cuda_is_needed(carried):
     assert "NO CUDA DEVICE" in proc.stdout
     for line in ("torch: ", "triton: ", "transformers: ", "nvidia-smi: ", "carried model: 4 layers, 7168 tokens"):
         assert line in proc.stdout, line
+
+
+@pytest.mark.slow
+def test_cpu_rehearsal_runs_every_device_section(tmp_path):
+    """``--rehearse-cpu``: every section the device runs (correctness of the triton backend and the
+    static step compiled with fullgraph, the kernel timings, decode and TTFT for ours and the peers,
+    transformers generate) on a tiny random model, in the Triton interpreter: no check fails, no
+    section errs or is skipped, every contender has a row at every batch size."""
+    proc = run_script("--rehearse-cpu", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert not report["errors"] and not report["skipped"], report
+    assert report["checks"] and all(c["ok"] for c in report["checks"])
+    assert any(c["check"].startswith("static decode step, triton linears, default") for c in report["checks"])
+    decode = {(r["contender"], r["batch"]) for r in report["rows"] if r["section"] == "decode"}
+    contenders = {c for c, _ in decode}
+    assert len(contenders) == 6 and decode == {(c, b) for c in contenders for b in (1, 2)}
+    assert len([r for r in report["rows"] if r["section"] == "ttft"]) == 3
+    assert any(r["section"] == "kernel" for r in report["rows"])
 
 
 def test_missing_model_is_its_own_exit_code(tmp_path):

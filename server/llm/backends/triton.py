@@ -39,12 +39,64 @@ def triton_device() -> torch.device:
 ACTIVATION_DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
+# Our Triton wrappers as opaque PyTorch custom ops: torch.compile (fullgraph) keeps each as one node
+# instead of tracing into the wrapper's Python (launch checks, config choice; under the interpreter
+# dynamo stops at ``UntypedStorage.data_ptr``), and CUDA graphs capture their launches like any op's.
+# The kernels are imported inside, so that importing this module imports no triton.
+@torch.library.custom_op("stackserve::int4_linear", mutates_args=())
+def int4_linear(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor) -> torch.Tensor:
+    from kernels.triton import int4_matmul
+
+    return int4_matmul(x, qweight, scales, mins)
+
+
+@int4_linear.register_fake
+def _(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor, mins: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((x.shape[0], qweight.shape[0]))
+
+
+@torch.library.custom_op("stackserve::int8_linear", mutates_args=())
+def int8_linear(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    from kernels.triton import int8_matmul
+
+    return int8_matmul(x, qweight, scales)
+
+
+@int8_linear.register_fake
+def _(x: torch.Tensor, qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    return x.new_empty((x.shape[0], qweight.shape[0]))
+
+
+@torch.library.custom_op("stackserve::rms_norm", mutates_args=())
+def triton_rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    from kernels.triton import rms_norm
+
+    return rms_norm(x, weight, eps)
+
+
+@triton_rms_norm.register_fake
+def _(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("stackserve::rotary", mutates_args=())
+def triton_rotary(qk: torch.Tensor, positions: torch.Tensor, cos_sin_cache: torch.Tensor, theta: float) -> torch.Tensor:
+    from kernels.triton import apply_rotary
+
+    return apply_rotary(qk.contiguous(), positions, theta, cos_sin_cache=cos_sin_cache)
+
+
+@triton_rotary.register_fake
+def _(qk: torch.Tensor, positions: torch.Tensor, cos_sin_cache: torch.Tensor, theta: float) -> torch.Tensor:
+    return torch.empty(qk.shape, dtype=qk.dtype, device=qk.device)
+
+
 def triton_model(
     weights: LlamaWeights, device: torch.device | None = None, dtype: torch.dtype | None = None
 ) -> LlamaModel:
     """dtype: activations and KV cache; default fp16 on a GPU, fp32 in the CPU interpreter."""
     try:
-        from kernels.triton import apply_rotary, int4_matmul, int8_matmul, rms_norm, rotary_cos_sin_cache
+        from kernels.triton import rotary_cos_sin_cache
     except ImportError as exc:  # pragma: no cover - triton is a dev/GPU dependency
         raise TritonUnavailableError(f"triton is not installed: {exc}") from exc
     dev = device or triton_device()
@@ -57,16 +109,16 @@ def triton_model(
     def make_linear(w):
         if isinstance(w, Int4Weight):
             q, s, m = w.qweight.to(dev), w.scales.to(dev), w.mins.to(dev)
-            return lambda x: int4_matmul(x, q, s, m)
+            return lambda x: int4_linear(x, q, s, m)
         q, s = w.qweight.to(dev), w.scales.to(dev)
-        return lambda x: int8_matmul(x, q, s)
+        return lambda x: int8_linear(x, q, s)
 
     cache = rotary_cos_sin_cache(cfg.context_length, cfg.head_dim, cfg.rope_theta, device=dev)
 
     def rotary(qk: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        return apply_rotary(qk.contiguous(), positions, cfg.rope_theta, cos_sin_cache=cache)
+        return triton_rotary(qk, positions, cache, cfg.rope_theta)
 
-    return LlamaModel(weights, make_linear, dtype=dtype, device=dev, rms_norm=rms_norm, rotary=rotary)
+    return LlamaModel(weights, make_linear, dtype=dtype, device=dev, rms_norm=triton_rms_norm, rotary=rotary)
 
 
 def triton_forward(weights: LlamaWeights, dtype: torch.dtype | None = None):
