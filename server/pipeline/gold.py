@@ -56,8 +56,9 @@ def rolling_features(entities: np.ndarray, ts_us: np.ndarray, event_ids: np.ndar
     order = np.lexsort((event_ids, ts_us)) if n else np.zeros(0, dtype=np.int64)
     if n == 0:
         return order, np.empty((0, 4 * nf))
-    keys = entities[order].tolist()
-    state = StreamFeatureState(nf, window=window, alpha=alpha, max_entities=max(1, len(set(keys))))
+    codes, uniques = pd.factorize(entities[order])  # small ints hash faster than strings in the slot map
+    keys = codes.tolist()
+    state = StreamFeatureState(nf, window=window, alpha=alpha, max_entities=max(1, len(uniques)))
     return order, state.transform(keys, values[order], backend=backend)
 
 
