@@ -66,7 +66,7 @@ def compute(silver: pd.DataFrame, spec: PipelineSpec, view: ViewVersion, backend
     """Gold rows for the given silver rows (whole entities), in (time, event id) order."""
     schema = gold_schema(spec, view)
     columns = view.definition["columns"]
-    values = silver[columns].astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    values = silver[columns].to_numpy(dtype=np.float64, na_value=np.nan)  # nulls (nullable columns) -> NaN
     order, feats = rolling_features(silver[spec.entity].astype(str).to_numpy(), silver[TS_US].to_numpy(np.int64),
                                     silver[EVENT_ID].astype(str).to_numpy(), values,
                                     view.definition["window"], view.definition["alpha"], backend)
