@@ -82,6 +82,8 @@ def infer_spec(
             raise ValueError(f"--timestamp: column {timestamp!r} does not hold ISO-8601 timestamps")
         if name in (entity, event_id):
             col.type, col.min, col.max = "string", None, None
+        if name in (entity, timestamp, event_id):  # keys: a row without one is quarantined, never keyed by null
+            col.nullable = False
         if name in pii:
             col.type, col.allowed, col.min, col.max = "string", None, None, None
         columns.append(col)

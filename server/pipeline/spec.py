@@ -90,6 +90,10 @@ class PipelineSpec(_Strict):
                 raise ValueError(f"{role}: column {col!r} is not among the columns")
         if self.column(self.timestamp).type != "timestamp":
             raise ValueError(f"timestamp: column {self.timestamp!r} must have type timestamp")
+        for role in ("entity", "timestamp", "event_id"):
+            col = getattr(self, role)
+            if col is not None and self.column(col).nullable:
+                raise ValueError(f"{role}: key column {col!r} cannot be nullable")
         for col in self.pii:
             if col not in names:
                 raise ValueError(f"pii: column {col!r} is not among the columns")

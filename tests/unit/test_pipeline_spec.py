@@ -90,3 +90,13 @@ def test_schema_breaks_missing_renamed_and_retyped_columns(tmp_path, sample):
     assert schema_breaks(few, spec, 0.5) == []
     typed = typed_frame(few, spec)
     assert typed["f4"].isna().sum() == 11 and str(typed["ts"].dtype) == "datetime64[us, UTC]"
+
+
+def test_key_columns_are_never_nullable(tmp_path, sample):
+    sample.loc[3, "device"] = None
+    spec = infer_spec(read_drop(write_events(sample, tmp_path / "s.csv")), "device", "ts")
+    assert not spec.column("device").nullable  # a row without its entity is quarantined, not keyed by null
+    data = spec.model_dump()
+    data["columns"][[c["name"] for c in data["columns"]].index("ts")]["nullable"] = True
+    with pytest.raises(ValidationError, match="timestamp: key column 'ts' cannot be nullable"):
+        PipelineSpec.model_validate(data)
