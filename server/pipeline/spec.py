@@ -54,7 +54,7 @@ class FeatureViewSpec(_Strict):
     previous version's table stays readable until retired."""
 
     name: str = "gold_features"
-    columns: list[str]
+    columns: list[str] = Field(min_length=1)
     window: int = Field(32, ge=1)
     alpha: float = Field(0.1, gt=0, le=1)
 
