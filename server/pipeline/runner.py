@@ -225,5 +225,5 @@ def _replace_range(layout: Layout, spec: PipelineSpec, rows: pd.DataFrame, quara
                                          preserve_index=False),
                     mode="overwrite", predicate=f"kind = 'row' AND {in_range}")
     write_deltalake(str(layout.silver), pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False),
-                    mode="overwrite", predicate=in_range)
+                    mode="overwrite", predicate=in_range, schema_mode="merge")
     return len(rows), len(quarantine)

@@ -229,6 +229,7 @@ def write_silver(layout: Layout, spec: PipelineSpec, rows: pd.DataFrame, app_ver
     data = pa.Table.from_pandas(rows[schema.names], schema=schema, preserve_index=False)
     stats = (DeltaTable(str(layout.silver))
              .merge(data, predicate=f"t.{EVENT_ID} = s.{EVENT_ID}", source_alias="s", target_alias="t",
+                    merge_schema=True,  # a column added to the spec is added to silver (earlier rows: null)
                     commit_properties=_commit(SILVER_APP, app_version))
              .when_not_matched_insert_all().execute())
     return int(stats["num_target_rows_inserted"])

@@ -245,6 +245,20 @@ def test_nullable_and_bool_feature_columns_reach_gold_as_nan_and_numbers(tmp_pat
     assert set(g["flag"]) == {0.0, 1.0}
 
 
+def test_a_column_added_to_the_spec_is_added_to_silver(pipe):
+    from server.pipeline.spec import ColumnSpec
+
+    pipe.ingest(events(30))
+    pipe.run()
+    later = events(10, offset=30)
+    later["site"] = "north"
+    pipe.spec.columns.append(ColumnSpec(name="site", type="string", allowed=["north", "south"]))
+    pipe.ingest(later)
+    assert pipe.run().silver_rows == 10
+    s = content(pipe.layout.silver, EVENT_ID)
+    assert s["site"].isna().sum() == 30 and (s["site"] == "north").sum() == 10
+
+
 def test_one_run_at_a_time(pipe):
     with runner.run_lock(pipe.layout), pytest.raises(RuntimeError, match="another pipeline run"):
         pipe.run()
