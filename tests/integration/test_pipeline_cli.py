@@ -16,9 +16,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-pytest.importorskip("deltalake")
-pytest.importorskip("great_expectations")
-
 pytestmark = pytest.mark.integration
 
 ROWS = 20_000

@@ -20,8 +20,8 @@ from server.pipeline.runner import backfill
 from server.pipeline.status import status
 from tests.support.pipeline import KEY, Pipe, content, events
 
-pytest.importorskip("deltalake")
-pytest.importorskip("great_expectations")
+# deltalake and great_expectations come with the dev extra (via `pipeline`): missing, these tests fail
+# at their first table or validation rather than skip, so CI cannot pass without the real libraries.
 
 
 @pytest.fixture
