@@ -24,7 +24,9 @@ Sections on the device, in order (each skipped, with a line saying so, when the 
 4. decode tokens/s at batch 1, 16 and 64 (context 128) and TTFT at 512 prompt tokens, full-size
    random weights: ours (triton kernels: eager forward, static step in a CUDA graph, static step
    compiled) and peers (fp16 eager forward, fp16 static step with ``torch.compile`` reduce-overhead
-   as gpt-fast runs it, transformers ``generate`` fp16).
+   as gpt-fast runs it, transformers ``generate`` fp16);
+5. with the budget left: the split-K GEMV configs per shape class measured (bench/triton_gemv_tune.py),
+   the table written to ``$OUT/gemv_table.json`` for review (kernels/triton/gemv_table.json).
 
 Exit codes: 0 done (sections may be skipped, the report says which), 1 a correctness check failed,
 2 the carried model is missing or malformed, 3 no CUDA device: the CPU part passed and the run stops
@@ -509,6 +511,21 @@ def transformers_section(rep: Report, data: dict[str, Any], plan: Plan) -> None:
             ttft_ms=statistics.median(ms))
 
 
+def tune_section(rep: Report, out: Path) -> None:
+    """Measure the split-K GEMV configs per shape class with what budget is left; the table goes to
+    ``out/gemv_table.json`` (review it, then commit it as kernels/triton/gemv_table.json)."""
+    from bench.triton_gemv_tune import tune
+
+    table = tune(budget_s=max(20.0, rep.left() - 15), log=lambda line: log("  " + line))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "gemv_table.json").write_text(json.dumps(table, indent=2) + "\n")
+    for e in table["entries"]:
+        if e.get("measured"):
+            rep.row(section="gemv_table", kind=e["kind"], shape_class=e["class"], us=e["us"],
+                    cublas_fp16_us=e["cublas_fp16_us"], block_n=e["block_n"], block_k=e["block_k"],
+                    split_k=e["split_k"])
+
+
 def summary(rep: Report) -> str:
     lines = ["", "## gpu_check summary", "", *(f"- {k}: {v}" for k, v in rep.versions.items()), "",
              "| contender | batch | ms/step | tokens/s |", "|---|---:|---:|---:|"]
@@ -520,6 +537,11 @@ def summary(rep: Report) -> str:
     lines += ["", "| kernel | shape | M | us | cuBLAS fp16 us | speedup |", "|---|---|---:|---:|---:|---:|"]
     lines += [f"| {r['kernel']} | {r['shape']} | {r['m']} | {r['us']:.1f} | {r['cublas_fp16_us']:.1f} | "
               f"{r['speedup_vs_baseline']:.2f}x |" for r in rep.rows if r.get("section") == "kernel"]
+    lines += ["", "| GEMV table (M = 1, tuned here) | class | us | cuBLAS fp16 us | block_n / block_k / split_k |",
+              "|---|---|---:|---:|---|"]
+    lines += [f"| {r['kind']} | {r['shape_class']} | {r['us']:.1f} | {r['cublas_fp16_us']:.1f} | "
+              f"{r['block_n']} / {r['block_k']} / {r['split_k']} |"
+              for r in rep.rows if r.get("section") == "gemv_table"]
     failed = [c for c in rep.checks if not c["ok"]]
     lines += ["", f"checks: {len(rep.checks) - len(failed)} passed, {len(failed)} failed",
               *(f"- FAIL {c['check']}: {c['detail']}" for c in failed),
@@ -579,10 +601,12 @@ def run(args: argparse.Namespace) -> int:
     rep.section("kernels vs cuBLAS fp16", 60, lambda: kernels_section(rep, plan))
     rep.section("decode tokens/s and TTFT, full-size random weights", 90, lambda: decode_section(rep, data, plan))
     rep.section("transformers generate fp16", 45, lambda: transformers_section(rep, data, plan))
-    text = summary(rep)
-    log(text)
     out = Path(args.out) if args.out else (Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "bench" /
                                            "results")  # fmt: skip
+    if plan.cuda:
+        rep.section("GEMV autotune table (bench/triton_gemv_tune.py)", 40, lambda: tune_section(rep, out))
+    text = summary(rep)
+    log(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu_check.json").write_text(json.dumps({"versions": rep.versions, "checks": rep.checks, "rows": rep.rows,
                                                     "skipped": rep.skipped, "errors": rep.errors}, indent=2))

@@ -12,8 +12,14 @@ Formats (shared with the CPU C++ kernel and the GGUF loader; do not change them)
   its high nibble element ``g*32 + 16 + i``; value = ``q * scales[n, g] + mins[n, g]``.
 * ``q8_0`` (INT8): ``qweight`` int8 [N, K], ``scales`` float32 [N, K//32]; value = ``q * scale``.
 
-Two kernel shapes: for M < 16 a GEMV-style kernel (one program per row of x and block of output
-features, elementwise multiply and row sums: ``tl.dot`` needs 16 rows); for M >= 16 a tiled
+Two kernel shapes: for M < 16 a split-K GEMV kernel (one program per row of x, block of output
+features and range of K; ``tl.dot`` needs 16 rows). It reads the packed weights as int32 words (8
+nibbles or 4 int8 values per load) and folds the dequantization into the dot per group of 32,
+``s * sum(q x) + m * sum(x)``, so its inner loop is integer unpacking and one multiply-add per
+weight; narrow layers (N <= 1024: a few dozen output blocks for a GPU of 132 SMs) split K over
+several programs whose float32 partial sums are added in a fixed order afterwards. Its block sizes
+and split come from a recorded table per shape class (``gemv_table.json``, :func:`gemv_config`;
+measured by ``bench/triton_gemv_tune.py``, never tuned at serving time). For M >= 16 a tiled
 ``tl.dot`` kernel that steps one quantization group at a time, so scales (and mins) are one
 [BLOCK_N] vector per step, and dequantizes the [32, BLOCK_N] weight tile into x's dtype. Both
 accumulate in float32 and store in x's dtype. The INT4 kernels read each packed byte once: they
@@ -27,7 +33,10 @@ summation order). On the GPU bfloat16 goes to the tensor cores as it is.
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import triton
@@ -42,6 +51,8 @@ from kernels.quant_reference import (
 from kernels.triton._common import check_float, check_launch, describe, next_pow2
 
 GROUP = 32  # inputs per quantization group, fixed by the GGUF formats
+#: GEMV (M < 16) launch configurations per (format, shape class): see :func:`gemv_config`.
+GEMV_TABLE = Path(__file__).with_name("gemv_table.json")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,39 +155,63 @@ def int8_matmul_reference(x: torch.Tensor, qweight: torch.Tensor, scales: torch.
 
 
 @triton.jit
-def _int4_gemv_kernel(
+def _gemv_kernel(
     x_ptr, qw_ptr, s_ptr, mn_ptr, y_ptr,
-    N, K,
-    stride_xm, stride_xk, stride_qn, stride_qk, stride_sn, stride_sg, stride_mn, stride_mg, stride_ym, stride_yn,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    N, K, K_SPLIT,
+    stride_xm, stride_xk, stride_qn, stride_sn, stride_sg, stride_mn, stride_mg, stride_ys, stride_ym, stride_yn,
+    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, INT4: tl.constexpr, PER_WORD: tl.constexpr,
 ):  # fmt: skip
-    """One row of x times a BLOCK_N slice of W: elementwise products, summed once at the end."""
+    """One row of x times a BLOCK_N slice of W over one split of K (``K_SPLIT`` inputs, a multiple of
+    BLOCK_K), for Q4_1 (``INT4``) or Q8_0 weights (then ``mn_ptr`` is unused).
+
+    The packed weights are read as int32 words: 8 nibbles (Q4_1) or 4 signed bytes (Q8_0, sign-
+    extended by shifting each byte to the top and back). Dequantization is folded into the dot per
+    group of 32: ``sum_i (q_i s + m) x_i = s * sum_i q_i x_i + m * sum_i x_i``, so the inner loop is
+    integer unpacking and one multiply-add per weight. Writes this split's partial sum (split-K:
+    narrow layers get enough programs to fill the GPU; the wrapper adds the splits)."""
     pid_n = tl.program_id(0)
-    m = tl.program_id(1).to(tl.int64)
-    HALF: tl.constexpr = BLOCK_K // 2
+    pid_s = tl.program_id(1)
+    m = tl.program_id(2).to(tl.int64)
+    WORDS: tl.constexpr = BLOCK_K // PER_WORD
+    GROUPS: tl.constexpr = BLOCK_K // 32
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     mask_n = offs_n < N
-    offs_b = tl.arange(0, HALF)  # packed byte within the K block
-    k_lo = (offs_b // 16) * 32 + offs_b % 16  # input index of each byte's low nibble
-    g_in = offs_b // 16
-    acc = tl.zeros((BLOCK_N, HALF), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        k = k0 + k_lo
-        mask_k = k < K
-        x_row = x_ptr + m * stride_xm
-        x_lo = tl.load(x_row + k * stride_xk, mask=mask_k, other=0.0).to(tl.float32)
-        x_hi = tl.load(x_row + (k + 16) * stride_xk, mask=mask_k, other=0.0).to(tl.float32)
-        mask_w = mask_n[:, None] & mask_k[None, :]
-        byte = k0 // 2 + offs_b
-        qb = tl.load(qw_ptr + offs_n[:, None] * stride_qn + byte[None, :] * stride_qk, mask=mask_w, other=0)
-        g = k0 // 32 + g_in
-        s = tl.load(s_ptr + offs_n[:, None] * stride_sn + g[None, :] * stride_sg, mask=mask_w, other=0.0)
-        mn = tl.load(mn_ptr + offs_n[:, None] * stride_mn + g[None, :] * stride_mg, mask=mask_w, other=0.0)
-        w_lo = (qb & 0xF).to(tl.float32) * s + mn
-        w_hi = (qb >> 4).to(tl.float32) * s + mn
-        acc += w_lo * x_lo[None, :] + w_hi * x_hi[None, :]
+    offs_w = tl.arange(0, WORDS)
+    offs_v = tl.arange(0, PER_WORD)
+    if INT4:
+        # nibble v of word j: byte v // 2, high nibble when v is odd, bits 4v..4v+3; its input
+        # (relative to the block) is group j // 4, position 4 (j % 4) + v // 2, + 16 for a high nibble
+        word, v = offs_w[:, None], offs_v[None, :]
+        rel = (word // 4) * 32 + (v % 2) * 16 + (word % 4) * 4 + v // 2
+        shift = offs_v * 4
+    else:
+        rel = offs_w[:, None] * 4 + offs_v[None, :]  # byte v of word j is input 4 j + v
+        shift = 24 - offs_v * 8
+    offs_g = tl.arange(0, GROUPS)
+    acc = tl.zeros((BLOCK_N, GROUPS), dtype=tl.float32)
+    k_begin = pid_s * K_SPLIT
+    k_end = tl.minimum(K, k_begin + K_SPLIT)
+    for k0 in range(k_begin, k_end, BLOCK_K):
+        words = k0 // PER_WORD + offs_w
+        mask_w = mask_n[:, None] & (words < K // PER_WORD)[None, :]
+        w = tl.load(qw_ptr + offs_n[:, None] * stride_qn + words[None, :], mask=mask_w, other=0)
+        if INT4:
+            q = ((w[:, :, None] >> shift[None, None, :]) & 0xF).to(tl.float32)  # [BLOCK_N, WORDS, 8]
+        else:
+            q = ((w[:, :, None] << shift[None, None, :]) >> 24).to(tl.float32)  # [BLOCK_N, WORDS, 4]
+        k = k0 + rel
+        xk = tl.load(x_ptr + m * stride_xm + k * stride_xk, mask=k < K, other=0.0).to(tl.float32)
+        qx = tl.sum(tl.reshape(tl.sum(q * xk[None, :, :], axis=2), (BLOCK_N, GROUPS, 32 // PER_WORD)), axis=2)
+        g = k0 // 32 + offs_g
+        mask_g = mask_n[:, None] & (g < K // 32)[None, :]
+        s = tl.load(s_ptr + offs_n[:, None] * stride_sn + g[None, :] * stride_sg, mask=mask_g, other=0.0)
+        acc += s * qx
+        if INT4:
+            mn = tl.load(mn_ptr + offs_n[:, None] * stride_mn + g[None, :] * stride_mg, mask=mask_g, other=0.0)
+            acc += mn * tl.sum(tl.reshape(xk, (GROUPS, 32)), axis=1)[None, :]
     y = tl.sum(acc, axis=1)
-    tl.store(y_ptr + m * stride_ym + offs_n * stride_yn, y.to(y_ptr.dtype.element_ty), mask=mask_n)
+    y_ptrs = y_ptr + pid_s * stride_ys + m * stride_ym + offs_n * stride_yn
+    tl.store(y_ptrs, y.to(y_ptr.dtype.element_ty), mask=mask_n)
 
 
 @triton.jit
@@ -215,32 +250,6 @@ def _int4_dot_kernel(
             acc = tl.dot(x_hi, w_hi.to(x_hi.dtype), acc)
     y_ptrs = y_ptr + offs_m[:, None] * stride_ym + offs_n[None, :] * stride_yn
     tl.store(y_ptrs, acc.to(y_ptr.dtype.element_ty), mask=mask_m[:, None] & mask_n[None, :])
-
-
-@triton.jit
-def _int8_gemv_kernel(
-    x_ptr, qw_ptr, s_ptr, y_ptr,
-    N, K,
-    stride_xm, stride_xk, stride_qn, stride_qk, stride_sn, stride_sg, stride_ym, stride_yn,
-    BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-):  # fmt: skip
-    """One row of x times a BLOCK_N slice of W (Q8_0)."""
-    pid_n = tl.program_id(0)
-    m = tl.program_id(1).to(tl.int64)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    mask_n = offs_n < N
-    offs_kb = tl.arange(0, BLOCK_K)
-    acc = tl.zeros((BLOCK_N, BLOCK_K), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
-        k = k0 + offs_kb
-        mask_k = k < K
-        xv = tl.load(x_ptr + m * stride_xm + k * stride_xk, mask=mask_k, other=0.0).to(tl.float32)
-        mask_w = mask_n[:, None] & mask_k[None, :]
-        q = tl.load(qw_ptr + offs_n[:, None] * stride_qn + k[None, :] * stride_qk, mask=mask_w, other=0)
-        s = tl.load(s_ptr + offs_n[:, None] * stride_sn + (k // 32)[None, :] * stride_sg, mask=mask_w, other=0.0)
-        acc += q.to(tl.float32) * s * xv[None, :]
-    y = tl.sum(acc, axis=1)
-    tl.store(y_ptr + m * stride_ym + offs_n * stride_yn, y.to(y_ptr.dtype.element_ty), mask=mask_n)
 
 
 @triton.jit
@@ -292,13 +301,39 @@ class LaunchConfig:
     block_k: int = GROUP
     num_warps: int = 4
     num_stages: int = 3
+    split_k: int = 1  # GEMV only: K is cut into this many ranges, one program each, partial sums added
 
 
-def pick_config(m: int, n: int, k: int, interpreted: bool) -> LaunchConfig:
-    """Block sizes without autotuning (reproducible first-call latency, no tuning runs in serving).
+def shape_class(n: int, k: int) -> str:
+    """The GEMV shape classes of the autotune table (SmolLM2-135M's layers in brackets): ``head``
+    (N > 8192: the LM head), ``wide`` (N > 1024: gate_up), ``narrow-deep`` (N <= 1024, K >= 1024:
+    down), ``narrow`` (qkv, o). Narrow layers have too few output blocks to fill a GPU, hence split-K."""
+    if n > 8192:
+        return "head"
+    if n > 1024:
+        return "wide"
+    return "narrow-deep" if k >= 1024 else "narrow"
 
-    GPU, M < 16 (decode): narrow BLOCK_N so even N = 576 spreads over ~150 programs (H100 has 132
-    SMs) and a wide BLOCK_K so each program streams long contiguous weight rows. GPU, M >= 16:
+
+@functools.cache
+def gemv_table(path: Path = GEMV_TABLE) -> dict[tuple[str, str], LaunchConfig]:
+    """(``int4``/``int8``, shape class) -> GEMV config, from the recorded table (its ``source`` says
+    whether the values were measured, and where)."""
+    data = json.loads(Path(path).read_text())
+    return {(e["kind"], e["class"]): LaunchConfig(1, e["block_n"], e["block_k"], e["num_warps"], e["num_stages"],
+                                                  e["split_k"]) for e in data["entries"]}  # fmt: skip
+
+
+def gemv_config(kind: str, n: int, k: int) -> LaunchConfig:
+    """The table's config for a GPU GEMV of this format and shape (one kernel per shape class)."""
+    return gemv_table()[(kind, shape_class(n, k))]
+
+
+def pick_config(m: int, n: int, k: int, interpreted: bool, kind: str = "int4") -> LaunchConfig:
+    """Block sizes without tuning at run time (reproducible first-call latency, no tuning in serving).
+
+    GPU, M < 16 (decode): the recorded table's config for ``kind`` (int4 / int8) and the shape's
+    class (:func:`gemv_config`), split-K for narrow layers so they fill the GPU. GPU, M >= 16:
     classic tensor-core tiles, larger when the output is big enough to fill the machine.
     Interpreter: every program is a Python loop iteration, so as few and as large programs as
     possible (block sizes only change speed, never results).
@@ -308,8 +343,7 @@ def pick_config(m: int, n: int, k: int, interpreted: bool) -> LaunchConfig:
             return LaunchConfig(1, min(64, max(16, next_pow2(n))), 64)
         return LaunchConfig(min(64, next_pow2(m)), min(64, max(16, next_pow2(n))))
     if m < 16:
-        block_n = 4 if n <= 1024 else 8 if n <= 8192 else 16
-        return LaunchConfig(1, block_n, 256 if k >= 256 else max(GROUP, next_pow2(k)), num_warps=4, num_stages=2)
+        return gemv_config(kind, n, k)
     if m >= 256 and n >= 1024:
         return LaunchConfig(128, 128, num_warps=8, num_stages=3)
     block_m = min(64, next_pow2(m))
@@ -328,13 +362,45 @@ def _validate_config(cfg: LaunchConfig, m: int) -> None:
         raise ValueError(f"config: tl.dot needs power-of-two block_m/block_n >= 16, got {cfg}")
     if cfg.block_m != 1 and cfg.block_k != GROUP:
         raise ValueError(f"config.block_k must be {GROUP} for the tl.dot kernels (one group per step), got {cfg}")
+    if cfg.split_k < 1 or (cfg.block_m != 1 and cfg.split_k != 1):
+        raise ValueError(f"config.split_k must be >= 1, and 1 for the tl.dot kernels, got {cfg}")
     if cfg.block_m == 1 and m > 65535:
-        raise ValueError(f"config: the GEMV kernel puts rows on grid axis 1 (<= 65535), got M = {m}")
+        raise ValueError(f"config: the GEMV kernel puts rows on grid axis 2 (<= 65535), got M = {m}")
 
 
 def _dot_f32(x: torch.Tensor, interpreted: bool) -> bool:
     """Run tl.dot in float32 for float32 x, and for bfloat16 under the interpreter (module docstring)."""
     return x.dtype == torch.float32 or (interpreted and x.dtype == torch.bfloat16)
+
+
+def _words(qweight: torch.Tensor) -> torch.Tensor:
+    """``qweight``'s rows as int32 words (little-endian: byte b of a word is bits 8b..8b+7), so that
+    one load moves 8 nibbles or 4 int8 values; a copy only when its rows cannot be viewed so."""
+    q = qweight
+    if q.stride(1) != 1 or q.stride(0) % 4 or q.storage_offset() % 4:
+        q = q.contiguous()
+    return q.view(torch.int32)
+
+
+def _gemv(x: torch.Tensor, y: torch.Tensor, weights: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+          weight_strides: tuple[int, ...], cfg: LaunchConfig, int4: bool) -> torch.Tensor:
+    """Launch the split-K GEMV kernel on (int32 words, scales, mins; Q8_0 passes its scales as mins,
+    unused): grid (output blocks, K splits, rows). One split writes y itself;
+    several write float32 partial sums that are added afterwards (a fixed order: deterministic,
+    unlike atomics), then cast to x's dtype."""
+    m, k = x.shape
+    n = y.shape[1]
+    k_split = triton.cdiv(triton.cdiv(k, cfg.split_k), cfg.block_k) * cfg.block_k
+    splits = triton.cdiv(k, k_split)
+    out = y if splits == 1 else torch.empty((splits, m, n), dtype=torch.float32, device=x.device)
+    out_strides = (0, *y.stride()) if splits == 1 else out.stride()
+    _gemv_kernel[(triton.cdiv(n, cfg.block_n), splits, m)](
+        x, *weights, out, n, k, k_split, *x.stride(), *weight_strides, *out_strides,
+        BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, INT4=int4, PER_WORD=8 if int4 else 4,  # values per int32 word
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )  # fmt: skip
+    return y if splits == 1 else torch.sum(out, dim=0, out=torch.empty((m, n), dtype=torch.float32,
+                                                                      device=x.device)).to(x.dtype)
 
 
 def int4_matmul(
@@ -355,24 +421,20 @@ def int4_matmul(
     interpreted = check_launch(_int4_dot_kernel, x=x, qweight=qweight, scales=scales, mins=mins)
     m = x.shape[0]
     y = torch.empty((m, n), dtype=x.dtype, device=x.device)
-    if m == 0 or n == 0:
-        return y
-    cfg = config or pick_config(m, n, k, interpreted)
+    if m == 0 or n == 0 or k == 0:
+        return y.zero_()
+    cfg = config or pick_config(m, n, k, interpreted, "int4")
     _validate_config(cfg, m)
-    strides = (*x.stride(), *qweight.stride(), *scales.stride(), *mins.stride(), *y.stride())
     if cfg.block_m == 1:
-        grid = (triton.cdiv(n, cfg.block_n), m)
-        _int4_gemv_kernel[grid](
-            x, qweight, scales, mins, y, n, k, *strides,
-            BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )  # fmt: skip
-    else:
-        grid = (triton.cdiv(m, cfg.block_m), triton.cdiv(n, cfg.block_n))
-        _int4_dot_kernel[grid](
-            x, qweight, scales, mins, y, m, n, k, *strides,
-            BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, DOT_F32=_dot_f32(x, interpreted),
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )  # fmt: skip
+        words = _words(qweight)
+        return _gemv(x, y, (words, scales, mins), (words.stride(0), *scales.stride(), *mins.stride()), cfg, True)
+    strides = (*x.stride(), *qweight.stride(), *scales.stride(), *mins.stride(), *y.stride())
+    grid = (triton.cdiv(m, cfg.block_m), triton.cdiv(n, cfg.block_n))
+    _int4_dot_kernel[grid](
+        x, qweight, scales, mins, y, m, n, k, *strides,
+        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, DOT_F32=_dot_f32(x, interpreted),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )  # fmt: skip
     return y
 
 
@@ -392,22 +454,18 @@ def int8_matmul(
     interpreted = check_launch(_int8_dot_kernel, x=x, qweight=qweight, scales=scales)
     m = x.shape[0]
     y = torch.empty((m, n), dtype=x.dtype, device=x.device)
-    if m == 0 or n == 0:
-        return y
-    cfg = config or pick_config(m, n, k, interpreted)
+    if m == 0 or n == 0 or k == 0:
+        return y.zero_()
+    cfg = config or pick_config(m, n, k, interpreted, "int8")
     _validate_config(cfg, m)
-    strides = (*x.stride(), *qweight.stride(), *scales.stride(), *y.stride())
     if cfg.block_m == 1:
-        grid = (triton.cdiv(n, cfg.block_n), m)
-        _int8_gemv_kernel[grid](
-            x, qweight, scales, y, n, k, *strides,
-            BLOCK_N=cfg.block_n, BLOCK_K=cfg.block_k, num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )  # fmt: skip
-    else:
-        grid = (triton.cdiv(m, cfg.block_m), triton.cdiv(n, cfg.block_n))
-        _int8_dot_kernel[grid](
-            x, qweight, scales, y, m, n, k, *strides,
-            BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, DOT_F32=_dot_f32(x, interpreted),
-            num_warps=cfg.num_warps, num_stages=cfg.num_stages,
-        )  # fmt: skip
+        words = _words(qweight)
+        return _gemv(x, y, (words, scales, scales), (words.stride(0), *scales.stride(), *scales.stride()), cfg, False)
+    strides = (*x.stride(), *qweight.stride(), *scales.stride(), *y.stride())
+    grid = (triton.cdiv(m, cfg.block_m), triton.cdiv(n, cfg.block_n))
+    _int8_dot_kernel[grid](
+        x, qweight, scales, y, m, n, k, *strides,
+        BLOCK_M=cfg.block_m, BLOCK_N=cfg.block_n, DOT_F32=_dot_f32(x, interpreted),
+        num_warps=cfg.num_warps, num_stages=cfg.num_stages,
+    )  # fmt: skip
     return y

@@ -80,3 +80,11 @@ def test_missing_model_is_its_own_exit_code(tmp_path):
     proc = run_script("--model", str(tmp_path / "absent.pt"))
     assert proc.returncode == gpu_check.EXIT_BAD_MODEL, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "python -m bench.gpu_check prepare" in proc.stdout
+
+
+def test_gemv_tuner_needs_cuda():
+    """bench/triton_gemv_tune.py (run by the check's last section) stops clearly without a GPU."""
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-m", "bench.triton_gemv_tune"], capture_output=True, text=True, env=env,
+                          timeout=120, cwd=ROOT)
+    assert proc.returncode == 3 and "NO CUDA DEVICE" in proc.stdout, proc.stdout + proc.stderr[-2000:]
