@@ -11,6 +11,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
+if ! "$PY" -c "import torch" 2>/dev/null && command -v python >/dev/null; then
+    PY=python  # some images have torch only under `python`
+fi
 if ! "$PY" -c "import gguf" 2>/dev/null; then
     export PYTHONPATH=".bench-cache/gpu_check/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
