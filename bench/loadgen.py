@@ -106,7 +106,9 @@ async def anomaly_open_loop(
         try:
             await clients[i % CHANNELS].stub.Score(requests[i % len(requests)], metadata=metadata, timeout=timeout_s)
         except grpc.aio.AioRpcError as exc:
-            return {"failed": True, "latency_ms": math.nan, "error": exc.code().name, "end": time.perf_counter()}
+            end = time.perf_counter()
+            return {"failed": True, "latency_ms": math.nan, "error": exc.code().name, "end": end,
+                    "refused_ms": (end - due) * 1e3}
         end = time.perf_counter()
         return {"failed": False, "latency_ms": (end - due) * 1e3, "end": end}
 
@@ -118,11 +120,19 @@ async def anomaly_open_loop(
     return summarize_open_loop(records, span, len(schedule))
 
 
+def refusals(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """How fast failed calls failed (from when each was due): shedding must answer at once, not after
+    the request has queued as long as an accepted one."""
+    refused = [r["refused_ms"] for r in records if r["failed"] and "refused_ms" in r]
+    return {"refused_p95_ms": percentiles_ms(refused)["p95_ms"], "refused_ms": np.round(refused, 4).tolist()}
+
+
 def summarize_open_loop(records: list[dict[str, Any]], span: float, scheduled: int) -> dict[str, Any]:
     """Achieved throughput counts answered requests only: an offered rate the server drops is not served."""
     ok = np.asarray([r["latency_ms"] for r in records if not r["failed"]], dtype=float)
     errors = [r.get("error", "") for r in records if r["failed"]]
     return {
+        **refusals(records),
         "scheduled": scheduled,
         "offered_per_s": scheduled / span if span > 0 else math.nan,
         "requests": int(ok.size),
@@ -174,7 +184,8 @@ async def llm_request(stream: Streamer, prompt: str, t0: float) -> dict[str, Any
             arrivals.append((time.perf_counter(), n))
     except (grpc.RpcError, StreamFailed) as exc:
         code = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-        return {"failed": True, "error": code, "end": time.perf_counter(), **_no_tokens()}
+        end = time.perf_counter()
+        return {"failed": True, "error": code, "end": end, "refused_ms": (end - t0) * 1e3, **_no_tokens()}
     if not arrivals:
         return {"failed": True, "error": "no tokens", "end": time.perf_counter(), **_no_tokens()}
     r = _record(t0, arrivals)
@@ -232,6 +243,7 @@ def summarize_llm(records: list[dict[str, Any]], wall: float) -> dict[str, Any]:
     ttft_pct = percentiles_ms(ttft)
     latency_pct = percentiles_ms([r["latency_ms"] for r in ok])
     return {
+        **refusals(records),
         "requests": len(ok),
         "errors": len(records) - len(ok),
         "error_kinds": sorted({r.get("error", "") for r in records if r["failed"]}),

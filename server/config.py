@@ -76,12 +76,12 @@ class CoalescingConfig(_Section):
         "null = none",
     )
     admission: bool = Field(
-        False, description="admission by expected latency, relative to each request's own (admission_factor); "
-        "off by default until its estimate counts batching: a queue of small requests leaves in one call, "
-        "and the rows-per-second model refused 64-event requests from 4 clients in normal operation")
+        True, description="admission relative to each request (admission_factor, admission_floor_ms): the events "
+        "admitted ahead of it (queued or being scored) plus the gateway's loop lag, at the fastest recent rate, "
+        "may take at most (admission_factor - 1) x its own events' time + the floor; else RESOURCE_EXHAUSTED at once")
     admission_factor: float = Field(
-        2.0, gt=1, description="refuse a request whose expected latency (queueing + its own events at the "
-        "measured rate) is over this x its unloaded latency, so accepted requests keep theirs",
+        2.0, gt=1, description="accepted requests keep their latency within about this x their unloaded "
+        "latency: the work admitted ahead may take (factor - 1) x the request's own",
     )
     admission_floor_ms: float = Field(
         5.0, ge=0, description="slack added to every request's limit (half the 10 ms latency objective): a "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -127,7 +128,7 @@ def test_admission_by_expected_queueing_time():
         await _until(lambda: len(rec.batches) == 2, "the held call in dispatch, at the gate")
         held.append(asyncio.create_task(co.submit("m", np.ones((4, 1)))))  # nothing queued ahead: admitted
         await _until(lambda: co.queued_rows == 4, "the admitted call queued")
-        with pytest.raises(BatchQueueFullError, match=r"expected queueing .* over this request's limit of 80 ms"):
+        with pytest.raises(BatchQueueFullError, match=r"expected queueing .* over the limit of 80 ms"):
             # 4 queued ahead + its own 4 at <= 80 rows/s: >= 100 ms
             await asyncio.wait_for(co.submit("m", np.ones((4, 1))), 5)
         rec.gate.set()
@@ -138,29 +139,96 @@ def test_admission_by_expected_queueing_time():
     run(main())
 
 
-def test_relative_admission_holds_each_request_to_a_factor_of_its_own_unloaded_time():
-    """admission_factor 2: a request may wait about as long as its own rows take (plus the slack); a
-    large request may wait longer than a small one behind the same queue."""
+def test_relative_admission_counts_the_calls_ahead_in_flight_or_queued():
+    """admission_factor 2, once a queue stands: the calls ahead (the one in dispatch counts as much as
+    a queued one) may take about as long as the request's own call plus the floor; a large request
+    may wait longer than a small one behind the same work. Refusals come at once, before anything is
+    queued."""
 
     async def main():
-        rec = Recorder(delay=0.05)  # 4 rows per 50 ms: ~80 rows/s
-        co = Coalescer(rec, max_batch_rows=64, max_wait_s=0.0, max_queue_rows=1000, max_inflight=1,
+        rec = Recorder(delay=0.05)  # every call ~50 ms, whatever its rows
+        co = Coalescer(rec, max_batch_rows=4, max_wait_s=0.0, max_queue_rows=1000, max_inflight=1,
                        admission_factor=2.0, admission_floor_s=0.01)
-        assert await co.submit("m", np.ones((4, 1))) == 4.0  # timed
-        rate = co.rows_per_s
-        assert co.wait_limit_s(8) == pytest.approx(2 * 8 / rate + 0.01)
-        assert co.wait_limit_s(0) == 0.01  # the slack
+        assert co.relative_wait_s(4) == (None, None)  # nothing timed yet: admit
+        assert await co.submit("m", np.ones((4, 1))) == 4.0  # timed: a 4-row call
+        call = co.costs.seconds(4)
+        assert call == pytest.approx(0.05, rel=0.5)
+        assert co.relative_wait_s(8) == (None, None)  # nothing stands in the queue
         rec.gate = asyncio.Event()
         held = [asyncio.create_task(co.submit("m", np.ones((4, 1))))]
         await _until(lambda: len(rec.batches) == 2, "the held call in dispatch, at the gate")
-        held.append(asyncio.create_task(co.submit("m", np.ones((4, 1)))))  # nothing queued ahead: admitted
+        assert co.relative_wait_s(1) == (None, None)  # no standing queue: collisions are not refused
+        co._waited_since = time.monotonic() - 1.0  # a standing queue (the next test shows one form)
+        ahead, allowed = co.relative_wait_s(1)
+        assert ahead == pytest.approx(call)  # the call in dispatch is ahead too
+        assert allowed == pytest.approx(call + 0.01)  # (factor - 1) x its own call + the floor
+        held.append(asyncio.create_task(co.submit("m", np.ones((4, 1)))))  # one call ahead vs its own + floor
         await _until(lambda: co.queued_rows == 4, "the admitted call queued")
-        with pytest.raises(BatchQueueFullError, match="this request's limit"):
-            await asyncio.wait_for(co.submit("m", np.ones((1, 1))), 5)  # 1 row: limit ~35 ms, expected ~60
-        held.append(asyncio.create_task(co.submit("m", np.ones((8, 1)))))  # limit ~210 ms, expected ~150
+        t0 = time.monotonic()
+        with pytest.raises(BatchQueueFullError, match="while the queue stands"):
+            await co.submit("m", np.ones((1, 1)))  # two calls ahead (a full batch queued) vs one + the floor
+        assert time.monotonic() - t0 < 0.02  # at once: not after waiting in the queue
+        assert co.queued_rows == 4  # the refused request left nothing behind
+        co._waited_since = None
+        assert co.queue_is_standing()  # a refusal keeps the rule on (REFUSING_HOLD_S)
+        held.append(asyncio.create_task(co.submit("m", np.ones((8, 1)))))  # 2 calls ahead vs its own 2x
         await _until(lambda: co.queued_rows == 12, "the large request queued")
+        with pytest.raises(BatchQueueFullError):
+            await co.submit("m", np.ones((4, 1)))  # four calls ahead
         rec.gate.set()
         assert await asyncio.gather(*held) == [4.0, 4.0, 8.0]
+        await co.close()
+
+    run(main())
+
+
+def test_a_request_joining_the_queued_batch_waits_only_for_the_calls_in_flight():
+    """Four clients of small requests leave in one call: the partial batch a request joins is not work
+    ahead of it (only what joining adds to its call), another key's is."""
+
+    async def main():
+        rec = Recorder(delay=0.05)
+        co = Coalescer(rec, max_batch_rows=64, max_wait_s=0.0, max_queue_rows=1000, max_inflight=1,
+                       admission_factor=2.0, admission_floor_s=0.01)
+        assert await co.submit("m", np.ones((1, 1))) == 1.0
+        co.costs.observe(64, co.costs.seconds(1))  # calls up to 64 rows cost the same here
+        call = co.costs.seconds(1)
+        rec.gate = asyncio.Event()
+        held = [asyncio.create_task(co.submit("m", np.ones((1, 1))))]
+        await _until(lambda: len(rec.batches) == 2, "the held call in dispatch, at the gate")
+        held += [asyncio.create_task(co.submit("m", np.ones((1, 1)))) for _ in range(3)]
+        await _until(lambda: co.queued_rows == 3, "three queued in one partial batch")
+        co._waited_since = time.monotonic() - 1.0
+        assert co.relative_wait_s(1, "m")[0] == pytest.approx(call)  # joins: only the call in flight
+        assert co.relative_wait_s(1, "other")[0] == pytest.approx(2 * call)  # another key's call is ahead
+        held.append(asyncio.create_task(co.submit("m", np.ones((1, 1)))))
+        rec.gate.set()
+        assert await asyncio.gather(*held) == [1.0] * 5
+        await co.close()
+
+    run(main())
+
+
+def test_the_relative_rule_waits_for_a_standing_queue_and_ends_when_it_drains():
+    """CoDel's good and bad queue: calls that collide once do not start an episode; calls that keep
+    waiting past the floor for STANDING_INTERVAL_S do; a call dispatched without waiting ends it."""
+
+    async def main():
+        rec = Recorder(delay=0.03)  # one row per call, 30 ms each, one call at a time
+        co = Coalescer(rec, max_batch_rows=1, max_wait_s=0.0, max_queue_rows=1000, max_inflight=1,
+                       admission_factor=2.0, admission_floor_s=0.01)
+        assert await co.submit("m", np.ones((1, 1))) == 1.0
+        assert not co.queue_is_standing()
+        two = [asyncio.create_task(co.submit("m", np.ones((1, 1)))) for _ in range(2)]
+        await asyncio.gather(*two)  # the second waited 30 ms once: not yet an episode that stood
+        assert not co.queue_is_standing()
+        backlog = [asyncio.create_task(co.submit("m", np.ones((1, 1)))) for _ in range(8)]
+        await _until(lambda: co.queue_is_standing(), "every call waiting past the floor for 100 ms")
+        assert co.relative_wait_s(1)[0] is not None  # the rule applies now
+        await asyncio.gather(*backlog, return_exceptions=True)
+        assert co.queue_is_standing()  # drained, but nothing has gone without waiting yet
+        assert await co.submit("m", np.ones((1, 1))) == 1.0  # nothing ahead: admitted, goes at once
+        assert not co.queue_is_standing()
         await co.close()
 
     run(main())
