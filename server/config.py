@@ -638,6 +638,12 @@ class PipelineConfig(_Section):
     pii_policy: Literal["hash", "redact"] = Field(
         "hash", description="`pipeline init`: how --pii columns are masked (HMAC-SHA256 with the hash key, "
         "or redacted)")
+    online_store: Literal["sqlite", "redis"] = Field(
+        "sqlite", description="Feast's online store for gold features: SQLite in the pipeline dir (embedded "
+        "default) or Redis at redis_url (production)")
+    redis_url: str = Field("127.0.0.1:6379", description="the Redis online store, host:port (Feast's form)")
+    materialize: bool = Field(True, description="`pipeline run`: export changed gold tables to the Feast repo "
+                              "and materialize them into the online store (needs feast)")
 
 
 class Settings(BaseSettings):

@@ -188,12 +188,15 @@ def train_family(
     progress: Callable[[str], None] = lambda _msg: None,
     split: Split | None = None,
     synthetic_entities: bool = False,
+    lineage: dict[str, str] | None = None,
 ) -> TrainResult:
     """Train one model family, log it to MLflow and register it under ``name``.
 
     ``split`` overrides the stratified split (row indices into ``df``), e.g. to train on a
     subset of the training rows while keeping the standard holdout. The split and a fingerprint
     of ``df`` are logged with the run, so a gate can prove its holdout rows were never seen.
+    ``lineage`` (where the rows came from: feature view, version, Delta snapshot) is logged as
+    params and tags, so a model names the exact data it learned from.
     """
     import mlflow
     import mlflow.sklearn
@@ -262,6 +265,9 @@ def train_family(
                 "stream_alpha": spec.alpha if spec else 0,
             }
         )
+        if lineage:
+            mlflow.log_params(lineage)
+            mlflow.set_tags(lineage)
         mlflow.log_metrics(metrics)
         logged = mlflow.sklearn.log_model(
             estimator,
@@ -313,3 +319,60 @@ def train_default(
                      synthetic_entities=builtin)
         for fam in families
     ]
+
+
+FEATURE_STORE_FAMILIES = ("iforest", "rf")
+
+
+def feature_store_training_set(settings: Settings, view: str, label: str, spec_path: Path | None = None):
+    """The point-in-time-correct training set of a gold feature view, through Feast's historical
+    retrieval: one row per labelled event of the view's gold snapshot (entity, event time, label),
+    joined to the latest feature row of its entity at or before that time.
+
+    Rows with a missing feature (an entity's first events have no history for std and z) are
+    dropped and counted: the model's inputs must be complete, and imputing would invent history."""
+    from server.pipeline import feature_store
+    from server.pipeline.spec import load_spec
+    from server.pipeline.tables import Layout
+
+    layout = Layout(Path(settings.pipeline_dir))
+    spec = load_spec(spec_path or layout.spec)
+    online = feature_store.OnlineStore(settings.pipeline.online_store, settings.pipeline.redis_url)
+    entry = feature_store.resolve_view(layout, view)
+    snap = feature_store.snapshot(layout, entry["table"])
+    if snap is None:
+        feature_store.sync(layout, spec, online)
+        snap = feature_store.snapshot(layout, entry["table"])
+    if snap is None:
+        raise ValueError(f"feature view {view!r} has no gold data yet: run `stackserve pipeline run`")
+    labels = pd.read_parquet(snap.path)
+    if label not in labels.columns:
+        raise ValueError(f"--label {label!r} is not a column of {entry['table']} (has {sorted(labels.columns)})")
+    entity_df = labels[[spec.entity, spec.timestamp, label]]
+    training = feature_store.historical(layout, spec, view, entity_df, online)
+    frame = training.frame
+    complete = frame[training.features].notna().all(axis=1)
+    frame = frame[complete].sort_values([spec.timestamp, spec.entity], kind="stable").reset_index(drop=True)
+    # Feast's file store also leaves out rows it has nothing for (and keeps one row per entity and time)
+    dropped = len(entity_df) - len(frame)
+    lineage = {"feature_view": training.view["name"], "feature_view_version": str(training.view["version"]),
+               "feature_view_table": training.view["table"], "gold_delta_version": str(training.snapshot.delta_version),
+               "feature_store": "feast", "training_rows_without_features": str(dropped)}
+    return frame[[*training.features, label]], lineage
+
+
+def train_from_feature_view(settings: Settings, view: str, label: str, families: Sequence[str] | None = None,
+                            promote: bool = False, spec_path: Path | None = None,
+                            progress: Callable[[str], None] = lambda _msg: None) -> list[TrainResult]:
+    """``stackserve train anomaly --feature-view NAME[:VERSION]``: train on the view's features (already
+    per-entity stream statistics, so the plain families), logging the view version and gold snapshot."""
+    families = list(families or FEATURE_STORE_FAMILIES)
+    bad = [f for f in families if f not in FEATURE_STORE_FAMILIES]
+    if bad:
+        raise ValueError(f"--feature-view trains {FEATURE_STORE_FAMILIES} (the view already holds the stream "
+                         f"features); not {bad}")
+    progress(f"building a point-in-time training set from feature view {view}")
+    df, lineage = feature_store_training_set(settings, view, label, spec_path)
+    prefix = settings.training.name_prefix
+    return [train_family(df, fam, f"{prefix}-{fam}", label, None, settings, promote=promote, progress=progress,
+                         lineage=lineage) for fam in families]

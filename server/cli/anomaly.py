@@ -35,19 +35,30 @@ def cmd_train_anomaly(args: argparse.Namespace) -> int:
     if bad:
         console.print(f"[red]unknown model families {bad}; choose from {MODEL_FAMILIES}")
         return 2
+    if args.feature_view and args.data:
+        console.print("[red]--feature-view and --data are two sources of training rows: give one")
+        return 2
     data = read_table(args.data, args.format) if args.data else None
     try:
         with console.status("training") as status:
-            results = train_default(
-                settings,
-                data=data,
-                label=args.label,
-                entity_column=args.entity_column,
-                families=families,
-                promote=args.promote,
-                progress=lambda msg: (status.update(msg), console.log(msg)),
-            )
-    except (DataValidationError, ValueError) as exc:
+            if args.feature_view:
+                from server.anomaly.training import train_from_feature_view
+
+                results = train_from_feature_view(
+                    settings, args.feature_view, args.label, families=families, promote=args.promote,
+                    spec_path=Path(args.spec) if args.spec else None,
+                    progress=lambda msg: (status.update(msg), console.log(msg)))
+            else:
+                results = train_default(
+                    settings,
+                    data=data,
+                    label=args.label,
+                    entity_column=args.entity_column,
+                    families=families,
+                    promote=args.promote,
+                    progress=lambda msg: (status.update(msg), console.log(msg)),
+                )
+    except (DataValidationError, ValueError, FileNotFoundError) as exc:
         console.print(f"[red]{exc}")
         return 3
     table = Table(title=f"trained (MLflow: {settings.tracking_uri})")
@@ -291,6 +302,10 @@ def add_train(sub: Subparsers) -> None:
                     "when the data has an --entity-column or is the built-in Shuttle demo)")
     ta.add_argument("--name-prefix", help="registered names are <prefix>-<family> (default: shuttle)")
     ta.add_argument("--promote", action="store_true", help="move the champion alias to the new versions")
+    ta.add_argument("--feature-view", metavar="NAME[:VERSION]", help="train from a gold feature view through Feast "
+                    "(point-in-time correct; families iforest,rf); logs the view version and gold Delta version")
+    ta.add_argument("--spec", help="with --feature-view: the pipeline spec (default: pipeline.yaml in the "
+                    "pipeline dir)")
     ta.set_defaults(func=cmd_train_anomaly)
 
 

@@ -118,6 +118,22 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return code
 
 
+def _online(settings, args: argparse.Namespace):
+    """The Feast online store the run materializes into, ``None`` when materialization is off
+    (``--no-materialize`` or ``pipeline.materialize: false``) or feast is not installed (said once)."""
+    import importlib.util
+
+    from server.pipeline.feature_store import OnlineStore
+
+    if getattr(args, "no_materialize", False) or not settings.pipeline.materialize:
+        return None
+    if importlib.util.find_spec("feast") is None:
+        print("stackserve pipeline: feast is not installed: gold is not materialized (pip install "
+              "'stackserve[pipeline]')", file=sys.stderr)
+        return None
+    return OnlineStore(settings.pipeline.online_store, settings.pipeline.redis_url)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from server.pipeline.masking import pii_key
     from server.pipeline.runner import run
@@ -126,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         spec = _load(spec_path)
         report = run(layout, spec, pii_key(settings.hash_key_file), settings.pipeline.retyped_fraction,
-                     progress=lambda m: print(m, file=sys.stderr, flush=True))
+                     progress=lambda m: print(m, file=sys.stderr, flush=True), online=_online(settings, args))
     except (FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     except RuntimeError as exc:
@@ -142,7 +158,8 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     try:
         spec = _load(spec_path)
         report = backfill(layout, spec, pii_key(settings.hash_key_file), args.start, args.end,
-                          settings.pipeline.retyped_fraction, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                          settings.pipeline.retyped_fraction, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                          online=_online(settings, args))
     except (FileNotFoundError, ValueError) as exc:
         return _fail(str(exc))
     except RuntimeError as exc:
@@ -158,7 +175,9 @@ def _print_report(args: argparse.Namespace, report) -> int:
         print(f"quarantined a batch: {line}", file=sys.stderr)
     gold = ", ".join(f"{t}: {n}" for t, n in report.gold_rows.items()) or "unchanged"
     print(f"run {report.run_id}: {report.rows_in} bronze events -> silver +{report.silver_rows}, quarantine "
-          f"+{report.quarantined_rows}, duplicates {report.duplicates}; gold {gold} ({report.seconds:.2f} s)")
+          f"+{report.quarantined_rows}, duplicates {report.duplicates}; gold {gold}; materialized "
+          f"{', '.join(f'{t} (gold v{v})' for t, v in report.materialized.items()) or 'nothing new'} "
+          f"({report.seconds:.2f} s)")
     return 0
 
 
@@ -231,14 +250,18 @@ def add_pipeline(sub: Subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print what landed as JSON")
     p.set_defaults(func=lambda a, f=cmd_ingest: _exit(f(a)))
 
-    p = command("run", "process what is new: bronze -> silver (+ quarantine) -> gold")
+    p = command("run", "process what is new: bronze -> silver (+ quarantine) -> gold -> Feast")
     p.add_argument("--json", action="store_true", help="print the run's report as JSON")
+    p.add_argument("--no-materialize", action="store_true", help="leave the Feast repository and online store "
+                   "as they are (the next run catches up)")
     p.set_defaults(func=lambda a, f=cmd_run: _exit(f(a)))
 
     p = command("backfill", "recompute silver, quarantine and gold for an event-time range")
     p.add_argument("--from", dest="start", required=True, help="start of the range (ISO-8601, inclusive)")
     p.add_argument("--to", dest="end", required=True, help="end of the range (ISO-8601, exclusive)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("--no-materialize", action="store_true", help="leave the Feast repository and online store "
+                   "as they are (the next run catches up)")
     p.set_defaults(func=lambda a, f=cmd_backfill: _exit(f(a)))
 
     p = command("replay", "write the Shuttle data as timestamped events with entity keys (the default example)")

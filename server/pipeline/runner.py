@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from server.pipeline import checkpoints, feature_views, gold, silver, tables
 from server.pipeline.expectations import EVENT_ID, TS_US
+from server.pipeline.feature_store import OnlineStore
 from server.pipeline.metrics import PipelineMetrics
 from server.pipeline.spec import PipelineSpec
 from server.pipeline.tables import Layout
@@ -48,6 +49,7 @@ class RunReport:
     duplicates: int = 0
     schema_breaks: list[str] = field(default_factory=list)
     gold_rows: dict[str, int] = field(default_factory=dict)
+    materialized: dict[str, int] = field(default_factory=dict)  # feature view -> gold Delta version exported
     recovered: bool = False
     seconds: float = 0.0
 
@@ -161,12 +163,27 @@ def _session(layout: Layout) -> Iterator[tuple[RunReport, PipelineMetrics]]:
     report.seconds = time.perf_counter() - t0
 
 
+def feast_stage(layout: Layout, spec: PipelineSpec, online: OnlineStore | None, report: RunReport,
+                progress: Progress) -> None:
+    """Export the gold tables that moved to the Feast repository and materialize them (under the run
+    lock, so the snapshot is the gold this run left). ``online=None``: no feature store. Driven by
+    the gold tables' Delta versions, not this run's report: a run killed after gold and before this
+    stage is caught up by the next one."""
+    if online is None:
+        return
+    from server.pipeline import feature_store
+
+    for snap in feature_store.sync(layout, spec, online, progress):
+        report.materialized[snap.table] = snap.delta_version
+
+
 def run(layout: Layout, spec: PipelineSpec, key: bytes, retyped_fraction: float = 0.5,
-        progress: Progress = lambda _: None) -> RunReport:
-    """Process whatever is new through silver and gold."""
+        progress: Progress = lambda _: None, online: OnlineStore | None = None) -> RunReport:
+    """Process whatever is new through silver and gold (and into Feast when ``online`` is given)."""
     with _session(layout) as (report, metrics):
         silver_stage(layout, spec, key, metrics, report, retyped_fraction, progress)
         gold_stage(layout, spec, metrics, report, progress)
+        feast_stage(layout, spec, online, report, progress)
     return report
 
 
@@ -178,7 +195,7 @@ def parse_time(text: str) -> int:
 
 
 def backfill(layout: Layout, spec: PipelineSpec, key: bytes, start: str, end: str, retyped_fraction: float = 0.5,
-             progress: Progress = lambda _: None) -> RunReport:
+             progress: Progress = lambda _: None, online: OnlineStore | None = None) -> RunReport:
     """Recompute silver, quarantine and gold for events with ``start <= time < end`` from all of bronze.
 
     New bronze versions are processed first (as ``run`` does). Within the range the lateness bound
@@ -208,6 +225,7 @@ def backfill(layout: Layout, spec: PipelineSpec, key: bytes, start: str, end: st
             checkpoints.record(layout, f"backfill:{start}..{end}", head, tables.version(layout.silver) or 0, None,
                                out.rows_in, ns, nq, report.run_id)
         gold_stage(layout, spec, metrics, report, progress)
+        feast_stage(layout, spec, online, report, progress)
     return report
 
 

@@ -41,6 +41,7 @@ OPTIONAL_IN_PACKAGE = {
     "pgvector": {"pgvector", "dev"},
     "deltalake": {"pipeline", "dev"},
     "great_expectations": {"pipeline", "dev"},
+    "feast": {"pipeline", "dev"},
 }
 # Files that may import an optional backend at module level, because nothing imports them
 # unless the backend is there (kernels/triton/__init__.py loads its submodules on first use).
