@@ -24,8 +24,10 @@ columns and its rolling statistics (Float64). ``feast`` is imported inside funct
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -172,7 +174,8 @@ def sync(layout: Layout, spec: PipelineSpec, online: OnlineStore, progress=lambd
     if not changed and not registry_missing:
         return []
     store = open_store(layout, online)
-    store.apply(definitions(layout, spec, versions))
+    with contextlib.redirect_stdout(sys.stderr):  # Feast prints progress; `run --json` owns stdout
+        store.apply(definitions(layout, spec, versions))
     for snap in changed:
         if snap.rows == 0:
             continue
@@ -180,7 +183,8 @@ def sync(layout: Layout, spec: PipelineSpec, online: OnlineStore, progress=lambd
         start, end = ts.min().to_pydatetime(), ts.max().to_pydatetime() + timedelta(seconds=1)
         progress(f"feast: materializing {snap.table} (gold v{snap.delta_version}, {snap.rows} rows) into "
                  f"{online.kind}")
-        store.materialize(start_date=start, end_date=end, feature_views=[snap.table])
+        with contextlib.redirect_stdout(sys.stderr):
+            store.materialize(start_date=start, end_date=end, feature_views=[snap.table])
     return changed
 
 

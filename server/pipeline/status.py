@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from server.pipeline import checkpoints, feature_views, tables
+from server.pipeline import checkpoints, feature_store, feature_views, tables
 from server.pipeline.tables import Layout
 
 
@@ -38,8 +38,10 @@ def status(layout: Layout) -> dict[str, Any]:
         out["tables"][name] = _table(getattr(layout, name))
     gold = {}
     for v in feature_views.all_versions(layout):
+        snap = feature_store.snapshot(layout, v["table"])  # what Feast serves (no feast import)
         gold[v["table"]] = {**_table(layout.gold(v["table"])), "view": v["name"], "view_version": v["version"],
-                            "retired": v.get("retired", False), "definition": v["definition"]}
+                            "retired": v.get("retired", False), "definition": v["definition"],
+                            "feast_delta_version": snap.delta_version if snap else None}
     out["tables"]["gold"] = gold
     out["quarantine_by_expectation"] = quarantine_counts(layout)
     try:

@@ -139,3 +139,40 @@ def test_train_from_feature_view_logs_view_version_and_snapshot(tmp_path: Path) 
         train_from_feature_view(settings, "gold_features:9", "anomaly")
     with pytest.raises(ValueError, match="not \\['rf-stream'\\]"):
         train_from_feature_view(settings, "gold_features", "anomaly", families=["rf-stream"])
+
+
+@pytest.mark.slow
+def test_cli_run_killed_before_feast_is_caught_up_and_trains_from_the_view(tmp_path: Path) -> None:
+    """As a user runs it: ``pipeline run`` SIGKILLed after gold, before Feast; the next ``run``
+    materializes the view (driven by Delta versions, not by the dead run's report), and ``train
+    anomaly --feature-view`` trains from it through the CLI."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "server.cli", "--data-dir", str(tmp_path / "data"), *args],
+                              capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})})
+
+    drop = tmp_path / "events.csv"
+    for args in (("pipeline", "replay", "--out", str(drop), "--rows", "3000", "--entities", "8"),
+                 ("pipeline", "init", "--data", str(drop), "--entity", "device", "--timestamp", "ts",
+                  "--label", "anomaly"),
+                 ("pipeline", "ingest", str(drop))):
+        assert cli(*args).returncode == 0
+    killed = cli("pipeline", "run", env={"STACKSERVE_PIPELINE_FAULT": "before-feast"})
+    assert killed.returncode == -signal.SIGKILL
+    layout = tables.Layout(tmp_path / "data" / "pipeline")
+    assert feature_store.snapshot(layout, VIEW) is None
+    rerun = cli("pipeline", "run", "--json")
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["materialized"] == {VIEW: tables.version(layout.gold(VIEW))}
+    status = json.loads(cli("pipeline", "status", "--json").stdout)
+    assert status["tables"]["gold"][VIEW]["feast_delta_version"] == tables.version(layout.gold(VIEW))
+    train = cli("train", "anomaly", "--feature-view", "gold_features", "--families", "rf", "--name-prefix", "cli")
+    assert train.returncode == 0, train.stderr
+    assert "cli-rf" in train.stdout
+    both = cli("train", "anomaly", "--feature-view", "gold_features", "--data", str(drop))
+    assert both.returncode == 2 and "two sources" in both.stderr
