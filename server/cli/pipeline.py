@@ -1,5 +1,5 @@
 """``stackserve pipeline init|ingest|run|backfill|status``: the data platform's commands (and ``replay``,
-the example data).
+the example data; ``stream``, ``publish`` and ``broker``, the message bus, are in pipeline_stream.py).
 
 Each handler parses and prints; the work is in server/pipeline/. Every command works on the
 pipeline dir (``pipeline.dir``, default ``<--data-dir>/pipeline``) and the spec there, or ``--spec``.
@@ -276,3 +276,7 @@ def add_pipeline(sub: Subparsers) -> None:
     p = command("status", "rows and Delta version per table, quarantine by expectation, the last GE result")
     p.add_argument("--json", action="store_true", help="print the status document as JSON")
     p.set_defaults(func=lambda a, f=cmd_status: _exit(f(a)))
+
+    from server.cli.pipeline_stream import add_stream_commands
+
+    add_stream_commands(command, lambda f: lambda a: _exit(f(a)))

