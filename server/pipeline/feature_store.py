@@ -7,6 +7,7 @@ Layout under the pipeline dir::
     feast/registry.db            Feast's registry (file)
     feast/online.db              the SQLite online store (the embedded default)
     feast/offline/<table>.parquet + <table>.json   gold at one Delta version, and that version
+    feast/materialized.json      per online store: the gold version of each view materialized there
 
 Why a Parquet snapshot and not the Delta table itself as the offline source: Feast 0.67's ``file``
 offline store (its Dask store) reads a ``FileSource`` path with ``dd.read_parquet`` even when the
@@ -160,32 +161,57 @@ def live_versions(layout: Layout) -> list[dict]:
             if not v.get("retired") and tables.is_table(layout.gold(v["table"]))]
 
 
+def _materialized_path(layout: Layout) -> Path:
+    return repo_dir(layout) / "materialized.json"
+
+
+def _store_key(online: OnlineStore) -> str:
+    """Which online store a materialization went to: switching stores (SQLite -> Redis) must fill
+    the new one even though gold has not moved."""
+    return "sqlite" if online.kind == "sqlite" else f"redis://{online.redis_url}"
+
+
+def _materialized(layout: Layout) -> dict[str, dict[str, int]]:
+    try:
+        return json.loads(_materialized_path(layout).read_text())
+    except FileNotFoundError:
+        return {}
+
+
 def sync(layout: Layout, spec: PipelineSpec, online: OnlineStore, progress=lambda _m: None) -> list[Snapshot]:
     """After a gold update: export every view version whose gold table moved past its snapshot,
-    apply the repository, and materialize those views into the online store. Returns the
-    snapshots refreshed (none when nothing changed: a repeated call does nothing)."""
+    apply the repository, and materialize into this online store every view whose snapshot it
+    does not hold yet (``materialized.json`` records, per store, the gold version materialized).
+    Returns the snapshots materialized (none when nothing changed: a repeated call does nothing)."""
     versions = live_versions(layout)
-    changed = []
+    exported = False
     for v in versions:
         snap = snapshot(layout, v["table"])
         if snap is None or snap.delta_version != tables.version(layout.gold(v["table"])):
-            changed.append(export(layout, v["name"], v["table"]))
-    registry_missing = not (repo_dir(layout) / "registry.db").exists()
-    if not changed and not registry_missing:
+            export(layout, v["name"], v["table"])
+            exported = True
+    done = _materialized(layout)
+    held = done.setdefault(_store_key(online), {})
+    pending = [snap for v in versions if (snap := snapshot(layout, v["table"])) is not None
+               and held.get(snap.table) != snap.delta_version]
+    if not pending and not exported and (repo_dir(layout) / "registry.db").exists():
         return []
     store = open_store(layout, online)
     with contextlib.redirect_stdout(sys.stderr):  # Feast prints progress; `run --json` owns stdout
         store.apply(definitions(layout, spec, versions))
-    for snap in changed:
-        if snap.rows == 0:
-            continue
-        ts = pd.read_parquet(snap.path, columns=[spec.timestamp])[spec.timestamp]
-        start, end = ts.min().to_pydatetime(), ts.max().to_pydatetime() + timedelta(seconds=1)
-        progress(f"feast: materializing {snap.table} (gold v{snap.delta_version}, {snap.rows} rows) into "
-                 f"{online.kind}")
-        with contextlib.redirect_stdout(sys.stderr):
-            store.materialize(start_date=start, end_date=end, feature_views=[snap.table])
-    return changed
+    for snap in pending:
+        if snap.rows:
+            ts = pd.read_parquet(snap.path, columns=[spec.timestamp])[spec.timestamp]
+            start, end = ts.min().to_pydatetime(), ts.max().to_pydatetime() + timedelta(seconds=1)
+            progress(f"feast: materializing {snap.table} (gold v{snap.delta_version}, {snap.rows} rows) into "
+                     f"{online.kind}")
+            with contextlib.redirect_stdout(sys.stderr):
+                store.materialize(start_date=start, end_date=end, feature_views=[snap.table])
+        held[snap.table] = snap.delta_version
+        tmp = _materialized_path(layout).with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(done, indent=2, sort_keys=True))
+        os.replace(tmp, _materialized_path(layout))
+    return pending
 
 
 def resolve_view(layout: Layout, ref: str) -> dict:

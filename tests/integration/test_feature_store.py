@@ -71,6 +71,19 @@ def test_redis_online_store_follows_each_gold_update(tmp_path: Path) -> None:
         assert redis_client.Redis(port=redis.port).dbsize() == 6, "one hash per entity"
 
 
+def test_switching_the_online_store_fills_the_new_one_without_a_gold_change(tmp_path: Path) -> None:
+    pipe = Pipe(tmp_path, events(200, entities=5))
+    pipe.ingest(events(200, entities=5))
+    version = run(pipe.layout, pipe.spec, KEY, online=OnlineStore("sqlite")).materialized[VIEW]
+    with redis_server(tmp_path / "redis") as redis:
+        online = OnlineStore("redis", f"127.0.0.1:{redis.port}")
+        assert run(pipe.layout, pipe.spec, KEY, online=online).materialized == {VIEW: version}
+        assert run(pipe.layout, pipe.spec, KEY, online=online).materialized == {}
+        latest = _latest_per_entity(pipe.layout, pipe.spec)
+        served = _online(pipe, online, list(latest.index), ["f1__ewma"])
+        pd.testing.assert_frame_equal(served[["f1__ewma"]], latest[["f1__ewma"]], check_names=False)
+
+
 def _as_of(gold: pd.DataFrame, entity_df: pd.DataFrame, entity: str, ts: str, features: list[str]) -> pd.DataFrame:
     """Brute force: for each row, the gold row of its entity with the latest time <= the row's time."""
     out = []
