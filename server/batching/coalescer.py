@@ -35,9 +35,9 @@ R = TypeVar("R")
 Dispatch = Callable[[str, np.ndarray, Sequence[int], Sequence[str]], Awaitable[Sequence[R]]]
 
 
-#: how long calls must keep waiting past the admission floor before the relative rule refuses
-#: anything (CoDel's interval: long enough that colliding arrivals drain, short against overload)
-STANDING_INTERVAL_S = 0.1
+#: how long a batch's call may run past the last deadline among its callers before it is abandoned
+#: (its slot freed): the callers have had their DEADLINE_EXCEEDED by then
+DISPATCH_SLACK_S = 1.0
 #: how long a refusal keeps the rule on: overload that admission holds off leaves no queue to see
 REFUSING_HOLD_S = 1.0
 
@@ -66,7 +66,6 @@ class _Item(Generic[R]):
     tag: str
     deadline: float | None
     future: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
-    queued_at: float = field(default_factory=time.monotonic)
 
 
 @dataclass(slots=True)
@@ -114,7 +113,6 @@ class Coalescer(Generic[R]):
         self.admission_floor_s = admission_floor_s
         self.costs = CallCosts()  # the fastest recent time of a call, by its size
         self._inflight_calls: dict[int, int] = {}  # id of a call in flight -> its rows
-        self._waited_since: float | None = None  # when calls began to wait past the floor
         self._refused_at = -math.inf  # the last refusal by the relative rule
         self.rows_per_s: float | None = None
 
@@ -190,8 +188,9 @@ class Coalescer(Generic[R]):
         keeps a second large request in flight (with the floor as a minimum instead of added on top,
         the scorer idled between calls: 72-89% of the sustainable rate accepted against 101-106%).
 
-        Only while a queue stands (``queue_is_standing``): CoDel's good queue (arrivals that
-        collide and drain) is not refused. The gateway's loop lag is not counted: a request has
+        Only while a queue stands (``queue_is_standing``): a burst that leaves in one call is not
+        refused (CoDel's good queue; a rule on waits alone, CoDel's own, refused a burst of 120
+        small requests and parts of an ordered stream). The gateway's loop lag is not counted: a request has
         already waited it when it gets here, and whatever else is on the loop causes it (a request
         with nothing ahead was refused for a 67 ms lag during a stream)."""
         if self.admission_factor is None or not self.costs or not self.queue_is_standing():
@@ -210,22 +209,15 @@ class Coalescer(Generic[R]):
         return ahead, allowed
 
     def queue_is_standing(self, now: float | None = None) -> bool:
-        """Overload, not a collision: every call dispatched for the last ``STANDING_INTERVAL_S``
-        waited past the floor, or the rule refused a request within the last ``REFUSING_HOLD_S``
-        (admission keeps the queue short, so waits alone would end the episode it needs)."""
+        """Overload, not a burst: a whole call's worth of rows (``max_batch_rows``) waits behind the
+        calls in flight, so more arrives than the calls can take; or the rule refused a request
+        within the last ``REFUSING_HOLD_S`` (admission keeps the queue short, so the queue alone
+        would end the episode it needs). A burst that fits one call leaves in it and is never
+        refused: 120 requests of 5 events at once, or four clients of 64 events in a loop."""
         now = time.monotonic() if now is None else now
         if now - self._refused_at < REFUSING_HOLD_S:
             return True
-        since = self._waited_since
-        return since is not None and now - since >= STANDING_INTERVAL_S
-
-    def _note_waits(self, batch: list[_Item], now: float) -> None:
-        """Start or end a standing-queue episode from how long the batch's oldest item waited."""
-        waited = now - min(it.queued_at for it in batch)
-        if waited <= self.admission_floor_s:
-            self._waited_since = None
-        elif self._waited_since is None:
-            self._waited_since = now
+        return any(rows >= self.max_batch_rows for rows in self._key_rows.values())
 
     def expected_wait_s(self, n: int = 0) -> float | None:
         """Seconds until ``n`` new rows would be dispatched at the measured rate, when there is a queue;
@@ -299,10 +291,19 @@ class Coalescer(Generic[R]):
             if self._on_batch is not None:
                 self._on_batch(key, BatchStats(int(rows.shape[0]), len(batch)))
             started = time.monotonic()
-            self._note_waits(batch, started)
             self._inflight_calls[id(batch)] = int(rows.shape[0])
+            call = self._dispatch(key, rows, counts, [it.tag for it in batch])
             try:
-                results = await self._dispatch(key, rows, counts, [it.tag for it in batch])
+                deadlines = [it.deadline for it in batch]
+                if None in deadlines:
+                    results = await call
+                else:  # nobody waits past the last deadline: a hung call must not hold its slot longer
+                    bound = max(deadlines) - started + DISPATCH_SLACK_S  # type: ignore[type-var]
+                    try:
+                        results = await asyncio.wait_for(call, bound)
+                    except TimeoutError:
+                        raise TimeoutError(f"the scorer did not answer within {bound:.1f} s, past every "
+                                           f"caller's deadline in the batch") from None
             finally:
                 self._inflight_calls.pop(id(batch), None)
             elapsed = time.monotonic() - started

@@ -16,6 +16,7 @@ import numpy as np
 
 from server.executors import RETRIEVAL, run_in
 from server.gateway.ray_errors import CONTROL_TIMEOUT_S, ReplicaTimeoutError, bounded
+from server.gateway.request_context import time_left
 from server.rag.embedder import BertConfig, TextEmbedder, load_tokenizer, model_dir
 
 
@@ -66,12 +67,15 @@ class RayEmbedder:
             raise EmbedderStartError(f"the Embedder deployment returns {info['dim']}-d vectors, "
                                      f"this gateway's model {self.dim}-d")
 
-    async def aencode(self, texts: list[str]) -> np.ndarray:
+    async def aencode(self, texts: list[str], timeout_s: float | None = None) -> np.ndarray:
+        """``timeout_s``: the bound when called from another thread (``encode``), whose request's
+        deadline does not follow the coroutine onto the loop; else the request's own applies."""
         if self.local is not None:
             return await run_in(RETRIEVAL, self.local.encode, list(texts))
+        bound = self.timeout_s if timeout_s is None else timeout_s
         if self.handle is None:
-            await asyncio.wait_for(self.wait_ready(), self.timeout_s)
-        return await bounded(self.handle.encode.remote(list(texts)), self.timeout_s, "Embedder.encode")
+            await asyncio.wait_for(self.wait_ready(), time_left(bound))
+        return await bounded(self.handle.encode.remote(list(texts)), bound, "Embedder.encode")
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """From a worker thread (never the event loop's own: that would wait on itself).
@@ -90,12 +94,13 @@ class RayEmbedder:
             raise RuntimeError("RayEmbedder.encode called on the event loop: use aencode")
         if not self.loop.is_running():
             raise RuntimeError("the gateway's event loop is not running")
-        future = asyncio.run_coroutine_threadsafe(self.aencode(texts), self.loop)
-        try:  # aencode is bounded by timeout_s; this bound covers a loop that never ran it
-            return future.result(self.timeout_s + 1.0)
+        bound = time_left(self.timeout_s)  # this thread carries the request's context (run_in)
+        future = asyncio.run_coroutine_threadsafe(self.aencode(texts, bound), self.loop)
+        try:  # aencode is bounded by ``bound``; this bound covers a loop that never ran it
+            return future.result(bound + 1.0)
         except TimeoutError:
             future.cancel()
-            raise ReplicaTimeoutError(f"Embedder.encode: no answer within {self.timeout_s:.1f} s") from None
+            raise ReplicaTimeoutError(f"Embedder.encode: no answer within {bound:.1f} s") from None
 
     def token_counts(self, texts: list[str]) -> list[int]:
         return [len(e.ids) for e in self.tokenizer.encode_batch(texts)]

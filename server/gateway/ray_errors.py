@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Awaitable
 from typing import TypeVar
 
 from server.batching import OverloadError
+from server.gateway.request_context import time_left
 
 T = TypeVar("T")
 #: how long a control call (info, stats, counters, health, tokenize) may take: these answer from
@@ -39,11 +40,14 @@ class ReplicaTimeoutError(TimeoutError):
 
 
 async def bounded(call: Awaitable[T], timeout_s: float, what: str) -> T:
-    """``call`` (a handle's ``.remote()``), translated by ``from_ray`` and bounded by ``timeout_s``."""
+    """``call`` (a handle's ``.remote()``), translated by ``from_ray`` and bounded by ``timeout_s`` or
+    what is left of the current request's deadline, whichever is shorter."""
+    limit = time_left(timeout_s)
     try:
-        return await asyncio.wait_for(call, timeout_s)
+        return await asyncio.wait_for(call, limit)
     except TimeoutError:
-        raise ReplicaTimeoutError(f"{what}: no answer from the replica within {timeout_s:.1f} s") from None
+        why = "the caller's deadline" if limit < timeout_s else "its bound"
+        raise ReplicaTimeoutError(f"{what}: no answer from the replica within {limit:.1f} s ({why})") from None
     except Exception as exc:
         raise from_ray(exc) from exc
 

@@ -40,12 +40,17 @@ def test_anomaly_overload_is_refused_at_once_and_accepted_latency_stays_bounded(
     schedule = poisson_schedule(2 * rate, 6.0, np.random.default_rng(3))
     over = asyncio.run(anomaly_open_loop(server.address, (), requests, schedule, 30.0))
     summary = (f"unloaded p95 {unloaded:.1f} ms, sustainable {rate:.0f}/s; at 2x: accepted {over['req_per_s']:.0f}/s "
-               f"p95 {over['p95_ms']:.1f} ms, refused {over['errors']} (p95 {over['refused_p95_ms']:.1f} ms), "
+               f"p95 {over['p95_ms']:.1f} ms, refused {over['errors']} (p50 {np.median(over['refused_ms']):.1f}, "
+               f"p95 {over['refused_p95_ms']:.1f} ms), "
                f"{over['error_kinds']}")
     assert over["error_kinds"] in ([], ["RESOURCE_EXHAUSTED"]), summary
     assert over["errors"] > 0, f"twice the sustainable rate must shed something: {summary}"
-    # refused at once: before the call waits behind the admitted work (~1 service time at most)
-    assert over["refused_p95_ms"] < max(2 * unloaded, 20.0), summary
+    # refused at once: not after waiting behind the admitted work. Time before the handler runs
+    # (receiving 147 KB on cores the client shares) is in every call, refused or not: a typical
+    # refusal takes no longer than an unloaded call, and the slow ones no longer than accepted ones
+    refused = np.asarray(over["refused_ms"])
+    assert np.percentile(refused, 50) < max(unloaded, 20.0), summary
+    assert over["refused_p95_ms"] < over["p95_ms"], summary
     assert over["p95_ms"] < 6 * unloaded, summary  # ~46x with admission off
     assert over["req_per_s"] > 0.6 * rate, summary  # the accepted rate: not shed for nothing
 
@@ -75,6 +80,7 @@ def test_llm_overload_is_refused_at_once_and_accepted_ttft_stays_bounded(server)
     assert over["errors"] > 0, f"twice the sustainable rate must shed something: {summary}"
     # refused at once: within about one engine step, not after a prefill's worth of queueing
     assert over["refused_p95_ms"] < max(unloaded, 100.0), summary
+    assert over["refused_p95_ms"] < over["ttft_p95_ms"], summary
     # the class's limit (2x its unloaded TTFT, floor 0.25 s) plus the steps it was estimated from
     assert over["ttft_p95_ms"] < 1000.0, summary
     assert over["req_per_s"] > 0.6 * rate, summary

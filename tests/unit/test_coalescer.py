@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from server.batching import BatchQueueFullError, Coalescer
+from server.batching.coalescer import REFUSING_HOLD_S
 from tests.support.waiting import poll_async
 
 
@@ -157,20 +158,18 @@ def test_relative_admission_counts_the_calls_ahead_in_flight_or_queued():
         rec.gate = asyncio.Event()
         held = [asyncio.create_task(co.submit("m", np.ones((4, 1))))]
         await _until(lambda: len(rec.batches) == 2, "the held call in dispatch, at the gate")
-        assert co.relative_wait_s(1) == (None, None)  # no standing queue: collisions are not refused
-        co._waited_since = time.monotonic() - 1.0  # a standing queue (the next test shows one form)
-        ahead, allowed = co.relative_wait_s(1)
-        assert ahead == pytest.approx(call)  # the call in dispatch is ahead too
-        assert allowed == pytest.approx(call + 0.01)  # (factor - 1) x its own call + the floor
-        held.append(asyncio.create_task(co.submit("m", np.ones((4, 1)))))  # one call ahead vs its own + floor
+        assert co.relative_wait_s(1) == (None, None)  # nothing queued: no standing queue
+        held.append(asyncio.create_task(co.submit("m", np.ones((4, 1)))))  # not standing yet: admitted
         await _until(lambda: co.queued_rows == 4, "the admitted call queued")
+        assert co.queue_is_standing()  # a whole call's worth waits behind the call in flight
+        ahead, allowed = co.relative_wait_s(1)
+        assert ahead == pytest.approx(2 * call)  # the call in dispatch counts as much as the queued one
+        assert allowed == pytest.approx(call + 0.01)  # (factor - 1) x its own call + the floor
         t0 = time.monotonic()
         with pytest.raises(BatchQueueFullError, match="while the queue stands"):
             await co.submit("m", np.ones((1, 1)))  # two calls ahead (a full batch queued) vs one + the floor
         assert time.monotonic() - t0 < 0.02  # at once: not after waiting in the queue
         assert co.queued_rows == 4  # the refused request left nothing behind
-        co._waited_since = None
-        assert co.queue_is_standing()  # a refusal keeps the rule on (REFUSING_HOLD_S)
         held.append(asyncio.create_task(co.submit("m", np.ones((8, 1)))))  # 2 calls ahead vs its own 2x
         await _until(lambda: co.queued_rows == 12, "the large request queued")
         with pytest.raises(BatchQueueFullError):
@@ -198,7 +197,8 @@ def test_a_request_joining_the_queued_batch_waits_only_for_the_calls_in_flight()
         await _until(lambda: len(rec.batches) == 2, "the held call in dispatch, at the gate")
         held += [asyncio.create_task(co.submit("m", np.ones((1, 1)))) for _ in range(3)]
         await _until(lambda: co.queued_rows == 3, "three queued in one partial batch")
-        co._waited_since = time.monotonic() - 1.0
+        assert co.relative_wait_s(1, "m") == (None, None)  # a burst that fits one call: not standing
+        co._refused_at = time.monotonic()  # as if the rule had just refused someone (it holds a second)
         assert co.relative_wait_s(1, "m")[0] == pytest.approx(call)  # joins: only the call in flight
         assert co.relative_wait_s(1, "other")[0] == pytest.approx(2 * call)  # another key's call is ahead
         held.append(asyncio.create_task(co.submit("m", np.ones((1, 1)))))
@@ -209,26 +209,37 @@ def test_a_request_joining_the_queued_batch_waits_only_for_the_calls_in_flight()
     run(main())
 
 
-def test_the_relative_rule_waits_for_a_standing_queue_and_ends_when_it_drains():
-    """CoDel's good and bad queue: calls that collide once do not start an episode; calls that keep
-    waiting past the floor for STANDING_INTERVAL_S do; a call dispatched without waiting ends it."""
+def test_a_burst_that_fits_one_call_is_never_refused_a_refusal_holds_the_rule_on():
+    """Overload, not a burst: 120 small requests at once behind a slow call leave in one call and
+    are all admitted; the rule stands once a whole call's worth waits, and a refusal keeps it on for
+    REFUSING_HOLD_S even after the queue is short again."""
 
     async def main():
-        rec = Recorder(delay=0.03)  # one row per call, 30 ms each, one call at a time
-        co = Coalescer(rec, max_batch_rows=1, max_wait_s=0.0, max_queue_rows=1000, max_inflight=1,
-                       admission_factor=2.0, admission_floor_s=0.01)
-        assert await co.submit("m", np.ones((1, 1))) == 1.0
+        rec = Recorder(delay=0.03)
+        co = Coalescer(rec, max_batch_rows=1000, max_wait_s=0.0, max_queue_rows=100_000, max_inflight=1,
+                       admission_factor=2.0, admission_floor_s=0.001)
+        assert await co.submit("m", np.ones((5, 1))) == 5.0  # timed
+        rec.gate = asyncio.Event()
+        burst = [asyncio.create_task(co.submit("m", np.ones((5, 1))))]
+        await _until(lambda: len(rec.batches) == 2, "a call in flight")
+        burst += [asyncio.create_task(co.submit("m", np.ones((5, 1)))) for _ in range(120)]
+        await _until(lambda: co.queued_rows == 600, "120 requests queued behind it")
         assert not co.queue_is_standing()
-        two = [asyncio.create_task(co.submit("m", np.ones((1, 1)))) for _ in range(2)]
-        await asyncio.gather(*two)  # the second waited 30 ms once: not yet an episode that stood
-        assert not co.queue_is_standing()
-        backlog = [asyncio.create_task(co.submit("m", np.ones((1, 1)))) for _ in range(8)]
-        await _until(lambda: co.queue_is_standing(), "every call waiting past the floor for 100 ms")
-        assert co.relative_wait_s(1)[0] is not None  # the rule applies now
-        await asyncio.gather(*backlog, return_exceptions=True)
-        assert co.queue_is_standing()  # drained, but nothing has gone without waiting yet
-        assert await co.submit("m", np.ones((1, 1))) == 1.0  # nothing ahead: admitted, goes at once
-        assert not co.queue_is_standing()
+        rec.gate.set()
+        assert await asyncio.gather(*burst) == [5.0] * 121  # nobody refused
+        rec.gate = asyncio.Event()
+        calls = len(rec.batches)
+        held = [asyncio.create_task(co.submit("m", np.ones((5, 1))))]
+        await _until(lambda: len(rec.batches) == calls + 1, "a call in flight")
+        held.append(asyncio.create_task(co.submit("m", np.ones((1000, 1)))))  # a whole call's worth
+        await _until(lambda: co.queued_rows == 1000, "a full call queued")
+        assert co.queue_is_standing()
+        with pytest.raises(BatchQueueFullError):
+            await co.submit("m", np.ones((5, 1)))
+        rec.gate.set()
+        await asyncio.gather(*held)
+        assert co.queued_rows == 0 and co.queue_is_standing()  # held on by the refusal
+        assert not co.queue_is_standing(time.monotonic() + REFUSING_HOLD_S)
         await co.close()
 
     run(main())

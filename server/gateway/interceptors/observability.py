@@ -22,7 +22,14 @@ from typing import Any
 import grpc
 
 from server.gateway.interceptors.rewrap import Streaming, Unary, rewrap
-from server.gateway.request_context import ACCESS_FIELDS, MAX_REQUEST_ID_LEN, REQUEST_ID, new_request_id
+from server.gateway.request_context import (
+    ACCESS_FIELDS,
+    DEADLINE,
+    MAX_REQUEST_ID_LEN,
+    REQUEST_ID,
+    new_request_id,
+    set_deadline,
+)
 from server.observability import tracing
 from server.observability.logs import access_log
 from server.observability.metrics import GRPC_BUDGET, GRPC_IN_FLIGHT, GRPC_LATENCY, GRPC_REQUESTS
@@ -73,7 +80,8 @@ class _Observed:
 
     def begin(self, context: grpc.aio.ServicerContext) -> tuple[float, tuple[Any, Any, float | None, Any]]:
         rid, budget = _request_id_and_budget(context)
-        token = REQUEST_ID.set(rid), ACCESS_FIELDS.set(None), budget, tracing.start_rpc_span(self.method, rid)
+        token = (REQUEST_ID.set(rid), ACCESS_FIELDS.set(None), budget, tracing.start_rpc_span(self.method, rid),
+                 set_deadline(context.time_remaining()))
         context.set_trailing_metadata((("x-request-id", rid),))
         self.in_flight.inc()
         return time.perf_counter(), token
@@ -92,9 +100,11 @@ class _Observed:
         if budget is not None and code != "CANCELLED":
             self.budget["true" if code != "DEADLINE_EXCEEDED" and elapsed <= budget else "false"].inc()
         access_log(self.method, code, started, REQUEST_ID.get(), ACCESS_FIELDS.get())
-        rid_token, fields_token, _, _ = token
+        rid_token, fields_token, _, _, deadline_token = token
         with contextlib.suppress(ValueError):  # reset from another context: harmless
             REQUEST_ID.reset(rid_token)
+        with contextlib.suppress(ValueError):
+            DEADLINE.reset(deadline_token)
         with contextlib.suppress(ValueError):
             ACCESS_FIELDS.reset(fields_token)
 
