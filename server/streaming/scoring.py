@@ -69,7 +69,8 @@ class InProcessScorer:
 
 
 class GatewayScorer:
-    """A running gateway, over gRPC (``AsyncAnomalyClient``): entity keys travel with the batch."""
+    """A running gateway, over gRPC (``AsyncAnomalyClient``): for a stream-feature model, the entity keys
+    travel with the batch and the gateway keeps the per-entity state."""
 
     def __init__(self, address: str, model: str = "", timeout_s: float = 30.0) -> None:
         from server.client import AsyncAnomalyClient
@@ -78,6 +79,7 @@ class GatewayScorer:
         self.model = model
         self.timeout_s = timeout_s
         self.feature_names: list[str] = []
+        self.stream = False
 
     async def start(self) -> GatewayScorer:
         models = await self.client.list_models()
@@ -90,10 +92,13 @@ class GatewayScorer:
             raise ValueError(f"the gateway at {self.client.address} does not serve {self.model!r}: {sorted(by_name)}")
         self.model = chosen.name
         self.feature_names = list(chosen.feature_names)
+        self.stream = bool(chosen.uses_stream_features)
         return self
 
     async def score(self, X: np.ndarray, entities: Sequence[str]) -> BatchScores:
-        r = await self.client.score(X, self.model, entity_keys=list(entities), timeout=self.timeout_s)
+        # entity keys only for a stream-feature model: the gateway refuses them for any other
+        keys = list(entities) if self.stream else None
+        r = await self.client.score(X, self.model, entity_keys=keys, timeout=self.timeout_s)
         return BatchScores(r.model, r.version, r.scores, r.is_anomaly)
 
     async def close(self) -> None:
