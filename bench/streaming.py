@@ -79,7 +79,7 @@ async def publish_run(url: str, names: BusNames, messages, rate: float) -> tuple
         await nc.close()
 
 
-def one_config(root: Path, data_dir: Path, messages, rate: float, bronze: bool) -> dict:
+def one_config(root: Path, data_dir: Path, messages, rate: float, bronze: bool, batch: int) -> dict:
     names = BusNames()
     pipeline_dir = root / "pipeline"
     sample = write_events(shuttle_events(5000, entities=256), root / "sample.csv")
@@ -87,7 +87,7 @@ def one_config(root: Path, data_dir: Path, messages, rate: float, bronze: bool) 
     broker = NatsServer(root / "nats").start()
     env = {**os.environ, "STACKSERVE__PIPELINE__DIR": str(pipeline_dir)}
     cmd = [sys.executable, "-m", "server.cli", "--data-dir", str(data_dir), "pipeline", "stream", "--url", broker.url,
-           "--model", "shuttle-rf", *([] if bronze else ["--no-bronze"])]
+           "--model", "shuttle-rf", "--batch", str(batch), *([] if bronze else ["--no-bronze"])]
     with open(root / "consumer.log", "wb") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     sink = pipeline_dir / "scores.sqlite"
@@ -115,7 +115,8 @@ def one_config(root: Path, data_dir: Path, messages, rate: float, bronze: bool) 
         proc.wait(timeout=60)
         broker.stop()
     p50, p95, p99 = np.percentile(lat, [50, 95, 99])
-    return {"bronze": bronze, "events": len(messages), "target_rate": rate, "published_rate": len(messages) / publish_s,
+    return {"bronze": bronze, "batch": batch, "events": len(messages), "target_rate": rate,
+            "published_rate": len(messages) / publish_s,
             "scored_rate": len(messages) / (last - first), "p50_s": float(p50), "p95_s": float(p95),
             "p99_s": float(p99), "max_s": float(lat.max())}
 
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=float, default=5000.0, help="events per second published")
     ap.add_argument("--seconds", type=float, default=10.0, help="how long to publish")
     ap.add_argument("--data-dir", help="where the registered models are (default: a temporary dir, trained)")
+    ap.add_argument("--batch", type=int, default=2000, help="the consumer's messages per fetch (per bronze commit)")
     ap.add_argument("--quick", action="store_true", help="2,000 events/s for 3 s")
     args = ap.parse_args(argv)
     if args.quick:
@@ -136,15 +138,17 @@ def main(argv: list[str] | None = None) -> int:
         ensure_model(data_dir)
         for bronze in (True, False):
             root = Path(tmp) / ("bronze" if bronze else "no-bronze")
-            results.append(one_config(root, data_dir, messages, args.rate, bronze))
+            results.append(one_config(root, data_dir, messages, args.rate, bronze, args.batch))
     print(machine_line())
-    rows = [["published -> in the sink", "bronze on" if r["bronze"] else "no bronze", r["events"],
+    rows = [["published -> in the sink", f"{'bronze on' if r['bronze'] else 'no bronze'}, batch {r['batch']}",
+             r["events"],
              f"{r['target_rate']:.0f} / {r['published_rate']:.0f} / {r['scored_rate']:.0f}",
              f"{r['p50_s'] * 1000:.0f}", f"{r['p95_s'] * 1000:.0f}", f"{r['p99_s'] * 1000:.0f}",
              f"{r['max_s'] * 1000:.0f}"] for r in results]
     print(markdown_table(["what", "config", "events", "events/s target / published / scored", "p50 ms", "p95 ms",
                           "p99 ms", "max ms"], rows))
-    path = write_json("streaming", {"rate": args.rate, "seconds": args.seconds, "results": results})
+    path = write_json("streaming", {"rate": args.rate, "seconds": args.seconds, "batch": args.batch,
+                                    "results": results})
     print(f"wrote {path}")
     return 0
 

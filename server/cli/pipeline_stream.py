@@ -176,7 +176,7 @@ def add_stream_commands(command: Callable[[str, str], argparse.ArgumentParser],
                    "with the registered model")
     p.add_argument("--model", help="the model (default: the configured/served default)")
     p.add_argument("--sink", help="the score sink, SQLite (default: scores.sqlite in the pipeline dir)")
-    p.add_argument("--batch", type=int, default=500, help="messages per fetch")
+    p.add_argument("--batch", type=int, default=2000, help="messages per fetch (and per bronze commit)")
     p.add_argument("--ack-wait-s", type=float, default=30.0, help="redelivery after this long without an ack")
     p.add_argument("--idle-exit-s", type=float, help="stop after this long with no lag (default: run until SIGTERM)")
     p.add_argument("--no-bronze", action="store_true", help="score without landing events in bronze")

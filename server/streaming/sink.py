@@ -100,5 +100,9 @@ def read_scores(path: Path) -> list[tuple]:
     db = sqlite3.connect(path)
     try:
         return db.execute("SELECT event_id, score, deliveries, written_at FROM scores").fetchall()
+    except sqlite3.OperationalError as exc:  # the consumer has created the file, not the table yet
+        if "no such table" in str(exc):
+            return []
+        raise
     finally:
         db.close()
