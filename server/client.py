@@ -74,6 +74,15 @@ def score_request(
     )
 
 
+def entity_score_request(
+    entity_keys: Sequence[str], event_times_us: Sequence[int] | np.ndarray, model: str = ""
+) -> pb.ScoreRequest:
+    """A ScoreRequest by entity: the server reads each event's features from the feature view the
+    model was trained on (``train anomaly --feature-view``), at its time (epoch microseconds)."""
+    return pb.ScoreRequest(model=model, entity_keys=list(entity_keys),
+                           event_times_us=[int(t) for t in event_times_us])
+
+
 def wait_serving(check: Callable[[], str], timeout: float, what: str) -> None:
     """Poll a health check until SERVING, with a deadline (no fixed sleeps as synchronisation)."""
     deadline = time.monotonic() + timeout
@@ -223,6 +232,20 @@ class _AnomalyCalls(_Client):
         request_id: str | None = None,
     ) -> Result[Scores]:
         call = self.stub.Score(score_request(X, model, entity_keys), timeout=timeout, metadata=_metadata(request_id))
+        return self._result(call, Scores.from_proto)
+
+    def score_entities(
+        self,
+        entity_keys: Sequence[str],
+        event_times_us: Sequence[int] | np.ndarray,
+        model: str = "",
+        timeout: float | None = 30.0,
+        request_id: str | None = None,
+    ) -> Result[Scores]:
+        """Score events by entity key and event time (epoch microseconds) instead of feature values:
+        the server looks the features up in the model's feature view (one lookup per request)."""
+        call = self.stub.Score(entity_score_request(entity_keys, event_times_us, model), timeout=timeout,
+                               metadata=_metadata(request_id))
         return self._result(call, Scores.from_proto)
 
     def score_request(self, request: pb.ScoreRequest, timeout: float | None = 30.0) -> Result[pb.ScoreResponse]:

@@ -10,7 +10,9 @@ the rails or the drift loop, and a pool's size is the concurrency that kind of w
 - ``RETRIEVAL``: query embedding and FAISS search, ingestion;
 - ``HOUSEKEEPING``: drift evaluation, rollout snapshots and verdicts (periodic, never urgent);
 - ``SCORING``: anomaly requests the gateway scores itself that cost more than its inline budget
-  (one thread: the tree kernels spread a large batch over the cores themselves).
+  (one thread: the tree kernels spread a large batch over the cores themselves);
+- ``FEATURES``: online feature-store lookups for Score requests sent by entity key and event time
+  (a SQLite or Redis read that waits on I/O; its own pool, so a slow store cannot hold up scoring).
 
 Like ``asyncio.to_thread``, ``run_in`` carries the caller's context (request id, access-log fields)
 into the thread.
@@ -35,6 +37,7 @@ RAILS = ThreadPoolExecutor(max(2, usable_cpus()), thread_name_prefix="rails")
 RETRIEVAL = ThreadPoolExecutor(max(2, usable_cpus()), thread_name_prefix="retrieval")
 HOUSEKEEPING = ThreadPoolExecutor(2, thread_name_prefix="housekeeping")
 SCORING = ThreadPoolExecutor(1, thread_name_prefix="gateway-score")
+FEATURES = ThreadPoolExecutor(2, thread_name_prefix="online-features")
 
 
 async def run_in(pool: ThreadPoolExecutor, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:

@@ -18,6 +18,8 @@ class CatalogEntry:
     stream: StreamSpec | None
     threshold: float
     reference: ReferenceProfile | None = None
+    # NAME:VERSION of the feature view the model was trained from; None: it takes feature values only
+    feature_view: str | None = None
 
     @classmethod
     def from_info(cls, info: dict) -> CatalogEntry:
@@ -31,6 +33,7 @@ class CatalogEntry:
             stream=StreamSpec(**stream) if stream else None,
             threshold=float(info["threshold"]),
             reference=info.get("reference"),
+            feature_view=info.get("feature_view"),
         )
 
     @property

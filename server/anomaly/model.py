@@ -41,6 +41,9 @@ class ModelCard:
     version: str = ""
     run_id: str = ""
     metrics: dict[str, float] = field(default_factory=dict)
+    # ``NAME:VERSION`` of the feature view the model was trained from (``--feature-view``), read from
+    # the run's MLflow tags at load time: the gateway looks up online features from that view
+    feature_view: str = ""
 
     @property
     def n_raw(self) -> int:

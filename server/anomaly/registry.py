@@ -132,7 +132,19 @@ def load_servable_from_run(client: MlflowClient, run_id: str, backend: str = "au
         local = mlflow.artifacts.download_artifacts(
             run_id=run_id, artifact_path=COMPILED_ARTIFACT, dst_path=tmp, tracking_uri=mlflow.get_tracking_uri()
         )
-        return ServableModel.load(Path(local), backend=backend, run_id=run_id)
+        return _with_feature_view(client, ServableModel.load(Path(local), backend=backend, run_id=run_id))
+
+
+def _with_feature_view(client: MlflowClient, servable: ServableModel) -> ServableModel:
+    """Record on the card the feature view a ``--feature-view`` run was trained from (its
+    ``feature_view``/``feature_view_version`` tags): the gateway scores such a model by entity
+    key and event time by reading that view's online features, so it must know which."""
+    run_id = servable.card.run_id
+    tags = client.get_run(run_id).data.tags if run_id else {}
+    if tags.get("feature_view"):
+        version = tags.get("feature_view_version", "")
+        servable.card.feature_view = f"{tags['feature_view']}:{version}" if version else tags["feature_view"]
+    return servable
 
 
 def load_servable(
@@ -150,7 +162,8 @@ def load_servable(
         local = mlflow.artifacts.download_artifacts(
             run_id=mv.run_id, artifact_path=COMPILED_ARTIFACT, dst_path=tmp, tracking_uri=mlflow.get_tracking_uri()
         )
-        return ServableModel.load(Path(local), backend=backend, version=str(mv.version), run_id=mv.run_id)
+        servable = ServableModel.load(Path(local), backend=backend, version=str(mv.version), run_id=mv.run_id)
+    return _with_feature_view(client, servable)
 
 
 def load_servables(

@@ -63,6 +63,7 @@ class AnomalyScorer:
                 else {"window": m.card.stream.window, "alpha": m.card.stream.alpha},
                 "threshold": m.card.threshold,
                 "reference": m.reference,
+                "feature_view": m.card.feature_view or None,
                 # a rollout challenger (NAME@vN): the gateway keeps it out of the client-facing catalog
                 "challenger_of": (parse_challenger_key(name) or (None,))[0],
             }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -30,9 +31,9 @@ from server.batching import BatchQueueFullError, Coalescer
 from server.batching.coalescer import BatchStats
 from server.config import Settings
 from server.drift.loop import DriftLoop
-from server.executors import SCORING, run_in
+from server.executors import FEATURES, SCORING, run_in
 from server.gateway.anomaly_endpoint import AnomalyEndpoint
-from server.gateway.request_context import current_request_id
+from server.gateway.request_context import current_request_id, time_left
 from server.observability import metrics
 from server.protocol.anomaly_validation import ParsedScoreRequest
 from server.rollout.router import routing_key
@@ -40,6 +41,7 @@ from server.rollout.traffic import RolloutTraffic
 
 if TYPE_CHECKING:
     from kernels.stream_features import PendingUpdate, StreamFeatureState
+    from server.pipeline.online_features import OnlineFeatureReader
 
 log = logging.getLogger("stackserve.gateway")
 
@@ -70,6 +72,10 @@ class AnomalyScoring:
         self.local_max_rows = settings.anomaly.in_gateway_max_events
         self.inline_budget_s = settings.anomaly.in_gateway_inline_budget_ms / 1000
         self._row_cost_s: dict[str, float] = {}  # measured seconds per event, by key (a moving average)
+        # online feature readers by view (NAME:VERSION), opened on the first request that needs one:
+        # importing feast costs seconds, so a gateway serving no feature-view model never pays it
+        self._readers: dict[str, OnlineFeatureReader] = {}
+        self._readers_lock = threading.Lock()
         co = settings.coalescing
         self.coalescer: Coalescer[ScoreResult] | None = (
             Coalescer(
@@ -183,6 +189,57 @@ class AnomalyScoring:
         X, pending = stream_matrix_pending(state, parsed.entity_keys, parsed.raw)
         metrics.STREAM_ENTITIES.labels(parsed.model.name).set(state.n_entities)
         return X, pending
+
+    def _reader(self, view: str) -> OnlineFeatureReader:
+        """The reader of ``view``, opened once (in a worker thread: it imports feast and opens the
+        store). Its columns must be the model's, in order, or the rows would feed the wrong inputs."""
+        with self._readers_lock:
+            reader = self._readers.get(view)
+            if reader is None:
+                from server.pipeline.feature_store import OnlineStore
+                from server.pipeline.online_features import OnlineFeatureReader
+                from server.pipeline.spec import load_spec
+                from server.pipeline.tables import Layout
+
+                layout = Layout(self.settings.pipeline_dir)
+                cfg = self.settings.pipeline
+                reader = OnlineFeatureReader(layout, load_spec(layout.spec).entity, view,
+                                             OnlineStore(cfg.online_store, cfg.redis_url))
+                self._readers[view] = reader
+            return reader
+
+    def _online_rows(self, parsed: ParsedScoreRequest) -> np.ndarray:
+        """One lookup for the request's events (worker thread); bad input as ``ServingError``."""
+        from server.pipeline.online_features import MissingEntityError, StaleEventError
+        from server.protocol.errors import invalid
+
+        entry = parsed.model
+        reader = self._reader(entry.feature_view)
+        if tuple(reader.features) != entry.feature_names:
+            raise RuntimeError(f"feature view {entry.feature_view} serves {reader.features}, model {entry.name!r} "
+                               f"takes {list(entry.feature_names)}")
+        try:
+            batch = reader.read(parsed.entity_keys, parsed.event_times_us)
+        except MissingEntityError as exc:
+            raise invalid("entity_keys", str(exc)) from exc
+        except StaleEventError as exc:
+            raise invalid("event_times_us", str(exc)) from exc
+        X = batch.features.astype(np.float32)
+        incomplete = ~np.isfinite(X).all(axis=1)
+        if incomplete.any():
+            i = int(np.flatnonzero(incomplete)[0])
+            raise invalid("entity_keys", f"event {i}: {parsed.entity_keys[i]!r} has incomplete online features "
+                          "(too little history for the view's statistics); score it with features")
+        return X
+
+    async def online_inputs(self, parsed: ParsedScoreRequest, timeout: float) -> np.ndarray:
+        """The model's input rows read from its feature view's online store: one lookup for the whole
+        request, in the FEATURES pool (never on the event loop), bounded by the request's deadline."""
+        started = time.perf_counter()
+        try:
+            return await asyncio.wait_for(run_in(FEATURES, self._online_rows, parsed), time_left(timeout))
+        finally:
+            metrics.ONLINE_FEATURES_SECONDS.observe(time.perf_counter() - started)
 
     async def score_settled(
         self, parsed: ParsedScoreRequest, X: np.ndarray, pending: PendingUpdate | None, timeout: float

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import TYPE_CHECKING
 
 import grpc
+import numpy as np
 
 from server.anomaly.scorer import ScoreResult
 from server.batching import OverloadError, RequestTooLargeError
@@ -72,11 +73,11 @@ class AnomalyService:
         cfg = self.settings.anomaly
         parsed = parse_score_request(request, scoring.catalog, cfg.default_model, cfg.default_stream_model)
         limit = scoring.max_request_rows
-        if limit is not None and parsed.raw.shape[0] > limit:
+        if limit is not None and parsed.n_events > limit:
             # permanent, not "retry later": this request can never fit however idle the server is
             raise errors.invalid(
-                "features",
-                f"{parsed.raw.shape[0]} events in one request exceed the limit of {limit} "
+                "features" if parsed.event_times_us is None else "entity_keys",
+                f"{parsed.n_events} events in one request exceed the limit of {limit} "
                 "(coalescing.max_queue_events); split it into smaller requests",
             )
         return parsed
@@ -85,6 +86,18 @@ class AnomalyService:
         """Await a scoring call with its failure mapped to a status (ServingError)."""
         try:
             return await coro
+        except errors.ServingError:
+            raise
+        except Exception as exc:
+            raise _status(exc) from exc
+
+    async def _inputs(self, parsed: ParsedScoreRequest, timeout: float) -> tuple[np.ndarray, PendingUpdate | None]:
+        """The model's input rows: read from the feature store for a request sent by entity key and
+        event time (one lookup, off the loop), else from the request (``AnomalyScoring.inputs``)."""
+        if parsed.event_times_us is None:
+            return self.scoring.inputs(parsed)
+        try:
+            return await self.scoring.online_inputs(parsed, timeout), None
         except errors.ServingError:
             raise
         except Exception as exc:
@@ -99,7 +112,7 @@ class AnomalyService:
         started = time.perf_counter()
         try:
             parsed = self._parse(request)
-            X, pending = self.scoring.inputs(parsed)
+            X, pending = await self._inputs(parsed, self._timeout(context))
             result = await self._scored(self.scoring.score_settled(parsed, X, pending, self._timeout(context)))
         except errors.ServingError as err:
             slo.record_failure("anomaly", err.code.name, started)
@@ -126,7 +139,7 @@ class AnomalyService:
                 async for request in request_iterator:
                     try:
                         parsed = self._parse(request)
-                        X, update = self.scoring.inputs(parsed)
+                        X, update = await self._inputs(parsed, self._timeout(context))
                     except errors.ServingError as err:
                         err.reason = f"message {index}: {err.reason}"
                         await pending.put(err)

@@ -59,6 +59,11 @@ HTTP_REQUESTS = Counter(
     ["path", "status"],
 )
 ANOMALY_EVENTS = Counter("stackserve_anomaly_events_total", "events scored", ["model"])
+ONLINE_FEATURES_SECONDS = Histogram(
+    "stackserve_anomaly_online_features_seconds",
+    "one Score request's online feature-store lookup (requests sent by entity key and event time)",
+    buckets=(0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+)
 ANOMALY_IN_GATEWAY = Counter(
     "stackserve_anomaly_in_gateway_events_total",
     "events scored by the gateway's own copy of the models (anomaly.in_gateway_max_events), not by a Ray replica",

@@ -71,3 +71,40 @@ def test_unknown_fields_are_rejected():
     req = pb.ScoreRequest.FromString(score_request(np.ones((1, 3))).SerializeToString() + b"\x98\x06\x01")
     err = reject(req)
     assert err.field == "request" and "[99]" in err.details
+
+
+VIEW_CATALOG = {**CATALOG, "viewed": CatalogEntry("viewed", "3", "random_forest", NAMES, 3, None, 0.5,
+                                                  feature_view="gold_features:1")}
+
+
+def _by_entity(**fields) -> ServingError:
+    with pytest.raises(ServingError) as err:
+        parse_score_request(pb.ScoreRequest(**fields), VIEW_CATALOG, "plain", "stream")
+    return err.value
+
+
+def test_score_by_entity_parses_keys_and_times():
+    req = pb.ScoreRequest(model="viewed", entity_keys=["a", "b"], event_times_us=[5, 6])
+    p = parse_score_request(req, VIEW_CATALOG, "plain", "stream")
+    assert p.entity_keys == ["a", "b"] and p.event_times_us.tolist() == [5, 6] and p.n_events == 2
+    assert p.raw.shape == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        (dict(model="viewed", entity_keys=["a"], event_times_us=[5], num_features=3, features=[1, 2, 3]),
+         "event_times_us"),
+        (dict(model="viewed", entity_keys=["a", "b"], event_times_us=[5]), "event_times_us"),
+        (dict(model="viewed", event_times_us=[5]), "entity_keys"),
+        (dict(model="plain", entity_keys=["a"], event_times_us=[5]), "event_times_us"),
+        (dict(event_times_us=[5], entity_keys=["a"]), "event_times_us"),  # the default model has no view
+        (dict(model="viewed", entity_keys=["a"], event_times_us=[-1]), "event_times_us"),
+        (dict(model="viewed", entity_keys=[""], event_times_us=[5]), "entity_keys"),
+        (dict(model="viewed", entity_keys=["a"], event_times_us=[5], num_features=4), "num_features"),
+        (dict(model="viewed", entity_keys=["a"], event_times_us=[5], feature_names=["x"]), "feature_names"),
+    ],
+)
+def test_score_by_entity_rejections_name_the_field(fields, field):
+    err = _by_entity(**fields)
+    assert err.code.name == "INVALID_ARGUMENT" and err.field == field, err.details
