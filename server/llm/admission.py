@@ -96,6 +96,11 @@ def refuse_if_late(estimator: TtftEstimator, cfg: LLMConfig, request_class: str,
     """Raise ``WaitingQueueFullError`` (RESOURCE_EXHAUSTED) when the expected time to first token of a
     ``prompt_len``-token prompt behind ``waiting`` is over the class's limit (``limit_s``). Reads the
     scheduler's lists as of the last step: an estimate, not a promise."""
+    if not waiting and not running:
+        # an idle engine starts the request at once: no estimate beats that, and refusing here could
+        # never end (a cold first prefill put the estimate at 1.1 s for a 30-token prompt, the 1 s
+        # absolute cap refused every request after it, and no further step corrected the estimate)
+        return
     busy = len(waiting) + len(running) >= cfg.max_num_seqs
     limit = limit_s(cfg, request_class, estimator.unloaded_ttft_s(prompt_len), busy)
     if limit is None:

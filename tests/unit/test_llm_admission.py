@@ -82,3 +82,23 @@ def test_the_class_comes_from_the_request():
     assert SamplingParams().admission_class == "interactive"
     assert SamplingParams(priority=2).admission_class == "batch"
     assert SamplingParams(request_class="rag").admission_class == "rag"
+
+
+def test_an_idle_engine_admits_whatever_its_estimate_says():
+    """A stale estimate (a cold first prefill) must not refuse for ever: an idle engine starts the
+    request at once and its step measures the speed again."""
+    from server.config import LLMConfig
+    from server.llm.admission import refuse_if_late
+    from server.llm.errors import WaitingQueueFullError
+
+    est = TtftEstimator()
+    est.observe(1.1, 30, 0)  # a cold first prefill: 37 ms per token
+    capped = LLMConfig().model_copy(update={"max_expected_ttft_s": 1.0})
+    refuse_if_late(est, capped, "interactive", 30, [], [], free_slots=4)  # idle: admitted
+
+    class Running:  # one sequence decoding, its slot busy for 500 more steps
+        params = type("P", (), {"max_tokens": 600})()
+        output_ids = [0] * 100
+
+    with pytest.raises(WaitingQueueFullError, match=r"over this interactive request's limit of 1\.00 s"):
+        refuse_if_late(est, capped, "interactive", 30, [], [Running()], free_slots=0)
