@@ -68,7 +68,11 @@ def test_load_scales_out_to_both_nodes_and_back_down(two_nodes):
            # the gateway mirrors the deployed autoscaling policy, so it lets enough calls through
            "STACKSERVE__ANOMALY__NUM_REPLICAS": "auto", "STACKSERVE__ANOMALY__MAX_REPLICAS": "4",
            "STACKSERVE__ANOMALY__TARGET_ONGOING_REQUESTS": "1", "STACKSERVE__ANOMALY__IN_GATEWAY_MAX_EVENTS": "0",
-           "STACKSERVE__COALESCING__MAX_BATCH_EVENTS": "2048"}
+           "STACKSERVE__COALESCING__MAX_BATCH_EVENTS": "2048",
+           # the load saturates on purpose (to make Serve scale out): relative admission would refuse
+           # its excess at once, by design (tests/integration/test_admission_overload.py); here every
+           # refusal would count against the node-loss error budget this test measures
+           "STACKSERVE__COALESCING__ADMISSION": "false"}
     gateway = start_or_fail(workdir=c.tmp, name="gateway-two-nodes", env=env, ready_timeout=180)
     stop = threading.Event()
     errors: list[str] = []
