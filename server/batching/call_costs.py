@@ -25,6 +25,9 @@ class CallCosts:
     def __init__(self) -> None:
         self._rows: dict[int, float] = {}  # size class -> mean rows of the calls in it (moving)
         self._fastest: dict[int, float] = {}  # size class -> fastest recent seconds per call
+        # (rows, seconds) points sorted by rows, monotone in seconds: rebuilt when a call is observed,
+        # not on every estimate (admission reads several per request)
+        self._points: tuple[np.ndarray, np.ndarray] | None = None
 
     def __bool__(self) -> bool:
         return bool(self._fastest)
@@ -38,16 +41,19 @@ class CallCosts:
         self._fastest[c] = seconds if old is None else min(seconds, old * DRIFT)
         r = self._rows.get(c)
         self._rows[c] = float(rows) if r is None else 0.9 * r + 0.1 * rows
+        self._points = None
 
     def seconds(self, rows: int) -> float | None:
         """The expected time of one call of ``rows`` rows on an unloaded scorer (None: nothing seen)."""
         if not self._fastest or rows <= 0:
             return 0.0 if self._fastest else None
-        classes = sorted(self._fastest)
-        xs = np.asarray([self._rows[c] for c in classes])
-        ys = np.asarray([self._fastest[c] for c in classes])
-        order = np.argsort(xs, kind="stable")
-        xs, ys = xs[order], np.maximum.accumulate(ys[order])  # a larger call never costs less
+        if self._points is None:
+            classes = sorted(self._fastest)
+            xs = np.asarray([self._rows[c] for c in classes])
+            ys = np.asarray([self._fastest[c] for c in classes])
+            order = np.argsort(xs, kind="stable")
+            self._points = xs[order], np.maximum.accumulate(ys[order])  # a larger call never costs less
+        xs, ys = self._points
         if rows > xs[-1]:
             return float(ys[-1] * rows / xs[-1])
         return float(np.interp(rows, xs, ys))

@@ -102,7 +102,6 @@ class Coalescer(Generic[R]):
         self._tasks: set[asyncio.Task] = set()
         self._key_rows: dict[str, int] = {}
         self._queued_rows = 0
-        self._admitted_rows = 0  # queued, dispatched or being answered: the work ahead of a new request
         self._closed = False
         # Admission by expected queueing time (not only by rows): the rows ahead divided by the rate
         # batches have been dispatched at (a moving average of rows/s over completed calls).
@@ -144,7 +143,6 @@ class Coalescer(Generic[R]):
             timer = asyncio.get_running_loop().call_later(timeout, _expire, item.future)
         self._queues.setdefault(key, deque()).append(item)
         self._queued_rows += n
-        self._admitted_rows += n
         self._key_rows[key] = self._key_rows.get(key, 0) + n
         self._wakeup(key).set()
         if key not in self._loops or self._loops[key].done():
@@ -152,7 +150,6 @@ class Coalescer(Generic[R]):
         try:
             return await item.future
         finally:
-            self._admitted_rows -= n
             if timer is not None:
                 timer.cancel()
 
@@ -169,8 +166,9 @@ class Coalescer(Generic[R]):
         ahead, allowed = self.relative_wait_s(n, key)
         if ahead is not None and allowed is not None and ahead > allowed:
             self._refused_at = time.monotonic()
+            events = self._queued_rows + sum(self._inflight_calls.values())
             raise BatchQueueFullError(
-                f"{self._admitted_rows} events admitted ahead (calls of about {ahead * 1e3:.1f} ms) are over "
+                f"{events} events ahead (calls of about {ahead * 1e3:.1f} ms) are over "
                 f"this request's allowance of {allowed * 1e3:.1f} ms "
                 f"((admission_factor - 1) x its own call's time + the floor) while the queue stands; retry later"
             )
